@@ -1,0 +1,83 @@
+using Engine.Tensors;
+
+namespace Engine.Autograd;
+
+/// <summary>Walks the tape from one output in reverse topological order and accumulates leaf gradients.</summary>
+internal static class BackwardEngine
+{
+    public static void Run(Tensor root, Tensor? gradient)
+    {
+        if (!root.RequiresGrad)
+            throw new InvalidOperationException("Backward(): the tensor does not require grad (no input had RequiresGrad, or it was computed under NoGrad).");
+        if (gradient == null)
+        {
+            if (root.Numel != 1) throw new InvalidOperationException($"Backward() without a gradient needs a scalar output, not shape {ShapeUtil.Format(root.Dims)}.");
+            gradient = Tensor.Full(root.Dims, 1f, root.Device);
+        }
+        else
+        {
+            if (!ShapeUtil.SameShape(gradient.Dims, root.Dims))
+                throw new ArgumentException($"Backward(): gradient shape {ShapeUtil.Format(gradient.Dims)} does not match output shape {ShapeUtil.Format(root.Dims)}.");
+            Tensor.CheckSameDevice(root, gradient, "Backward");
+        }
+
+        using var _ = new NoGrad();
+        if (root.GradFn == null) { AccumulateLeaf(root, gradient); return; }
+
+        var order = TopologicalOrder(root.GradFn);
+        var pending = new Dictionary<GradFn, Tensor>(ReferenceEqualityComparer.Instance) { [root.GradFn] = gradient };
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var node = order[i];
+            if (!pending.Remove(node, out var gOut)) continue;
+            var grads = node.Backward(gOut);
+            if (grads.Length != node.Inputs.Length)
+                throw new InvalidOperationException($"Backward rule of {node.Name} returned {grads.Length} gradients for {node.Inputs.Length} inputs.");
+            for (int j = 0; j < grads.Length; j++)
+            {
+                var input = node.Inputs[j];
+                var g = grads[j];
+                if (g == null || !input.RequiresGrad) continue;
+                if (!ShapeUtil.SameShape(g.Dims, input.Dims))
+                    throw new InvalidOperationException($"Backward rule of {node.Name} produced gradient {ShapeUtil.Format(g.Dims)} for input {j} of shape {ShapeUtil.Format(input.Dims)}.");
+                if (input.GradFn == null) AccumulateLeaf(input, g);
+                else if (pending.TryGetValue(input.GradFn, out var acc)) pending[input.GradFn] = Sum(acc, g);
+                else pending[input.GradFn] = g;
+            }
+        }
+    }
+
+    private static Tensor Sum(Tensor a, Tensor b)
+    {
+        // A fresh tensor: gradients may alias each other (Add hands the same g to both inputs).
+        var r = a.Clone();
+        r.K.Axpy(1f, b.Buf, r.Buf, r.Numel);
+        return r;
+    }
+
+    private static void AccumulateLeaf(Tensor leaf, Tensor g)
+    {
+        // Leaf grads are owned copies so optimisers and clipping may scale them in place.
+        leaf.Grad = leaf.Grad == null ? g.Clone() : Sum(leaf.Grad, g);
+    }
+
+    private static List<GradFn> TopologicalOrder(GradFn root)
+    {
+        var order = new List<GradFn>();
+        var visited = new HashSet<GradFn>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(GradFn node, int next)>();
+        stack.Push((root, 0)); visited.Add(root);
+        while (stack.Count > 0)
+        {
+            var (node, next) = stack.Pop();
+            if (next < node.Inputs.Length)
+            {
+                stack.Push((node, next + 1));
+                var child = node.Inputs[next].GradFn;
+                if (child != null && visited.Add(child)) stack.Push((child, 0));
+            }
+            else order.Add(node);
+        }
+        return order;
+    }
+}

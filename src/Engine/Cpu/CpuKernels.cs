@@ -1,0 +1,81 @@
+using System.Numerics.Tensors;
+using Engine.Tensors;
+
+namespace Engine.Cpu;
+
+/// <summary>
+/// The CPU implementation of <see cref="IKernels"/>. Partial: each kernel family lives in its own file
+/// (CpuKernels.Elementwise.cs, CpuKernels.Reduce.cs, ...), beside its scalar reference.
+/// </summary>
+public sealed unsafe partial class CpuKernels : IKernels
+{
+    /// <summary>The single instance.</summary>
+    public static readonly CpuKernels Instance = new();
+    private CpuKernels() { }
+
+    /// <summary>Pointer to a buffer's first element (CPU storage is pinned).</summary>
+    internal static float* P(Buf b) => ((CpuStorage)b.Storage).Pointer + b.Offset;
+
+    /// <summary>A buffer as a span of n elements.</summary>
+    internal static Span<float> S(Buf b, int n) => ((CpuStorage)b.Storage).Data.AsSpan(b.Offset, n);
+
+    /// <inheritdoc/>
+    public void Fill(Buf y, int n, float value) => S(y, n).Fill(value);
+
+    /// <inheritdoc/>
+    public void Copy(Buf src, Buf dst, int n) => S(src, n).CopyTo(S(dst, n));
+
+    /// <inheritdoc/>
+    public void Axpy(float alpha, Buf x, Buf y, int n)
+    {
+        var ys = S(y, n);
+        if (alpha == 1f) TensorPrimitives.Add(ys, S(x, n), ys);
+        else TensorPrimitives.MultiplyAdd(S(x, n), alpha, ys, ys);
+    }
+
+    /// <inheritdoc/>
+    public void Gemm(bool transA, bool transB, int batch, int m, int n, int k, float alpha,
+                     Buf a, int lda, long strideA, Buf b, int ldb, long strideB, float beta, Buf c, int ldc, long strideC)
+    {
+        float* pa = P(a), pb = P(b), pc = P(c);
+        for (int i = 0; i < batch; i++)
+            Sgemm.Run(transA, transB, m, n, k, alpha, pa + i * strideA, lda, pb + i * strideB, ldb, beta, pc + i * strideC, ldc);
+    }
+
+    /// <inheritdoc/>
+    public void RandomUniform(Buf y, int n, ulong seed, ulong counter, float low, float high)
+    {
+        float* p = P(y);
+        float scale = high - low;
+        CpuThreads.For((n + 3) / 4, 4096, (s, e) =>
+        {
+            for (int q = s; q < e; q++)
+            {
+                var (w0, w1, w2, w3) = Philox.Generate(seed, counter + (ulong)q);
+                int i = q * 4;
+                p[i] = low + scale * Philox.ToUnit(w0);
+                if (i + 1 < n) p[i + 1] = low + scale * Philox.ToUnit(w1);
+                if (i + 2 < n) p[i + 2] = low + scale * Philox.ToUnit(w2);
+                if (i + 3 < n) p[i + 3] = low + scale * Philox.ToUnit(w3);
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public void RandomNormal(Buf y, int n, ulong seed, ulong counter, float mean, float std)
+    {
+        float* p = P(y);
+        CpuThreads.For((n + 1) / 2, 2048, (s, e) =>
+        {
+            for (int q = s; q < e; q++)
+            {
+                var (w0, w1, _, _) = Philox.Generate(seed, counter + (ulong)q);
+                double r = Math.Sqrt(-2.0 * Math.Log(Philox.ToUnitOpen(w0)));
+                double th = 2.0 * Math.PI * Philox.ToUnit(w1);
+                int i = q * 2;
+                p[i] = mean + std * (float)(r * Math.Cos(th));
+                if (i + 1 < n) p[i + 1] = mean + std * (float)(r * Math.Sin(th));
+            }
+        });
+    }
+}

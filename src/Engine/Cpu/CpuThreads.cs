@@ -1,0 +1,47 @@
+namespace Engine.Cpu;
+
+/// <summary>
+/// The one work-partitioning helper of the CPU path: splits [0, count) into contiguous chunks over at most
+/// <see cref="Count"/> threads. Every multi-threaded kernel goes through here, so the thread count is one setting.
+/// </summary>
+public static class CpuThreads
+{
+    private static int _count = Environment.ProcessorCount;
+
+    /// <summary>Threads the CPU kernels may use (default: logical processors). Results are reproducible for a given count.</summary>
+    public static int Count
+    {
+        get => _count;
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), "Thread count must be at least 1.");
+            _count = value;
+        }
+    }
+
+    /// <summary>
+    /// Runs body(start, end) over contiguous chunks covering [0, count). Chunks are at least <paramref name="minChunk"/>
+    /// long, so small problems run inline on the calling thread with no scheduling cost.
+    /// </summary>
+    public static void For(int count, int minChunk, Action<int, int> body)
+    {
+        if (count <= 0) return;
+        int threads = Math.Min(_count, Math.Max(1, count / Math.Max(1, minChunk)));
+        if (threads <= 1) { body(0, count); return; }
+        int chunk = (count + threads - 1) / threads;
+        int parts = (count + chunk - 1) / chunk;
+        System.Threading.Tasks.Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, p =>
+        {
+            int s = p * chunk;
+            body(s, Math.Min(count, s + chunk));
+        });
+    }
+
+    /// <summary>Runs body(i) for each i in [0, count) with one task per index (for a few large, equal work items).</summary>
+    public static void ForEach(int count, Action<int> body)
+    {
+        if (count <= 0) return;
+        if (_count <= 1 || count == 1) { for (int i = 0; i < count; i++) body(i); return; }
+        System.Threading.Tasks.Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _count }, body);
+    }
+}

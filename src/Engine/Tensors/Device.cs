@@ -1,0 +1,72 @@
+using System.Collections.Concurrent;
+
+namespace Engine.Tensors;
+
+/// <summary>
+/// Where a tensor's memory lives and which kernels run on it. The core knows only the CPU;
+/// other backends (Engine.Cuda) register a factory for their prefix when loaded.
+/// </summary>
+public abstract class Device
+{
+    private static readonly ConcurrentDictionary<string, Func<int, Device>> Factories = new();
+    private static readonly ConcurrentDictionary<string, string> Unavailable = new();
+
+    /// <summary>"cpu", "cuda:0", ...</summary>
+    public abstract string Name { get; }
+    /// <summary>The kernels that operate on this device's storage.</summary>
+    public abstract IKernels Kernels { get; }
+    /// <summary>Allocates storage for <paramref name="length"/> floats.</summary>
+    public abstract Storage Allocate(int length, bool zero = false);
+    /// <summary>Copies host floats into device storage at an element offset.</summary>
+    public abstract void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset);
+    /// <summary>Copies device storage (from an element offset) into host floats.</summary>
+    public abstract void CopyToHost(Storage source, int sourceOffset, Span<float> destination);
+
+    /// <summary>The CPU device.</summary>
+    public static Device Cpu => CpuDevice.Instance;
+
+    /// <summary>Backends call this when loaded, e.g. Register("cuda", index => ...).</summary>
+    public static void Register(string prefix, Func<int, Device> factory) => Factories[prefix] = factory;
+
+    /// <summary>Backends call this when they cannot run, so that <see cref="Get"/> can say why.</summary>
+    public static void MarkUnavailable(string prefix, string reason) => Unavailable[prefix] = reason;
+
+    /// <summary>Resolves "cpu" or "prefix[:index]"; throws with the backend's reason when it is absent.</summary>
+    public static Device Get(string name)
+    {
+        if (name == "cpu") return Cpu;
+        string prefix = name; int index = 0;
+        int colon = name.IndexOf(':');
+        if (colon >= 0)
+        {
+            prefix = name[..colon];
+            if (!int.TryParse(name.AsSpan(colon + 1), out index) || index < 0) throw new ArgumentException($"Bad device name '{name}'.");
+        }
+        if (Factories.TryGetValue(prefix, out var f)) return f(index);
+        if (Unavailable.TryGetValue(prefix, out var why)) throw new InvalidOperationException($"Device '{name}' is not available: {why}");
+        throw new InvalidOperationException($"Device '{name}' is not available: no backend registered for '{prefix}' (is Engine.Cuda loaded?).");
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
+
+/// <summary>The CPU device: pinned managed arrays and the SIMD kernels in Engine.Cpu.</summary>
+public sealed class CpuDevice : Device
+{
+    /// <summary>The single CPU device.</summary>
+    public static readonly CpuDevice Instance = new();
+    private CpuDevice() { }
+    /// <inheritdoc/>
+    public override string Name => "cpu";
+    /// <inheritdoc/>
+    public override IKernels Kernels => Engine.Cpu.CpuKernels.Instance;
+    /// <inheritdoc/>
+    public override Storage Allocate(int length, bool zero = false) => new CpuStorage(length, zero);
+    /// <inheritdoc/>
+    public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
+        => source.CopyTo(((CpuStorage)destination).Data.AsSpan(destinationOffset));
+    /// <inheritdoc/>
+    public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
+        => ((CpuStorage)source).Data.AsSpan(sourceOffset, destination.Length).CopyTo(destination);
+}
