@@ -19,7 +19,7 @@ switch ($Verb) {
   "run" {
     dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     if ($Rest.Count -eq 0) { $Rest = @("train", "--model", "cnn") }
-    dotnet src/Engine.Cli/bin/Release/net10.0/engine.dll @Rest; exit $LASTEXITCODE
+    dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll @Rest; exit $LASTEXITCODE
   }
   default { Write-Error "usage: ./build.ps1 build|test|bench|run [args...]"; exit 2 }
 }

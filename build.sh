@@ -37,7 +37,7 @@ case "$verb" in
   run)
     dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q
     if [ $# -eq 0 ]; then set -- train --model cnn; fi
-    dotnet src/Engine.Cli/bin/Release/net10.0/engine.dll "$@"
+    dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll "$@"
     ;;
   *)
     echo "usage: ./build.sh build|test|bench|run [args...]" >&2; exit 2

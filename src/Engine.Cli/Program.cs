@@ -1,1 +1,3 @@
-return 0;
+using Engine.Cli;
+
+return EngineCli.Build().Parse(args).Invoke();
