@@ -58,8 +58,11 @@ public sealed unsafe partial class CpuKernels
         float sum = TensorPrimitives.Sum(ys);
         if (log)
         {
-            float shift = m + MathF.Log(sum);
-            ElementwiseLoops.Binary(new O.Sub(), x, 1, &shift, 0, y, n);
+            // (x - m) - log Σ rather than x - (m + log Σ): the first difference is exact near the maximum, so
+            // log-probabilities close to 0 keep their relative accuracy.
+            float logSum = MathF.Log(sum);
+            ElementwiseLoops.Binary(new O.Sub(), x, 1, &m, 0, y, n);
+            ElementwiseLoops.Binary(new O.Sub(), y, 1, &logSum, 0, y, n);
         }
         else
         {
@@ -81,8 +84,11 @@ public sealed unsafe partial class CpuKernels
         if (log)
         {
             ElementwiseLoops.Unary(new O.Log(), sum, sum, w);
-            ElementwiseLoops.Binary(new O.Add(), m, 1, sum, 1, m, w);          // m := m + log Σ
-            for (int s = 0; s < size; s++) ElementwiseLoops.Binary(new O.Sub(), x + s * stride, 1, m, 1, y + s * stride, w);
+            for (int s = 0; s < size; s++)
+            {
+                ElementwiseLoops.Binary(new O.Sub(), x + s * stride, 1, m, 1, y + s * stride, w);
+                ElementwiseLoops.Binary(new O.Sub(), y + s * stride, 1, sum, 1, y + s * stride, w);
+            }
         }
         else
         {
