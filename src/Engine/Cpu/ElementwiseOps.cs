@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using V256 = System.Runtime.Intrinsics.Vector256<float>;
 using V512 = System.Runtime.Intrinsics.Vector512<float>;

@@ -135,7 +135,7 @@ public sealed partial class Tensor
         var shape = BroadcastShapes(a, b, name);
         var r = a.NewEmpty(shape);
         a.K.Binary(op, a.Buf, ShapeUtil.BroadcastStrides(a.Dims, shape), b.Buf, ShapeUtil.BroadcastStrides(b.Dims, shape), r.Buf, shape);
-        if (op >= BinaryOp.Gt) return r;   // comparisons: piecewise constant, no gradient
+        if (op is BinaryOp.Gt or BinaryOp.Ge or BinaryOp.Lt or BinaryOp.Le or BinaryOp.Eq or BinaryOp.Ne) return r;   // piecewise constant: no gradient
         return GradRecorder.Record(r, a, b, op switch
         {
             BinaryOp.Add => static (g, a, b) => [GradFor(a, g), GradFor(b, g)],

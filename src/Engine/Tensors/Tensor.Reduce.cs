@@ -45,10 +45,10 @@ public sealed partial class Tensor
     private Tensor ArgBest(int axis, bool keepDim, bool max)
     {
         string name = max ? "ArgMax" : "ArgMin";
-        int ax = CheckAxis(axis, name);
+        int ax = AxisUtil.Check(Dims, axis, name);
         if (Dims[ax] == 0) throw new ArgumentException($"{name}: axis {axis} of shape {ShapeUtil.Format(Dims)} is empty.");
-        var (outer, size, inner) = Split(Dims, ax, ax);
-        var r = NewEmpty(ReducedShape(Dims, Mask(ax), keepDim));
+        var (outer, size, inner) = AxisUtil.OuterSizeInner(Dims, ax, ax);
+        var r = NewEmpty(AxisUtil.ReducedShape(Dims, AxisUtil.Only(ax, Rank), keepDim));
         if (max) K.ArgMax(Buf, r.Buf, outer, size, inner);
         else K.ArgMin(Buf, r.Buf, outer, size, inner);
         return r;
@@ -63,7 +63,7 @@ public sealed partial class Tensor
         else
             foreach (int a in axes)
             {
-                int ax = CheckAxis(a, name);
+                int ax = AxisUtil.Check(Dims, a, name);
                 if (reduced[ax]) throw new ArgumentException($"{name}: axis {a} is listed twice (shape {ShapeUtil.Format(Dims)}).");
                 reduced[ax] = true;
             }
@@ -72,9 +72,9 @@ public sealed partial class Tensor
                 if (reduced[d] && Dims[d] == 0)
                     throw new ArgumentException($"{name}: cannot reduce over axis {d} of size 0 (shape {ShapeUtil.Format(Dims)}).");
 
-        var keepShape = ReducedShape(Dims, reduced, true);
+        var keepShape = AxisUtil.ReducedShape(Dims, reduced, true);
         var r = ReduceRaw(op, reduced);
-        var outShape = ReducedShape(Dims, reduced, keepDim);
+        var outShape = AxisUtil.ReducedShape(Dims, reduced, keepDim);
         var result = new Tensor(r.Storage, r.Offset, outShape);
         if (!GradRecorder.ShouldRecord(this)) return result;
 
@@ -113,7 +113,7 @@ public sealed partial class Tensor
             while (d < Rank && (reduced[d] || Dims[d] == 1)) { real |= reduced[d] && Dims[d] != 1; size *= Dims[d]; d++; }
             if (real) runs.Add((s, d - 1, size));
         }
-        var keepShape = ReducedShape(Dims, reduced, true);
+        var keepShape = AxisUtil.ReducedShape(Dims, reduced, true);
         if (runs.Count == 0)
         {
             var copy = NewEmpty(keepShape);
@@ -125,47 +125,13 @@ public sealed partial class Tensor
         var dims = (int[])Dims.Clone();
         foreach (var (s, e, _) in runs)
         {
-            var (outer, size, inner) = Split(dims, s, e);
+            var (outer, size, inner) = AxisUtil.OuterSizeInner(dims, s, e);
             for (int d = s; d <= e; d++) dims[d] = 1;
             var next = NewEmpty(dims);
             K.Reduce(op, cur.Buf, next.Buf, outer, size, inner);
             cur = next;
         }
         return new Tensor(cur.Storage, cur.Offset, keepShape);
-    }
-
-    private int CheckAxis(int axis, string name)
-    {
-        int a = axis < 0 ? axis + Rank : axis;
-        if (a < 0 || a >= Rank)
-            throw new ArgumentException($"{name}: axis {axis} is out of range for shape {ShapeUtil.Format(Dims)} (rank {Rank}).");
-        return a;
-    }
-
-    private bool[] Mask(int axis)
-    {
-        var m = new bool[Rank];
-        m[axis] = true;
-        return m;
-    }
-
-    /// <summary>(outer, size, inner) for reducing dims[first..last] of a row-major shape.</summary>
-    internal static (int outer, int size, int inner) Split(int[] dims, int first, int last)
-    {
-        int outer = 1, size = 1, inner = 1;
-        for (int d = 0; d < first; d++) outer *= dims[d];
-        for (int d = first; d <= last; d++) size *= dims[d];
-        for (int d = last + 1; d < dims.Length; d++) inner *= dims[d];
-        return (outer, size, inner);
-    }
-
-    private static int[] ReducedShape(int[] dims, bool[] reduced, bool keepDim)
-    {
-        var s = new List<int>(dims.Length);
-        for (int d = 0; d < dims.Length; d++)
-            if (!reduced[d]) s.Add(dims[d]);
-            else if (keepDim) s.Add(1);
-        return [.. s];
     }
 
     // ---------------------------------------------------------------- expand / sum-to-shape

@@ -13,8 +13,8 @@ public sealed partial class Tensor
 
     private Tensor SoftmaxCore(int axis, bool log, string name)
     {
-        int ax = CheckAxis(axis, name);
-        var (outer, size, inner) = Split(Dims, ax, ax);
+        int ax = AxisUtil.Check(Dims, axis, name);
+        var (outer, size, inner) = AxisUtil.OuterSizeInner(Dims, ax, ax);
         var r = NewEmpty(Dims);
         K.Softmax(Buf, r.Buf, outer, size, inner, log);
         if (!GradRecorder.ShouldRecord(this)) return r;

@@ -70,6 +70,26 @@ public class ElementwiseKernelTests
     }
 
     [Test]
+    public void NaNInputsGiveNaNForEveryUnaryOp([Values(512, 256, 0)] int bits)
+    {
+        // 37 elements: NaNs in the Vector512 body (3, 20) and in the scalar tail (35).
+        var x = Approx.Uniform(37, -2, 2, 77);
+        x[3] = x[20] = x[35] = float.NaN;
+        var xt = Tensor.FromArray(x, 37);
+        Approx.WithSimd(bits, () =>
+        {
+            foreach (var (op, alpha, beta, _, _) in UnaryCases)
+            {
+                if (op == UnaryOp.Pow && alpha == 0) continue;   // pow(NaN, 0) == 1 by IEEE
+                var y = Tensor.Empty([37]);
+                K.Unary(op, xt.Buf, y.Buf, 37, alpha, beta);
+                var v = y.ToArray();
+                Assert.That(new[] { v[3], v[20], v[35] }, Is.All.NaN, $"{op}({alpha}, {beta}) bits={bits}");
+            }
+        });
+    }
+
+    [Test]
     public void UnaryMayRunInPlace()
     {
         var x = Approx.Uniform(1000, -3, 3, 9);
