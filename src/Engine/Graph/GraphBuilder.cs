@@ -16,6 +16,7 @@ public sealed class GraphBuilder
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private readonly HashSet<string> _nodeNames = new(StringComparer.Ordinal);
     private readonly Dictionary<Tensor, Value> _initializers = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<Value, Value> _remap = new(ReferenceEqualityComparer.Instance);
     private bool _built;
 
     /// <summary>Declares the next graph input.</summary>
@@ -109,21 +110,19 @@ public sealed class GraphBuilder
             if (!liveValues.Contains(v)) continue;
             var nv = new Value(token, values.Count, v.Name, v.Kind, v.Data, null, v.OutputIndex);
             values.Add(nv);
-            Remap[v] = nv;
+            _remap[v] = nv;
         }
         foreach (var n in _nodes)
         {
             if (!liveNodes[n.Index]) continue;
-            var nn = new Node(nodes.Count, n.Name, n.Op, n.Inputs.Select(i => Remap[i]).ToArray());
-            var outs = n.Outputs.Select(o => Remap[o]).ToArray();
+            var nn = new Node(nodes.Count, n.Name, n.Op, n.Inputs.Select(i => _remap[i]).ToArray());
+            var outs = n.Outputs.Select(o => _remap[o]).ToArray();
             foreach (var o in outs) o.Producer = nn;
             nn.Outputs = outs;
             nodes.Add(nn);
         }
-        return new ComputeGraph([.. values], _inputs.Select(v => Remap[v]).ToArray(), _outputs.Select(v => Remap[v]).ToArray(), [.. nodes]);
+        return new ComputeGraph([.. values], _inputs.Select(v => _remap[v]).ToArray(), _outputs.Select(v => _remap[v]).ToArray(), [.. nodes]);
     }
-
-    private Dictionary<Value, Value> Remap { get; } = new(ReferenceEqualityComparer.Instance);
 
     private Value Initializer(string name, ValueKind kind, Tensor data)
     {

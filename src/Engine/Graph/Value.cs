@@ -30,7 +30,7 @@ public sealed class Value
     }
 
     // The builder that created this value; used to reject values from another graph.
-    internal object Owner { get; set; }
+    internal object Owner { get; }
 
     /// <summary>Dense index of the value inside its graph (0 .. Values.Count-1).</summary>
     public int Id { get; }
