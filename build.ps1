@@ -7,12 +7,18 @@ switch ($Verb) {
   "build" { dotnet build Engine.sln -c Release --nologo -v q @Rest; exit $LASTEXITCODE }
   "test" {
     dotnet build Engine.sln -c Release --nologo -v q; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
-    $out = dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build --nologo --logger "console;verbosity=normal" @Rest 2>&1
+    $results = Join-Path ([System.IO.Path]::GetTempPath()) ([System.Guid]::NewGuid().ToString())
+    dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build --nologo --logger "console;verbosity=normal" `
+      --logger "trx;LogFileName=results.trx" --results-directory $results @Rest
     $rc = $LASTEXITCODE
-    $out | Write-Output
-    $m = $out | Select-String -Pattern 'Failed: +(\d+), +Passed: +(\d+), +Skipped: +(\d+)' | Select-Object -Last 1
-    if ($m) { $g = $m.Matches[0].Groups; Write-Output "$($g[2].Value) passed, $($g[1].Value) failed, $($g[3].Value) skipped" }
-    else { Write-Output "0 passed, 1 failed"; if ($rc -eq 0) { $rc = 1 } }
+    # The plain summary line CI reads: "N passed, M failed, K skipped", from the TRX counters.
+    $trx = Join-Path $results "results.trx"
+    if (Test-Path $trx) {
+      $c = ([xml](Get-Content $trx)).TestRun.ResultSummary.Counters
+      $skipped = [int]$c.total - [int]$c.passed - [int]$c.failed
+      Write-Output "$($c.passed) passed, $($c.failed) failed, $skipped skipped"
+    } else { Write-Output "0 passed, 1 failed"; if ($rc -eq 0) { $rc = 1 } }
+    Remove-Item -Recurse -Force $results -ErrorAction SilentlyContinue
     exit $rc
   }
   "bench" { dotnet run -c Release --project benchmarks/Engine.Benchmarks -- @Rest; exit $LASTEXITCODE }
