@@ -15,7 +15,7 @@ internal static unsafe class GemmKernel256
     internal const int MaxRows = 6;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile<TR, TW>(int kc, float* ap, float* bp, float* c, nint ldc, float alpha, float beta)
+    internal static void Tile<TR, TW>(int kc, float* ap, float* bp, nint ldb, float* c, nint ldc, float alpha, float beta)
         where TR : struct, IGemmConst where TW : struct, IGemmConst
     {
         // TR (rows) and TW (columns) are JIT-time constants, so every unused accumulator and branch folds away.
@@ -38,7 +38,7 @@ internal static unsafe class GemmKernel256
             if (TR.Value > 4) { a = Vector256.Create(ap[4]); r4a = Fma.MultiplyAdd(a, b0, r4a); if (two) r4b = Fma.MultiplyAdd(a, b1, r4b); }
             if (TR.Value > 5) { a = Vector256.Create(ap[5]); r5a = Fma.MultiplyAdd(a, b0, r5a); if (two) r5b = Fma.MultiplyAdd(a, b1, r5b); }
             ap += TR.Value;
-            bp += TW.Value;
+            bp += ldb;
         }
         Vector256<float> va = Vector256.Create(alpha);
         { Put(c + 0 * ldc, r0a, va, beta); if (two) Put(c + 0 * ldc + 8, r0b, va, beta); }

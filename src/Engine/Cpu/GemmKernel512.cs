@@ -7,7 +7,7 @@ namespace Engine.Cpu;
 
 /// <summary>
 /// AVX-512 micro-kernel: a TR×TW tile of C (TR ≤ 14 rows, TW = 16 or 32 columns) from an A panel packed TR floats per k
-/// and a B panel packed TW floats per k. 14×32 keeps 28 zmm accumulators + 2 B vectors + 1 broadcast in the 32 registers.
+/// and B rows of TW floats ldb apart (ldb = TW for a packed panel; a row-major B is read in place when only one A panel uses it). 14×32 keeps 28 zmm accumulators + 2 B vectors + 1 broadcast in the 32 registers.
 /// </summary>
 internal static unsafe class GemmKernel512
 {
@@ -15,7 +15,7 @@ internal static unsafe class GemmKernel512
     internal const int MaxRows = 14;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile<TR, TW>(int kc, float* ap, float* bp, float* c, nint ldc, float alpha, float beta)
+    internal static void Tile<TR, TW>(int kc, float* ap, float* bp, nint ldb, float* c, nint ldc, float alpha, float beta)
         where TR : struct, IGemmConst where TW : struct, IGemmConst
     {
         // TR (rows) and TW (columns) are JIT-time constants, so every unused accumulator and branch folds away.
@@ -54,7 +54,7 @@ internal static unsafe class GemmKernel512
             if (TR.Value > 12) { a = Vector512.Create(ap[12]); r12a = Avx512F.FusedMultiplyAdd(a, b0, r12a); if (two) r12b = Avx512F.FusedMultiplyAdd(a, b1, r12b); }
             if (TR.Value > 13) { a = Vector512.Create(ap[13]); r13a = Avx512F.FusedMultiplyAdd(a, b0, r13a); if (two) r13b = Avx512F.FusedMultiplyAdd(a, b1, r13b); }
             ap += TR.Value;
-            bp += TW.Value;
+            bp += ldb;
         }
         Vector512<float> va = Vector512.Create(alpha);
         { Put(c + 0 * ldc, r0a, va, beta); if (two) Put(c + 0 * ldc + 16, r0b, va, beta); }

@@ -36,7 +36,25 @@ internal static unsafe class GemmPack
             int w = PanelWidth(cols, nr);
             float* d = dst + (long)jr * kc;
             if (transB) PackRowsFromRows(b + (long)(j0 + jr) * ldb + p0, ldb, cols, kc, d, avx512, w);
-            else PackRowsFromColumns(b + (long)p0 * ldb + j0 + jr, ldb, cols, kc, d, avx512, w);
+            else if (!avx512 || cols < nr) PackRowsFromColumns(b + (long)p0 * ldb + j0 + jr, ldb, cols, kc, d, avx512, w);
+        }
+        if (!transB && avx512 && nr == 32)
+        {
+            // Full panels row by row: one sequential read of each B row feeds every panel, instead of one short strided
+            // read per (panel, row), which the prefetchers and the TLB handle badly when ldb is a multiple of 4 KB.
+            int full = nc / 32;
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = b + (long)(p0 + p) * ldb + j0;
+                float* d = dst + p * 32;
+                for (int q = 0; q < full; q++)
+                {
+                    Vector512.Store(Vector512.Load(s), d);
+                    Vector512.Store(Vector512.Load(s + 16), d + 16);
+                    s += 32;
+                    d += 32L * kc;
+                }
+            }
         }
     }
 

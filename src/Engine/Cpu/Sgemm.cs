@@ -20,8 +20,8 @@ public static unsafe class Sgemm
     internal const int MC = 1152;
     /// <summary>Largest micro-tile row count of any path.</summary>
     internal const int MaxMR = 14;
-    /// <summary>Below this many flops (2·m·n·k) a GEMM stays on the calling thread: dispatch would cost more than it saves.</summary>
-    internal const double SerialFlops = 2.0 * 64 * 64 * 64;
+    /// <summary>Below this many flops (2·m·n·k, about 9 µs of one core) a GEMM stays on the calling thread: waking a pool thread costs a few µs.</summary>
+    internal const double SerialFlops = 2.0 * 96 * 96 * 96;
 
     /// <summary>Implementations; tests pin one through <see cref="ForcedPath"/> to check each on one machine.</summary>
     internal enum Path { Auto, Scalar, Avx2, Avx512 }
@@ -40,7 +40,7 @@ public static unsafe class Sgemm
         : Path.Scalar;
 
     // Tile kernels indexed [(full width ? MaxMR + 1 : 0) + rows], rows 1..MR; half-width (tail) kernels first.
-    private static readonly delegate*<int, float*, float*, float*, nint, float, float, void>[] Tiles512 =
+    private static readonly delegate*<int, float*, float*, nint, float*, nint, float, float, void>[] Tiles512 =
     [
         null, &GemmKernel512.Tile<G1, G16>, &GemmKernel512.Tile<G2, G16>, &GemmKernel512.Tile<G3, G16>,
         &GemmKernel512.Tile<G4, G16>, &GemmKernel512.Tile<G5, G16>, &GemmKernel512.Tile<G6, G16>, &GemmKernel512.Tile<G7, G16>,
@@ -51,7 +51,7 @@ public static unsafe class Sgemm
         &GemmKernel512.Tile<G8, G32>, &GemmKernel512.Tile<G9, G32>, &GemmKernel512.Tile<G10, G32>, &GemmKernel512.Tile<G11, G32>,
         &GemmKernel512.Tile<G12, G32>, &GemmKernel512.Tile<G13, G32>, &GemmKernel512.Tile<G14, G32>,
     ];
-    private static readonly delegate*<int, float*, float*, float*, nint, float, float, void>[] Tiles256 =
+    private static readonly delegate*<int, float*, float*, nint, float*, nint, float, float, void>[] Tiles256 =
     [
         null, &GemmKernel256.Tile<G1, G8>, &GemmKernel256.Tile<G2, G8>, &GemmKernel256.Tile<G3, G8>,
         &GemmKernel256.Tile<G4, G8>, &GemmKernel256.Tile<G5, G8>, &GemmKernel256.Tile<G6, G8>, null,
@@ -152,6 +152,11 @@ public static unsafe class Sgemm
     {
         // kc depends on k alone, never on the thread split, so the summation order of every element is fixed.
         int kcStep = BlockStep(k, KC, 16), mcStep = BlockStep(m, MC, mr), ncStep = BlockStep(n, NC, nr);
+        if (m >= 2 && m <= mr && !transB)
+        {
+            SinglePanel(avx512, nr, transA, m, n, k, kcStep, alpha, a, lda, b, ldb, beta, c, ldc, ws);
+            return;
+        }
         for (int ic = 0; ic < m; ic += mcStep)
         {
             int mc = Math.Min(mcStep, m - ic);
@@ -166,6 +171,34 @@ public static unsafe class Sgemm
                     GemmPack.PackB(transB, b, ldb, pc, kc, jc, nc, nr, ws.B, avx512);
                     Macro(avx512, mr, nr, mc, nc, kc, ws.A, ws.B, c + (long)ic * ldc + jc, ldc, alpha, betaK);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A GEMM with a single row panel (m ≤ MR) and row-major B: each B element is used by one micro-tile only, so
+    /// packing B would be a pure extra copy; the kernel reads full column panels of B in place (same arithmetic).
+    /// </summary>
+    private static void SinglePanel(bool avx512, int nr, bool transA, int m, int n, int k, int kcStep, float alpha,
+                                    float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)
+    {
+        var tiles = avx512 ? Tiles512 : Tiles256;
+        float* tmp = stackalloc float[MaxMR * 32];
+        for (int pc = 0; pc < k; pc += kcStep)
+        {
+            int kc = Math.Min(kcStep, k - pc);
+            GemmPack.PackA(transA, a, lda, 0, m, pc, kc, m, ws.A, avx512);
+            float betaK = pc == 0 ? beta : 1f;
+            int full = n / nr * nr;
+            var tile = tiles[MaxMR + 1 + m];
+            for (int jr = 0; jr < full; jr += nr)
+                tile(kc, ws.A, b + (long)pc * ldb + jr, ldb, c + jr, ldc, alpha, betaK);
+            if (full < n)
+            {
+                int cols = n - full, w = GemmPack.PanelWidth(cols, nr);
+                GemmPack.PackB(false, b, ldb, pc, kc, full, cols, nr, ws.B, avx512);
+                tiles[(w == nr ? MaxMR + 1 : 0) + m](kc, ws.A, ws.B, w, tmp, w, 1f, 0f);
+                MergeEdge(tmp, w, c + full, ldc, m, cols, alpha, betaK);
             }
         }
     }
@@ -189,10 +222,10 @@ public static unsafe class Sgemm
                 var tile = tiles[(w == nr ? MaxMR + 1 : 0) + rows];
                 float* bp = pb + (long)jr * kc;
                 if (cols == w)
-                    tile(kc, ap, bp, crow + jr, ldc, alpha, beta);
+                    tile(kc, ap, bp, w, crow + jr, ldc, alpha, beta);
                 else
                 {
-                    tile(kc, ap, bp, tmp, w, 1f, 0f);
+                    tile(kc, ap, bp, w, tmp, w, 1f, 0f);
                     MergeEdge(tmp, w, crow + jr, ldc, rows, cols, alpha, beta);
                 }
             }

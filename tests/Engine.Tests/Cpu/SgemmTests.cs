@@ -89,7 +89,7 @@ public unsafe class SgemmTests
     [
         (1, 1, 1), (1, 1, 7), (2, 3, 4), (1, 37, 5), (29, 1, 9), (12, 32, 16), (14, 32, 16), (13, 31, 17),
         (6, 16, 8), (7, 17, 33), (5, 8, 3), (24, 64, 100), (25, 65, 385), (15, 48, 31), (40, 20, 12), (3, 100, 2),
-        (100, 3, 64), (37, 49, 400), (64, 64, 64), (65, 97, 769),
+        (100, 3, 64), (37, 49, 400), (64, 64, 64), (65, 97, 769), (1, 70, 1000), (12, 64, 800), (3, 200, 900), (14, 33, 500),
     ];
 
     private static IEnumerable<Sgemm.Path> Paths()
@@ -205,7 +205,7 @@ public unsafe class SgemmTests
     {
         var rng = new Random(7);
         // Small batches exercise the parallel-over-batch path, the larger ones the per-GEMM split.
-        foreach (var (batch, m, n, k, ta, tb) in new[] { (5, 7, 9, 11, false, false), (3, 33, 40, 70, true, false), (4, 20, 50, 30, false, true), (3, 70, 80, 90, true, true) })
+        foreach (var (batch, m, n, k, ta, tb) in new[] { (5, 7, 9, 11, false, false), (3, 33, 40, 70, true, false), (4, 20, 50, 30, false, true), (3, 70, 80, 90, true, true), (3, 170, 180, 190, false, false) })
             foreach (int threads in new[] { 1, 2 })
             {
                 CpuThreads.Count = threads;
