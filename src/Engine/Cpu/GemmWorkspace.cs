@@ -15,9 +15,12 @@ internal sealed unsafe class GemmWorkspace
     /// <summary>Packed B block (KC × NC).</summary>
     internal readonly float* B;
 
+    /// <summary>Floats in <see cref="A"/> (not counting the packing slack).</summary>
+    internal const int AFloats = (Sgemm.MC + Sgemm.MaxMR) * Sgemm.KC;
+
     private GemmWorkspace()
     {
-        A = (float*)NativeMemory.AlignedAlloc((nuint)(((long)Sgemm.MC + Sgemm.MaxMR) * Sgemm.KC + GemmPack.Slack) * sizeof(float), 64);
+        A = (float*)NativeMemory.AlignedAlloc((nuint)((long)AFloats + GemmPack.Slack) * sizeof(float), 64);
         B = (float*)NativeMemory.AlignedAlloc((nuint)((long)Sgemm.KC * Sgemm.NC + GemmPack.Slack) * sizeof(float), 64);
     }
 

@@ -91,6 +91,8 @@ public static unsafe class Sgemm
         bool avx512 = path == Path.Avx512;
         int mr = avx512 ? Mr512 : 6, nr = avx512 ? 32 : 16;
         if (2.0 * m * n * k < SerialFlops) threads = 1;
+        if ((m == 1 || n == 1) && GemmGemv.TryRun(avx512, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
+            return;
 
         int mPanels = (m + mr - 1) / mr, nPanels = (n + nr - 1) / nr;
         // Split the dimension whose panels divide more evenly over the threads; columns on a tie (each thread then
@@ -176,8 +178,9 @@ public static unsafe class Sgemm
     }
 
     /// <summary>
-    /// A GEMM with a single row panel (m ≤ MR) and row-major B: each B element is used by one micro-tile only, so
+    /// A GEMM with a single row panel (2 ≤ m ≤ MR) and row-major B: each B element is used by one micro-tile only, so
     /// packing B would be a pure extra copy; the kernel reads full column panels of B in place (same arithmetic).
+    /// (m = 1 goes to <see cref="GemmGemv"/>, which streams B row by row.)
     /// </summary>
     private static void SinglePanel(bool avx512, int nr, bool transA, int m, int n, int k, int kcStep, float alpha,
                                     float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)

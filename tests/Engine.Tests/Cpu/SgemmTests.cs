@@ -90,6 +90,7 @@ public unsafe class SgemmTests
         (1, 1, 1), (1, 1, 7), (2, 3, 4), (1, 37, 5), (29, 1, 9), (12, 32, 16), (14, 32, 16), (13, 31, 17),
         (6, 16, 8), (7, 17, 33), (5, 8, 3), (24, 64, 100), (25, 65, 385), (15, 48, 31), (40, 20, 12), (3, 100, 2),
         (100, 3, 64), (37, 49, 400), (64, 64, 64), (65, 97, 769), (1, 70, 1000), (12, 64, 800), (3, 200, 900), (14, 33, 500),
+        (1, 2000, 300), (300, 1, 2000), (1, 1, 1000), (1, 300, 37), (2, 50, 60),
     ];
 
     private static IEnumerable<Sgemm.Path> Paths()
@@ -142,7 +143,7 @@ public unsafe class SgemmTests
         {
             Sgemm.ForcedPath = path;
             foreach (var (alpha, beta) in scalars)
-                foreach (var (m, n, k) in new[] { (1, 1, 1), (13, 35, 20), (30, 70, 45), (14, 16, 9) })
+                foreach (var (m, n, k) in new[] { (1, 1, 1), (13, 35, 20), (30, 70, 45), (14, 16, 9), (1, 40, 33), (33, 1, 40), (3, 40, 33) })
                     for (int combo = 0; combo < 4; combo++)
                     {
                         var p = Problem.Make(rng, (combo & 1) != 0, (combo & 2) != 0, m, n, k, alpha, beta, pad: 5);
@@ -167,9 +168,10 @@ public unsafe class SgemmTests
     [Test]
     public void LargeProblemCrossesEveryBlockBoundaryAndIsThreadCountInvariant()
     {
-        // 300×520×700 spans two k-blocks, two column blocks, row and column tails; 1200 rows spans two row blocks.
+        // 300×520×700 spans two k-blocks, two column blocks, row and column tails; 1200 rows spans two row blocks;
+        // the m = 1 and n = 1 shapes are large enough for the matrix-vector path to split over threads.
         var rng = new Random(5);
-        foreach (var (m, n, k, combos) in new[] { (300, 520, 700, 4), (1200, 40, 50, 2) })
+        foreach (var (m, n, k, combos) in new[] { (300, 520, 700, 4), (1200, 40, 50, 2), (1, 3000, 500, 4), (2000, 1, 300, 4) })
             for (int combo = 0; combo < combos; combo++)
             {
                 var p = Problem.Make(rng, (combo & 1) != 0, (combo & 2) != 0, m, n, k, 0.75f, combo == 3 ? 0.5f : 0f, pad: combo);
