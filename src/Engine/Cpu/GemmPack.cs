@@ -16,6 +16,7 @@ internal static unsafe class GemmPack
     internal const int Slack = 16;
 
     /// <summary>Packs rows [i0, i0+mc) × k-range [p0, p0+kc) of op(A) into MR-row panels at dst.</summary>
+    /// <remarks>avx512 selects the AVX-512 forms, otherwise AVX2 (the packing only runs on the vector paths).</remarks>
     internal static void PackA(bool transA, float* a, int lda, int i0, int mc, int p0, int kc, int mr, float* dst, bool avx512)
     {
         for (int ir = 0; ir < mc; ir += mr)
@@ -36,23 +37,29 @@ internal static unsafe class GemmPack
             int w = PanelWidth(cols, nr);
             float* d = dst + (long)jr * kc;
             if (transB) PackRowsFromRows(b + (long)(j0 + jr) * ldb + p0, ldb, cols, kc, d, avx512, w);
-            else if (!avx512 || cols < nr) PackRowsFromColumns(b + (long)p0 * ldb + j0 + jr, ldb, cols, kc, d, avx512, w);
+            else if (cols < nr) PackRowsFromColumns(b + (long)p0 * ldb + j0 + jr, ldb, cols, kc, d, avx512, w);
         }
-        if (!transB && avx512 && nr == 32)
+        if (!transB)
         {
             // Full panels row by row: one sequential read of each B row feeds every panel, instead of one short strided
             // read per (panel, row), which the prefetchers and the TLB handle badly when ldb is a multiple of 4 KB.
-            int full = nc / 32;
+            int full = nc / nr;
             for (int p = 0; p < kc; p++)
             {
                 float* s = b + (long)(p0 + p) * ldb + j0;
-                float* d = dst + p * 32;
-                for (int q = 0; q < full; q++)
+                float* d = dst + p * nr;
+                for (int q = 0; q < full; q++, s += nr, d += (long)nr * kc)
                 {
-                    Vector512.Store(Vector512.Load(s), d);
-                    Vector512.Store(Vector512.Load(s + 16), d + 16);
-                    s += 32;
-                    d += 32L * kc;
+                    if (avx512)
+                    {
+                        Vector512.Store(Vector512.Load(s), d);
+                        Vector512.Store(Vector512.Load(s + 16), d + 16);
+                    }
+                    else
+                    {
+                        Vector256.Store(Vector256.Load(s), d);
+                        Vector256.Store(Vector256.Load(s + 8), d + 8);
+                    }
                 }
             }
         }
@@ -77,10 +84,14 @@ internal static unsafe class GemmPack
             int groups = (w + 15) / 16;
             for (; p + 16 <= kc; p += 16)
                 for (int g = 0; g < groups; g++)
-                {
-                    int gr = Math.Min(16, rows - g * 16);
-                    Transpose16Store(src + (long)g * 16 * ld + p, ld, gr, dst + (long)p * w + g * 16, w);
-                }
+                    Transpose16Store(src + (long)g * 16 * ld + p, ld, Math.Min(16, rows - g * 16), dst + (long)p * w + g * 16, w);
+        }
+        else if (!avx512 && ((w >= 4 && w <= 8) || w == 16))
+        {
+            int groups = (w + 7) / 8;
+            for (; p + 8 <= kc; p += 8)
+                for (int g = 0; g < groups; g++)
+                    Transpose8Store(src + (long)g * 8 * ld + p, ld, Math.Min(8, rows - g * 8), dst + (long)p * w + g * 8, w);
         }
         for (int r = 0; r < rows; r++)
         {
@@ -120,6 +131,28 @@ internal static unsafe class GemmPack
             }
             return;
         }
+        if (!avx512 && w == 16)
+        {
+            var hi = ColumnMask256(cols - 8);
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = src + (long)p * ld;
+                Vector256.Store(Vector256.Load(s), dst);
+                Vector256.Store(Avx.MaskLoad(s + 8, hi), dst + 8);
+                dst += 16;
+            }
+            return;
+        }
+        if (!avx512 && w <= 8)
+        {
+            var mask = ColumnMask256(cols);
+            for (int p = 0; p < kc; p++)
+            {
+                Vector256.Store(Avx.MaskLoad(src + (long)p * ld, mask), dst);
+                dst += w;
+            }
+            return;
+        }
         for (int p = 0; p < kc; p++)
         {
             float* s = src + (long)p * ld;
@@ -134,6 +167,40 @@ internal static unsafe class GemmPack
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> ColumnMask(int count) =>
         Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
+
+    /// <summary>Lanes [0, count) set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> ColumnMask256(int count) =>
+        Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count)).AsSingle();
+
+    /// <summary>The AVX2 form of <see cref="Transpose16Store"/>: a rows×8 block (0 ≤ rows ≤ 8), columns stored 8 floats each in increasing order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8Store(float* s, int ld, int rows, float* dst, int dstStride)
+    {
+        Vector256<float> z = Vector256<float>.Zero;
+        Vector256<float> r0 = rows > 0 ? Vector256.Load(s) : z, r1 = rows > 1 ? Vector256.Load(s + ld) : z,
+            r2 = rows > 2 ? Vector256.Load(s + 2L * ld) : z, r3 = rows > 3 ? Vector256.Load(s + 3L * ld) : z,
+            r4 = rows > 4 ? Vector256.Load(s + 4L * ld) : z, r5 = rows > 5 ? Vector256.Load(s + 5L * ld) : z,
+            r6 = rows > 6 ? Vector256.Load(s + 6L * ld) : z, r7 = rows > 7 ? Vector256.Load(s + 7L * ld) : z;
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        // u[q] (rows 0-3) and u[4+q] (rows 4-7): 128-bit lane L holds element 4L+q.
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        long st = dstStride;
+        Vector256.Store(Avx.Permute2x128(u0, u4, 0x20), dst);
+        Vector256.Store(Avx.Permute2x128(u1, u5, 0x20), dst + st);
+        Vector256.Store(Avx.Permute2x128(u2, u6, 0x20), dst + 2 * st);
+        Vector256.Store(Avx.Permute2x128(u3, u7, 0x20), dst + 3 * st);
+        Vector256.Store(Avx.Permute2x128(u0, u4, 0x31), dst + 4 * st);
+        Vector256.Store(Avx.Permute2x128(u1, u5, 0x31), dst + 5 * st);
+        Vector256.Store(Avx.Permute2x128(u2, u6, 0x31), dst + 6 * st);
+        Vector256.Store(Avx.Permute2x128(u3, u7, 0x31), dst + 7 * st);
+    }
 
     /// <summary>
     /// Transposes a rows×16 block (0 ≤ rows ≤ 16, missing rows read as zero, row stride ld) and stores column p at dst + p*dstStride (16 floats each,
