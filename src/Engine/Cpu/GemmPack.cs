@@ -10,6 +10,10 @@ namespace Engine.Cpu;
 /// becomes column panels of width w (panel[p*w + j], zero-padded past the valid columns) so the micro-kernel reads
 /// both operands as one sequential stream. Stores may run up to <see cref="Slack"/> floats past a panel.
 /// </summary>
+/// <remarks>
+/// The packers are marked AggressiveOptimization: they run a few times per GEMM, so tiering would leave their
+/// vector transposes in slow unoptimised code for the first few dozen GEMMs.
+/// </remarks>
 internal static unsafe class GemmPack
 {
     /// <summary>Floats a packing buffer needs beyond its panels (overlapping full-vector stores).</summary>
@@ -29,6 +33,7 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>Packs k-range [p0, p0+kc) × columns [j0, j0+nc) of op(B) into column panels of width nr (nr/2 for a short last panel).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackB(bool transB, float* b, int ldb, int p0, int kc, int j0, int nc, int nr, float* dst, bool avx512)
     {
         for (int jr = 0; jr < nc; jr += nr)
@@ -73,6 +78,7 @@ internal static unsafe class GemmPack
     /// dst[p*w + r] = src[r*ld + p] for r &lt; rows, p &lt; kc, zero for rows ≤ r &lt; w: a transpose of `rows` strided
     /// vectors (A not transposed, or B transposed). w defaults to rows.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRowsFromRows(float* src, int ld, int rows, int kc, float* dst, bool avx512, int w = 0)
     {
         if (w == 0) w = rows;
@@ -105,6 +111,7 @@ internal static unsafe class GemmPack
     /// <summary>
     /// dst[p*w + j] = src[p*ld + j] for j &lt; cols, zero for cols ≤ j &lt; w: contiguous runs (A transposed, or B not transposed).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRowsFromColumns(float* src, int ld, int cols, int kc, float* dst, bool avx512, int w = 0)
     {
         if (w == 0) w = cols;
