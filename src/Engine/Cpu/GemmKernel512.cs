@@ -1,4 +1,4 @@
-// Rows are unrolled by hand (generated from one template, keep them uniform) so the JIT keeps every accumulator in a register.
+// Rows are unrolled by hand, every row in the same pattern, so the JIT keeps every accumulator in a register.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
