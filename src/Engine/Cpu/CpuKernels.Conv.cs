@@ -4,37 +4,142 @@ using Engine.Tensors;
 namespace Engine.Cpu;
 
 // Convolution schedule on the CPU: im2col + GEMM, with one level of parallelism.
-//  - When there are at least as many (image, group) work items as threads, the items are split into one
-//    contiguous chunk per thread; each chunk has its own pooled column buffer and runs single-threaded GEMMs
-//    (CpuThreads runs nested parallel calls inline). Small per-image GEMMs then run at full speed on every core
-//    with no synchronisation between images.
-//  - Otherwise (batch 1, few groups) the items run one after another and the GEMM itself spreads over the cores.
-// 1x1 stride-1 unpadded convolutions skip im2col: the image already is the [Cin, H*W] column matrix.
-// The weight gradient sums over images: each chunk accumulates into its own buffer (chunk 0 into dw itself),
-// and the partial sums are added in chunk order, so results depend only on the thread count.
+//  - Images are processed in blocks of B: the column matrices of a block sit side by side ([K, B*P]), so one
+//    GEMM covers B images. B is 1 for large images (P = OutH*OutW >= TargetColumns) and grows for small ones,
+//    where a per-image GEMM would be too narrow to keep the micro-kernel busy (e.g. 7x7 outputs). With B > 1 the
+//    GEMM output is [Cout, B*P] and is copied back to NCHW (and dy gathered from it) one contiguous run at a time.
+//  - When there are at least as many (block, group) work items as threads, the items are split into one
+//    contiguous chunk per thread; each chunk has its own pooled scratch and runs single-threaded GEMMs
+//    (CpuThreads runs nested parallel calls inline). Otherwise (batch 1, few groups) the items run one after
+//    another and the GEMM itself spreads over the cores.
+// A 1x1 stride-1 unpadded convolution of a single-image block skips im2col: the image already is the [Cin, H*W]
+// column matrix. The weight gradient sums over images: each thread accumulates its blocks into its own buffer
+// (thread 0 into dw itself) and the partial sums are added in a fixed order, so results depend only on the thread count.
 public sealed unsafe partial class CpuKernels
 {
+    // GEMM width (columns = output pixels of a block) worth one call; below it images are batched side by side.
+    private const int TargetColumns = 512;
+    // Upper bound on a block's column matrix (floats) when batching images, so scratch stays cache-sized.
+    private const long MaxBlockColumnFloats = 1 << 20;
+
+    /// <summary>How one convolution call is cut into work: images per block, blocks, threads.</summary>
+    private readonly struct ConvPlan
+    {
+        public readonly int Block, Blocks, Threads, Items;
+        public readonly bool Direct;
+        public readonly long ColLen, BufLen;
+
+        public ConvPlan(in Conv2dGeometry g)
+        {
+            Threads = CpuThreads.InParallelRegion ? 1 : CpuThreads.Count;
+            int np = Math.Max(1, g.OutPixels), n = Math.Max(1, g.Batch);
+            int b = Math.Max(1, (TargetColumns + np - 1) / np);
+            b = (int)Math.Min(b, Math.Max(1, MaxBlockColumnFloats / Math.Max(1L, (long)g.ColRows * np)));
+            b = Math.Min(b, (n + Threads - 1) / Threads);  // leave every thread at least one block
+            Block = Math.Max(1, b);
+            Blocks = (g.Batch + Block - 1) / Block;
+            Items = Blocks * g.Groups;
+            Direct = Block == 1 && g.IsPointwise;
+            ColLen = Direct ? 0 : (long)g.ColRows * Block * g.OutPixels;
+            BufLen = Block == 1 ? 0 : (long)g.GroupOutChannels * Block * g.OutPixels;
+        }
+    }
+
+    /// <summary>Per-thread scratch: a column matrix and a [Cout/groups, B*P] GEMM output / gathered dy.</summary>
+    private sealed class ConvScratch
+    {
+        private readonly float[] _col, _buf;
+        public readonly float* Col, Buf;
+        public ConvScratch(in ConvPlan plan)
+        {
+            _col = ScratchPool.Rent(plan.ColLen); _buf = ScratchPool.Rent(plan.BufLen);
+            Col = ScratchPool.Ptr(_col); Buf = ScratchPool.Ptr(_buf);
+        }
+        public void Release() { ScratchPool.Return(_col); ScratchPool.Return(_buf); }
+    }
+
+    /// <summary>Builds the column matrix of images [n0, n0+nb) of group gi side by side; returns it and its row stride.</summary>
+    private static float* BlockColumns(float* px, in Conv2dGeometry g, in ConvPlan plan, int n0, int nb, int gi, float* col, out int ld)
+    {
+        int cg = g.GroupInChannels, np = g.OutPixels, cols = nb * np;
+        long imageStride = (long)g.InChannels * g.InPixels;
+        float* x0 = px + (long)n0 * imageStride + (long)gi * cg * g.InPixels;
+        if (plan.Direct) { ld = np; return x0; }
+        for (int b = 0; b < nb; b++) Im2ColCore(x0 + b * imageStride, col + (long)b * np, cols, g, 0, cg);
+        ld = cols;
+        return col;
+    }
+
+    /// <summary>dy of images [n0, n0+nb), group gi, as a [Cout/groups, nb*P] matrix: in place for one image, else gathered.</summary>
+    private static float* BlockGradOut(float* pdy, in Conv2dGeometry g, int n0, int nb, int gi, float* buf, out int ld)
+    {
+        int og = g.GroupOutChannels, np = g.OutPixels, cols = nb * np;
+        long imageStride = (long)g.OutChannels * np;
+        float* d0 = pdy + (long)n0 * imageStride + (long)gi * og * np;
+        if (nb == 1) { ld = np; return d0; }
+        for (int b = 0; b < nb; b++)
+            for (int oc = 0; oc < og; oc++)
+                CopyRun(d0 + b * imageStride + (long)oc * np, buf + (long)oc * cols + (long)b * np, np);
+        ld = cols;
+        return buf;
+    }
+
+    /// <summary>Runs body(item, scratch) over [0, plan.Items): one contiguous chunk per thread, or sequentially.</summary>
+    private static void ForEachConvItem(in ConvPlan plan, Action<int, ConvScratch> body)
+    {
+        if (plan.Items == 0) return;
+        var p = plan;
+        if (p.Threads > 1 && p.Items >= p.Threads)
+        {
+            CpuThreads.ForEach(p.Threads, c =>
+            {
+                var sc = new ConvScratch(p);
+                int s = (int)((long)c * p.Items / p.Threads), e = (int)((long)(c + 1) * p.Items / p.Threads);
+                for (int i = s; i < e; i++) body(i, sc);
+                sc.Release();
+            });
+            return;
+        }
+        var one = new ConvScratch(p);
+        for (int i = 0; i < p.Items; i++) body(i, one);
+        one.Release();
+    }
+
     /// <inheritdoc/>
     public void Conv2dForward(Buf x, Buf w, Buf? bias, Buf y, in Conv2dGeometry g)
     {
         var geo = g;
+        var plan = new ConvPlan(geo);
         float* px = P(x), pw = P(w), py = P(y);
         float* pb = bias is Buf bb ? P(bb) : null;
-        int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels;
-        bool direct = geo.IsPointwise;
-        ForEachConvItem(geo.Batch * geo.Groups, direct ? 0 : (long)kk * np, (item, col) =>
+        int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, groups = geo.Groups;
+        long outImage = (long)geo.OutChannels * np;
+        ForEachConvItem(plan, (item, sc) =>
         {
-            int n = item / geo.Groups, gi = item % geo.Groups;
-            float* xg = px + ((long)n * geo.InChannels + gi * cg) * hw;
-            float* yg = py + ((long)n * geo.OutChannels + gi * og) * np;
-            float* bm = xg;
-            if (!direct) { Im2ColCore(xg, col, geo, 0, cg); bm = col; }
-            Sgemm.Run(false, false, og, np, kk, 1f, pw + (long)gi * og * kk, kk, bm, np, 0f, yg, np);
-            if (pb != null)
+            int bi = item / groups, gi = item % groups;
+            int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
+            float* bm = BlockColumns(px, geo, plan, n0, nb, gi, sc.Col, out int ldb);
+            float* wg = pw + (long)gi * og * kk;
+            float* y0 = py + n0 * outImage + (long)gi * og * np;
+            if (nb == 1)
+            {
+                Sgemm.Run(false, false, og, np, kk, 1f, wg, kk, bm, ldb, 0f, y0, np);
+                if (pb != null)
+                    for (int oc = 0; oc < og; oc++)
+                    {
+                        var row = new Span<float>(y0 + (long)oc * np, np);
+                        TensorPrimitives.Add(row, pb[gi * og + oc], row);
+                    }
+                return;
+            }
+            Sgemm.Run(false, false, og, cols, kk, 1f, wg, kk, bm, ldb, 0f, sc.Buf, cols);
+            for (int b = 0; b < nb; b++)
                 for (int oc = 0; oc < og; oc++)
                 {
-                    var row = new Span<float>(yg + (long)oc * np, np);
-                    TensorPrimitives.Add(row, pb[gi * og + oc], row);
+                    float* src = sc.Buf + (long)oc * cols + (long)b * np;
+                    float* dst = y0 + b * outImage + (long)oc * np;
+                    if (pb != null) TensorPrimitives.Add(new ReadOnlySpan<float>(src, np), pb[gi * og + oc], new Span<float>(dst, np));
+                    else CopyRun(src, dst, np);
                 }
         });
     }
@@ -43,19 +148,25 @@ public sealed unsafe partial class CpuKernels
     public void Conv2dBackwardInput(Buf dy, Buf w, Buf dx, in Conv2dGeometry g)
     {
         var geo = g;
+        var plan = new ConvPlan(geo);
         float* pdy = P(dy), pw = P(w), pdx = P(dx);
-        int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels;
-        bool direct = geo.IsPointwise;
-        ForEachConvItem(geo.Batch * geo.Groups, direct ? 0 : (long)kk * np, (item, col) =>
+        int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels, groups = geo.Groups;
+        long inImage = (long)geo.InChannels * hw;
+        ForEachConvItem(plan, (item, sc) =>
         {
-            int n = item / geo.Groups, gi = item % geo.Groups;
-            float* dxg = pdx + ((long)n * geo.InChannels + gi * cg) * hw;
-            float* dyg = pdy + ((long)n * geo.OutChannels + gi * og) * np;
+            int bi = item / groups, gi = item % groups;
+            int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
+            float* dm = BlockGradOut(pdy, geo, n0, nb, gi, sc.Buf, out int ldd);
             float* wg = pw + (long)gi * og * kk;
-            if (direct) { Sgemm.Run(true, false, kk, np, og, 1f, wg, kk, dyg, np, 0f, dxg, np); return; }
-            Sgemm.Run(true, false, kk, np, og, 1f, wg, kk, dyg, np, 0f, col, np);
-            new Span<float>(dxg, cg * hw).Clear();
-            Col2ImCore(col, dxg, geo, 0, cg);
+            float* dx0 = pdx + n0 * inImage + (long)gi * cg * hw;
+            if (plan.Direct) { Sgemm.Run(true, false, kk, np, og, 1f, wg, kk, dm, ldd, 0f, dx0, np); return; }
+            Sgemm.Run(true, false, kk, cols, og, 1f, wg, kk, dm, ldd, 0f, sc.Col, cols);
+            for (int b = 0; b < nb; b++)
+            {
+                float* dxb = dx0 + b * inImage;
+                new Span<float>(dxb, cg * hw).Clear();
+                Col2ImCore(sc.Col + (long)b * np, cols, dxb, geo, 0, cg);
+            }
         });
     }
 
@@ -63,46 +174,41 @@ public sealed unsafe partial class CpuKernels
     public void Conv2dBackwardWeight(Buf x, Buf dy, Buf dw, in Conv2dGeometry g)
     {
         var geo = g;
+        var plan = new ConvPlan(geo);
         float* px = P(x), pdy = P(dy), pdw = P(dw);
-        int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels;
-        int wLen = geo.OutChannels * kk, batch = geo.Batch, groups = geo.Groups;
-        bool direct = geo.IsPointwise;
-        long colLen = direct ? 0 : (long)kk * np;
-        if (batch == 0 || np == 0) { new Span<float>(pdw, wLen).Clear(); return; }
+        int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels;
+        int wLen = geo.OutChannels * kk, groups = geo.Groups, blocks = plan.Blocks, threads = plan.Threads;
+        if (geo.Batch == 0 || np == 0) { new Span<float>(pdw, wLen).Clear(); return; }
 
-        // Accumulates images [n0, n1) of groups [g0, g1) into target (overwriting it at the first image).
-        void Accumulate(int n0, int n1, int g0, int g1, float* target, float* col)
+        // Accumulates blocks [b0, b1) of groups [g0, g1) into target (overwriting it at the first block).
+        void Accumulate(int b0, int b1, int g0, int g1, float* target, ConvScratch sc)
         {
-            for (int n = n0; n < n1; n++)
+            for (int bi = b0; bi < b1; bi++)
                 for (int gi = g0; gi < g1; gi++)
                 {
-                    float* xg = px + ((long)n * geo.InChannels + gi * cg) * hw;
-                    float* bm = xg;
-                    if (!direct) { Im2ColCore(xg, col, geo, 0, cg); bm = col; }
-                    Sgemm.Run(false, true, og, kk, np, 1f, pdy + ((long)n * geo.OutChannels + gi * og) * np, np, bm, np,
-                              n == n0 ? 0f : 1f, target + (long)gi * og * kk, kk);
+                    int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
+                    float* dm = BlockGradOut(pdy, geo, n0, nb, gi, sc.Buf, out int ldd);
+                    float* bm = BlockColumns(px, geo, plan, n0, nb, gi, sc.Col, out int ldb);
+                    Sgemm.Run(false, true, og, kk, cols, 1f, dm, ldd, bm, ldb, bi == b0 ? 0f : 1f, target + (long)gi * og * kk, kk);
                 }
         }
 
-        int threads = CpuThreads.InParallelRegion ? 1 : CpuThreads.Count;
-        if (threads > 1 && batch >= threads)
+        if (threads > 1 && blocks >= threads)
         {
-            int chunks = threads;
-            var partials = new float[chunks][];
-            var cols = new float[chunks][];
-            CpuThreads.ForEach(chunks, c =>
+            var partials = new float[threads][];
+            CpuThreads.ForEach(threads, c =>
             {
-                cols[c] = ScratchPool.Rent(colLen);
+                var sc = new ConvScratch(plan);
                 float* target = pdw;
                 if (c > 0) { partials[c] = ScratchPool.Rent(wLen); target = ScratchPool.Ptr(partials[c]); }
-                Accumulate((int)((long)c * batch / chunks), (int)((long)(c + 1) * batch / chunks), 0, groups, target, ScratchPool.Ptr(cols[c]));
+                Accumulate((int)((long)c * blocks / threads), (int)((long)(c + 1) * blocks / threads), 0, groups, target, sc);
+                sc.Release();
             });
             var sum = new Span<float>(pdw, wLen);
-            for (int c = 1; c < chunks; c++) TensorPrimitives.Add(sum, partials[c].AsSpan(0, wLen), sum);
-            for (int c = 0; c < chunks; c++)
+            for (int c = 1; c < threads; c++)
             {
-                ScratchPool.Return(cols[c]);
-                if (partials[c] != null) ScratchPool.Return(partials[c]);
+                TensorPrimitives.Add(sum, partials[c].AsSpan(0, wLen), sum);
+                ScratchPool.Return(partials[c]);
             }
             return;
         }
@@ -111,44 +217,16 @@ public sealed unsafe partial class CpuKernels
             // Few images but many groups (depthwise): groups own disjoint slices of dw.
             CpuThreads.ForEach(threads, c =>
             {
-                var col = ScratchPool.Rent(colLen);
-                Accumulate(0, batch, (int)((long)c * groups / threads), (int)((long)(c + 1) * groups / threads), pdw, ScratchPool.Ptr(col));
-                ScratchPool.Return(col);
+                var sc = new ConvScratch(plan);
+                Accumulate(0, blocks, (int)((long)c * groups / threads), (int)((long)(c + 1) * groups / threads), pdw, sc);
+                sc.Release();
             });
             return;
         }
-        var col1 = ScratchPool.Rent(colLen);
-        Accumulate(0, batch, 0, groups, pdw, ScratchPool.Ptr(col1));
-        ScratchPool.Return(col1);
+        var one = new ConvScratch(plan);
+        Accumulate(0, blocks, 0, groups, pdw, one);
+        one.Release();
     }
-
-    /// <summary>
-    /// Runs body(item, columnBuffer) for every item in [0, items): in one chunk per thread when there are enough
-    /// items (single-threaded GEMMs inside), else sequentially (the GEMM parallelises). Column buffers come from the pool.
-    /// </summary>
-    private static void ForEachConvItem(int items, long colLen, ConvItem body)
-    {
-        if (items == 0) return;
-        int threads = CpuThreads.InParallelRegion ? 1 : CpuThreads.Count;
-        if (threads > 1 && items >= threads)
-        {
-            CpuThreads.ForEach(threads, c =>
-            {
-                var col = ScratchPool.Rent(colLen);
-                float* pc = ScratchPool.Ptr(col);
-                int s = (int)((long)c * items / threads), e = (int)((long)(c + 1) * items / threads);
-                for (int i = s; i < e; i++) body(i, pc);
-                ScratchPool.Return(col);
-            });
-            return;
-        }
-        var col1 = ScratchPool.Rent(colLen);
-        float* p1 = ScratchPool.Ptr(col1);
-        for (int i = 0; i < items; i++) body(i, p1);
-        ScratchPool.Return(col1);
-    }
-
-    private delegate void ConvItem(int item, float* col);
 
     /// <inheritdoc/>
     public void Im2Col(Buf image, Buf col, in Conv2dGeometry g)
@@ -156,7 +234,7 @@ public sealed unsafe partial class CpuKernels
         var geo = g;
         float* pi = P(image), pc = P(col);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
-        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) => Im2ColCore(pi, pc, geo, s, e));
+        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) => Im2ColCore(pi, pc, geo.OutPixels, geo, s, e));
     }
 
     /// <inheritdoc/>
@@ -165,7 +243,7 @@ public sealed unsafe partial class CpuKernels
         var geo = g;
         float* pi = P(image), pc = P(col);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
-        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) => Col2ImCore(pc, pi, geo, s, e));
+        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) => Col2ImCore(pc, geo.OutPixels, pi, geo, s, e));
     }
 
     /// <summary>
@@ -182,10 +260,13 @@ public sealed unsafe partial class CpuKernels
         return (lo, hi, iw0);
     }
 
-    /// <summary>Im2col of channels [c0, c1) of one group's image (rows of the column matrix for those channels).</summary>
-    internal static void Im2ColCore(float* x, float* col, in Conv2dGeometry g, int c0, int c1)
+    /// <summary>
+    /// Im2col of channels [c0, c1) of one group's image: the rows of the column matrix for those channels, each
+    /// OutH*OutW long and <paramref name="ld"/> floats apart (wider than a row when images sit side by side).
+    /// </summary>
+    internal static void Im2ColCore(float* x, float* col, long ld, in Conv2dGeometry g, int c0, int c1)
     {
-        int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, np = g.OutPixels, sw = g.StrideW;
+        int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, sw = g.StrideW;
         for (int c = c0; c < c1; c++)
         {
             float* src = x + (long)c * h * w;
@@ -195,7 +276,7 @@ public sealed unsafe partial class CpuKernels
                 for (int j = 0; j < kw; j++)
                 {
                     var (lo, hi, iw0) = ColumnRange(g, j);
-                    float* dst = col + ((long)(c * kh + i) * kw + j) * np;
+                    float* dst = col + ((long)(c * kh + i) * kw + j) * ld;
                     for (int r = 0; r < oh; r++, dst += ow)
                     {
                         int ih = r * g.StrideH + ih0;
@@ -211,10 +292,10 @@ public sealed unsafe partial class CpuKernels
         }
     }
 
-    /// <summary>Col2im (accumulating) of channels [c0, c1) of one group's image.</summary>
-    internal static void Col2ImCore(float* col, float* x, in Conv2dGeometry g, int c0, int c1)
+    /// <summary>Col2im (accumulating) of channels [c0, c1) of one group's image; column-matrix rows are <paramref name="ld"/> apart.</summary>
+    internal static void Col2ImCore(float* col, long ld, float* x, in Conv2dGeometry g, int c0, int c1)
     {
-        int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, np = g.OutPixels, sw = g.StrideW;
+        int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, sw = g.StrideW;
         for (int c = c0; c < c1; c++)
         {
             float* dstImg = x + (long)c * h * w;
@@ -224,7 +305,7 @@ public sealed unsafe partial class CpuKernels
                 for (int j = 0; j < kw; j++)
                 {
                     var (lo, hi, iw0) = ColumnRange(g, j);
-                    float* src = col + ((long)(c * kh + i) * kw + j) * np;
+                    float* src = col + ((long)(c * kh + i) * kw + j) * ld;
                     for (int r = 0; r < oh; r++, src += ow)
                     {
                         int ih = r * g.StrideH + ih0;

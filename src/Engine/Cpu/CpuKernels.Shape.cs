@@ -11,6 +11,11 @@ public sealed unsafe partial class CpuKernels
     // Edge of the square tiles of the transpose path: 32x32 floats = 4 KiB per side, so source rows and
     // destination lines of a tile stay in L1 while it is written.
     private const int TransposeTile = 32;
+    // Tiles are visited in square blocks of this edge, so the rows of x and y a block touches (and their pages)
+    // stay in L2 and the TLB while it is transposed.
+    private const int TransposeBlock = 128;
+    // A row stride that is a multiple of this many floats (1 KiB) maps the rows of a tile onto a few L1 sets.
+    private const int ConflictStride = 256;
     // Below this many elements a layout copy runs on the calling thread.
     private const int ParallelCopyElements = 1 << 15;
 
@@ -61,14 +66,16 @@ public sealed unsafe partial class CpuKernels
             if (k == ka) continue;
             oSizes[q] = outSizes[k]; oxs[q] = inStrides[p[k]]; oys[q] = outStrides[k]; q++;
         }
-        int others = n / (na * nb), tilesB = (nb + TransposeTile - 1) / TransposeTile;
-        int items = others * tilesB;
-        CpuThreads.For(items, Math.Max(1, ParallelCopyElements / (TransposeTile * na)), (s, e) =>
+        const int S = TransposeBlock;
+        bool buffered = sxb % ConflictStride == 0 || sya % ConflictStride == 0;
+        int others = n / (na * nb), blocksB = (nb + S - 1) / S, blocksA = (na + S - 1) / S;
+        int items = others * blocksB * blocksA;
+        CpuThreads.For(items, Math.Max(1, ParallelCopyElements / (S * S)), (s, e) =>
         {
-            Span<int> ctr = stackalloc int[otherRank];
+            float* tile = stackalloc float[TransposeTile * TransposeTile];
             for (int it = s; it < e; it++)
             {
-                int o = it / tilesB, tb = it % tilesB;
+                int o = it / (blocksB * blocksA), bb = it / blocksA % blocksB, ba = it % blocksA;
                 long xb = 0, yb = 0;
                 int rem = o;
                 for (int q = otherRank - 1; q >= 0; q--)
@@ -76,16 +83,31 @@ public sealed unsafe partial class CpuKernels
                     int c = rem % oSizes[q]; rem /= oSizes[q];
                     xb += (long)c * oxs[q]; yb += (long)c * oys[q];
                 }
-                int b0 = tb * TransposeTile, b1 = Math.Min(nb, b0 + TransposeTile);
-                for (int a0 = 0; a0 < na; a0 += TransposeTile)
-                    TransposeTileBlock(px + xb, sxb, py + yb, sya, b0, b1, a0, Math.Min(na, a0 + TransposeTile));
+                int bEnd = Math.Min(nb, (bb + 1) * S), aEnd = Math.Min(na, (ba + 1) * S);
+                for (int b0 = bb * S; b0 < bEnd; b0 += TransposeTile)
+                    for (int a0 = ba * S; a0 < aEnd; a0 += TransposeTile)
+                        TransposeTileBlock(px + xb, sxb, py + yb, sya, b0, Math.Min(bEnd, b0 + TransposeTile), a0, Math.Min(aEnd, a0 + TransposeTile), buffered ? tile : null);
             }
         });
     }
 
-    /// <summary>y[ia*sya + ib] = x[ib*sxb + ia] for ib in [b0, b1), ia in [a0, a1); 8x8 register transposes where whole.</summary>
-    private static void TransposeTileBlock(float* x, long sxb, float* y, long sya, int b0, int b1, int a0, int a1)
+    /// <summary>
+    /// y[ia*sya + ib] = x[ib*sxb + ia] for ib in [b0, b1), ia in [a0, a1), with 8x8 register transposes. Given a
+    /// <paramref name="tile"/> buffer, a whole tile goes through it (transposes into the contiguous buffer, then full-row
+    /// copies out): with power-of-two strides the strided rows of a tile all map to one L1 set and thrash it, which
+    /// costs more than the extra pass; otherwise writing y directly is faster.
+    /// </summary>
+    private static void TransposeTileBlock(float* x, long sxb, float* y, long sya, int b0, int b1, int a0, int a1, float* tile)
     {
+        const int T = TransposeTile;
+        if (tile != null && Avx.IsSupported && b1 - b0 == T && a1 - a0 == T)
+        {
+            for (int tb = 0; tb < T; tb += 8)
+                for (int ta = 0; ta < T; ta += 8)
+                    Transpose8x8(x + (b0 + tb) * sxb + a0 + ta, sxb, tile + ta * T + tb, T);
+            for (int r = 0; r < T; r++) CopyRun(tile + r * T, y + (a0 + r) * sya + b0, T);
+            return;
+        }
         int ib = b0;
         if (Avx.IsSupported)
         {

@@ -27,6 +27,9 @@ public class ConvKernelTests
         (1, 8, 5, 4, 4, 3, 3, 2, 2, 2),
         (3, 1, 12, 12, 16, 4, 2, 1, 1, 1), // first layer of the benchmark CNN, smaller
         (2, 16, 6, 6, 16, 3, 1, 1, 1, 1),
+        (7, 3, 5, 5, 4, 3, 1, 0, 1, 1),    // small outputs: several images per GEMM, uneven last block
+        (5, 4, 6, 6, 4, 3, 2, 1, 1, 2),
+        (5, 6, 3, 4, 4, 1, 1, 0, 1, 2),    // pointwise with several images per GEMM
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)

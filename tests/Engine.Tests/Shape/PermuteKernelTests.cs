@@ -63,6 +63,9 @@ public class PermuteKernelTests
         Check(rng, [2, 40, 9, 24], [0, 3, 1, 2]);   // NCHW -> NWCH-like with a merged pair
         Check(rng, [4, 16, 17, 19], [0, 2, 3, 1]);  // NCHW -> NHWC
         Check(rng, [300, 257], [1, 0]);             // big enough to run on several threads
+        Check(rng, [96, 256], [1, 0]);              // power-of-two stride: tiles go through the buffer
+        Check(rng, [3, 512, 45], [0, 2, 1]);        // buffered full tiles and direct partial ones
+        Check(rng, [130, 3, 256], [2, 1, 0]);
     }
 
     [Test]
