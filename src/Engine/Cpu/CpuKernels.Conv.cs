@@ -45,29 +45,107 @@ public sealed unsafe partial class CpuKernels
         }
     }
 
-    /// <summary>Per-thread scratch: a column matrix and a [Cout/groups, B*P] GEMM output / gathered dy.</summary>
+    /// <summary>Per-thread scratch: a column matrix, a [Cout/groups, B*P] GEMM output / gathered dy, a padded plane.</summary>
     private sealed class ConvScratch
     {
-        private readonly float[] _col, _buf;
-        public readonly float* Col, Buf;
-        public ConvScratch(in ConvPlan plan)
+        private readonly float[] _col, _buf, _plane;
+        public readonly float* Col, Buf, Plane;
+        public ConvScratch(in ConvPlan plan, ConvUnfold unfold)
         {
-            _col = ScratchPool.Rent(plan.ColLen); _buf = ScratchPool.Rent(plan.BufLen);
-            Col = ScratchPool.Ptr(_col); Buf = ScratchPool.Ptr(_buf);
+            _col = ScratchPool.Rent(plan.ColLen); _buf = ScratchPool.Rent(plan.BufLen); _plane = ScratchPool.Rent(unfold.PlaneLen);
+            Col = ScratchPool.Ptr(_col); Buf = ScratchPool.Ptr(_buf); Plane = ScratchPool.Ptr(_plane);
         }
-        public void Release() { ScratchPool.Return(_col); ScratchPool.Return(_buf); }
+        public void Release() { ScratchPool.Return(_col); ScratchPool.Return(_buf); ScratchPool.Return(_plane); }
+    }
+
+    /// <summary>
+    /// How one geometry is unfolded into columns. Wide stride-1 rows are copied run by run. Strided or narrow outputs
+    /// (e.g. a 4x4 stride-2 kernel on 14x14) would spend more on per-row bookkeeping than on copying, so they use a
+    /// table, built once per call, of each (tap, output pixel)'s offset in a zero-padded copy of the channel plane:
+    /// im2col is then one branch-free gather per channel and col2im one scatter-add.
+    /// </summary>
+    private sealed class ConvUnfold
+    {
+        private readonly Conv2dGeometry _g;
+        private readonly int[]? _table;
+        private readonly int* _tab;
+        private readonly int _paddedW;
+        /// <summary>Floats of padded-plane scratch a thread needs (0 without a table).</summary>
+        public readonly int PlaneLen;
+
+        public ConvUnfold(in Conv2dGeometry g)
+        {
+            _g = g;
+            int taps = g.KernelH * g.KernelW, np = g.OutPixels;
+            bool table = (g.StrideW > 1 || g.OutW < 16) && np > 0 && (long)taps * np <= 1 << 20;
+            if (!table) return;
+            _paddedW = g.Width + 2 * g.PadW;
+            PlaneLen = (g.Height + 2 * g.PadH) * _paddedW;
+            _table = GC.AllocateUninitializedArray<int>(taps * np, pinned: true);
+            _tab = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_table));
+            for (int i = 0; i < g.KernelH; i++)
+                for (int j = 0; j < g.KernelW; j++)
+                    for (int oh = 0; oh < g.OutH; oh++)
+                        for (int ow = 0; ow < g.OutW; ow++)
+                            _tab[(i * g.KernelW + j) * np + oh * g.OutW + ow] =
+                                (oh * g.StrideH + i * g.DilationH) * _paddedW + ow * g.StrideW + j * g.DilationW;
+        }
+
+        /// <summary>Column rows of channels [c0, c1) of one group's image, rows <paramref name="ld"/> apart.</summary>
+        public void Im2Col(float* x, float* col, long ld, int c0, int c1, float* plane)
+        {
+            if (_table == null) { Im2ColRows(x, col, ld, _g, c0, c1); return; }
+            var g = _g;
+            int taps = g.KernelH * g.KernelW, np = g.OutPixels, hw = g.InPixels;
+            // The border stays zero: every channel overwrites only the interior.
+            new Span<float>(plane, PlaneLen).Clear();
+            float* interior = plane + g.PadH * _paddedW + g.PadW;
+            for (int c = c0; c < c1; c++)
+            {
+                float* src = x + (long)c * hw;
+                for (int h = 0; h < g.Height; h++) CopyRun(src + h * g.Width, interior + h * _paddedW, g.Width);
+                for (int t = 0; t < taps; t++)
+                {
+                    int* tt = _tab + (long)t * np;
+                    float* dst = col + ((long)c * taps + t) * ld;
+                    // Scalar loads: hardware gathers measured slower here than one load per element.
+                    for (int p = 0; p < np; p++) dst[p] = plane[tt[p]];
+                }
+            }
+        }
+
+        /// <summary>image += fold(columns) for channels [c0, c1), rows <paramref name="ld"/> apart.</summary>
+        public void Col2Im(float* col, long ld, float* x, int c0, int c1, float* plane)
+        {
+            if (_table == null) { Col2ImRows(col, ld, x, _g, c0, c1); return; }
+            var g = _g;
+            int taps = g.KernelH * g.KernelW, np = g.OutPixels, hw = g.InPixels;
+            float* interior = plane + g.PadH * _paddedW + g.PadW;
+            for (int c = c0; c < c1; c++)
+            {
+                new Span<float>(plane, PlaneLen).Clear();
+                for (int t = 0; t < taps; t++)
+                {
+                    int* tt = _tab + (long)t * np;
+                    float* src = col + ((long)c * taps + t) * ld;
+                    for (int p = 0; p < np; p++) plane[tt[p]] += src[p];
+                }
+                float* dst = x + (long)c * hw;
+                for (int h = 0; h < g.Height; h++) AddRun(interior + h * _paddedW, dst + h * g.Width, g.Width);
+            }
+        }
     }
 
     /// <summary>Builds the column matrix of images [n0, n0+nb) of group gi side by side; returns it and its row stride.</summary>
-    private static float* BlockColumns(float* px, in Conv2dGeometry g, in ConvPlan plan, int n0, int nb, int gi, float* col, out int ld)
+    private static float* BlockColumns(float* px, in Conv2dGeometry g, in ConvPlan plan, ConvUnfold uf, int n0, int nb, int gi, ConvScratch sc, out int ld)
     {
         int cg = g.GroupInChannels, np = g.OutPixels, cols = nb * np;
         long imageStride = (long)g.InChannels * g.InPixels;
         float* x0 = px + (long)n0 * imageStride + (long)gi * cg * g.InPixels;
         if (plan.Direct) { ld = np; return x0; }
-        for (int b = 0; b < nb; b++) Im2ColCore(x0 + b * imageStride, col + (long)b * np, cols, g, 0, cg);
+        for (int b = 0; b < nb; b++) uf.Im2Col(x0 + b * imageStride, sc.Col + (long)b * np, cols, 0, cg, sc.Plane);
         ld = cols;
-        return col;
+        return sc.Col;
     }
 
     /// <summary>dy of images [n0, n0+nb), group gi, as a [Cout/groups, nb*P] matrix: in place for one image, else gathered.</summary>
@@ -85,7 +163,7 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <summary>Runs body(item, scratch) over [0, plan.Items): one contiguous chunk per thread, or sequentially.</summary>
-    private static void ForEachConvItem(in ConvPlan plan, Action<int, ConvScratch> body)
+    private static void ForEachConvItem(in ConvPlan plan, ConvUnfold uf, Action<int, ConvScratch> body)
     {
         if (plan.Items == 0) return;
         var p = plan;
@@ -93,14 +171,14 @@ public sealed unsafe partial class CpuKernels
         {
             CpuThreads.ForEach(p.Threads, c =>
             {
-                var sc = new ConvScratch(p);
+                var sc = new ConvScratch(p, uf);
                 int s = (int)((long)c * p.Items / p.Threads), e = (int)((long)(c + 1) * p.Items / p.Threads);
                 for (int i = s; i < e; i++) body(i, sc);
                 sc.Release();
             });
             return;
         }
-        var one = new ConvScratch(p);
+        var one = new ConvScratch(p, uf);
         for (int i = 0; i < p.Items; i++) body(i, one);
         one.Release();
     }
@@ -110,15 +188,16 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         var plan = new ConvPlan(geo);
+        var uf = new ConvUnfold(geo);
         float* px = P(x), pw = P(w), py = P(y);
         float* pb = bias is Buf bb ? P(bb) : null;
         int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, groups = geo.Groups;
         long outImage = (long)geo.OutChannels * np;
-        ForEachConvItem(plan, (item, sc) =>
+        ForEachConvItem(plan, uf, (item, sc) =>
         {
             int bi = item / groups, gi = item % groups;
             int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
-            float* bm = BlockColumns(px, geo, plan, n0, nb, gi, sc.Col, out int ldb);
+            float* bm = BlockColumns(px, geo, plan, uf, n0, nb, gi, sc, out int ldb);
             float* wg = pw + (long)gi * og * kk;
             float* y0 = py + n0 * outImage + (long)gi * og * np;
             if (nb == 1)
@@ -149,10 +228,11 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         var plan = new ConvPlan(geo);
+        var uf = new ConvUnfold(geo);
         float* pdy = P(dy), pw = P(w), pdx = P(dx);
         int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels, groups = geo.Groups;
         long inImage = (long)geo.InChannels * hw;
-        ForEachConvItem(plan, (item, sc) =>
+        ForEachConvItem(plan, uf, (item, sc) =>
         {
             int bi = item / groups, gi = item % groups;
             int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
@@ -165,7 +245,7 @@ public sealed unsafe partial class CpuKernels
             {
                 float* dxb = dx0 + b * inImage;
                 new Span<float>(dxb, cg * hw).Clear();
-                Col2ImCore(sc.Col + (long)b * np, cols, dxb, geo, 0, cg);
+                uf.Col2Im(sc.Col + (long)b * np, cols, dxb, 0, cg, sc.Plane);
             }
         });
     }
@@ -175,6 +255,7 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         var plan = new ConvPlan(geo);
+        var uf = new ConvUnfold(geo);
         float* px = P(x), pdy = P(dy), pdw = P(dw);
         int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels;
         int wLen = geo.OutChannels * kk, groups = geo.Groups, blocks = plan.Blocks, threads = plan.Threads;
@@ -188,7 +269,7 @@ public sealed unsafe partial class CpuKernels
                 {
                     int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
                     float* dm = BlockGradOut(pdy, geo, n0, nb, gi, sc.Buf, out int ldd);
-                    float* bm = BlockColumns(px, geo, plan, n0, nb, gi, sc.Col, out int ldb);
+                    float* bm = BlockColumns(px, geo, plan, uf, n0, nb, gi, sc, out int ldb);
                     Sgemm.Run(false, true, og, kk, cols, 1f, dm, ldd, bm, ldb, bi == b0 ? 0f : 1f, target + (long)gi * og * kk, kk);
                 }
         }
@@ -198,7 +279,7 @@ public sealed unsafe partial class CpuKernels
             var partials = new float[threads][];
             CpuThreads.ForEach(threads, c =>
             {
-                var sc = new ConvScratch(plan);
+                var sc = new ConvScratch(plan, uf);
                 float* target = pdw;
                 if (c > 0) { partials[c] = ScratchPool.Rent(wLen); target = ScratchPool.Ptr(partials[c]); }
                 Accumulate((int)((long)c * blocks / threads), (int)((long)(c + 1) * blocks / threads), 0, groups, target, sc);
@@ -217,13 +298,13 @@ public sealed unsafe partial class CpuKernels
             // Few images but many groups (depthwise): groups own disjoint slices of dw.
             CpuThreads.ForEach(threads, c =>
             {
-                var sc = new ConvScratch(plan);
+                var sc = new ConvScratch(plan, uf);
                 Accumulate(0, blocks, (int)((long)c * groups / threads), (int)((long)(c + 1) * groups / threads), pdw, sc);
                 sc.Release();
             });
             return;
         }
-        var one = new ConvScratch(plan);
+        var one = new ConvScratch(plan, uf);
         Accumulate(0, blocks, 0, groups, pdw, one);
         one.Release();
     }
@@ -233,8 +314,14 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         float* pi = P(image), pc = P(col);
+        var uf = new ConvUnfold(geo);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
-        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) => Im2ColCore(pi, pc, geo.OutPixels, geo, s, e));
+        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) =>
+        {
+            var plane = ScratchPool.Rent(uf.PlaneLen);
+            uf.Im2Col(pi, pc, geo.OutPixels, s, e, ScratchPool.Ptr(plane));
+            ScratchPool.Return(plane);
+        });
     }
 
     /// <inheritdoc/>
@@ -242,8 +329,14 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         float* pi = P(image), pc = P(col);
+        var uf = new ConvUnfold(geo);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
-        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) => Col2ImCore(pc, geo.OutPixels, pi, geo, s, e));
+        CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) =>
+        {
+            var plane = ScratchPool.Rent(uf.PlaneLen);
+            uf.Col2Im(pc, geo.OutPixels, pi, s, e, ScratchPool.Ptr(plane));
+            ScratchPool.Return(plane);
+        });
     }
 
     /// <summary>
@@ -261,10 +354,10 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <summary>
-    /// Im2col of channels [c0, c1) of one group's image: the rows of the column matrix for those channels, each
-    /// OutH*OutW long and <paramref name="ld"/> floats apart (wider than a row when images sit side by side).
+    /// Im2col of channels [c0, c1) of one group's image by row runs: the rows of the column matrix for those channels,
+    /// each OutH*OutW long and <paramref name="ld"/> floats apart (wider than a row when images sit side by side).
     /// </summary>
-    internal static void Im2ColCore(float* x, float* col, long ld, in Conv2dGeometry g, int c0, int c1)
+    private static void Im2ColRows(float* x, float* col, long ld, in Conv2dGeometry g, int c0, int c1)
     {
         int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, sw = g.StrideW;
         for (int c = c0; c < c1; c++)
@@ -292,8 +385,8 @@ public sealed unsafe partial class CpuKernels
         }
     }
 
-    /// <summary>Col2im (accumulating) of channels [c0, c1) of one group's image; column-matrix rows are <paramref name="ld"/> apart.</summary>
-    internal static void Col2ImCore(float* col, long ld, float* x, in Conv2dGeometry g, int c0, int c1)
+    /// <summary>Col2im (accumulating) by row runs of channels [c0, c1) of one group's image; column-matrix rows are <paramref name="ld"/> apart.</summary>
+    private static void Col2ImRows(float* col, long ld, float* x, in Conv2dGeometry g, int c0, int c1)
     {
         int kh = g.KernelH, kw = g.KernelW, oh = g.OutH, ow = g.OutW, h = g.Height, w = g.Width, sw = g.StrideW;
         for (int c = c0; c < c1; c++)

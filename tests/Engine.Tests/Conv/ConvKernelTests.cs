@@ -30,6 +30,9 @@ public class ConvKernelTests
         (7, 3, 5, 5, 4, 3, 1, 0, 1, 1),    // small outputs: several images per GEMM, uneven last block
         (5, 4, 6, 6, 4, 3, 2, 1, 1, 2),
         (5, 6, 3, 4, 4, 1, 1, 0, 1, 2),    // pointwise with several images per GEMM
+        (1, 2, 5, 20, 3, 3, 1, 1, 2, 1),   // wide stride-1 rows: unfolded by row runs rather than the tap table
+        (3, 4, 4, 19, 4, 4, 1, 2, 1, 2),
+        (2, 2, 6, 21, 3, 5, 1, 0, 1, 1),
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
