@@ -66,6 +66,20 @@ public sealed unsafe partial class CpuKernels
     /// </summary>
     private sealed class ConvUnfold
     {
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<Conv2dGeometry, ConvUnfold> Cache = new();
+
+        /// <summary>
+        /// The unfolding of a geometry's spatial part (batch and channels do not matter), cached: a training loop
+        /// calls the same few convolutions over and over, so their tables are built once.
+        /// </summary>
+        public static ConvUnfold For(in Conv2dGeometry g)
+        {
+            var key = new Conv2dGeometry(1, 1, g.Height, g.Width, 1, g.KernelH, g.KernelW, g.StrideH, g.StrideW, g.PadH, g.PadW, g.DilationH, g.DilationW, 1);
+            if (Cache.TryGetValue(key, out var u)) return u;
+            if (Cache.Count >= 64) Cache.Clear();
+            return Cache.GetOrAdd(key, k => new ConvUnfold(k));
+        }
+
         private readonly Conv2dGeometry _g;
         private readonly int[]? _table;
         private readonly int* _tab;
@@ -73,7 +87,7 @@ public sealed unsafe partial class CpuKernels
         /// <summary>Floats of padded-plane scratch a thread needs (0 without a table).</summary>
         public readonly int PlaneLen;
 
-        public ConvUnfold(in Conv2dGeometry g)
+        private ConvUnfold(in Conv2dGeometry g)
         {
             _g = g;
             int taps = g.KernelH * g.KernelW, np = g.OutPixels;
@@ -188,7 +202,7 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         var plan = new ConvPlan(geo);
-        var uf = new ConvUnfold(geo);
+        var uf = ConvUnfold.For(geo);
         float* px = P(x), pw = P(w), py = P(y);
         float* pb = bias is Buf bb ? P(bb) : null;
         int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, groups = geo.Groups;
@@ -228,7 +242,7 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         var plan = new ConvPlan(geo);
-        var uf = new ConvUnfold(geo);
+        var uf = ConvUnfold.For(geo);
         float* pdy = P(dy), pw = P(w), pdx = P(dx);
         int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels, groups = geo.Groups;
         long inImage = (long)geo.InChannels * hw;
@@ -255,7 +269,7 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         var plan = new ConvPlan(geo);
-        var uf = new ConvUnfold(geo);
+        var uf = ConvUnfold.For(geo);
         float* px = P(x), pdy = P(dy), pdw = P(dw);
         int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels;
         int wLen = geo.OutChannels * kk, groups = geo.Groups, blocks = plan.Blocks, threads = plan.Threads;
@@ -314,7 +328,7 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         float* pi = P(image), pc = P(col);
-        var uf = new ConvUnfold(geo);
+        var uf = ConvUnfold.For(geo);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
         CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) =>
         {
@@ -329,7 +343,7 @@ public sealed unsafe partial class CpuKernels
     {
         var geo = g;
         float* pi = P(image), pc = P(col);
-        var uf = new ConvUnfold(geo);
+        var uf = ConvUnfold.For(geo);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
         CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) =>
         {

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -7,30 +6,50 @@ namespace Engine.Cpu;
 /// <summary>
 /// Reusable pinned float arrays for kernel scratch space (im2col columns, per-thread partial sums), so a
 /// convolution does not allocate per call or per image. A rented array is at least the requested length;
-/// return it when done. Arrays that are too small are dropped and replaced by larger ones, so the pool
-/// settles at the largest sizes a workload needs.
+/// return it when done. Renting takes the smallest pooled array that fits, so small requests do not take
+/// the large buffers that column matrices need; when nothing fits a new array is allocated, and when the
+/// pool is full a returned array replaces the smallest pooled one if it is larger.
 /// </summary>
 internal static unsafe class ScratchPool
 {
-    private static readonly ConcurrentBag<float[]> Free = new();
-    // Enough for every thread of a batch-parallel kernel plus a few callers; beyond that, returns are dropped.
-    private static int MaxPooled => 2 * CpuThreads.Count + 4;
+    private static readonly List<float[]> Free = [];
+    // Enough for every thread of a batch-parallel kernel (a few buffers each) plus a few callers.
+    private static int MaxPooled => 4 * CpuThreads.Count + 4;
+    // Returned for empty requests; never written, never pooled.
+    private static readonly float[] Empty = GC.AllocateUninitializedArray<float>(16, pinned: true);
 
     /// <summary>A pinned array of at least <paramref name="length"/> floats (contents undefined).</summary>
     public static float[] Rent(long length)
     {
+        if (length <= 0) return Empty;
         if (length > Array.MaxLength) throw new ArgumentException($"Scratch buffer of {length} floats is too large.");
-        int n = (int)Math.Max(1, length);
-        // Take a few candidates at most; a too-small one is discarded so the pool grows towards what is used.
-        for (int tries = 0; tries < 4 && Free.TryTake(out var a); tries++)
-            if (a.Length >= n) return a;
-        return GC.AllocateUninitializedArray<float>(n, pinned: true);
+        lock (Free)
+        {
+            int best = -1;
+            for (int i = 0; i < Free.Count; i++)
+                if (Free[i].Length >= length && (best < 0 || Free[i].Length < Free[best].Length)) best = i;
+            if (best >= 0)
+            {
+                var a = Free[best];
+                Free[best] = Free[^1];
+                Free.RemoveAt(Free.Count - 1);
+                return a;
+            }
+        }
+        return GC.AllocateUninitializedArray<float>((int)length, pinned: true);
     }
 
     /// <summary>Gives an array back for reuse.</summary>
     public static void Return(float[] array)
     {
-        if (Free.Count < MaxPooled) Free.Add(array);
+        if (ReferenceEquals(array, Empty)) return;
+        lock (Free)
+        {
+            if (Free.Count < MaxPooled) { Free.Add(array); return; }
+            int smallest = 0;
+            for (int i = 1; i < Free.Count; i++) if (Free[i].Length < Free[smallest].Length) smallest = i;
+            if (Free[smallest].Length < array.Length) Free[smallest] = array;
+        }
     }
 
     /// <summary>Pointer to element 0 of a rented (pinned) array.</summary>
