@@ -17,6 +17,9 @@ public sealed partial class Tensor
     public static Tensor MaxPool2d(Tensor input, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W)? padding = null)
     {
         var (x, geo, squeeze) = PoolSetup(input, kernel, stride ?? kernel, padding ?? (0, 0), "MaxPool2d");
+        // Argmax positions are kept as float32, exact only up to 2^24.
+        if ((long)geo.Height * geo.Width > 1 << 24)
+            throw new ArgumentException($"MaxPool2d: planes of {geo.Height}x{geo.Width} are larger than 2^24 elements; input shape {ShapeUtil.Format(input.Dims)}.");
         var y = x.NewEmpty([x.Dims[0], x.Dims[1], geo.OutH, geo.OutW]);
         var indices = x.NewEmpty(y.Dims);
         x.K.MaxPool2dForward(x.Buf, y.Buf, indices.Buf, geo);
