@@ -40,6 +40,15 @@ public abstract partial class Op
     /// <inheritdoc/>
     public override string ToString() => Attributes.Length == 0 ? Type : $"{Type}[{Attributes}]";
 
+    /// <summary>
+    /// Set by the module that created the op: its own training flag, so that a sub-module switched to Eval()
+    /// (e.g. frozen BatchNorm) stays in evaluation inside a model that trains.
+    /// </summary>
+    internal Func<bool>? TrainingGate { get; set; }
+
+    /// <summary>Training mode for this op: the context's mode, unless the owning module is in evaluation mode.</summary>
+    protected bool IsTraining(ForwardContext ctx) => ctx.Training && (TrainingGate?.Invoke() ?? true);
+
     /// <summary>Throws unless <paramref name="inputs"/> has between MinInputs and MaxInputs tensors.</summary>
     protected void CheckArity(Tensor[] inputs)
     {

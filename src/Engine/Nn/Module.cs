@@ -24,7 +24,10 @@ public abstract class Module
     /// <summary>Adds this module's ops to <paramref name="builder"/>, reading <paramref name="input"/>; returns the output value.</summary>
     public abstract Value Build(GraphBuilder builder, Value input);
 
-    /// <summary>Runs the module on a batch in the current mode; differentiable with respect to input and parameters.</summary>
+    /// <summary>
+    /// Runs the module on a batch in its current mode (a descendant switched to Eval() stays in evaluation);
+    /// differentiable with respect to input and parameters.
+    /// </summary>
     public virtual Tensor Forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);

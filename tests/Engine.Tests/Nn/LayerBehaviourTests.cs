@@ -103,6 +103,24 @@ public class LayerBehaviourTests
     }
 
     [Test]
+    public void SubModuleInEvalStaysInEvalInsideATrainingModel()
+    {
+        var bn = new BatchNorm1d(2);
+        var drop = new Dropout(0.9f, new Generator(11));
+        var net = new Sequential(bn, drop);
+        bn.Eval();
+        drop.Eval();
+        Assert.That(net.Training, Is.True);
+        var x = Tensor.FromArray(X, 4, 2);
+        var y = net.Forward(x).ToArray();
+        Assert.That(bn.RunningMean!.ToArray(), Is.EqualTo(new[] { 0f, 0f }));
+        for (int i = 0; i < X.Length; i++) Assert.That(y[i], Is.EqualTo(X[i] / Math.Sqrt(1 + 1e-5)).Within(1e-5));
+        net.Train();
+        net.Forward(x);
+        Assert.That(bn.NumBatchesTracked!.Item(), Is.EqualTo(1f));
+    }
+
+    [Test]
     public void BatchNormRejectsBadInputs()
     {
         Assert.That(Assert.Throws<ArgumentException>(() => new BatchNorm2d(3).Forward(Tensor.Ones(4, 3)))!.Message, Does.Contain("rank 4"));

@@ -59,8 +59,9 @@ public sealed partial class BatchNormOp : Op
         var w = inputs[1].Reshape(statShape);
         var b = inputs[2].Reshape(statShape);
         bool hasRunning = inputs.Length >= 5;
+        bool training = IsTraining(ctx);
 
-        if (!ctx.Training && hasRunning)
+        if (!training && hasRunning)
         {
             var scale = w / (inputs[4].Reshape(statShape) + Eps).Sqrt();
             return (x - inputs[3].Reshape(statShape)) * scale + b;
@@ -68,14 +69,14 @@ public sealed partial class BatchNormOp : Op
 
         var axes = Enumerable.Range(0, x.Rank).Where(a => a != 1).ToArray();
         long n = x.Numel / Math.Max(1, c);
-        if (ctx.Training && n <= 1)
+        if (training && n <= 1)
             throw new ArgumentException($"BatchNormalization: expected more than 1 value per channel when training, got input {ShapeUtil.Format(x.Dims)}.");
         var mean = x.Mean(axes, keepDim: true);
         var xc = x - mean;
         var variance = (xc * xc).Mean(axes, keepDim: true);
         var y = xc / (variance + Eps).Sqrt() * w + b;
 
-        if (ctx.Training && hasRunning)
+        if (training && hasRunning)
         {
             using var _ = new NoGrad();
             var rm = inputs[3]; var rv = inputs[4];

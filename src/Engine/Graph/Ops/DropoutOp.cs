@@ -30,7 +30,7 @@ public sealed partial class DropoutOp : Op
     {
         CheckArity(inputs);
         var x = inputs[0];
-        if (!ctx.Training || P == 0) return x;
+        if (!IsTraining(ctx) || P == 0) return x;
         if (P == 1) return x * 0f;
         var u = Tensor.Uniform(x.Shape, 0f, 1f, Generator ?? ctx.Generator, x.Device);
         // u is uniform in [0, 1), so u >= p keeps an element with probability 1 - p.

@@ -19,7 +19,7 @@ public abstract class BatchNorm : Module
     {
         if (numFeatures < 1) throw new ArgumentOutOfRangeException(nameof(numFeatures), $"BatchNorm: numFeatures must be >= 1, got {numFeatures}.");
         NumFeatures = numFeatures;
-        _op = new BatchNormOp(eps, momentum, ranks);
+        _op = new BatchNormOp(eps, momentum, ranks) { TrainingGate = () => Training };
         _weight = Tensor.Ones(numFeatures);
         _bias = Tensor.Zeros(numFeatures);
         if (affine) { RegisterParameter("weight", _weight); RegisterParameter("bias", _bias); }
