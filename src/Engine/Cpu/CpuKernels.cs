@@ -38,6 +38,20 @@ public sealed unsafe partial class CpuKernels : IKernels
                      Buf a, int lda, long strideA, Buf b, int ldb, long strideB, float beta, Buf c, int ldc, long strideC)
     {
         float* pa = P(a), pb = P(b), pc = P(c);
+        int threads = CpuThreads.Count;
+        double flops = 2.0 * m * n * k;
+        // Small GEMMs split poorly inside (few panels, dispatch per call), so run whole GEMMs side by side instead.
+        // Sgemm's results do not depend on its thread count, so either schedule gives bit-identical output.
+        if (threads > 1 && batch > 1 && (flops < 2.0 * 160 * 160 * 160 || batch % threads == 0 || batch >= 4 * threads))
+        {
+            int minChunk = (int)Math.Clamp(Sgemm.SerialFlops / Math.Max(1, flops), 1, batch);
+            CpuThreads.For(batch, minChunk, (s, e) =>
+            {
+                for (int i = s; i < e; i++)
+                    Sgemm.Run(transA, transB, m, n, k, alpha, pa + i * strideA, lda, pb + i * strideB, ldb, beta, pc + i * strideC, ldc, 1);
+            });
+            return;
+        }
         for (int i = 0; i < batch; i++)
             Sgemm.Run(transA, transB, m, n, k, alpha, pa + i * strideA, lda, pb + i * strideB, ldb, beta, pc + i * strideC, ldc);
     }

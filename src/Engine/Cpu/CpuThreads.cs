@@ -8,6 +8,13 @@ public static class CpuThreads
 {
     private static int _count = Environment.ProcessorCount;
 
+    // Set while a thread runs a chunk of For/ForEach: a kernel called from inside a parallel region (e.g. a
+    // per-image GEMM in a batch-parallel convolution) then runs inline instead of oversubscribing the cores.
+    [ThreadStatic] private static bool _inParallelRegion;
+
+    /// <summary>True on a thread that is running a chunk of <see cref="For"/> or <see cref="ForEach"/>; nested calls run inline there.</summary>
+    public static bool InParallelRegion => _inParallelRegion;
+
     /// <summary>Threads the CPU kernels may use (default: logical processors). Results are reproducible for a given count.</summary>
     public static int Count
     {
@@ -21,27 +28,40 @@ public static class CpuThreads
 
     /// <summary>
     /// Runs body(start, end) over contiguous chunks covering [0, count). Chunks are at least <paramref name="minChunk"/>
-    /// long, so small problems run inline on the calling thread with no scheduling cost.
+    /// long, so small problems run inline on the calling thread with no scheduling cost. Inside another
+    /// For/ForEach chunk the whole range runs inline (one level of parallelism, no oversubscription).
     /// </summary>
     public static void For(int count, int minChunk, Action<int, int> body)
     {
         if (count <= 0) return;
         int threads = Math.Min(_count, Math.Max(1, count / Math.Max(1, minChunk)));
-        if (threads <= 1) { body(0, count); return; }
+        if (threads <= 1 || _inParallelRegion) { body(0, count); return; }
         int chunk = (count + threads - 1) / threads;
         int parts = (count + chunk - 1) / chunk;
         System.Threading.Tasks.Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, p =>
         {
             int s = p * chunk;
-            body(s, Math.Min(count, s + chunk));
+            bool outer = _inParallelRegion;
+            _inParallelRegion = true;
+            try { body(s, Math.Min(count, s + chunk)); }
+            finally { _inParallelRegion = outer; }
         });
     }
 
-    /// <summary>Runs body(i) for each i in [0, count) with one task per index (for a few large, equal work items).</summary>
+    /// <summary>
+    /// Runs body(i) for each i in [0, count) with one task per index (for a few large, equal work items).
+    /// Inside another For/ForEach chunk the indices run inline, in order.
+    /// </summary>
     public static void ForEach(int count, Action<int> body)
     {
         if (count <= 0) return;
-        if (_count <= 1 || count == 1) { for (int i = 0; i < count; i++) body(i); return; }
-        System.Threading.Tasks.Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _count }, body);
+        if (_count <= 1 || count == 1 || _inParallelRegion) { for (int i = 0; i < count; i++) body(i); return; }
+        System.Threading.Tasks.Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _count }, i =>
+        {
+            bool outer = _inParallelRegion;
+            _inParallelRegion = true;
+            try { body(i); }
+            finally { _inParallelRegion = outer; }
+        });
     }
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Pairs Engine's JSON lines with the peers' (same op, shape and threads) and prints a Markdown ratio table.
+
+Usage: summarize.py results.jsonl   (the output of benchmarks/compare.sh)
+Ratio > 1 means Engine is faster (GFLOP/s ratio for GEMM, time ratio peer/engine for the rest).
+"""
+import json
+import sys
+
+
+def key(r):
+    op = r.get("op", "gemm")
+    if op == "gemm":
+        n = r["n"]
+        m = r.get("m", n)
+        k = r.get("k", n)
+        return ("gemm", f"{m}x{k}x{n}" if (m, k) != (n, n) else str(n), r["threads"])
+    if op == "train":
+        return ("train", f"{r['model']} batch {r['batch']}", r["threads"])
+    return (op, r.get("shape", "32x64x32x32,k3p1,64"), r["threads"])
+
+
+def main(path):
+    engine, peer = {}, {}
+    for line in open(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        if "peer" in r and "gflops" not in r and "ms" not in r and "ms_per_step" not in r:
+            continue  # a peer's configuration line
+        (peer if "peer" in r else engine)[key(r)] = r
+    print("| op | shape | threads | Engine | peer | peer value | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for k in sorted(engine, key=lambda k: (k[0], k[2], k[1])):
+        e = engine[k]
+        p = peer.get(k)
+        if "gflops" in e:
+            ev, unit = e["gflops"], "GFLOP/s"
+            pv = p["gflops"] if p else None
+            ratio = ev / pv if pv else None
+        else:
+            ev, unit = e.get("ms_per_step", e.get("ms")), "ms"
+            pv = (p.get("ms_per_step", p.get("ms")) if p else None)
+            ratio = pv / ev if pv else None
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {ev:.2f} {unit} | {p['peer'] if p else '-'} | "
+              f"{'-' if pv is None else f'{pv:.2f} {unit}'} | {'-' if ratio is None else f'{ratio:.2f}'} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,128 @@
+using Engine.Cpu;
+using Engine.Cpu.Reference;
+using Engine.Tensors;
+using Engine.Tests.Shape;
+using NUnit.Framework;
+
+namespace Engine.Tests.Conv;
+
+public class ConvKernelTests
+{
+    private static readonly CpuKernels K = CpuKernels.Instance;
+
+    // (batch, cin, h, w, cout, k, stride, pad, dilation, groups): strides 1-3, padding 0-2, dilation 1-2,
+    // groups 1/2/4 and depthwise, odd sizes, kernels 1/3/4/5, batch 1 and 3, and the 1x1 pointwise path.
+    private static readonly (int n, int c, int h, int w, int co, int k, int s, int p, int d, int g)[] Combos =
+    [
+        (1, 3, 7, 9, 5, 3, 1, 1, 1, 1),
+        (3, 4, 9, 7, 6, 3, 2, 0, 1, 2),
+        (3, 4, 11, 10, 8, 4, 3, 2, 1, 4),
+        (1, 2, 8, 9, 3, 5, 1, 2, 2, 1),
+        (3, 6, 7, 7, 6, 3, 1, 1, 2, 6),    // depthwise
+        (1, 4, 6, 5, 8, 3, 2, 1, 1, 4),
+        (3, 5, 6, 7, 7, 1, 1, 0, 1, 1),    // pointwise
+        (1, 4, 5, 5, 6, 1, 1, 0, 1, 2),    // grouped pointwise
+        (3, 3, 5, 6, 4, 1, 2, 1, 1, 1),    // 1x1 but strided and padded: im2col path
+        (3, 2, 13, 11, 3, 4, 2, 1, 1, 1),
+        (1, 8, 5, 4, 4, 3, 3, 2, 2, 2),
+        (3, 1, 12, 12, 16, 4, 2, 1, 1, 1), // first layer of the benchmark CNN, smaller
+        (2, 16, 6, 6, 16, 3, 1, 1, 1, 1),
+        (7, 3, 5, 5, 4, 3, 1, 0, 1, 1),    // small outputs: several images per GEMM, uneven last block
+        (5, 4, 6, 6, 4, 3, 2, 1, 1, 2),
+        (5, 6, 3, 4, 4, 1, 1, 0, 1, 2),    // pointwise with several images per GEMM
+        (1, 2, 5, 20, 3, 3, 1, 1, 2, 1),   // wide stride-1 rows: unfolded by row runs rather than the tap table
+        (3, 4, 4, 19, 4, 4, 1, 2, 1, 2),
+        (2, 2, 6, 21, 3, 5, 1, 0, 1, 1),
+    ];
+
+    private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
+        => new(t.n, t.c, t.h, t.w, t.co, t.k, t.k, t.s, t.s, t.p, t.p, t.d, t.d, t.g);
+
+    private static void CheckAll(int seed)
+    {
+        var rng = new Random(seed);
+        foreach (var t in Combos)
+        {
+            var g = Geo(t);
+            string what = t.ToString();
+            var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
+            var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+            var b = TestData.Random(rng, g.OutChannels);
+            var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
+
+            var y = Tensor.Full([dy.Length], float.NaN);
+            K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, Tensor.FromArray(b).Buf, y.Buf, g);
+            TestData.Close(y.ToArray(), ConvReference.Conv2dForward(x, w, b, g), what: "forward " + what);
+            K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, null, y.Buf, g);
+            TestData.Close(y.ToArray(), ConvReference.Conv2dForward(x, w, null, g), what: "forward no bias " + what);
+
+            var dx = Tensor.Full([x.Length], float.NaN);
+            K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
+            TestData.Close(dx.ToArray(), ConvReference.Conv2dBackwardInput(dy, w, g), what: "dx " + what);
+
+            var dw = Tensor.Full([w.Length], float.NaN);
+            K.Conv2dBackwardWeight(Tensor.FromArray(x).Buf, Tensor.FromArray(dy).Buf, dw.Buf, g);
+            TestData.Close(dw.ToArray(), ConvReference.Conv2dBackwardWeight(x, dy, g), what: "dw " + what);
+        }
+    }
+
+    [Test]
+    public void ForwardAndBothBackwardsMatchDirectConvolution() => CheckAll(30);
+
+    [Test]
+    public void SingleThreadedScheduleGivesTheSameResults()
+    {
+        int saved = CpuThreads.Count;
+        try { CpuThreads.Count = 1; CheckAll(31); }
+        finally { CpuThreads.Count = saved; }
+    }
+
+    [Test]
+    public void ManyThreadScheduleGivesTheSameResults()
+    {
+        // More threads than cores still exercises the batch-split and group-split paths and the partial-sum reduction.
+        int saved = CpuThreads.Count;
+        try { CpuThreads.Count = 3; CheckAll(32); }
+        finally { CpuThreads.Count = saved; }
+    }
+
+    [Test]
+    public void Im2ColAndCol2ImMatchReference()
+    {
+        var rng = new Random(33);
+        foreach (var t in Combos)
+        {
+            var g = Geo(t);
+            var img = TestData.Random(rng, g.GroupInChannels * g.InPixels);
+            var col = Tensor.Full([g.ColRows * g.OutPixels], float.NaN);
+            K.Im2Col(Tensor.FromArray(img).Buf, col.Buf, g);
+            Assert.That(col.ToArray(), Is.EqualTo(ConvReference.Im2Col(img, g)), "im2col " + t);
+
+            var c = TestData.Random(rng, g.ColRows * g.OutPixels);
+            var acc0 = TestData.Random(rng, img.Length);
+            var acc = Tensor.FromArray(acc0);
+            K.Col2Im(Tensor.FromArray(c).Buf, acc.Buf, g);
+            ConvReference.Col2Im(c, acc0, g);
+            TestData.Close(acc.ToArray(), acc0, 1e-5, 1e-5, "col2im " + t);
+        }
+    }
+
+    [Test]
+    public void BiasKernelsMatchReference()
+    {
+        var rng = new Random(34);
+        foreach (var (outer, ch, inner) in new[] { (1, 1, 1), (7, 5, 1), (3, 19, 1), (2, 3, 17), (5, 4, 9), (130, 33, 1), (4, 6, 1025) })
+        {
+            var y0 = TestData.Random(rng, outer * ch * inner);
+            var b = TestData.Random(rng, ch);
+            var y = Tensor.FromArray(y0);
+            K.AddBias(y.Buf, Tensor.FromArray(b).Buf, outer, ch, inner);
+            ConvReference.AddBias(y0, b, outer, ch, inner);
+            Assert.That(y.ToArray(), Is.EqualTo(y0));
+
+            var db = Tensor.Full([ch], float.NaN);
+            K.BiasGrad(Tensor.FromArray(y0).Buf, db.Buf, outer, ch, inner);
+            TestData.Close(db.ToArray(), ConvReference.BiasGrad(y0, outer, ch, inner), 1e-4, 1e-5, $"bias grad {outer}x{ch}x{inner}");
+        }
+    }
+}
