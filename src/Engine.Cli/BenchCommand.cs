@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Engine.Cpu;
+using Engine.Nn;
 using Engine.Tensors;
 
 namespace Engine.Cli;
@@ -13,6 +14,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Micro-benchmarks that print one JSON line");
         bench.Subcommands.Add(Gemm());
+        bench.Subcommands.Add(Train());
         return bench;
     }
 
@@ -32,6 +34,30 @@ internal static class BenchCommand
             double gflops = 2.0 * size * size * size / seconds / 1e9;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{{\"op\":\"gemm\",\"n\":{size},\"threads\":{CpuThreads.Count},\"gflops\":{gflops:0.###}}}"));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Train()
+    {
+        var model = TrainCommand.ModelOption("mlp");
+        var batch = new Option<int>("--batch") { Description = "Mini-batch size", DefaultValueFactory = _ => 64 };
+        batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--batch must be at least 1."); });
+        var cmd = new Command("train", "Time one training step (forward, backward, SGD update) on random data and print ms/step") { model, batch };
+        cmd.SetAction(EngineCli.Guard(parse =>
+        {
+            string name = parse.GetValue(model)!;
+            int b = parse.GetValue(batch);
+            Generator.ManualSeed(0);
+            var net = ModelZoo.Create(name);
+            var x = Tensor.Rand(b, 1, 28, 28);
+            // Random class indices 0..9 as floats: floor of uniform [0, 10).
+            var y = Tensor.FromArray(Tensor.Uniform([b], 0, 10).ToArray().Select(MathF.Floor).ToArray(), b);
+            var sgd = new Sgd(net.Parameters(), 0.01f, momentum: 0.9f);
+            double seconds = MedianSeconds(() => Training.Step(net, sgd, x, y, out _));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"op\":\"train\",\"model\":\"{name}\",\"batch\":{b},\"threads\":{CpuThreads.Count},\"ms_per_step\":{seconds * 1e3:0.###}}}"));
             return 0;
         }));
         return cmd;

@@ -26,6 +26,8 @@ internal static class EngineCli
         var root = new RootCommand("engine: a tensor and autodiff engine for robust deep learning (CPU SIMD, CUDA)");
         root.Options.Add(Threads);
         root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root;
     }

@@ -1,0 +1,36 @@
+using System.CommandLine;
+using System.Globalization;
+using Engine.Serialization;
+
+namespace Engine.Cli;
+
+/// <summary>`engine eval MODEL`: test accuracy of saved weights.</summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var file = new Argument<string>("MODEL") { Description = "Weights saved by `engine train` (safetensors)" };
+        var model = new Option<string?>("--model") { Description = "Architecture (default: the one recorded in the file)" };
+        model.AcceptOnlyFromAmong(ModelZoo.Names);
+        var data = TrainCommand.DataOption();
+        var cmd = new Command("eval", "Print the test accuracy of saved weights; the last stdout line is JSON") { file, model, data };
+        cmd.SetAction(EngineCli.Guard(parse =>
+        {
+            string path = parse.GetValue(file)!;
+            if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
+            var (tensors, metadata) = SafeTensors.LoadWithMetadata(path);
+            string name = parse.GetValue(model)
+                ?? (metadata.TryGetValue("model", out var m) ? m : throw new ArgumentException($"'{path}' does not record its architecture; pass --model {string.Join('|', ModelZoo.Names)}."));
+            var net = ModelZoo.Create(name);
+            try { net.LoadStateDict(tensors); }
+            catch (ArgumentException e) { throw new InvalidDataException($"'{path}' does not hold {name} weights: {e.Message}", e); }
+            var (split, source) = Training.LoadData(parse.GetValue(data));
+            var (correct, total) = Training.Evaluate(net, split.Test);
+            double acc = (double)correct / total;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name} test accuracy {100 * acc:0.00}% ({correct}/{total}) on {source}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{{\"model\":\"{name}\",\"test_accuracy\":{acc:0.####},\"samples\":{total}}}"));
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,28 @@
+using Engine.Nn;
+
+namespace Engine.Cli;
+
+/// <summary>The models the CLI trains, evaluates and benchmarks, defined once here.</summary>
+internal static class ModelZoo
+{
+    public static readonly string[] Names = ["mlp", "cnn"];
+
+    /// <summary>Builds a freshly initialised model for 1×28×28 inputs and 10 classes (init draws from Generator.Default).</summary>
+    public static Module Create(string name) => name switch
+    {
+        // 784-256-256-10 with ReLU.
+        "mlp" => new Sequential(
+            new Flatten(),
+            new Linear(784, 256), new ReLU(),
+            new Linear(256, 256), new ReLU(),
+            new Linear(256, 10)),
+        // Two stride-2 convolutions (28 -> 14 -> 7), then a small classifier head.
+        "cnn" => new Sequential(
+            new Conv2d(1, 16, 4, stride: 2, padding: 1), new ReLU(),
+            new Conv2d(16, 32, 4, stride: 2, padding: 1), new ReLU(),
+            new Flatten(),
+            new Linear(32 * 7 * 7, 100), new ReLU(),
+            new Linear(100, 10)),
+        _ => throw new ArgumentException($"Unknown model '{name}'; choose one of: {string.Join(", ", Names)}."),
+    };
+}

@@ -1,0 +1,56 @@
+using Engine.Autograd;
+using Engine.Data;
+using Engine.Nn;
+using Engine.Tensors;
+
+namespace Engine.Cli;
+
+/// <summary>The pieces of the training loop the CLI commands share: one optimisation step, accuracy, data loading.</summary>
+internal static class Training
+{
+    /// <summary>Embedded subset when <paramref name="dir"/> is null, else the full set from the directory.</summary>
+    public static (TrainTestSplit Data, string Source) LoadData(string? dir)
+        => dir is null
+            ? (FashionMnist.LoadEmbedded(), "embedded Fashion-MNIST subset")
+            : (FashionMnist.Load(dir), $"Fashion-MNIST from {dir}");
+
+    /// <summary>Zero grads, forward, cross-entropy, backward, update; returns the batch's mean loss and the logits.</summary>
+    public static float Step(Module model, Optimizer optimizer, Tensor x, Tensor y, out Tensor logits)
+    {
+        optimizer.ZeroGrad();
+        logits = model.Forward(x);
+        var loss = Losses.CrossEntropy(logits, y);
+        loss.Backward();
+        optimizer.Step();
+        return loss.Item();
+    }
+
+    /// <summary>How many rows of <paramref name="logits"/> [B, C] have their largest value at the target class.</summary>
+    public static int CountCorrect(Tensor logits, Tensor targets)
+    {
+        var l = logits.ToArray();
+        var t = targets.ToArray();
+        int rows = t.Length, classes = rows == 0 ? 0 : l.Length / rows, correct = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var row = l.AsSpan(r * classes, classes);
+            int best = 0;
+            for (int c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
+            if (best == (int)t[r]) correct++;
+        }
+        return correct;
+    }
+
+    /// <summary>Accuracy of <paramref name="model"/> on <paramref name="data"/> in eval mode without recording gradients.</summary>
+    public static (int Correct, int Total) Evaluate(Module model, TensorDataset data, int batch = 500)
+    {
+        bool wasTraining = model.Training;
+        model.Eval();
+        int correct = 0;
+        using (new NoGrad())
+            foreach (var (x, y) in new DataLoader(data, batch, shuffle: false))
+                correct += CountCorrect(model.Forward(x), y);
+        model.Train(wasTraining);
+        return (correct, data.Count);
+    }
+}
