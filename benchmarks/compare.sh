@@ -7,19 +7,16 @@ cd "$(dirname "$0")/.."
 threads=("${@:-1}"); [ $# -eq 0 ] && threads=(1 2)
 out="benchmarks/compare-$(date +%Y%m%d-%H%M%S).jsonl"
 dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q >/dev/null
-engine() { dotnet src/Engine.Cli/bin/Release/net10.0/engine.dll "$@"; }
+engine() { dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll "$@"; }
 py=/usr/bin/python3
 {
   for t in "${threads[@]}"; do
-    for n in 256 512 1024 2048; do
-      engine bench gemm --n "$n" --threads "$t"
-      $py benchmarks/peers/gemm_numpy.py --n "$n" --threads "$t"
-    done
+    for n in 256 512 1024 2048; do engine bench gemm --n "$n" --threads "$t"; done
     engine bench gemm --m 128 --k 784 --n 256 --threads "$t"
-    $py benchmarks/peers/gemm_numpy.py --m 128 --k 784 --n 256 --threads "$t"
+    $py benchmarks/peers/gemm_numpy.py --threads "$t" --coretype SkylakeX --shapes 256,512,1024,2048,128x784x256
     for m in mlp cnn; do engine bench train --model "$m" --batch 128 --threads "$t"; done
     engine bench conv2d --threads "$t"
-    $py benchmarks/peers/train_torch.py --threads "$t"
+    $py benchmarks/peers/train_torch.py --threads "$t" --batch 128
   done
 } 2>/dev/null | grep '^{' | tee "$out"
 $py benchmarks/peers/summarize.py "$out"

@@ -15,25 +15,64 @@ internal static class BenchCommand
         var bench = new Command("bench", "Micro-benchmarks that print one JSON line");
         bench.Subcommands.Add(Gemm());
         bench.Subcommands.Add(Train());
+        bench.Subcommands.Add(Conv2d());
         return bench;
     }
 
     private static Command Gemm()
     {
-        var n = new Option<int>("--n") { Description = "Matrix size: N×N times N×N", DefaultValueFactory = _ => 512 };
+        var n = new Option<int>("--n") { Description = "Matrix size: N×N times N×N (or the N of M×K×N)", DefaultValueFactory = _ => 512 };
+        var m = new Option<int?>("--m") { Description = "Rows of A; with --m or --k the product is A[M,K]·B[N,K]ᵀ, as a Linear layer runs it" };
+        var kOpt = new Option<int?>("--k") { Description = "Inner dimension (see --m)" };
         n.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--n must be at least 1."); });
-        var cmd = new Command("gemm", "Time single-precision GEMM (C = A·B, N×N×N) and print GFLOP/s") { n };
+        m.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--m must be at least 1."); });
+        kOpt.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--k must be at least 1."); });
+        var cmd = new Command("gemm", "Time single-precision GEMM (C = A·B, N×N×N, or M×K×N with --m/--k) and print GFLOP/s") { n, m, kOpt };
         cmd.SetAction(EngineCli.Guard(parse =>
         {
-            int size = parse.GetValue(n);
-            var a = Tensor.Uniform([size, size], -1, 1, new Generator(1));
-            var b = Tensor.Uniform([size, size], -1, 1, new Generator(2));
-            var c = Tensor.Empty([size, size]);
+            int cols = parse.GetValue(n);
+            int? mArg = parse.GetValue(m), kArg = parse.GetValue(kOpt);
+            bool linear = mArg != null || kArg != null;
+            int rows = mArg ?? cols, inner = kArg ?? cols;
+            var a = Tensor.Uniform([rows, inner], -1, 1, new Generator(1));
+            var b = Tensor.Uniform(linear ? [cols, inner] : [inner, cols], -1, 1, new Generator(2));
+            var c = Tensor.Empty([rows, cols]);
             var k = Device.Cpu.Kernels;
-            double seconds = MedianSeconds(() => k.Gemm(false, false, 1, size, size, size, 1f, a.Buf, size, 0, b.Buf, size, 0, 0f, c.Buf, size, 0));
-            double gflops = 2.0 * size * size * size / seconds / 1e9;
+            int ldb = linear ? inner : cols;
+            double seconds = MedianSeconds(() => k.Gemm(false, linear, 1, rows, cols, inner, 1f, a.Buf, inner, 0, b.Buf, ldb, 0, 0f, c.Buf, cols, 0));
+            double gflops = 2.0 * rows * cols * inner / seconds / 1e9;
+            string shape = linear ? $"\"m\":{rows},\"k\":{inner}," : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{{\"op\":\"gemm\",\"n\":{size},\"threads\":{CpuThreads.Count},\"gflops\":{gflops:0.###}}}"));
+                $"{{\"op\":\"gemm\",{shape}\"n\":{cols},\"threads\":{CpuThreads.Count},\"gflops\":{gflops:0.###}}}"));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Conv2d()
+    {
+        var cmd = new Command("conv2d", "Time conv2d on x[32,64,32,32], w[64,64,3,3], padding 1: forward, and forward+backward (dX, dW, db); print ms");
+        cmd.SetAction(EngineCli.Guard(parse =>
+        {
+            var g = new Generator(1);
+            var x = Tensor.Uniform([32, 64, 32, 32], -1, 1, g);
+            var w = Tensor.Uniform([64, 64, 3, 3], -0.05f, 0.05f, g);
+            var bias = Tensor.Uniform([64], -0.05f, 0.05f, g);
+            double fwd;
+            using (new Engine.Autograd.NoGrad()) fwd = MedianSeconds(() => Tensor.Conv2d(x, w, bias, 1, 1));
+            var xg = x.Detach().RequiresGrad_();
+            var wg = w.Detach().RequiresGrad_();
+            var bg = bias.Detach().RequiresGrad_();
+            double both = MedianSeconds(() =>
+            {
+                xg.Grad = null; wg.Grad = null; bg.Grad = null;
+                Tensor.Conv2d(xg, wg, bg, 1, 1).Sum().Backward();
+            });
+            const string shape = "32x64x32x32,k3p1,64";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"op\":\"conv2d_forward\",\"shape\":\"{shape}\",\"threads\":{CpuThreads.Count},\"ms\":{fwd * 1e3:0.###}}}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"op\":\"conv2d_forward_backward\",\"shape\":\"{shape}\",\"threads\":{CpuThreads.Count},\"ms\":{both * 1e3:0.###}}}"));
             return 0;
         }));
         return cmd;
@@ -42,7 +81,7 @@ internal static class BenchCommand
     private static Command Train()
     {
         var model = TrainCommand.ModelOption("mlp");
-        var batch = new Option<int>("--batch") { Description = "Mini-batch size", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch") { Description = "Mini-batch size", DefaultValueFactory = _ => 128 };
         batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--batch must be at least 1."); });
         var cmd = new Command("train", "Time one training step (forward, backward, SGD update) on random data and print ms/step") { model, batch };
         cmd.SetAction(EngineCli.Guard(parse =>
