@@ -8,7 +8,7 @@ import time
 
 def setup_threads(threads: int) -> None:
     # OpenBLAS 0.3.21 does not recognise Zen 5 / recent Xeons and falls back to slow kernels; SkylakeX is the right path.
-    os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
     os.environ.pop("OPENBLAS_L2_SIZE", None)
     for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[v] = str(threads)
