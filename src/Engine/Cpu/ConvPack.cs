@@ -26,8 +26,11 @@ internal sealed unsafe class ConvPadLayout
         return Cache.GetOrAdd(key, k => new ConvPadLayout(k));
     }
 
-    /// <summary>Floats read past the last image by full-vector loads of runs near its end.</summary>
-    public const int Slack = 32;
+    /// <summary>
+    /// Floats read past the last image by full-vector loads of runs near its end (16 elements at stride 2 read 32 floats,
+    /// and at larger strides elements are read one by one, so never past the run).
+    /// </summary>
+    public const int Slack = 48;
 
     public readonly int Channels, Height, Width, PadH, PadW, PaddedH, PaddedW, OutW, Pixels, StrideW;
     /// <summary>Floats of one padded image (all of the group's channels).</summary>
@@ -116,14 +119,11 @@ internal readonly unsafe struct ConvColumnsPacker(ConvPadLayout layout, float* p
                 {
                     float* src = row + off[s];
                     int n = len[s];
-                    if (sw == 1)
-                    {
-                        // Full-vector copies may run past the run: into lanes or rows written next, or the buffer slack.
-                        if (Vector512.IsHardwareAccelerated)
-                            for (int e = 0; e < n; e += 16) Vector512.Store(Vector512.Load(src + e), d + e);
-                        else
-                            for (int e = 0; e < n; e += 8) Vector256.Store(Vector256.Load(src + e), d + e);
-                    }
+                    // Full-vector copies may run past the run: into lanes or rows written next, or the buffer slack.
+                    if (sw == 1 && !avx512)
+                        for (int e = 0; e < n; e += 8) Vector256.Store(Vector256.Load(src + e), d + e);
+                    else if (sw <= 2 && avx512)
+                        for (int e = 0; e < n; e += 16) Vector512.Store(GemmPack.LoadStrided(src + e * sw, sw), d + e);
                     else
                         for (int e = 0; e < n; e++) d[e] = src[e * sw];
                     d += n;
@@ -160,9 +160,9 @@ internal readonly unsafe struct ConvColumnsTPacker(ConvPadLayout layout, float* 
                 {
                     long o = off[s];
                     int n = len[s];
-                    if (avx512 && sw == 1)
+                    if (avx512 && sw <= 2)
                         for (int e = 0; e < n; e += 16)
-                            GemmPack.Transpose16Gather(ptr, o + e, valid, d + (long)e * w, w, Math.Min(16, n - e));
+                            GemmPack.Transpose16Gather(ptr, o + (long)e * sw, sw, valid, d + (long)e * w, w, Math.Min(16, n - e));
                     else
                         for (int e = 0; e < n; e++)
                         {

@@ -258,21 +258,21 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>
-    /// <see cref="Transpose16Store"/> with row r read at src[r] + off (rows ≥ `rows` read as zero) and only columns
-    /// [0, cols) stored: for packing from row pointers that are not a fixed stride apart, e.g. the taps of a convolution.
+    /// <see cref="Transpose16Store"/> with row r read at src[r] + off, `stride` floats between its elements (see
+    /// <see cref="LoadStrided"/>; rows ≥ `rows` read as zero) and only columns [0, cols) stored: for packing from row pointers that are not a fixed stride apart, e.g. the taps of a convolution.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Transpose16Gather(float** s, long off, int rows, float* dst, int dstStride, int cols)
+    internal static void Transpose16Gather(float** s, long off, int stride, int rows, float* dst, int dstStride, int cols)
     {
         Vector512<float> z = Vector512<float>.Zero;
-        Vector512<float> r0 = rows > 0 ? Vector512.Load(s[0] + off) : z, r1 = rows > 1 ? Vector512.Load(s[1] + off) : z,
-            r2 = rows > 2 ? Vector512.Load(s[2] + off) : z, r3 = rows > 3 ? Vector512.Load(s[3] + off) : z,
-            r4 = rows > 4 ? Vector512.Load(s[4] + off) : z, r5 = rows > 5 ? Vector512.Load(s[5] + off) : z,
-            r6 = rows > 6 ? Vector512.Load(s[6] + off) : z, r7 = rows > 7 ? Vector512.Load(s[7] + off) : z,
-            r8 = rows > 8 ? Vector512.Load(s[8] + off) : z, r9 = rows > 9 ? Vector512.Load(s[9] + off) : z,
-            r10 = rows > 10 ? Vector512.Load(s[10] + off) : z, r11 = rows > 11 ? Vector512.Load(s[11] + off) : z,
-            r12 = rows > 12 ? Vector512.Load(s[12] + off) : z, r13 = rows > 13 ? Vector512.Load(s[13] + off) : z,
-            r14 = rows > 14 ? Vector512.Load(s[14] + off) : z, r15 = rows > 15 ? Vector512.Load(s[15] + off) : z;
+        Vector512<float> r0 = rows > 0 ? LoadStrided(s[0] + off, stride) : z, r1 = rows > 1 ? LoadStrided(s[1] + off, stride) : z,
+            r2 = rows > 2 ? LoadStrided(s[2] + off, stride) : z, r3 = rows > 3 ? LoadStrided(s[3] + off, stride) : z,
+            r4 = rows > 4 ? LoadStrided(s[4] + off, stride) : z, r5 = rows > 5 ? LoadStrided(s[5] + off, stride) : z,
+            r6 = rows > 6 ? LoadStrided(s[6] + off, stride) : z, r7 = rows > 7 ? LoadStrided(s[7] + off, stride) : z,
+            r8 = rows > 8 ? LoadStrided(s[8] + off, stride) : z, r9 = rows > 9 ? LoadStrided(s[9] + off, stride) : z,
+            r10 = rows > 10 ? LoadStrided(s[10] + off, stride) : z, r11 = rows > 11 ? LoadStrided(s[11] + off, stride) : z,
+            r12 = rows > 12 ? LoadStrided(s[12] + off, stride) : z, r13 = rows > 13 ? LoadStrided(s[13] + off, stride) : z,
+            r14 = rows > 14 ? LoadStrided(s[14] + off, stride) : z, r15 = rows > 15 ? LoadStrided(s[15] + off, stride) : z;
 
         // Stage 1: interleave row pairs within 128-bit lanes.
         var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
@@ -315,6 +315,20 @@ internal static unsafe class GemmPack
         if (cols > 13) Vector512.Store(o13, dst + 13 * st);
         if (cols > 14) Vector512.Store(o14, dst + 14 * st);
         if (cols > 15) Vector512.Store(o15, dst + 15 * st);
+    }
+
+    /// <summary>
+    /// 16 floats src[0], src[stride], ... (stride 1 or 2 as full-vector loads, reading up to 32 floats); other strides
+    /// element by element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> LoadStrided(float* src, int stride)
+    {
+        if (stride == 1) return Vector512.Load(src);
+        if (stride == 2)
+            return Avx512F.PermuteVar16x32x2(Vector512.Load(src), Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), Vector512.Load(src + 16));
+        return Vector512.Create(src[0], src[stride], src[2 * stride], src[3 * stride], src[4 * stride], src[5 * stride], src[6 * stride], src[7 * stride],
+                                src[8 * stride], src[9 * stride], src[10 * stride], src[11 * stride], src[12 * stride], src[13 * stride], src[14 * stride], src[15 * stride]);
     }
 
     /// <summary>Columns q, 4+q, 8+q, 12+q from the four stage-2 vectors of quad q.</summary>
