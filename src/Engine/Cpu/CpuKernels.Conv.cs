@@ -48,14 +48,29 @@ public sealed unsafe partial class CpuKernels
     /// <summary>Per-thread scratch: a column matrix, a [Cout/groups, B*P] GEMM output / gathered dy, a padded plane.</summary>
     private sealed class ConvScratch
     {
-        private readonly float[] _col, _buf, _plane;
-        public readonly float* Col, Buf, Plane;
-        public ConvScratch(in ConvPlan plan, ConvUnfold unfold)
+        private readonly float[] _col, _buf, _plane, _pad;
+        public readonly float* Col, Buf, Plane, Pad;
+        private readonly long _padLen;
+        private bool _padBorderZero;
+        /// <summary>
+        /// With a pad layout (implicit im2col) the column matrix and plane are not needed; instead a padded block of
+        /// plan.Block images whose border is zeroed on first use.
+        /// </summary>
+        public ConvScratch(in ConvPlan plan, ConvUnfold unfold, ConvPadLayout? pad = null)
         {
-            _col = ScratchPool.Rent(plan.ColLen); _buf = ScratchPool.Rent(plan.BufLen); _plane = ScratchPool.Rent(unfold.PlaneLen);
-            Col = ScratchPool.Ptr(_col); Buf = ScratchPool.Ptr(_buf); Plane = ScratchPool.Ptr(_plane);
+            _padLen = pad?.BlockLen(plan.Block) ?? 0;
+            _col = ScratchPool.Rent(pad == null ? plan.ColLen : 0); _buf = ScratchPool.Rent(plan.BufLen);
+            _plane = ScratchPool.Rent(pad == null ? unfold.PlaneLen : 0); _pad = ScratchPool.Rent(_padLen);
+            Col = ScratchPool.Ptr(_col); Buf = ScratchPool.Ptr(_buf); Plane = ScratchPool.Ptr(_plane); Pad = ScratchPool.Ptr(_pad);
         }
-        public void Release() { ScratchPool.Return(_col); ScratchPool.Return(_buf); ScratchPool.Return(_plane); }
+        /// <summary>Copies images into the padded block, zeroing its border the first time.</summary>
+        public void FillPad(ConvPadLayout layout, float* x, long imageStride, int nb)
+        {
+            if (!_padBorderZero) new Span<float>(Pad, (int)_padLen).Clear();
+            _padBorderZero = true;
+            layout.PadBlock(x, imageStride, nb, Pad, false);
+        }
+        public void Release() { ScratchPool.Return(_col); ScratchPool.Return(_buf); ScratchPool.Return(_plane); ScratchPool.Return(_pad); }
     }
 
     /// <summary>
@@ -177,7 +192,7 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <summary>Runs body(item, scratch) over [0, plan.Items): one contiguous chunk per thread, or sequentially.</summary>
-    private static void ForEachConvItem(in ConvPlan plan, ConvUnfold uf, Action<int, ConvScratch> body)
+    private static void ForEachConvItem(in ConvPlan plan, ConvUnfold uf, ConvPadLayout? pad, Action<int, ConvScratch> body)
     {
         if (plan.Items == 0) return;
         var p = plan;
@@ -185,38 +200,57 @@ public sealed unsafe partial class CpuKernels
         {
             CpuThreads.ForEach(p.Threads, c =>
             {
-                var sc = new ConvScratch(p, uf);
+                var sc = new ConvScratch(p, uf, pad);
                 int s = (int)((long)c * p.Items / p.Threads), e = (int)((long)(c + 1) * p.Items / p.Threads);
                 for (int i = s; i < e; i++) body(i, sc);
                 sc.Release();
             });
             return;
         }
-        var one = new ConvScratch(p, uf);
+        var one = new ConvScratch(p, uf, pad);
         for (int i = 0; i < p.Items; i++) body(i, one);
         one.Release();
     }
 
+    /// <summary>
+    /// Whether a geometry takes the implicit-im2col path (B panels packed straight from a padded block). The 1x1 direct
+    /// path needs no unfolding at all, and the scalar GEMM has no packed-B entry.
+    /// </summary>
+    private static bool UseImplicit(in ConvPlan plan) => !plan.Direct && Sgemm.PackedBSupported;
+
     /// <inheritdoc/>
     public void Conv2dForward(Buf x, Buf w, Buf? bias, Buf y, in Conv2dGeometry g)
+        => ForwardCore(P(x), P(w), bias is Buf bb ? P(bb) : null, P(y), g);
+
+    /// <summary>y = conv(x, w) + bias (bias may be null) over raw buffers; also runs the input gradient of stride-1 convolutions.</summary>
+    private static void ForwardCore(float* px, float* pw, float* pb, float* py, in Conv2dGeometry g)
     {
         var geo = g;
         var plan = new ConvPlan(geo);
         var uf = ConvUnfold.For(geo);
-        float* px = P(x), pw = P(w), py = P(y);
-        float* pb = bias is Buf bb ? P(bb) : null;
-        int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, groups = geo.Groups;
-        long outImage = (long)geo.OutChannels * np;
-        ForEachConvItem(plan, uf, (item, sc) =>
+        var pad = UseImplicit(plan) ? ConvPadLayout.For(geo) : null;
+        int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, groups = geo.Groups, cg = geo.GroupInChannels;
+        long outImage = (long)geo.OutChannels * np, inImage = (long)geo.InChannels * geo.InPixels;
+        ForEachConvItem(plan, uf, pad, (item, sc) =>
         {
             int bi = item / groups, gi = item % groups;
             int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
-            float* bm = BlockColumns(px, geo, plan, uf, n0, nb, gi, sc, out int ldb);
             float* wg = pw + (long)gi * og * kk;
             float* y0 = py + n0 * outImage + (long)gi * og * np;
+            float* target = nb == 1 ? y0 : sc.Buf;
+            int ldt = nb == 1 ? np : cols;
+            if (pad != null)
+            {
+                sc.FillPad(pad, px + n0 * inImage + (long)gi * cg * geo.InPixels, inImage, nb);
+                Sgemm.RunPackedB(false, og, cols, kk, 1f, wg, kk, new ConvColumnsPacker(pad, sc.Pad), 0f, target, ldt, CpuThreads.Count);
+            }
+            else
+            {
+                float* bm = BlockColumns(px, geo, plan, uf, n0, nb, gi, sc, out int ldb);
+                Sgemm.Run(false, false, og, cols, kk, 1f, wg, kk, bm, ldb, 0f, target, ldt);
+            }
             if (nb == 1)
             {
-                Sgemm.Run(false, false, og, np, kk, 1f, wg, kk, bm, ldb, 0f, y0, np);
                 if (pb != null)
                     for (int oc = 0; oc < og; oc++)
                     {
@@ -225,7 +259,6 @@ public sealed unsafe partial class CpuKernels
                     }
                 return;
             }
-            Sgemm.Run(false, false, og, cols, kk, 1f, wg, kk, bm, ldb, 0f, sc.Buf, cols);
             for (int b = 0; b < nb; b++)
                 for (int oc = 0; oc < og; oc++)
                 {
@@ -240,13 +273,14 @@ public sealed unsafe partial class CpuKernels
     /// <inheritdoc/>
     public void Conv2dBackwardInput(Buf dy, Buf w, Buf dx, in Conv2dGeometry g)
     {
+        if (TryBackwardInputAsForward(P(dy), P(w), P(dx), g)) return;
         var geo = g;
         var plan = new ConvPlan(geo);
         var uf = ConvUnfold.For(geo);
         float* pdy = P(dy), pw = P(w), pdx = P(dx);
         int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels, hw = geo.InPixels, groups = geo.Groups;
         long inImage = (long)geo.InChannels * hw;
-        ForEachConvItem(plan, uf, (item, sc) =>
+        ForEachConvItem(plan, uf, null, (item, sc) =>
         {
             int bi = item / groups, gi = item % groups;
             int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
@@ -264,6 +298,36 @@ public sealed unsafe partial class CpuKernels
         });
     }
 
+    /// <summary>
+    /// The input gradient of a stride-1 convolution is itself a stride-1 convolution: of dy with the kernel flipped in
+    /// both spatial axes and its channel axes swapped (per group), padded by dilation*(k-1) - padding. It then runs on
+    /// the forward path (implicit im2col, no col2im scatter). Not applicable to strided convolutions or when the padding
+    /// exceeds dilation*(k-1) (the equivalent convolution would need negative padding).
+    /// </summary>
+    private static bool TryBackwardInputAsForward(float* pdy, float* pw, float* pdx, in Conv2dGeometry g)
+    {
+        int ph = g.DilationH * (g.KernelH - 1) - g.PadH, pwid = g.DilationW * (g.KernelW - 1) - g.PadW;
+        if (g.StrideH != 1 || g.StrideW != 1 || ph < 0 || pwid < 0 || !Sgemm.PackedBSupported) return false;
+        if (g.Batch == 0) return true;
+        var t = new Conv2dGeometry(g.Batch, g.OutChannels, g.OutH, g.OutW, g.InChannels, g.KernelH, g.KernelW, 1, 1, ph, pwid,
+                                   g.DilationH, g.DilationW, g.Groups);
+        int og = g.GroupOutChannels, cg = g.GroupInChannels, kh = g.KernelH, kw = g.KernelW, taps = kh * kw;
+        var flipped = ScratchPool.Rent((long)g.OutChannels * g.ColRows);
+        float* wf = ScratchPool.Ptr(flipped);
+        // wf[gi*cg + c, o, kh-1-i, kw-1-j] = w[gi*og + o, c, i, j]
+        for (int gi = 0; gi < g.Groups; gi++)
+            for (int o = 0; o < og; o++)
+                for (int c = 0; c < cg; c++)
+                {
+                    float* src = pw + ((long)(gi * og + o) * cg + c) * taps;
+                    float* dst = wf + ((long)(gi * cg + c) * og + o) * taps;
+                    for (int q = 0; q < taps; q++) dst[taps - 1 - q] = src[q];
+                }
+        ForwardCore(pdy, wf, null, pdx, t);
+        ScratchPool.Return(flipped);
+        return true;
+    }
+
     /// <inheritdoc/>
     public void Conv2dBackwardWeight(Buf x, Buf dy, Buf dw, in Conv2dGeometry g)
     {
@@ -276,6 +340,9 @@ public sealed unsafe partial class CpuKernels
         if (geo.Batch == 0 || np == 0) { new Span<float>(pdw, wLen).Clear(); return; }
 
         // Accumulates blocks [b0, b1) of groups [g0, g1) into target (overwriting it at the first block).
+        var pad = UseImplicit(plan) ? ConvPadLayout.For(geo) : null;
+        int cg = geo.GroupInChannels;
+        long inImage = (long)geo.InChannels * geo.InPixels;
         void Accumulate(int b0, int b1, int g0, int g1, float* target, ConvScratch sc)
         {
             for (int bi = b0; bi < b1; bi++)
@@ -283,8 +350,16 @@ public sealed unsafe partial class CpuKernels
                 {
                     int n0 = bi * plan.Block, nb = Math.Min(plan.Block, geo.Batch - n0), cols = nb * np;
                     float* dm = BlockGradOut(pdy, geo, n0, nb, gi, sc.Buf, out int ldd);
+                    float beta = bi == b0 ? 0f : 1f;
+                    float* tg = target + (long)gi * og * kk;
+                    if (pad != null)
+                    {
+                        sc.FillPad(pad, px + n0 * inImage + (long)gi * cg * geo.InPixels, inImage, nb);
+                        Sgemm.RunPackedB(false, og, kk, cols, 1f, dm, ldd, new ConvColumnsTPacker(pad, sc.Pad), beta, tg, kk, CpuThreads.Count);
+                        continue;
+                    }
                     float* bm = BlockColumns(px, geo, plan, uf, n0, nb, gi, sc, out int ldb);
-                    Sgemm.Run(false, true, og, kk, cols, 1f, dm, ldd, bm, ldb, bi == b0 ? 0f : 1f, target + (long)gi * og * kk, kk);
+                    Sgemm.Run(false, true, og, kk, cols, 1f, dm, ldd, bm, ldb, beta, tg, kk);
                 }
         }
 
@@ -293,7 +368,7 @@ public sealed unsafe partial class CpuKernels
             var partials = new float[threads][];
             CpuThreads.ForEach(threads, c =>
             {
-                var sc = new ConvScratch(plan, uf);
+                var sc = new ConvScratch(plan, uf, pad);
                 float* target = pdw;
                 if (c > 0) { partials[c] = ScratchPool.Rent(wLen); target = ScratchPool.Ptr(partials[c]); }
                 Accumulate((int)((long)c * blocks / threads), (int)((long)(c + 1) * blocks / threads), 0, groups, target, sc);
@@ -312,13 +387,13 @@ public sealed unsafe partial class CpuKernels
             // Few images but many groups (depthwise): groups own disjoint slices of dw.
             CpuThreads.ForEach(threads, c =>
             {
-                var sc = new ConvScratch(plan, uf);
+                var sc = new ConvScratch(plan, uf, pad);
                 Accumulate(0, blocks, (int)((long)c * groups / threads), (int)((long)(c + 1) * groups / threads), pdw, sc);
                 sc.Release();
             });
             return;
         }
-        var one = new ConvScratch(plan, uf);
+        var one = new ConvScratch(plan, uf, pad);
         Accumulate(0, blocks, 0, groups, pdw, one);
         one.Release();
     }

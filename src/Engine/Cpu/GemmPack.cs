@@ -257,6 +257,80 @@ internal static unsafe class GemmPack
         Vector512.Store(o12, dst + 12 * st); Vector512.Store(o13, dst + 13 * st); Vector512.Store(o14, dst + 14 * st); Vector512.Store(o15, dst + 15 * st);
     }
 
+    /// <summary>
+    /// <see cref="Transpose16Store"/> with row r read at src[r] + off, `stride` floats between its elements (see
+    /// <see cref="LoadStrided"/>; rows ≥ `rows` read as zero) and only columns [0, cols) stored: for packing from row pointers that are not a fixed stride apart, e.g. the taps of a convolution.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose16Gather(float** s, long off, int stride, int rows, float* dst, int dstStride, int cols)
+    {
+        Vector512<float> z = Vector512<float>.Zero;
+        Vector512<float> r0 = rows > 0 ? LoadStrided(s[0] + off, stride) : z, r1 = rows > 1 ? LoadStrided(s[1] + off, stride) : z,
+            r2 = rows > 2 ? LoadStrided(s[2] + off, stride) : z, r3 = rows > 3 ? LoadStrided(s[3] + off, stride) : z,
+            r4 = rows > 4 ? LoadStrided(s[4] + off, stride) : z, r5 = rows > 5 ? LoadStrided(s[5] + off, stride) : z,
+            r6 = rows > 6 ? LoadStrided(s[6] + off, stride) : z, r7 = rows > 7 ? LoadStrided(s[7] + off, stride) : z,
+            r8 = rows > 8 ? LoadStrided(s[8] + off, stride) : z, r9 = rows > 9 ? LoadStrided(s[9] + off, stride) : z,
+            r10 = rows > 10 ? LoadStrided(s[10] + off, stride) : z, r11 = rows > 11 ? LoadStrided(s[11] + off, stride) : z,
+            r12 = rows > 12 ? LoadStrided(s[12] + off, stride) : z, r13 = rows > 13 ? LoadStrided(s[13] + off, stride) : z,
+            r14 = rows > 14 ? LoadStrided(s[14] + off, stride) : z, r15 = rows > 15 ? LoadStrided(s[15] + off, stride) : z;
+
+        // Stage 1: interleave row pairs within 128-bit lanes.
+        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+        var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+        var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+        // Stage 2: u[4g+q] lane L = rows 4g..4g+3 of element 4L+q.
+        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        var u8 = Avx512F.Shuffle(t8, t10, 0x44); var u9 = Avx512F.Shuffle(t8, t10, 0xEE);
+        var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
+        var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
+        var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
+        // Stages 3-4: gather 128-bit lane L of u[q], u[4+q], u[8+q], u[12+q] into column 4L+q. Columns are stored in
+        // increasing order because a 16-float store overruns into the next column when dstStride < 16.
+        Quad(u0, u4, u8, u12, out var o0, out var o4, out var o8, out var o12);
+        Quad(u1, u5, u9, u13, out var o1, out var o5, out var o9, out var o13);
+        Quad(u2, u6, u10, u14, out var o2, out var o6, out var o10, out var o14);
+        Quad(u3, u7, u11, u15, out var o3, out var o7, out var o11, out var o15);
+        long st = dstStride;
+        Vector512.Store(o0, dst);
+        if (cols > 1) Vector512.Store(o1, dst + st);
+        if (cols > 2) Vector512.Store(o2, dst + 2 * st);
+        if (cols > 3) Vector512.Store(o3, dst + 3 * st);
+        if (cols > 4) Vector512.Store(o4, dst + 4 * st);
+        if (cols > 5) Vector512.Store(o5, dst + 5 * st);
+        if (cols > 6) Vector512.Store(o6, dst + 6 * st);
+        if (cols > 7) Vector512.Store(o7, dst + 7 * st);
+        if (cols > 8) Vector512.Store(o8, dst + 8 * st);
+        if (cols > 9) Vector512.Store(o9, dst + 9 * st);
+        if (cols > 10) Vector512.Store(o10, dst + 10 * st);
+        if (cols > 11) Vector512.Store(o11, dst + 11 * st);
+        if (cols > 12) Vector512.Store(o12, dst + 12 * st);
+        if (cols > 13) Vector512.Store(o13, dst + 13 * st);
+        if (cols > 14) Vector512.Store(o14, dst + 14 * st);
+        if (cols > 15) Vector512.Store(o15, dst + 15 * st);
+    }
+
+    /// <summary>
+    /// 16 floats src[0], src[stride], ... (stride 1 or 2 as full-vector loads, reading up to 32 floats); other strides
+    /// element by element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> LoadStrided(float* src, int stride)
+    {
+        if (stride == 1) return Vector512.Load(src);
+        if (stride == 2)
+            return Avx512F.PermuteVar16x32x2(Vector512.Load(src), Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), Vector512.Load(src + 16));
+        return Vector512.Create(src[0], src[stride], src[2 * stride], src[3 * stride], src[4 * stride], src[5 * stride], src[6 * stride], src[7 * stride],
+                                src[8 * stride], src[9 * stride], src[10 * stride], src[11 * stride], src[12 * stride], src[13 * stride], src[14 * stride], src[15 * stride]);
+    }
+
     /// <summary>Columns q, 4+q, 8+q, 12+q from the four stage-2 vectors of quad q.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Quad(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e,

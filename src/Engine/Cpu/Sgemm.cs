@@ -10,7 +10,7 @@ namespace Engine.Cpu;
 /// m or n = 1 takes a streaming matrix-vector path. Work is split over threads by whole panels of C, so every element is computed by the same instruction
 /// sequence whatever the thread count: results are bitwise reproducible across thread counts.
 /// </summary>
-public static unsafe class Sgemm
+public static unsafe partial class Sgemm
 {
     /// <summary>k-block: a 12×KC A panel (18 KB) stays in the 48 KB L1D while B panels stream past it.</summary>
     internal const int KC = 384;

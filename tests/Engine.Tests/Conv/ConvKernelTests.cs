@@ -6,6 +6,7 @@ using NUnit.Framework;
 
 namespace Engine.Tests.Conv;
 
+[NonParallelizable]
 public class ConvKernelTests
 {
     private static readonly CpuKernels K = CpuKernels.Instance;
@@ -33,6 +34,12 @@ public class ConvKernelTests
         (1, 2, 5, 20, 3, 3, 1, 1, 2, 1),   // wide stride-1 rows: unfolded by row runs rather than the tap table
         (3, 4, 4, 19, 4, 4, 1, 2, 1, 2),
         (2, 2, 6, 21, 3, 5, 1, 0, 1, 1),
+        (2, 3, 5, 6, 4, 1, 1, 1, 1, 1),    // stride 1 but padding > dilation*(k-1): no flipped-kernel input gradient
+        (2, 4, 6, 5, 6, 3, 1, 3, 1, 2),    // the same with a 3x3 kernel and groups
+        (2, 40, 9, 11, 20, 3, 1, 1, 1, 1), // 360 column rows and 99-pixel images: several k-blocks, runs across images
+        (1, 3, 40, 37, 5, 3, 1, 1, 1, 1),  // 1480 output pixels: several column blocks per GEMM
+        (3, 5, 21, 19, 7, 3, 2, 1, 1, 1),  // stride 2 over wide rows (vector permute runs)
+        (2, 3, 13, 12, 4, 2, 2, 0, 2, 1),  // stride 2 with dilation
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
@@ -84,6 +91,41 @@ public class ConvKernelTests
         int saved = CpuThreads.Count;
         try { CpuThreads.Count = 3; CheckAll(32); }
         finally { CpuThreads.Count = saved; }
+    }
+
+    [TestCase("avx2")]
+    [TestCase("scalar")]
+    public void OtherGemmPathsGiveTheSameResults(string which)
+    {
+        var path = which == "avx2" ? Sgemm.Path.Avx2 : Sgemm.Path.Scalar;
+        // AVX2 packs 16-wide panels with other packer branches; the scalar GEMM has no packed-B entry and takes the
+        // materialised im2col/col2im path.
+        if (path == Sgemm.Path.Avx2 && !(System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported))
+            Assert.Ignore("AVX2+FMA not supported.");
+        try { Sgemm.ForcedPath = path; CheckAll(35); }
+        finally { Sgemm.ForcedPath = Sgemm.Path.Auto; }
+    }
+
+    [Test]
+    public unsafe void ImplicitIm2ColForwardEqualsGemmOfTheColumnMatrixExactly()
+    {
+        // The packers only change where B comes from, not the arithmetic: every output must be bit-identical to
+        // Sgemm.Run on the stored im2col matrix (one image per call, so no block copy is involved).
+        var rng = new Random(36);
+        foreach (var t in new[] { (1, 5, 9, 11, 7, 3, 1, 1, 1, 1), (1, 40, 9, 11, 20, 3, 1, 1, 1, 1), (1, 3, 40, 37, 5, 3, 1, 1, 1, 1),
+                                  (1, 5, 21, 19, 7, 3, 2, 1, 1, 1), (1, 4, 11, 10, 8, 4, 3, 2, 1, 1) })
+        {
+            var g = Geo(t);
+            var x = TestData.Random(rng, g.InChannels * g.InPixels);
+            var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+            var y = Tensor.Full([g.OutChannels * g.OutPixels], float.NaN);
+            K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, null, y.Buf, g);
+            var col = Tensor.FromArray(ConvReference.Im2Col(x, g));
+            var expect = new float[y.Numel];
+            fixed (float* pw = w, pe = expect)
+                Sgemm.Run(false, false, g.OutChannels, g.OutPixels, g.ColRows, 1f, pw, g.ColRows, CpuKernels.P(col.Buf), g.OutPixels, 0f, pe, g.OutPixels);
+            Assert.That(y.ToArray(), Is.EqualTo(expect), t.ToString());
+        }
     }
 
     [Test]
