@@ -159,19 +159,24 @@ public static class Bounds
         }
         Tensor? best = null;
         Adam? opt = null;
-        for (int it = 0; it <= o.AlphaIterations; it++)
+        int depth = GradMode.Suspend();
+        try
         {
-            var lb = p.Backward(p.Output, a, AlphaFor);
-            var lbd = lb.Detach();
-            best = best == null ? lbd.Clone() : Tensor.Maximum(best, lbd);
-            if (it == o.AlphaIterations || alphas.Count == 0) break;
-            opt ??= new Adam(alphas.Values.ToList(), o.AlphaLearningRate);
-            opt.ZeroGrad();
-            (-lb.Sum()).Backward();
-            opt.Step();
-            using (new NoGrad())
-                foreach (var t in alphas.Values) t.CopyFrom(t.Detach().Clamp(0f, 1f));
+            for (int it = 0; it <= o.AlphaIterations; it++)
+            {
+                var lb = p.Backward(p.Output, a, AlphaFor);
+                var lbd = lb.Detach();
+                best = best == null ? lbd.Clone() : Tensor.Maximum(best, lbd);
+                if (it == o.AlphaIterations || alphas.Count == 0) break;
+                opt ??= new Adam(alphas.Values.ToList(), o.AlphaLearningRate);
+                opt.ZeroGrad();
+                (-lb.Sum()).Backward();
+                opt.Step();
+                using (new NoGrad())
+                    foreach (var t in alphas.Values) t.CopyFrom(t.Detach().Clamp(0f, 1f));
+            }
         }
+        finally { GradMode.Resume(depth); }
         return Split(best!, s, o.ComputeUpper);
     }
 

@@ -63,14 +63,14 @@ public class BoundSoundnessTests
     [Test]
     public void MlpBoundsContainSampledOutputs([Values] Act act)
     {
-        for (int seed = 0; seed < 8; seed++)
+        for (int seed = 0; seed < 20; seed++)
             CheckSound(Mlp(seed, [4, 12, 10, 3], act), [4], 3, Perturbation.LInf(0.05f + 0.1f * (seed % 4)), seed, 40, margins: seed % 2 == 0);
     }
 
     [Test]
     public void CnnBoundsContainSampledOutputs([Values("", "max", "avg")] string pool, [Values] bool batchNorm)
     {
-        for (int seed = 0; seed < 4; seed++)
+        for (int seed = 0; seed < 8; seed++)
             CheckSound(Cnn(seed, seed % 2 == 0 ? Act.Relu : Act.Tanh, pool, batchNorm), [1, 6, 6], 2, Perturbation.LInf(0.02f + 0.04f * seed), seed, 40, margins: true);
     }
 
@@ -84,7 +84,7 @@ public class BoundSoundnessTests
     [Test]
     public void ResidualBoundsContainSampledOutputs([Values(Act.Relu, Act.Tanh)] Act act)
     {
-        for (int seed = 0; seed < 6; seed++)
+        for (int seed = 0; seed < 12; seed++)
             CheckSound(Residual(seed, 3, 8, 4, act), [3], 2, Perturbation.LInf(0.1f + 0.05f * seed), seed, 40, margins: seed % 2 == 1);
     }
 
