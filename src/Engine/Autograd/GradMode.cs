@@ -10,6 +10,17 @@ public static class GradMode
 
     internal static void Disable() => _disabledDepth++;
     internal static void Restore() => _disabledDepth--;
+
+    /// <summary>Turns recording on inside a NoGrad scope (alpha-CROWN needs gradients whatever the caller's mode); returns the depth to <see cref="Resume"/>.</summary>
+    internal static int Suspend()
+    {
+        int depth = _disabledDepth;
+        _disabledDepth = 0;
+        return depth;
+    }
+
+    /// <summary>Restores the no-grad depth saved by <see cref="Suspend"/>.</summary>
+    internal static void Resume(int depth) => _disabledDepth = depth;
 }
 
 /// <summary>

@@ -1,0 +1,41 @@
+namespace Engine.Bounds;
+
+/// <summary>Settings of a bound computation (the defaults suit verification).</summary>
+public sealed class BoundOptions
+{
+    /// <summary>The defaults.</summary>
+    public static BoundOptions Default { get; } = new();
+
+    /// <summary>Compute the upper bounds too (false: the upper bounds are +infinity and CROWN does half the work).</summary>
+    public bool ComputeUpper { get; init; } = true;
+
+    /// <summary>
+    /// CROWN intermediate bounds: back-substitute only for the neurons IBP cannot show to be stable (and keep the
+    /// tighter of the CROWN and IBP bound). A neuron that IBP proves stable is relaxed exactly whatever its bounds,
+    /// so this changes no relaxation slope class and saves most of the work (auto_LiRPA's default). False runs
+    /// textbook CROWN on every neuron that feeds a nonlinearity.
+    /// </summary>
+    public bool SparseIntermediates { get; init; } = true;
+
+    /// <summary>alpha-CROWN: Adam steps on the slopes (the bound is evaluated Iterations + 1 times).</summary>
+    public int AlphaIterations { get; init; } = 20;
+
+    /// <summary>alpha-CROWN: Adam learning rate.</summary>
+    public float AlphaLearningRate { get; init; } = 0.1f;
+
+    /// <summary>
+    /// alpha-CROWN: one slope per neuron per spec row (as auto_LiRPA; tighter) when true, one per neuron shared
+    /// by all rows of an example when false (less memory).
+    /// </summary>
+    public bool AlphaPerSpec { get; init; } = true;
+
+    /// <summary>
+    /// Relative float32 safety margin: every bound that a sum of products produced (a concretised CROWN bound, an
+    /// IBP affine layer) is widened outward by RoundingRelative · (Σ |terms|) + RoundingAbsolute. See
+    /// <see cref="Bounds"/> for the argument.
+    /// </summary>
+    public float RoundingRelative { get; init; } = 1e-5f;
+
+    /// <summary>Absolute float32 safety margin added with <see cref="RoundingRelative"/>.</summary>
+    public float RoundingAbsolute { get; init; } = 1e-7f;
+}

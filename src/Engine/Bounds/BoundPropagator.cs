@@ -1,0 +1,202 @@
+using Engine.Graph;
+using Engine.Tensors;
+
+namespace Engine.Bounds;
+
+/// <summary>
+/// Bound propagation over one graph and one batch of inputs: the interval walk (IBP) that also refines the
+/// intermediate bounds CROWN needs, and CROWN's backward pass. Intermediate bounds are kept per value id.
+/// </summary>
+internal sealed class BoundPropagator
+{
+    private readonly ComputeGraph _graph;
+    private readonly Perturbation _perturbation;
+    private readonly BoundOptions _options;
+    private readonly Value _input;
+    private readonly Interval?[] _bounds;
+    private readonly bool _detachConstants;
+    private Interval? _inputBox;
+
+    public BoundPropagator(ComputeGraph graph, Perturbation perturbation, BoundOptions options, bool detachConstants = false)
+    {
+        _graph = graph; _perturbation = perturbation; _options = options; _detachConstants = detachConstants;
+        if (graph.Inputs.Count != 1 || graph.Outputs.Count != 1)
+            throw new ArgumentException($"Bounds: the graph must have one input and one output, it has {graph.Inputs.Count} and {graph.Outputs.Count}.");
+        foreach (var n in graph.Nodes)
+            if (n.Outputs.Count != 1)
+                throw new NotSupportedException($"Bounds: node '{n.Name}' ({n.Op}) has {n.Outputs.Count} outputs; bound propagation supports single-output ops.");
+        _input = graph.Inputs[0];
+        _bounds = new Interval?[graph.Values.Count];
+    }
+
+    public Interval Bounds(Value v) => _bounds[v.Id] ?? throw new InvalidOperationException($"Bounds: no bounds for value '{v.Name}' yet.");
+
+    public Value Output => _graph.Outputs[0];
+
+    public BoundOptions Options => _options;
+
+    public int Batch => _inputBox!.Shape[0];
+
+    /// <summary>
+    /// The forward walk: IBP for every value; with <paramref name="refine"/>, the inputs of nonlinear ops are
+    /// re-bounded by CROWN (intersected with IBP) as soon as they are computed, so later IBP starts from them.
+    /// </summary>
+    public void Forward(Tensor x, bool refine)
+    {
+        if (refine && !Ancestors(Output).Contains(_input.Id))
+            refine = false;
+        _inputBox = _perturbation.InputInterval(x);
+        _bounds[_input.Id] = _inputBox;
+        var needs = new bool[_graph.Values.Count];
+        foreach (var n in _graph.Nodes)
+            if (n.Op.NeedsInputBounds) needs[n.Inputs[0].Id] = true;
+        Executor.InterpretAll(_graph, new Walk(this, refine ? needs : null), [_inputBox]);
+    }
+
+    private sealed class Walk(BoundPropagator p, bool[]? refine) : IGraphInterpretation<Interval>
+    {
+        public Interval Initializer(Value value)
+        {
+            var t = p._detachConstants ? value.Data!.Detach() : value.Data!;
+            return p._bounds[value.Id] = Interval.Constant(t);
+        }
+
+        public Interval[] Apply(Node node, Interval[] inputs)
+        {
+            Interval result;
+            if (inputs.All(i => i.IsConstant))
+                result = Interval.Constant(node.Op.Forward(ForwardContext.Eval, [.. inputs.Select(i => i.Lower)]));
+            else
+                result = node.Op.IntervalForward(inputs, p._options);
+            var v = node.Outputs[0];
+            p._bounds[v.Id] = result;
+            if (refine != null && refine[v.Id] && !result.IsConstant && !p.IsFirstAffine(v))
+                p._bounds[v.Id] = result = p.Refine(v, result);
+            return [result];
+        }
+    }
+
+    /// <summary>True when v is one affine op (after shape-only ops) of the perturbed input: IBP is exact there.</summary>
+    private bool IsFirstAffine(Value v)
+    {
+        var n = v.Producer;
+        if (n == null || !n.Op.IsAffineForBounds) return false;
+        var perturbed = n.Inputs.Where(i => !_bounds[i.Id]!.IsConstant).ToArray();
+        if (perturbed.Length != 1) return false;
+        var w = perturbed[0];
+        while (w.Producer is { } p && p.Op.IsShapeOnlyForBounds) w = p.Inputs[0];
+        return w == _input;
+    }
+
+    /// <summary>CROWN bounds of value v (for the elements some consumer's relaxation is sensitive to), intersected with IBP.</summary>
+    private Interval Refine(Value v, Interval ibp)
+    {
+        Tensor? mask = null;
+        if (_options.SparseIntermediates)
+        {
+            foreach (var c in _graph.Consumers(v))
+            {
+                if (!c.Op.NeedsInputBounds || c.Inputs[0] != v) continue;
+                var m = c.Op.BoundSensitiveMask(ibp);
+                if (m == null) { mask = null; goto all; }
+                mask = mask == null ? m : Tensor.Maximum(mask, m);
+            }
+        }
+        all:
+        int b = ibp.Shape[0], n = ibp.Lower.Numel / Math.Max(1, b);
+        int[] counts = new int[b];
+        int[][] rows = new int[b][];
+        if (mask != null)
+        {
+            var mv = mask.ToArray();
+            for (int i = 0; i < b; i++)
+            {
+                var list = new List<int>();
+                for (int j = 0; j < n; j++) if (mv[i * n + j] != 0) list.Add(j);
+                rows[i] = [.. list];
+            }
+        }
+        else for (int i = 0; i < b; i++) rows[i] = Enumerable.Range(0, n).ToArray();
+        int r = rows.Max(x => x.Length);
+        if (r == 0) return ibp;
+
+        // One-hot selection [B, R, n]; rows past an example's count stay zero (and select nothing).
+        var sel = new float[b * r * n];
+        for (int i = 0; i < b; i++)
+            for (int k = 0; k < rows[i].Length; k++) sel[((long)i * r + k) * n + rows[i][k]] = 1f;
+        var select = Tensor.FromSpan(sel, [b, r, n], ibp.Lower.Device);
+        var a0 = Tensor.Concat([select, -select], 1).Reshape([b, 2 * r, .. ibp.Shape.AsSpan(1)]);
+        var lb = Backward(v, a0, null);
+        var lower = lb.Narrow(1, 0, r);
+        var upper = -lb.Narrow(1, r, r);
+        // Back to [B, n]: selected positions get the CROWN bound (tightened by IBP), others keep IBP.
+        var chosen = select.Sum(1).Reshape(ibp.Shape);
+        var lowerFull = Tensor.Matmul(lower.Unsqueeze(1), select).Reshape(ibp.Shape);
+        var upperFull = Tensor.Matmul(upper.Unsqueeze(1), select).Reshape(ibp.Shape);
+        return new Interval(Tensor.Where(chosen, Tensor.Maximum(lowerFull, ibp.Lower), ibp.Lower),
+                            Tensor.Where(chosen, Tensor.Minimum(upperFull, ibp.Upper), ibp.Upper));
+    }
+
+    private HashSet<int> Ancestors(Value v)
+    {
+        var seen = new HashSet<int>();
+        var stack = new Stack<Value>([v]);
+        while (stack.Count > 0)
+        {
+            var w = stack.Pop();
+            if (!seen.Add(w.Id)) continue;
+            if (w.Producer is { } p) foreach (var i in p.Inputs) stack.Push(i);
+        }
+        return seen;
+    }
+
+    /// <summary>
+    /// CROWN's backward pass: the lower bound over the perturbation set of a·v for each row of <paramref name="a"/>
+    /// ([B, R, ...shape of v]), widened by the rounding margin; [B, R]. <paramref name="alphaFor"/> supplies the
+    /// slope parameters of optimisable nodes (alpha-CROWN).
+    /// </summary>
+    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor)
+    {
+        int b = a.Dims[0], rows = a.Dims[1];
+        var acc = new Tensor?[_graph.Values.Count];
+        acc[start.Id] = a;
+        Tensor bias = Tensor.Zeros([b, rows], a.Device);
+        Tensor mag = Tensor.Zeros([b, rows], a.Device);
+        int from = start.Producer?.Index ?? -1;
+        for (int i = from; i >= 0; i--)
+        {
+            var node = _graph.Nodes[i];
+            var outV = node.Outputs[0];
+            if (acc[outV.Id] is not { } coeff) continue;
+            acc[outV.Id] = null;
+            var ins = node.Inputs.Select(w => _bounds[w.Id]!).ToArray();
+            Tensor? alpha = alphaFor != null && node.Op.NeedsInputBounds ? alphaFor(node, ins[0], rows) : null;
+            var step = new BackwardStep(coeff, ins, alpha, _options);
+            try
+            {
+                node.Op.BoundBackward(step);
+            }
+            catch (Exception ex) when (ex is ArgumentException or NotSupportedException or InvalidOperationException && !ex.Message.StartsWith("Node '", StringComparison.Ordinal))
+            {
+                throw new NotSupportedException($"Node '{node.Name}' ({node.Op}): {ex.Message}", ex);
+            }
+            for (int j = 0; j < ins.Length; j++)
+            {
+                if (step.Coefficient(j) is not { } cj) continue;
+                var w = node.Inputs[j];
+                acc[w.Id] = acc[w.Id] is { } prev ? prev + cj : cj;
+            }
+            if (step.Bias is { } sb) { bias = bias + sb; mag = mag + step.Magnitude!; }
+        }
+        Tensor value;
+        if (acc[_input.Id] is { } ain)
+        {
+            var flat = ain.Reshape(b, rows, ain.Numel / Math.Max(1, b * rows));
+            var (v, m) = _perturbation.Concretize(flat, _inputBox!);
+            value = v + bias;
+            mag = mag + m;
+        }
+        else value = bias;
+        return value - (mag * _options.RoundingRelative + _options.RoundingAbsolute);
+    }
+}

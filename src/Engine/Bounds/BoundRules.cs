@@ -1,0 +1,57 @@
+using Engine.Tensors;
+
+namespace Engine.Bounds;
+
+/// <summary>Shared pieces of the per-op bound rules (Graph/Ops/*.Bounds.cs).</summary>
+internal static class BoundRules
+{
+    /// <summary>The constant tensor of input <paramref name="i"/>; an error naming the op when it is perturbed.</summary>
+    public static Tensor Constant(Interval[] inputs, int i, string op, string what)
+    {
+        if (!inputs[i].IsConstant)
+            throw new NotSupportedException($"{op}: bounds need the {what} (input {i}) to be a constant, but it depends on the perturbed input.");
+        return inputs[i].Lower;
+    }
+
+    /// <summary>Throws unless only input 0 is perturbed.</summary>
+    public static void OnlyFirstPerturbed(Interval[] inputs, string op)
+    {
+        for (int i = 1; i < inputs.Length; i++)
+            if (!inputs[i].IsConstant)
+                throw new NotSupportedException($"{op}: bounds need inputs after the first to be constants; input {i} depends on the perturbed input.");
+    }
+
+    /// <summary>
+    /// IBP of an affine map y = f(x) = M x + b (center/radius form): f(c) ± (|M| r). The radius is widened by the
+    /// rounding margin ρ·(|M|(|c| + r) + |b|) + abs, folded into the one |M| product. When x is the perturbed input's
+    /// own L2 ball, the radius is eps·‖row of M‖₂ instead (exact for the ball), if <paramref name="l2RowNorm"/> is given.
+    /// </summary>
+    /// <param name="x">The input interval.</param>
+    /// <param name="apply">x ↦ f(x) (with the bias).</param>
+    /// <param name="applyAbs">r ↦ |M| r (no bias).</param>
+    /// <param name="biasAbs">|b|, broadcastable to the output; null when there is none.</param>
+    /// <param name="l2RowNorm">‖row of M‖₂, broadcastable to the output; null to use the box rule for L2 balls too.</param>
+    /// <param name="o">Options (rounding margin).</param>
+    public static Interval Affine(Interval x, Func<Tensor, Tensor> apply, Func<Tensor, Tensor> applyAbs, Tensor? biasAbs, Tensor? l2RowNorm, BoundOptions o)
+    {
+        if (x.IsConstant) return Interval.Constant(apply(x.Lower));
+        float rho = o.RoundingRelative;
+        Tensor center, radius;
+        if (x.Ball is { Norm: PerturbationNorm.L2 } ball && x.BallCenter is { } x0 && l2RowNorm != null)
+        {
+            center = apply(x0);
+            var mag = applyAbs(x0.Detach().Abs());
+            if (biasAbs != null) mag = mag + biasAbs.Detach();
+            radius = l2RowNorm * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
+        }
+        else
+        {
+            var c = x.Center;
+            var r = x.Radius;
+            center = apply(c);
+            radius = applyAbs(r * (1 + rho) + c.Detach().Abs() * rho);
+            radius = biasAbs != null ? radius + (biasAbs.Detach() * rho + o.RoundingAbsolute) : radius + o.RoundingAbsolute;
+        }
+        return new Interval(center - radius, center + radius);
+    }
+}

@@ -1,0 +1,64 @@
+using Engine.Tensors;
+
+namespace Engine.Bounds;
+
+/// <summary>
+/// Element-wise bounds Lower ≤ v ≤ Upper on one graph value: batched ([B, ...]) for values that depend on the
+/// perturbed input, unbatched for constants (weights), which are point intervals with Lower == Upper.
+/// </summary>
+public sealed class Interval
+{
+    /// <summary>Creates an interval; the tensors must have the same shape.</summary>
+    public Interval(Tensor lower, Tensor upper)
+    {
+        ArgumentNullException.ThrowIfNull(lower);
+        ArgumentNullException.ThrowIfNull(upper);
+        if (!ShapeUtil.SameShape(lower.Dims, upper.Dims))
+            throw new ArgumentException($"Interval: lower {ShapeUtil.Format(lower.Dims)} and upper {ShapeUtil.Format(upper.Dims)} differ in shape.");
+        Lower = lower; Upper = upper;
+    }
+
+    /// <summary>A constant (not perturbed) value.</summary>
+    public static Interval Constant(Tensor value) => new(value, value) { IsConstant = true };
+
+    /// <summary>Lower bound.</summary>
+    public Tensor Lower { get; }
+
+    /// <summary>Upper bound.</summary>
+    public Tensor Upper { get; }
+
+    /// <summary>True for values that do not depend on the perturbed input (Lower and Upper are the same tensor).</summary>
+    public bool IsConstant { get; private init; }
+
+    /// <summary>
+    /// Set when this interval is the box around the perturbed input itself (possibly reshaped): the perturbation and
+    /// its centre, so that the first affine layer can use the exact norm rule (an L2 ball's box is loose).
+    /// </summary>
+    public Perturbation? Ball { get; init; }
+
+    /// <summary>Centre of <see cref="Ball"/> (the clean input), shaped like this value.</summary>
+    public Tensor? BallCenter { get; init; }
+
+    /// <summary>The shape of the value (batch included for perturbed values).</summary>
+    public int[] Shape => Lower.Shape;
+
+    /// <summary>(Lower + Upper) / 2.</summary>
+    public Tensor Center => IsConstant ? Lower : (Lower + Upper) * 0.5f;
+
+    /// <summary>(Upper - Lower) / 2.</summary>
+    public Tensor Radius => (Upper - Lower) * 0.5f;
+
+    /// <summary>Applies a shape-only function (reshape, flatten, ...) to both bounds, keeping the ball information.</summary>
+    public Interval MapShape(Func<Tensor, Tensor> f)
+    {
+        if (IsConstant) return Constant(f(Lower));
+        return new Interval(f(Lower), f(Upper)) { Ball = Ball, BallCenter = BallCenter == null ? null : f(BallCenter) };
+    }
+
+    /// <summary>Applies a monotonically non-decreasing element-wise function to both bounds.</summary>
+    public Interval MapMonotone(Func<Tensor, Tensor> f)
+        => IsConstant ? Constant(f(Lower)) : new Interval(f(Lower), f(Upper));
+
+    /// <inheritdoc/>
+    public override string ToString() => $"Interval{ShapeUtil.Format(Lower.Dims)}{(IsConstant ? " (constant)" : "")}";
+}
