@@ -60,6 +60,9 @@ internal sealed class ConstTensor
 
     public ConstTensor Reshaped(int[] dims) => new(dims, Data, Kind, null);
 
+    /// <summary>The same values under a graph-value name (a layer weight derived from an initializer keeps its name).</summary>
+    public ConstTensor Named(string? name) => new(Dims, Data, Kind, name);
+
     public ConstTensor WithKind(ConstKind kind)
     {
         if (kind == Kind) return this;

@@ -104,7 +104,7 @@ internal sealed partial class OnnxImporter
         if (r < channelAxisFromEnd || r > layer.Rank || bias.Dims[r - channelAxisFromEnd] != outCh || bias.Numel != outCh) return null;
         var b = new double[outCh];
         for (int i = 0; i < outCh; i++) b[i] = (float)(bias.Data[i] + (aff.Bias?.Data[i] ?? 0));
-        return EmitAffine(Out, aff.Op, aff.Input, aff.Weight, new ConstTensor([outCh], b, ConstKind.Real));
+        return EmitAffine(Out, aff.Op, aff.Input, aff.Weight, new ConstTensor([outCh], b, ConstKind.Real, aff.Bias?.Name ?? bias.Name));
     }
 
     /// <summary>A Linear or Conv node with constant weight and bias, remembered as foldable.</summary>
@@ -124,13 +124,13 @@ internal sealed partial class OnnxImporter
         if (!x.IsConst && w.Const is { Rank: 2 } wc)
         {
             // x @ W = Linear(x, Wᵀ).
-            SetOut(EmitAffine(Out, new LinearOp(), x, ConstOps.Transpose(wc.WithKind(ConstKind.Real), [1, 0]), null));
+            SetOut(EmitAffine(Out, new LinearOp(), x, ConstOps.Transpose(wc.WithKind(ConstKind.Real), [1, 0]).Named(wc.Name), null));
             return;
         }
         if (x.Const is { Rank: 2 } xc && !w.IsConst && w.Rank == 1)
         {
             // W @ v for a vector v = Linear(v, W).
-            SetOut(EmitAffine(Out, new LinearOp(), w, xc.WithKind(ConstKind.Real), null));
+            SetOut(EmitAffine(Out, new LinearOp(), w, xc.WithKind(ConstKind.Real).Named(xc.Name), null));
             return;
         }
         SetOut(Emit(Out, new MatMulOp(), [x, w], [ValueKind.Parameter, ValueKind.Parameter]));
@@ -151,14 +151,15 @@ internal sealed partial class OnnxImporter
             // alpha · A · op(B) + beta · C = Linear(A, alpha · op(B)ᵀ, beta · C) when C is one value per column.
             var w = transB ? bc.WithKind(ConstKind.Real) : ConstOps.Transpose(bc.WithKind(ConstKind.Real), [1, 0]);
             if (alpha != 1f) w = ConstOps.Map(w, v => v * alpha);
+            w = w.Named(bc.Name);
             int n = w.Dims[0];
             ConstTensor? bias = null;
             ConstTensor? rest = null;
             if (C != null)
             {
                 var c = beta == 1f ? C.Const!.WithKind(ConstKind.Real) : ConstOps.Map(C.Const!.WithKind(ConstKind.Real), v => v * beta);
-                if (c.Numel == n && c.Rank >= 1 && c.Dims[^1] == n) bias = c.Reshaped([n]);
-                else if (c.Numel == 1) bias = new ConstTensor([n], Enumerable.Repeat(c.Data[0], n).ToArray(), ConstKind.Real);
+                if (c.Numel == n && c.Rank >= 1 && c.Dims[^1] == n) bias = c.Reshaped([n]).Named(C.Const!.Name);
+                else if (c.Numel == 1) bias = new ConstTensor([n], Enumerable.Repeat(c.Data[0], n).ToArray(), ConstKind.Real, C.Const!.Name);
                 else rest = c;
             }
             string linName = rest == null ? Out : $"{Out}/linear";
@@ -243,7 +244,7 @@ internal sealed partial class OnnxImporter
                 for (int k = 0; k < per; k++) nw[o * per + k] = (float)(w.Data[o * per + k] * s[o]);
             var nb = new double[c];
             for (int o = 0; o < c; o++) nb[o] = (float)((aff.Bias?.Data[o] ?? 0) * s[o] + t0[o]);
-            SetOut(EmitAffine(Out, aff.Op, aff.Input, new ConstTensor(w.Dims, nw, ConstKind.Real), new ConstTensor([c], nb, ConstKind.Real)));
+            SetOut(EmitAffine(Out, aff.Op, aff.Input, new ConstTensor(w.Dims, nw, ConstKind.Real, w.Name), new ConstTensor([c], nb, ConstKind.Real, aff.Bias?.Name ?? bias.Name)));
             return;
         }
         if (x.IsConst)
