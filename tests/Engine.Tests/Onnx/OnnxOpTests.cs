@@ -1,0 +1,254 @@
+using NUnit.Framework;
+using Engine.Graph;
+using Engine.Onnx;
+using Engine.Onnx.Protobuf;
+using Engine.Tensors;
+
+namespace Engine.Tests.Onnx;
+
+/// <summary>Hand-built models covering each supported operator, compared against ONNX Runtime.</summary>
+[TestFixture]
+public class OnnxOpTests
+{
+    private static string[] OpTypes(OnnxModel m) => m.Graph.Nodes.Select(n => n.Op.Type).ToArray();
+
+    [Test]
+    public void MlpWithGemmVariantsAndActivations()
+    {
+        var b = new OnnxTestModel()
+            .Input("x", -1, 6).Output("y")
+            .Rand("w1", 6, 8).Rand("b1", 8)
+            .Rand("w2", 5, 8).Rand("b2", 5)
+            .Rand("w3", 5, 4).Rand("c3", 1, 4)
+            .Rand("w4", 4, 3).Rand("c4", 2, 3)
+            .Node("MatMul", ["x", "w1"], ["m1"]).Node("Add", ["m1", "b1"], ["h1"]).Node("Relu", "h1", "r1")
+            .Node("Gemm", ["r1", "w2", "b2"], ["h2"], ("transB", 1L), ("alpha", 0.5f), ("beta", 2f)).Node("Sigmoid", "h2", "s2")
+            .Node("Gemm", ["s2", "w3", "c3"], ["h3"], ("alpha", 1.5f)).Node("Tanh", "h3", "t3")
+            // A full [M, N] C (batch 2) stays a separate Add.
+            .Node("Gemm", ["t3", "w4", "c4"], ["y"], ("beta", -1f));
+        var m = OrtOracle.AssertMatches(b.Bytes(), batch: 2);
+        var ops = OpTypes(m);
+        Assert.That(ops.Count(t => t == "Linear"), Is.EqualTo(4));
+        Assert.That(ops.Count(t => t == "Add"), Is.EqualTo(1));
+        Assert.That(m.Inputs[0].Shape, Is.EqualTo(new[] { -1, 6 }));
+    }
+
+    [Test]
+    public void GemmWithTransposedDynamicA()
+    {
+        var b = new OnnxTestModel().Input("a", 6, 3).Output("y").Rand("w", 6, 4).Rand("c", 4)
+            .Node("Gemm", ["a", "w", "c"], ["y"], ("transA", 1L), ("alpha", 2f));
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m), Does.Contain("Transpose").And.Contain("MatMul"));
+    }
+
+    [Test]
+    public void MatMulOfTwoComputedValuesAndVectorForms()
+    {
+        var b = new OnnxTestModel().Input("x", 3, 4).Input("v", 4).Output("y").Output("z").Rand("w", 5, 4)
+            .Node("Transpose", ["x"], ["xt"], ("perm", new long[] { 1, 0 }))
+            .Node("MatMul", ["x", "xt"], ["y"])
+            .Node("MatMul", ["w", "v"], ["z"]);
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m), Does.Contain("Linear"));
+    }
+
+    [Test]
+    public void ConvBatchNormPoolConcatNetwork()
+    {
+        var b = new OnnxTestModel()
+            .Input("x", -1, 3, 9, 9).Output("y")
+            .Init("mean", [0.4f, 0.5f, 0.6f], [1, 3, 1, 1]).Init("std", [0.2f, 0.25f, 0.3f], [1, 3, 1, 1])
+            .Rand("cw", 4, 3, 3, 3).Rand("cb", 4)
+            .RandScaled("bn_s", 1f, 4).Rand("bn_b", 4).Rand("bn_m", 4).RandRange("bn_v", 0.5f, 2f, 4)
+            .Rand("gw", 4, 2, 3, 3)
+            .Rand("fw", 10, 8 * 5 * 5 + 4 * 5 * 5).Rand("fb", 10)
+            .Node("Sub", ["x", "mean"], ["xs"]).Node("Div", ["xs", "std"], ["xn"])
+            .Node("Conv", ["xn", "cw", "cb"], ["c1"], ("pads", new long[] { 1, 1, 1, 1 }), ("kernel_shape", new long[] { 3, 3 }))
+            .Node("BatchNormalization", ["c1", "bn_s", "bn_b", "bn_m", "bn_v"], ["n1"], ("epsilon", 1e-3f))
+            .Node("Relu", "n1", "r1")
+            .Node("MaxPool", ["r1"], ["p1"], ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }))
+            // A grouped, dilated convolution branch and an average-pooled branch, joined along channels.
+            .Node("Conv", ["r1", "gw"], ["g1"], ("group", 2L), ("dilations", new long[] { 2, 2 }), ("pads", new long[] { 2, 2, 2, 2 }), ("strides", new long[] { 2, 2 }))
+            .Node("AveragePool", ["r1"], ["a1"], ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }))
+            .Node("Concat", ["p1", "a1"], ["cat"], ("axis", 1L))
+            .Node("Relu", "g1", "rg")
+            .Node("Flatten", ["cat"], ["f1"]).Node("Flatten", ["rg"], ["f2"])
+            .Node("Concat", ["f1", "f2"], ["f"], ("axis", -1L))
+            .Node("Gemm", ["f", "fw", "fb"], ["y"], ("transB", 1L));
+        var m = OrtOracle.AssertMatches(b.Bytes(), batch: 2);
+        var ops = OpTypes(m);
+        Assert.That(ops, Does.Not.Contain("BatchNormalization"), "BatchNorm folds into the convolution");
+        Assert.That(ops, Does.Not.Contain("Div"), "division by a constant becomes multiplication");
+        Assert.That(ops, Does.Contain("Concat").And.Contain("MaxPool").And.Contain("AveragePool"));
+        Assert.That(ops.Count(t => t == "Conv"), Is.EqualTo(2));
+    }
+
+    private static OnnxTestModel BatchNormModel(int seed) => new OnnxTestModel(seed: seed)
+        .Input("x", -1, 4, 5, 5).Output("y")
+        .Rand("cw", 4, 4, 1, 1)
+        .Rand("s", 4).Rand("bb", 4).Rand("mu", 4).RandRange("var", 0.5f, 2f, 4)
+        .Node("BatchNormalization", ["x", "s", "bb", "mu", "var"], ["n0"])
+        .Node("Conv", ["n0", "cw"], ["c"])
+        .Node("BatchNormalization", ["c", "s", "bb", "mu", "var"], ["y"], ("momentum", 0.8f));
+
+    [Test]
+    public void BatchNormFoldedAndUnfolded()
+    {
+        var bytes = BatchNormModel(3).Bytes();
+        var folded = OrtOracle.AssertMatches(bytes, batch: 3);
+        Assert.That(OpTypes(folded).Count(t => t == "BatchNormalization"), Is.EqualTo(1), "the first BatchNorm has no layer to fold into");
+        var kept = OrtOracle.AssertMatches(bytes, batch: 3, options: new OnnxImportOptions { FoldBatchNorm = false });
+        var bn = kept.Graph.Nodes.Where(n => n.Op is BatchNormOp).ToArray();
+        Assert.That(bn, Has.Length.EqualTo(2));
+        Assert.That(((BatchNormOp)bn[1].Op).Momentum, Is.EqualTo(0.2f).Within(1e-6));
+        Assert.That(bn[0].Inputs.Select(v => v.Kind), Is.EqualTo(new[] { ValueKind.Input, ValueKind.Parameter, ValueKind.Parameter, ValueKind.Buffer, ValueKind.Buffer }));
+    }
+
+    [Test]
+    public void PyTorchFlattenPatternFolds()
+    {
+        // torch.flatten as exported by older PyTorch: Shape -> Gather -> Unsqueeze -> Concat -> Reshape.
+        var b = new OnnxTestModel(opset: 11)
+            .Input("x", 1, 2, 3, 3).Output("y").Rand("w", 7, 18)
+            .Node("Relu", "x", "r")
+            .Node("Shape", "r", "shape")
+            .Node("Constant", [], ["zero"], ("value", Scalar64(0)))
+            .Node("Gather", ["shape", "zero"], ["batch"], ("axis", 0L))
+            .Node("Unsqueeze", ["batch"], ["batch1"], ("axes", new long[] { 0 }))
+            .Node("Constant", [], ["minus1"], ("value_ints", new long[] { -1 }))
+            .Node("Concat", ["batch1", "minus1"], ["target"], ("axis", 0L))
+            .Node("Reshape", ["r", "target"], ["flat"])
+            .Node("Gemm", ["flat", "w"], ["y"], ("transB", 1L));
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m), Is.EqualTo(new[] { "Relu", "Reshape", "Linear" }));
+        // The folded batch dimension passes through, so the graph also runs on a batch of 3.
+        var y = Executor.Forward(m.Graph, Tensor.Zeros(3, 2, 3, 3));
+        Assert.That(y.Shape, Is.EqualTo(new[] { 3, 7 }));
+    }
+
+    [Test]
+    public void LayoutOpsOnComputedValues()
+    {
+        // NHWC input transposed to NCHW (a real permutation), Unsqueeze / Squeeze (opset 13: axes as input),
+        // Identity and Dropout pass-throughs, Reshape with 0 and -1.
+        var b = new OnnxTestModel()
+            .Input("x", 1, 4, 5, 2).Output("y").Output("z")
+            .Ints("ax0", 0).Ints("ax1", 1).Ints("shape", 0, -1)
+            .Rand("cw", 3, 2, 3, 3)
+            .Node("Transpose", ["x"], ["nchw"], ("perm", new long[] { 0, 3, 1, 2 }))
+            .Node("Conv", ["nchw", "cw"], ["c"], ("auto_pad", "SAME_UPPER"), ("kernel_shape", new long[] { 3, 3 }))
+            .Node("Identity", "c", "ci")
+            .Node("Dropout", "ci", "cd")
+            .Node("Squeeze", ["cd", "ax0"], ["sq"])
+            .Node("Unsqueeze", ["sq", "ax1"], ["us"])
+            .Node("Transpose", ["us"], ["t"], ("perm", new long[] { 1, 0, 2, 3 }))
+            .Node("Reshape", ["t", "shape"], ["y"])
+            .Node("GlobalAveragePool", "nchw", "z");
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m).Count(t => t == "Transpose"), Is.EqualTo(1), "a transpose of a unit dimension is a reshape");
+    }
+
+    [Test]
+    public void ArithmeticBetweenComputedValues()
+    {
+        var b = new OnnxTestModel()
+            .Input("x", 2, 5).Input("u", 1, 5).Output("y").Rand("k", 5).Init("one", [1f], [])
+            .Node("LeakyRelu", ["x"], ["l"], ("alpha", 0.2f))
+            .Node("Neg", "l", "n")
+            .Node("Mul", ["n", "u"], ["p"])
+            .Node("Relu", "x", "r")
+            .Node("Add", ["r", "one"], ["den"])
+            .Node("Div", ["p", "den"], ["q"])
+            .Node("Sub", ["k", "q"], ["s"])
+            .Node("Div", ["one", "den"], ["inv"])
+            .Node("Add", ["s", "inv"], ["y"]);
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m), Does.Contain("Div").And.Contain("LeakyRelu"));
+    }
+
+    [Test]
+    public void ConstantSubgraphsFold()
+    {
+        // Weights computed from constants (Slice, Cast, ConstantOfShape, Transpose, Mul, Unsqueeze, Squeeze) fold away.
+        var b = new OnnxTestModel()
+            .Input("x", 2, 3).Output("y")
+            .Rand("big", 4, 6).Ints("st", 1, 0).Ints("en", 4, 3).Ints("axes", 0, 1).Ints("oshape", 3)
+            .Node("Slice", ["big", "st", "en", "axes"], ["w"])            // [3, 3]
+            .Node("Transpose", ["w"], ["wt"])
+            .Node("ConstantOfShape", ["oshape"], ["ones"], ("value", FloatTensor(2f)))
+            .Node("Cast", ["ones"], ["onesd"], ("to", 1L))
+            .Node("Mul", ["wt", "onesd"], ["w2"])
+            .Node("Unsqueeze", ["w2", "st"], ["w3"])
+            .Node("Squeeze", ["w3"], ["w4"])
+            .Node("MatMul", ["x", "w4"], ["y"]);
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m), Is.EqualTo(new[] { "Linear" }));
+    }
+
+    [Test]
+    public void InitializerEncodingsAgree()
+    {
+        var w = new[] { 0.5f, -1.25f, 2f, 0.1f, 3f, -0.7f };
+        var raw = new OnnxTestModel().Input("x", 1, 3).Output("y").Init("w", w, [3, 2]).Node("MatMul", ["x", "w"], ["y"]);
+        var fl = new OnnxTestModel().Input("x", 1, 3).Output("y").Init("w", w, [3, 2], rawData: false).Node("MatMul", ["x", "w"], ["y"]);
+        var db = new OnnxTestModel().Input("x", 1, 3).Output("y").Doubles("w", w.Select(v => (double)v).ToArray(), 3, 2).Node("MatMul", ["x", "w"], ["y"]);
+        var x = Tensor.FromArray([1f, 2f, 3f], 1, 3);
+        var expected = new[] { 0.5f + 4f + 9f, -1.25f + 0.2f - 2.1f };
+        foreach (var model in new[] { raw, fl, db })
+            Assert.That(Executor.Forward(OnnxModel.Load(model.Bytes()).Graph, x).ToArray(), Is.EqualTo(expected).Within(1e-5));
+        OrtOracle.AssertMatches(raw.Bytes());
+        OrtOracle.AssertMatches(fl.Bytes());
+    }
+
+    [Test]
+    public void GraphValuesCarryOnnxNames()
+    {
+        var b = new OnnxTestModel().Input("img", 1, 4).Output("logits").Rand("W", 4, 3).Rand("B", 3)
+            .Node("MatMul", ["img", "W"], ["mm"]).Node("Add", ["mm", "B"], ["logits"]);
+        var m = OnnxModel.Load(b.Bytes());
+        Assert.That(m.Graph.Inputs[0].Name, Is.EqualTo("img"));
+        Assert.That(m.Graph.Outputs[0].Name, Is.EqualTo("logits"));
+        Assert.That(m.Graph.Parameters.Select(p => p.Name), Is.EquivalentTo(new[] { "W", "B" }));
+        Assert.That(m.Outputs[0].Shape, Is.EqualTo(new[] { 1, 3 }));
+        Assert.That(m.ProducerName, Is.EqualTo("engine-tests"));
+    }
+
+    [Test]
+    public void BiasIsNotFusedWhenTheProductIsReadTwice()
+    {
+        var b = new OnnxTestModel().Input("x", 1, 4).Output("y").Output("mm").Rand("W", 4, 3).Rand("B", 3)
+            .Node("MatMul", ["x", "W"], ["mm"]).Node("Add", ["mm", "B"], ["y"]);
+        var m = OrtOracle.AssertMatches(b.Bytes());
+        Assert.That(OpTypes(m), Is.EqualTo(new[] { "Linear", "Add" }));
+    }
+
+    [Test]
+    public void ImportedGraphIsDifferentiable()
+    {
+        var b = new OnnxTestModel().Input("x", 2, 3).Output("y").Rand("W", 3, 2).Rand("B", 2)
+            .Node("Gemm", ["x", "W", "B"], ["h"]).Node("Tanh", "h", "y");
+        var m = OnnxModel.Load(b.Bytes());
+        var w = m.Graph.Parameters.Single(p => p.Name == "W").Data!;
+        w.RequiresGrad_();
+        var y = Executor.Forward(m.Graph, Tensor.FromArray([0.1f, 0.2f, 0.3f, -0.4f, 0.5f, -0.6f], 2, 3));
+        y.Sum().Backward();
+        Assert.That(w.Grad, Is.Not.Null);
+        Assert.That(w.Grad!.Shape, Is.EqualTo(new[] { 2, 3 }), "Gemm's B [in, out] is stored as a Linear weight [out, in]");
+    }
+
+    internal static TensorProto Scalar64(long v)
+    {
+        var t = new TensorProto { DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Int64Data.Add(v);
+        return t;
+    }
+
+    internal static TensorProto FloatTensor(float v)
+    {
+        var t = new TensorProto { DataType = (int)TensorProto.Types.DataType.Float };
+        t.Dims.Add(1);
+        t.FloatData.Add(v);
+        return t;
+    }
+}
