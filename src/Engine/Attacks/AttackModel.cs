@@ -35,7 +35,7 @@ public sealed class AttackModel
         if (graph.Inputs.Count != 1 || graph.Outputs.Count != 1)
             throw new ArgumentException($"AttackModel: the graph must have one input and one output, it has {graph.Inputs.Count} and {graph.Outputs.Count}.");
         return new AttackModel(x => Executor.Forward(graph, x, training: false),
-                               () => graph.Parameters.Select(v => v.Data!));
+                               () => graph.Initializers.Select(v => v.Data!));
     }
 
     /// <summary>
