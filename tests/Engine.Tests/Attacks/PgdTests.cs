@@ -110,6 +110,24 @@ public class PgdTests
     }
 
     [Test]
+    public void ImageBatchesAreMeasuredPerSampleOverAllTheirElements()
+    {
+        var g = new Generator(31);
+        var model = new Sequential(new Conv2d(2, 4, 3, padding: 1, generator: g), new ReLU(), new Flatten(), new Linear(4 * 5 * 5, 3, generator: g));
+        var x = Tensor.Uniform([6, 2, 5, 5], 0f, 1f, new Generator(32));
+        var y = Tensor.FromArray([0f, 1f, 2f, 0f, 1f, 2f], 6);
+        foreach (var norm in new[] { Norm.LInf, Norm.L2 })
+        {
+            float eps = norm == Norm.LInf ? 0.05f : 0.5f;
+            var r = Pgd.Attack(model, x, y, new PgdOptions { Norm = norm, Eps = eps, Steps = 8, Seed = 2 });
+            Assert.That(r.Adversarial.Shape, Is.EqualTo(x.Shape));
+            var d = norm == Norm.LInf ? LInfDist(r.Adversarial, x) : L2Dist(r.Adversarial, x);
+            Assert.That(d, Has.All.LessThanOrEqualTo(eps * (1 + 1e-5f) + 1e-6f), $"{norm}");
+            Assert.That(d, Has.All.GreaterThan(eps * 0.5f), $"{norm}: each sample moves on its own budget");
+        }
+    }
+
+    [Test]
     public void PgdSucceedsAtLeastAsOftenAsFgsm()
     {
         var (x, y) = Problem(200, 202);
