@@ -72,6 +72,24 @@ public sealed class RigorousBox
         return double.IsNaN(r) ? double.NegativeInfinity : r;
     }
 
+    /// <summary>mu += a·row and t += |a·row| (each product rounded once, as the error bound assumes).</summary>
+    private static void AxpyAbs(ReadOnlySpan<double> row, double a, Span<double> mu, Span<double> t)
+    {
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            int w = System.Numerics.Vector<double>.Count;
+            var va = new System.Numerics.Vector<double>(a);
+            for (; i + w <= row.Length; i += w)
+            {
+                var p = new System.Numerics.Vector<double>(row[i..]) * va;
+                (new System.Numerics.Vector<double>(mu[i..]) + p).CopyTo(mu[i..]);
+                (new System.Numerics.Vector<double>(t[i..]) + System.Numerics.Vector.Abs(p)).CopyTo(t[i..]);
+            }
+        }
+        for (; i < row.Length; i++) { double p = row[i] * a; mu[i] += p; t[i] += Math.Abs(p); }
+    }
+
     /// <summary>Lower bound of Σ c_i v_i for v in [lo, hi].</summary>
     private static double IntervalDot(ReadOnlySpan<double> c, double[] lo, double[] hi)
     {
@@ -165,69 +183,68 @@ public sealed class RigorousBox
             switch (layer)
             {
                 case DenseLayer d:
-                {
-                    var t = new double[d.In];
-                    for (int o = 0; o < d.Out; o++)
                     {
-                        double a = lam[o];
-                        if (a == 0) continue;
-                        var row = d.W.AsSpan(o * d.In, d.In);
-                        for (int i = 0; i < row.Length; i++) { double p = row[i] * a; mu[i] += p; t[i] += Math.Abs(p); }
+                        var t = new double[d.In];
+                        for (int o = 0; o < d.Out; o++)
+                        {
+                            double a = lam[o];
+                            if (a == 0) continue;
+                            AxpyAbs(d.W.AsSpan(o * d.In, d.In), a, mu, t);
+                        }
+                        // (Wᵀλ)·v ≥ μ·v − Σᵢ errᵢ·max|vᵢ|.
+                        double charge = 0;
+                        for (int i = 0; i < d.In; i++)
+                            if (t[i] != 0) charge = AddUp(charge, MulUp(DotSlack(t[i], d.Out), Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]))));
+                        if (d.B != null) beta = AddDown(beta, Directed.DotDown(lam, d.B));
+                        beta = AddDown(beta, -charge);
+                        break;
                     }
-                    // (Wᵀλ)·v ≥ μ·v − Σᵢ errᵢ·max|vᵢ|.
-                    double charge = 0;
-                    for (int i = 0; i < d.In; i++)
-                        if (t[i] != 0) charge = AddUp(charge, MulUp(DotSlack(t[i], d.Out), Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]))));
-                    if (d.B != null) beta = AddDown(beta, Directed.DotDown(lam, d.B));
-                    beta = AddDown(beta, -charge);
-                    break;
-                }
                 case DiagLayer g:
-                {
-                    double charge = 0;
-                    for (int i = 0; i < g.In; i++)
                     {
-                        if (g.A == null) { mu[i] = lam[i]; continue; }
-                        double p = lam[i] * g.A[i];
-                        mu[i] = p;
-                        // |fl(λa) − λa| ≤ u|fl(λa)| (+ underflow).
-                        double err = Up(Math.Abs(p) * Ulp1 + Tiny);
-                        charge = AddUp(charge, MulUp(err, Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]))));
+                        double charge = 0;
+                        for (int i = 0; i < g.In; i++)
+                        {
+                            if (g.A == null) { mu[i] = lam[i]; continue; }
+                            double p = lam[i] * g.A[i];
+                            mu[i] = p;
+                            // |fl(λa) − λa| ≤ u|fl(λa)| (+ underflow).
+                            double err = Up(Math.Abs(p) * Ulp1 + Tiny);
+                            charge = AddUp(charge, MulUp(err, Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]))));
+                        }
+                        if (g.C != null) beta = AddDown(beta, Directed.DotDown(lam, g.C));
+                        beta = AddDown(beta, -charge);
+                        break;
                     }
-                    if (g.C != null) beta = AddDown(beta, Directed.DotDown(lam, g.C));
-                    beta = AddDown(beta, -charge);
-                    break;
-                }
                 case PermLayer p:
                     for (int i = 0; i < p.Out; i++) mu[p.Src[i]] += lam[i];
                     break;
                 default:
-                {
-                    double charge = 0;
-                    for (int i = 0; i < layer.In; i++)
                     {
-                        double a = lam[i], l = lo[i], u = hi[i];
-                        if (a == 0 || u <= 0) continue; // inactive: relu = 0
-                        if (l >= 0) { mu[i] = a; continue; } // active: relu = identity
-                        if (a > 0)
+                        double charge = 0;
+                        for (int i = 0; i < layer.In; i++)
                         {
-                            // relu(v) ≥ α·v for any α in [0, 1]; 0/1 keeps α·λ exact.
-                            mu[i] = u > -l ? a : 0;
-                            continue;
+                            double a = lam[i], l = lo[i], u = hi[i];
+                            if (a == 0 || u <= 0) continue; // inactive: relu = 0
+                            if (l >= 0) { mu[i] = a; continue; } // active: relu = identity
+                            if (a > 0)
+                            {
+                                // relu(v) ≥ α·v for any α in [0, 1]; 0/1 keeps α·λ exact.
+                                mu[i] = u > -l ? a : 0;
+                                continue;
+                            }
+                            // relu(v) ≤ s·v + t on [l, u] when the line is above relu at l and at u (relu is convex).
+                            double s = u / (u - l);
+                            if (!(s >= 0 && s <= 1)) s = Math.Clamp(double.IsNaN(s) ? 1 : s, 0, 1);
+                            double t = Math.Max(Up(-(s * l)), Up(u - Down(s * u)));
+                            t = Math.Max(t, 0);
+                            double m = a * s;
+                            mu[i] = m;
+                            charge = AddUp(charge, MulUp(Up(Math.Abs(m) * Ulp1 + Tiny), Math.Max(Math.Abs(l), Math.Abs(u))));
+                            beta = AddDown(beta, MulDown(a, t));
                         }
-                        // relu(v) ≤ s·v + t on [l, u] when the line is above relu at l and at u (relu is convex).
-                        double s = u / (u - l);
-                        if (!(s >= 0 && s <= 1)) s = Math.Clamp(double.IsNaN(s) ? 1 : s, 0, 1);
-                        double t = Math.Max(Up(-(s * l)), Up(u - Down(s * u)));
-                        t = Math.Max(t, 0);
-                        double m = a * s;
-                        mu[i] = m;
-                        charge = AddUp(charge, MulUp(Up(Math.Abs(m) * Ulp1 + Tiny), Math.Max(Math.Abs(l), Math.Abs(u))));
-                        beta = AddDown(beta, MulDown(a, t));
+                        beta = AddDown(beta, -charge);
+                        break;
                     }
-                    beta = AddDown(beta, -charge);
-                    break;
-                }
             }
             lam = mu;
         }

@@ -51,6 +51,16 @@ public sealed class RigorousNetwork
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(inputShape);
+        try { return Read(graph, inputShape, out reason); }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or InvalidOperationException)
+        {
+            reason = $"the graph could not be read for the float64 guard: {e.Message}";
+            return null;
+        }
+    }
+
+    private static RigorousNetwork? Read(ComputeGraph graph, int[] inputShape, out string? reason)
+    {
         reason = null;
         if (graph.Inputs.Count != 1 || graph.Outputs.Count != 1) { reason = "the graph must have one input and one output"; return null; }
         // Per value: a constant tensor, or the chain (the current perturbed value) with its per-example shape.

@@ -172,7 +172,11 @@ public static class Verifier
         {
             var res = Pgd.Minimize(model, lt, ht, objective, new BoxSearchOptions
             {
-                Steps = ctx.Options.AttackSteps, Restarts = 1, RandomStart = true, Seed = seed * 1000 + (ulong)r, EarlyStop = false,
+                Steps = ctx.Options.AttackSteps,
+                Restarts = 1,
+                RandomStart = true,
+                Seed = seed * 1000 + (ulong)r,
+                EarlyStop = false,
             });
             var pts = res.Point.ToArray();
             int n = lo.Length;
@@ -200,12 +204,8 @@ public static class Verifier
         stack.Push(new Box(lo0, hi0, Enumerable.Repeat(true, c.Unsafe.Count).ToArray(), 0));
         int maxDepth = 0, leaves = 0;
         bool branch = n <= ctx.Options.MaxBranchInputs;
-        while (stack.Count > 0)
+        (bool[] Open, double[]? Coeffs, double Gap) Evaluate(Box box)
         {
-            if (ctx.OutOfTime) return (Verdict.Timeout, null, $"time ran out after {ctx.Boxes} boxes ({leaves} proven, {stack.Count} open, depth {maxDepth})");
-            var box = stack.Pop();
-            ctx.Boxes++;
-            maxDepth = Math.Max(maxDepth, box.Depth);
             var rb = net.Analyze(box.Lo, box.Hi);
             var open = (bool[])box.Open.Clone();
             double[]? splitCoeffs = null;
@@ -228,25 +228,44 @@ public static class Verifier
                 if (bestRow > 0) { open[u] = false; continue; }
                 if (bestCoeffs != null && (splitCoeffs == null || bestRow > bestGap)) { splitCoeffs = bestCoeffs; bestGap = bestRow; }
             }
-            if (!open.Any(v => v)) { leaves++; continue; }
-            if (!branch)
-                return (Verdict.Unknown, null, $"float64 CROWN leaves the property open (best gap {bestGap:g4}) and {n} inputs are too many for input branch and bound");
-            // A box's centre is a cheap counterexample candidate.
-            if (InnerFloatBox(box.Lo.Select((v, i) => Math.Max(v, c.InputLower[i])).ToArray(), box.Hi.Select((v, i) => Math.Min(v, c.InputUpper[i])).ToArray()) is var (flo, fhi))
+            return (open, splitCoeffs, bestGap);
+        }
+        // Boxes are bounded a few at a time on all cores (the bounds are pure), then handled in stack order.
+        int group = Math.Max(1, 4 * Cpu.CpuThreads.Count);
+        var popped = new List<Box>(group);
+        var evals = new (bool[] Open, double[]? Coeffs, double Gap)[group];
+        while (stack.Count > 0)
+        {
+            if (ctx.OutOfTime) return (Verdict.Timeout, null, $"time ran out after {ctx.Boxes} boxes ({leaves} proven, {stack.Count} open, depth {maxDepth})");
+            popped.Clear();
+            while (popped.Count < group && stack.Count > 0) popped.Add(stack.Pop());
+            Cpu.CpuThreads.For(popped.Count, 1, (s0, s1) => { for (int q = s0; q < s1; q++) evals[q] = Evaluate(popped[q]); });
+            for (int q = 0; q < popped.Count; q++)
             {
-                var centre = new float[n];
-                for (int i = 0; i < n; i++) centre[i] = Math.Clamp((float)(0.5 * ((double)flo[i] + fhi[i])), flo[i], fhi[i]);
-                if (CheckCandidate(ctx.Graph, ctx.InputShape, c, centre, net) is { } cex)
-                    return (Verdict.Violated, cex, $"counterexample at a branch-and-bound box centre (depth {box.Depth})");
+                var box = popped[q];
+                var (open, splitCoeffs, bestGap) = evals[q];
+                ctx.Boxes++;
+                maxDepth = Math.Max(maxDepth, box.Depth);
+                if (!open.Any(v => v)) { leaves++; continue; }
+                if (!branch)
+                    return (Verdict.Unknown, null, $"float64 CROWN leaves the property open (best gap {bestGap:g4}) and {n} inputs are too many for input branch and bound");
+                // A box's centre is a cheap counterexample candidate.
+                if (InnerFloatBox(box.Lo.Select((v, i) => Math.Max(v, c.InputLower[i])).ToArray(), box.Hi.Select((v, i) => Math.Min(v, c.InputUpper[i])).ToArray()) is var (flo, fhi))
+                {
+                    var centre = new float[n];
+                    for (int i = 0; i < n; i++) centre[i] = Math.Clamp((float)(0.5 * ((double)flo[i] + fhi[i])), flo[i], fhi[i]);
+                    if (c.IsUnsafe(net.Evaluate(centre.Select(v => (double)v).ToArray())) && CheckCandidate(ctx.Graph, ctx.InputShape, c, centre, net) is { } cex)
+                        return (Verdict.Violated, cex, $"counterexample at a branch-and-bound box centre (depth {box.Depth})");
+                }
+                int dim = SplitDimension(box, splitCoeffs, rootWidth);
+                double mid = box.Lo[dim] + 0.5 * (box.Hi[dim] - box.Lo[dim]);
+                if (!(mid > box.Lo[dim] && mid < box.Hi[dim]))
+                    return (Verdict.Unknown, null, $"a box can no longer be split (input {dim} is {box.Hi[dim] - box.Lo[dim]:g3} wide) and is not proven");
+                var hiL = (double[])box.Hi.Clone(); hiL[dim] = mid;
+                var loR = (double[])box.Lo.Clone(); loR[dim] = mid;
+                stack.Push(new Box(loR, box.Hi, open, box.Depth + 1));
+                stack.Push(new Box(box.Lo, hiL, open, box.Depth + 1));
             }
-            int dim = SplitDimension(box, splitCoeffs, rootWidth);
-            double mid = box.Lo[dim] + 0.5 * (box.Hi[dim] - box.Lo[dim]);
-            if (!(mid > box.Lo[dim] && mid < box.Hi[dim]))
-                return (Verdict.Unknown, null, $"a box can no longer be split (input {dim} is {box.Hi[dim] - box.Lo[dim]:g3} wide) and is not proven");
-            var hiL = (double[])box.Hi.Clone(); hiL[dim] = mid;
-            var loR = (double[])box.Lo.Clone(); loR[dim] = mid;
-            stack.Push(new Box(loR, box.Hi, open, box.Depth + 1));
-            stack.Push(new Box(box.Lo, hiL, open, box.Depth + 1));
         }
         return (Verdict.Holds, null, $"float64 CROWN proved {leaves} box{(leaves == 1 ? "" : "es")} (max depth {maxDepth})");
     }
