@@ -16,6 +16,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(Gemm());
         bench.Subcommands.Add(Train());
         bench.Subcommands.Add(Conv2d());
+        bench.Subcommands.Add(Crown());
         return bench;
     }
 
@@ -73,6 +74,37 @@ internal static class BenchCommand
                 $"{{\"op\":\"conv2d_forward\",\"shape\":\"{shape}\",\"threads\":{CpuThreads.Count},\"ms\":{fwd * 1e3:0.###}}}"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{{\"op\":\"conv2d_forward_backward\",\"shape\":\"{shape}\",\"threads\":{CpuThreads.Count},\"ms\":{both * 1e3:0.###}}}"));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Crown()
+    {
+        var model = new Option<string>("--model") { Description = "ONNX model", Required = true };
+        var method = BoundsCommand.MethodOption("crown");
+        var batch = new Option<int>("--batch") { Description = "Random inputs bounded at once", DefaultValueFactory = _ => 1 };
+        var eps = new Option<float>("--eps") { Description = "L-inf radius", DefaultValueFactory = _ => 0.01f };
+        batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--batch must be at least 1."); });
+        var cmd = new Command("crown", "Time the margin-spec lower bound of an ONNX model on B random inputs in [0, 1] and print ms") { model, method, batch, eps };
+        cmd.SetAction(EngineCli.Guard(parse =>
+        {
+            var m = BoundsCommand.Load(parse.GetValue(model)!);
+            var shape = Engine.Verification.Verifier.ExampleShape(m.Inputs[0].Shape);
+            int b = parse.GetValue(batch), classes = m.Outputs[0].Numel;
+            string name = parse.GetValue(method)!;
+            var g = new Generator(1);
+            var x = Tensor.Uniform([b, .. shape], 0, 1, g);
+            var labels = Enumerable.Range(0, b).Select(i => i % Math.Max(1, classes)).ToArray();
+            var spec = Engine.Bounds.Spec.Margins(labels, classes);
+            var pert = Engine.Bounds.Perturbation.LInf(parse.GetValue(eps));
+            var opts = new Engine.Bounds.BoundOptions { ComputeUpper = false };
+            var bm = BoundsCommand.ParseMethod(name);
+            double seconds;
+            using (new Engine.Autograd.NoGrad())
+                seconds = MedianSeconds(() => Engine.Bounds.Bounds.Compute(m.Graph, x, pert, bm, spec, opts).Lower.ToArray());
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"op\":\"crown\",\"method\":\"{name}\",\"batch\":{b},\"threads\":{CpuThreads.Count},\"ms\":{seconds * 1e3:0.###}}}"));
             return 0;
         }));
         return cmd;

@@ -29,6 +29,8 @@ internal static class EngineCli
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(VerifyCommand.Create());
+        root.Subcommands.Add(BoundsCommand.Create());
         return root;
     }
 
@@ -43,7 +45,7 @@ internal static class EngineCli
             if (parse.GetValue(Threads) is int t) CpuThreads.Count = t;
             return action(parse);
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or InvalidOperationException or UnauthorizedAccessException or FormatException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

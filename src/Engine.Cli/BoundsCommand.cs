@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Engine.Bounds;
+using Engine.Onnx;
+using Engine.Tensors;
+using Engine.Verification;
+
+namespace Engine.Cli;
+
+/// <summary>`engine bounds`: output (or spec-row) bounds of an ONNX model over a norm ball, as one JSON object.</summary>
+internal static class BoundsCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("MODEL") { Description = "ONNX model" };
+        var input = new Option<string>("--input") { Description = "JSON file with a flat array: the centre, in the model's input order", Required = true };
+        var eps = new Option<float>("--eps") { Description = "Radius of the ball", Required = true };
+        var norm = new Option<string>("--norm") { Description = "inf or 2", DefaultValueFactory = _ => "inf" };
+        var method = MethodOption("crown");
+        var spec = new Option<string?>("--spec") { Description = "margins:LABEL: bound y_LABEL − y_j for every j ≠ LABEL" };
+        var clip = new Option<string?>("--clip") { Description = "LO,HI: intersect the (inf-norm) ball with this input domain" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object {\"lower\":[...],\"upper\":[...]} (the only format)" };
+        norm.AcceptOnlyFromAmong("inf", "2");
+        var cmd = new Command("bounds", "Bound a model's outputs over an L-inf or L2 ball (IBP, CROWN, CROWN-IBP, alpha-CROWN)")
+        {
+            model, input, eps, norm, method, spec, clip, json,
+        };
+        cmd.SetAction(EngineCli.Guard(parse =>
+        {
+            var m = Load(parse.GetValue(model)!);
+            var shape = Verifier.ExampleShape(m.Inputs[0].Shape);
+            float[] x;
+            try { x = JsonSerializer.Deserialize<float[]>(File.ReadAllText(parse.GetValue(input)!)) ?? []; }
+            catch (JsonException je) { throw new InvalidDataException($"--input: not a flat JSON array of numbers ({je.Message})", je); }
+            if (x.Length != ShapeUtil.Numel(shape))
+                throw new ArgumentException($"--input has {x.Length} values but the model takes {ShapeUtil.Numel(shape)} ({ShapeUtil.Format(shape)}).");
+            float e = parse.GetValue(eps);
+            Perturbation p;
+            if (parse.GetValue(norm) == "2")
+            {
+                if (parse.GetValue(clip) != null) throw new ArgumentException("--clip applies to --norm inf only.");
+                p = Perturbation.L2(e);
+            }
+            else if (parse.GetValue(clip) is { } c)
+            {
+                var (lo, hi) = ParseClip(c);
+                p = Perturbation.LInf(e, lo, hi);
+            }
+            else p = Perturbation.LInf(e);
+            var xt = Tensor.FromArray(x, [1, .. shape]);
+            Spec? s = parse.GetValue(spec) is { } sp ? Margins(sp, m.Outputs[0].Numel) : null;
+            var r = Engine.Bounds.Bounds.Compute(m.Graph, xt, p, ParseMethod(parse.GetValue(method)!), s);
+            Console.WriteLine(Json(r.Lower.ToArray(), r.Upper.ToArray()));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Option<string> MethodOption(string defaultMethod)
+    {
+        var o = new Option<string>("--method") { Description = "ibp, crown, crown-ibp or alpha-crown", DefaultValueFactory = _ => defaultMethod };
+        o.AcceptOnlyFromAmong("ibp", "crown", "crown-ibp", "alpha-crown");
+        return o;
+    }
+
+    public static BoundMethod ParseMethod(string s) => s switch
+    {
+        "ibp" => BoundMethod.Ibp,
+        "crown" => BoundMethod.Crown,
+        "crown-ibp" => BoundMethod.CrownIbp,
+        "alpha-crown" => BoundMethod.AlphaCrown,
+        _ => throw new ArgumentException($"unknown method '{s}' (ibp, crown, crown-ibp, alpha-crown)."),
+    };
+
+    public static OnnxModel Load(string path)
+    {
+        OnnxModel m;
+        try { m = OnnxModel.Load(path); }
+        catch (NotSupportedException e) { throw new InvalidDataException(e.Message, e); }
+        if (m.Inputs.Count != 1 || m.Outputs.Count != 1)
+            throw new InvalidDataException($"{path}: bounds need one input and one output, the model has {m.Inputs.Count} and {m.Outputs.Count}.");
+        return m;
+    }
+
+    private static Spec Margins(string text, int outputs)
+    {
+        const string prefix = "margins:";
+        if (!text.StartsWith(prefix, StringComparison.Ordinal) || !int.TryParse(text.AsSpan(prefix.Length), CultureInfo.InvariantCulture, out int label))
+            throw new ArgumentException($"--spec must be margins:LABEL, got '{text}'.");
+        if (label < 0 || label >= outputs) throw new ArgumentException($"--spec label {label} is not in [0, {outputs}).");
+        return Spec.Margins([label], outputs);
+    }
+
+    private static (float, float) ParseClip(string text)
+    {
+        var p = text.Split(',');
+        if (p.Length != 2 || !float.TryParse(p[0], NumberStyles.Float, CultureInfo.InvariantCulture, out float lo)
+            || !float.TryParse(p[1], NumberStyles.Float, CultureInfo.InvariantCulture, out float hi) || !(lo <= hi))
+            throw new ArgumentException($"--clip must be LO,HI with LO <= HI, got '{text}'.");
+        return (lo, hi);
+    }
+
+    private static string Json(float[] lower, float[] upper)
+    {
+        static string Arr(float[] v) => "[" + string.Join(",", v.Select(f => float.IsFinite(f) ? f.ToString("R", CultureInfo.InvariantCulture) : "null")) + "]";
+        return new StringBuilder().Append("{\"lower\":").Append(Arr(lower)).Append(",\"upper\":").Append(Arr(upper)).Append('}').ToString();
+    }
+}
