@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs `engine verify` on the whole VNN-COMP 2021 sample list (shared/data/vnncomp2021/expected.csv) with the
 # competition's time limits and prints the summary (verdict counts, times, agreement; exit code 2 on a wrong verdict).
-# Usage: scripts/verify_expected.sh [DATA_DIR] [extra engine verify options, e.g. --shard 0/2 --results out.csv]
+# Usage: benchmarks/verify_expected.sh [DATA_DIR] [extra engine verify options, e.g. --shard 0/2 --results out.csv]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-}"
