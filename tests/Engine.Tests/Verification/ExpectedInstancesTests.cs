@@ -6,7 +6,7 @@ namespace Engine.Tests.Verification;
 [TestFixture]
 public class ExpectedInstancesTests
 {
-    [Explicit("the whole list; scripts/verify_expected.sh runs it from the CLI")]
+    [Explicit("the whole list; benchmarks/verify_expected.sh runs it from the CLI")]
     [Test]
     public void AllExpected()
     {
