@@ -1,0 +1,127 @@
+using System.Runtime.Intrinsics;
+using Engine.Tensors;
+
+namespace Engine.Cpu;
+
+// Fused CROWN backward-sweep passes (IKernels.Bounds.cs). Row sums are accumulated in float vectors over blocks of
+// BlockLen elements and the block sums in double, so the accumulation error stays a few units of roundoff times Σ|terms|
+// (the rounding margin of Engine.Bounds assumes that) however long the rows are.
+public sealed unsafe partial class CpuKernels
+{
+    private const int BoundBlockLen = 256;
+
+    /// <inheritdoc/>
+    public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
+    {
+        float* pa = P(a), pls = P(lowSlope), pus = P(upSlope), py = P(y);
+        float* plb = lowBias.Storage == null ? null : P(lowBias), pub = upBias.Storage == null ? null : P(upBias);
+        bool withBias = plb != null || pub != null;
+        float* pbias = withBias ? P(bias) : null, pmag = withBias ? P(mag) : null;
+        int total = batch * rows;
+        CpuThreads.For(total, Math.Max(1, 16384 / Math.Max(1, n)), (s, e) =>
+        {
+            for (int row = s; row < e; row++)
+            {
+                int b = row / rows, r = row % rows;
+                float* ar = pa + (long)row * n, yr = py + (long)row * n;
+                float* ls = pls + RowOffset(b, r, lowSlopeRows, n), us = pus + RowOffset(b, r, upSlopeRows, n);
+                float* lb = plb == null ? null : plb + RowOffset(b, r, lowBiasRows, n);
+                float* ub = pub == null ? null : pub + RowOffset(b, r, upBiasRows, n);
+                var (bs, bm) = RelaxRow(ar, ls, us, lb, ub, yr, n);
+                if (withBias) { pbias[row] = bs; pmag[row] = bm; }
+            }
+        });
+    }
+
+    private static long RowOffset(int b, int r, int tRows, int n) => ((long)b * tRows + (tRows == 1 ? 0 : r)) * n;
+
+    private static (float Bias, float Mag) RelaxRow(float* a, float* ls, float* us, float* lb, float* ub, float* y, int n)
+    {
+        double bias = 0, mag = 0;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var zero = Vector512<float>.Zero;
+            while (i <= n - Vector512<float>.Count)
+            {
+                int last = Math.Min(n - Vector512<float>.Count, i + BoundBlockLen - Vector512<float>.Count);
+                var vb = zero; var vm = zero;
+                for (; i <= last; i += Vector512<float>.Count)
+                {
+                    var v = Vector512.Load(a + i);
+                    var pos = Vector512.GreaterThanOrEqual(v, zero);
+                    Vector512.Store(v * Vector512.ConditionalSelect(pos, Vector512.Load(ls + i), Vector512.Load(us + i)), y + i);
+                    if (lb != null || ub != null)
+                    {
+                        var l = lb == null ? zero : Vector512.Load(lb + i);
+                        var u = ub == null ? zero : Vector512.Load(ub + i);
+                        var t = v * Vector512.ConditionalSelect(pos, l, u);
+                        vb += t; vm += Vector512.Abs(t);
+                    }
+                }
+                bias += Vector512.Sum(vb); mag += Vector512.Sum(vm);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = a[i];
+            bool pos = v >= 0;
+            y[i] = v * (pos ? ls[i] : us[i]);
+            float bv = pos ? (lb == null ? 0f : lb[i]) : (ub == null ? 0f : ub[i]);
+            float t = v * bv;
+            bias += t; mag += MathF.Abs(t);
+        }
+        return ((float)bias, (float)mag);
+    }
+
+    /// <inheritdoc/>
+    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
+    {
+        float* pa = P(a), pc = P(c), pv = P(value), pm = P(mag);
+        float* pr = radius.Storage == null ? null : P(radius);
+        CpuThreads.For(batch * rows, Math.Max(1, 16384 / Math.Max(1, n)), (s, e) =>
+        {
+            for (int row = s; row < e; row++)
+            {
+                int b = row / rows;
+                var (d, m, sp) = DotRow(pa + (long)row * n, pc + (long)b * cBatchStride, pr == null ? null : pr + (long)b * radiusBatchStride, n);
+                if (pr == null) sp *= eps;
+                pv[row] = (float)(d - sp); pm[row] = (float)(m + sp);
+            }
+        });
+    }
+
+    /// <summary>(Σ a·c, Σ |a|·|c|, Σ |a|·r) — or Σ |a| for the last when r is null.</summary>
+    private static (double Dot, double Mag, double Spread) DotRow(float* a, float* c, float* r, int n)
+    {
+        double dot = 0, mag = 0, spread = 0;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var zero = Vector512<float>.Zero;
+            while (i <= n - Vector512<float>.Count)
+            {
+                int last = Math.Min(n - Vector512<float>.Count, i + BoundBlockLen - Vector512<float>.Count);
+                var vd = zero; var vm = zero; var vs = zero;
+                for (; i <= last; i += Vector512<float>.Count)
+                {
+                    var v = Vector512.Load(a + i);
+                    var cv = Vector512.Load(c + i);
+                    var av = Vector512.Abs(v);
+                    vd = Vector512.FusedMultiplyAdd(v, cv, vd);
+                    vm = Vector512.FusedMultiplyAdd(av, Vector512.Abs(cv), vm);
+                    vs = r == null ? vs + av : Vector512.FusedMultiplyAdd(av, Vector512.Load(r + i), vs);
+                }
+                dot += Vector512.Sum(vd); mag += Vector512.Sum(vm); spread += Vector512.Sum(vs);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = a[i], av = MathF.Abs(v);
+            dot += v * c[i]; mag += av * MathF.Abs(c[i]);
+            spread += r == null ? av : av * r[i];
+        }
+        return (dot, mag, spread);
+    }
+}
