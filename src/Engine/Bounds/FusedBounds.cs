@@ -49,8 +49,8 @@ internal static class FusedBounds
                 var pos = Tensor.Ge(av, 0f);
                 var g3 = g.Reshape(b, r, 1);
                 return [xs[0].RequiresGrad ? g3 * Tensor.Where(pos, xs[1].Detach(), xs[2].Detach()) : null,
-                        xs[1].RequiresGrad ? (g3 * pos).SumToShape(xs[1].Dims) : null,
-                        xs[2].RequiresGrad ? (g3 * (1f - pos)).SumToShape(xs[2].Dims) : null];
+                        xs[1].RequiresGrad ? (g3 * av * pos).SumToShape(xs[1].Dims) : null,
+                        xs[2].RequiresGrad ? (g3 * av * (1f - pos)).SumToShape(xs[2].Dims) : null];
             }, "BoundRelaxBias");
         }
         return (y.Reshape(a.Dims), bias, mag);
