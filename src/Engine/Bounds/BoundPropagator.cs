@@ -120,21 +120,41 @@ internal sealed class BoundPropagator
         int r = rows.Max(x => x.Length);
         if (r == 0) return ibp;
 
-        // One-hot selection [B, R, n]; rows past an example's count stay zero (and select nothing).
-        var sel = new float[b * r * n];
+        // Rows k < r bound example i's selected element rows[i][k] from below, rows r + k from above (as the lower
+        // bound of its negation); rows past an example's count are zero. code = ±(position + 1), 0 for none.
+        var code = new int[b * 2 * r];
         for (int i = 0; i < b; i++)
-            for (int k = 0; k < rows[i].Length; k++) sel[((long)i * r + k) * n + rows[i][k]] = 1f;
-        var select = Tensor.FromSpan(sel, [b, r, n], ibp.Lower.Device);
-        var a0 = Tensor.Concat([select, -select], 1).Reshape([b, 2 * r, .. ibp.Shape.AsSpan(1)]);
-        var lb = Backward(v, a0, null);
-        var lower = lb.Narrow(1, 0, r);
-        var upper = -lb.Narrow(1, r, r);
-        // Back to [B, n]: selected positions get the CROWN bound (tightened by IBP), others keep IBP.
-        var chosen = select.Sum(1).Reshape(ibp.Shape);
-        var lowerFull = Tensor.Matmul(lower.Unsqueeze(1), select).Reshape(ibp.Shape);
-        var upperFull = Tensor.Matmul(upper.Unsqueeze(1), select).Reshape(ibp.Shape);
-        return new Interval(Tensor.Where(chosen, Tensor.Maximum(lowerFull, ibp.Lower), ibp.Lower),
-                            Tensor.Where(chosen, Tensor.Minimum(upperFull, ibp.Upper), ibp.Upper));
+            for (int k = 0; k < rows[i].Length; k++)
+            {
+                code[i * 2 * r + k] = rows[i][k] + 1;
+                code[i * 2 * r + r + k] = -(rows[i][k] + 1);
+            }
+        Tensor lb;
+        var prod = v.Producer!;
+        var prodIns = prod.Inputs.Select(w => _bounds[w.Id]!).ToArray();
+        if (prod.Op.SelectBackward(prodIns, code, b, 2 * r) is { } start)
+            lb = Backward(prod.Inputs[0], start.A, null, start.Bias, start.Mag);
+        else
+        {
+            var sel = new float[(long)b * 2 * r * n];
+            for (int q = 0; q < code.Length; q++)
+                if (code[q] != 0) sel[(long)q * n + Math.Abs(code[q]) - 1] = Math.Sign(code[q]);
+            lb = Backward(v, Tensor.FromSpan(sel, [b, 2 * r, .. ibp.Shape.AsSpan(1)], ibp.Lower.Device), null);
+        }
+        // Back to [B, n] with one gather: selected positions take the CROWN bound (tightened by IBP), others keep IBP.
+        var lowerIdx = new int[b * n];
+        var upperIdx = new int[b * n];
+        for (int q = 0; q < b * n; q++) lowerIdx[q] = upperIdx[q] = q;
+        for (int i = 0; i < b; i++)
+            for (int k = 0; k < rows[i].Length; k++)
+            {
+                lowerIdx[i * n + rows[i][k]] = b * n + i * 2 * r + k;
+                upperIdx[i * n + rows[i][k]] = b * n + i * 2 * r + r + k;
+            }
+        var flatLb = lb.Reshape(b * 2 * r);
+        var lowerFull = Tensor.Concat([ibp.Lower.Reshape(b * n), flatLb], 0).IndexSelect(0, lowerIdx).Reshape(ibp.Shape);
+        var upperFull = Tensor.Concat([ibp.Upper.Reshape(b * n), -flatLb], 0).IndexSelect(0, upperIdx).Reshape(ibp.Shape);
+        return new Interval(Tensor.Maximum(lowerFull, ibp.Lower), Tensor.Minimum(upperFull, ibp.Upper));
     }
 
     private HashSet<int> Ancestors(Value v)
@@ -153,15 +173,16 @@ internal sealed class BoundPropagator
     /// <summary>
     /// CROWN's backward pass: the lower bound over the perturbation set of a·v for each row of <paramref name="a"/>
     /// ([B, R, ...shape of v]), widened by the rounding margin; [B, R]. <paramref name="alphaFor"/> supplies the
-    /// slope parameters of optimisable nodes (alpha-CROWN).
+    /// slope parameters of optimisable nodes (alpha-CROWN). <paramref name="bias0"/> and <paramref name="mag0"/> ([B, R])
+    /// are a constant term already collected on the way to <paramref name="start"/> and its magnitude.
     /// </summary>
-    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor)
+    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor, Tensor? bias0 = null, Tensor? mag0 = null)
     {
         int b = a.Dims[0], rows = a.Dims[1];
         var acc = new Tensor?[_graph.Values.Count];
         acc[start.Id] = a;
-        Tensor bias = Tensor.Zeros([b, rows], a.Device);
-        Tensor mag = Tensor.Zeros([b, rows], a.Device);
+        Tensor bias = bias0 ?? Tensor.Zeros([b, rows], a.Device);
+        Tensor mag = mag0 ?? Tensor.Zeros([b, rows], a.Device);
         int from = start.Producer?.Index ?? -1;
         for (int i = from; i >= 0; i--)
         {

@@ -124,4 +124,40 @@ public sealed unsafe partial class CpuKernels
         }
         return (dot, mag, spread);
     }
+
+    /// <inheritdoc/>
+    public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g)
+    {
+        float* pw = P(w), pc = P(code), py = P(y);
+        var geo = g;
+        long inImage = (long)geo.InChannels * geo.InPixels;
+        CpuThreads.For(count, Math.Max(1, 8192 / (int)Math.Max(1, inImage)), (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                float* yr = py + i * inImage;
+                new Span<float>(yr, (int)inImage).Clear();
+                int c = (int)pc[i];
+                if (c == 0) continue;
+                float sign = c > 0 ? 1f : -1f;
+                int p = Math.Abs(c) - 1, outPix = geo.OutH * geo.OutW;
+                int co = p / outPix, oh = p % outPix / geo.OutW, ow = p % geo.OutW;
+                int cg = geo.GroupInChannels, gi = co / geo.GroupOutChannels;
+                float* wk = pw + (long)co * cg * geo.KernelH * geo.KernelW;
+                for (int ci = 0; ci < cg; ci++)
+                    for (int kh = 0; kh < geo.KernelH; kh++)
+                    {
+                        int ih = oh * geo.StrideH - geo.PadH + kh * geo.DilationH;
+                        if ((uint)ih >= (uint)geo.Height) continue;
+                        float* yrow = yr + ((long)(gi * cg + ci) * geo.Height + ih) * geo.Width;
+                        float* wrow = wk + (ci * geo.KernelH + kh) * geo.KernelW;
+                        for (int kw = 0; kw < geo.KernelW; kw++)
+                        {
+                            int iw = ow * geo.StrideW - geo.PadW + kw * geo.DilationW;
+                            if ((uint)iw < (uint)geo.Width) yrow[iw] = sign * wrow[kw];
+                        }
+                    }
+            }
+        });
+    }
 }

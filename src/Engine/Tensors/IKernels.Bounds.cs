@@ -19,4 +19,12 @@ public partial interface IKernels
     /// n, or one [n] vector shared by the batch when it is 0.
     /// </summary>
     void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n);
+
+    /// <summary>
+    /// Rows of the transposed convolution applied to signed one-hot coefficients (CROWN's start on selected neurons of
+    /// a convolution's output): code[i] = ±(p + 1) selects output position p (flat in [OutChannels, OutH, OutW]) with
+    /// that sign, and y[i] ([InChannels, Height, Width]) = ±(the kernel of p's output channel laid over p's window);
+    /// code 0 gives a zero row. Exact: each input element receives at most one kernel tap.
+    /// </summary>
+    void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g);
 }

@@ -103,4 +103,23 @@ public class BoundKernelTests
         GradCheck.Assert(t => FusedBounds.Dot(t[0], t[1], null, 0.25f)!.Value.Value.Sum(), [a, shared]);
         Assert.That(FusedBounds.Dot(a, Tensor.Zeros(5), null, 0f), Is.Null);
     }
+
+    [Test]
+    public void ConvSelectMatchesReference()
+    {
+        var g = new Generator(15);
+        foreach (var (cin, cout, h, w, k, stride, pad, dil, groups) in new[] { (1, 3, 6, 6, 3, 1, 1, 1, 1), (4, 6, 7, 5, 4, 2, 1, 1, 2), (2, 2, 9, 8, 3, 2, 2, 2, 1) })
+        {
+            var geo = new Conv2dGeometry(1, cin, h, w, cout, k, k, stride, stride, pad, pad, dil, dil, groups);
+            int outN = cout * geo.OutH * geo.OutW, count = 9;
+            var wt = Tensor.Uniform([cout, cin / groups, k, k], -1, 1, g);
+            var rng = new Random(3);
+            var code = Enumerable.Range(0, count).Select(i => i % 4 == 3 ? 0f : (rng.Next(2) * 2 - 1) * (rng.Next(outN) + 1f)).ToArray();
+            code[0] = outN; code[1] = -1;
+            var y = Tensor.Empty([count, cin, h, w]);
+            var batchGeo = new Conv2dGeometry(count, cin, h, w, cout, k, k, stride, stride, pad, pad, dil, dil, groups);
+            y.K.BoundConvSelect(wt.Buf, Tensor.FromArray(code, count).Buf, y.Buf, count, batchGeo);
+            Assert.That(y.ToArray(), Is.EqualTo(BoundsReference.ConvSelect(wt.ToArray(), code, count, batchGeo)), $"conv select {cin}->{cout} k{k} s{stride} p{pad} d{dil} g{groups}");
+        }
+    }
 }

@@ -48,4 +48,16 @@ public static class BoundsReference
             }
         return (value, mag);
     }
+
+    /// <summary>See <see cref="Tensors.IKernels.BoundConvSelect"/>: the transposed convolution of the signed one-hot rows, computed densely.</summary>
+    public static float[] ConvSelect(float[] w, float[] code, int count, Tensors.Conv2dGeometry g)
+    {
+        int outN = g.OutChannels * g.OutH * g.OutW;
+        var onehot = new float[count * outN];
+        for (int i = 0; i < count; i++)
+            if (code[i] != 0) onehot[(long)i * outN + (int)Math.Abs(code[i]) - 1] = Math.Sign(code[i]);
+        var geo = new Tensors.Conv2dGeometry(count, g.InChannels, g.Height, g.Width, g.OutChannels, g.KernelH, g.KernelW, g.StrideH, g.StrideW,
+                                             g.PadH, g.PadW, g.DilationH, g.DilationW, g.Groups);
+        return ConvReference.Conv2dBackwardInput(onehot, w, geo);
+    }
 }
