@@ -104,7 +104,6 @@ internal sealed class BoundPropagator
         }
         all:
         int b = ibp.Shape[0], n = ibp.Lower.Numel / Math.Max(1, b);
-        int[] counts = new int[b];
         int[][] rows = new int[b][];
         if (mask != null)
         {
@@ -117,44 +116,81 @@ internal sealed class BoundPropagator
             }
         }
         else for (int i = 0; i < b; i++) rows[i] = Enumerable.Range(0, n).ToArray();
-        int r = rows.Max(x => x.Length);
-        if (r == 0) return ibp;
+        if (rows.All(x => x.Length == 0)) return ibp;
 
-        // Rows k < r bound example i's selected element rows[i][k] from below, rows r + k from above (as the lower
-        // bound of its negation); rows past an example's count are zero. code = ±(position + 1), 0 for none.
-        var code = new int[b * 2 * r];
-        for (int i = 0; i < b; i++)
-            for (int k = 0; k < rows[i].Length; k++)
-            {
-                code[i * 2 * r + k] = rows[i][k] + 1;
-                code[i * 2 * r + r + k] = -(rows[i][k] + 1);
-            }
-        Tensor lb;
-        var prod = v.Producer!;
-        var prodIns = prod.Inputs.Select(w => _bounds[w.Id]!).ToArray();
-        if (prod.Op.SelectBackward(prodIns, code, b, 2 * r) is { } start)
-            lb = Backward(prod.Inputs[0], start.A, null, start.Bias, start.Mag);
-        else
-        {
-            var sel = new float[(long)b * 2 * r * n];
-            for (int q = 0; q < code.Length; q++)
-                if (code[q] != 0) sel[(long)q * n + Math.Abs(code[q]) - 1] = Math.Sign(code[q]);
-            lb = Backward(v, Tensor.FromSpan(sel, [b, 2 * r, .. ibp.Shape.AsSpan(1)], ibp.Lower.Device), null);
-        }
-        // Back to [B, n] with one gather: selected positions take the CROWN bound (tightened by IBP), others keep IBP.
+        // Examples have different numbers of rows; a [B, R] pass pads every example to the largest count. So the
+        // examples run in chunks of similar counts (sorted), which also bounds the size of the coefficient tensors.
         var lowerIdx = new int[b * n];
         var upperIdx = new int[b * n];
         for (int q = 0; q < b * n; q++) lowerIdx[q] = upperIdx[q] = q;
-        for (int i = 0; i < b; i++)
-            for (int k = 0; k < rows[i].Length; k++)
+        var parts = new List<Tensor> { ibp.Lower.Reshape(b * n) };
+        var negParts = new List<Tensor> { ibp.Upper.Reshape(b * n) };
+        int offset = b * n;
+        var order = Enumerable.Range(0, b).Where(i => rows[i].Length > 0).OrderByDescending(i => rows[i].Length).ToArray();
+        for (int p0 = 0; p0 < order.Length;)
+        {
+            int r = rows[order[p0]].Length, p1 = p0 + 1;
+            while (p1 < order.Length && (p1 - p0 + 1) * 2 * r <= MaxChunkRows && rows[order[p1]].Length * 4 >= r * 3) p1++;
+            int[] ex = order[p0..p1];
+            int c = ex.Length;
+            var lb = RefineChunk(v, ibp, rows, ex, r, n, c == b && ex.SequenceEqual(Enumerable.Range(0, b)) ? null : ex);
+            for (int j = 0; j < c; j++)
             {
-                lowerIdx[i * n + rows[i][k]] = b * n + i * 2 * r + k;
-                upperIdx[i * n + rows[i][k]] = b * n + i * 2 * r + r + k;
+                int i = ex[j];
+                for (int k = 0; k < rows[i].Length; k++)
+                {
+                    lowerIdx[i * n + rows[i][k]] = offset + j * 2 * r + k;
+                    upperIdx[i * n + rows[i][k]] = offset + j * 2 * r + r + k;
+                }
             }
-        var flatLb = lb.Reshape(b * 2 * r);
-        var lowerFull = Tensor.Concat([ibp.Lower.Reshape(b * n), flatLb], 0).IndexSelect(0, lowerIdx).Reshape(ibp.Shape);
-        var upperFull = Tensor.Concat([ibp.Upper.Reshape(b * n), -flatLb], 0).IndexSelect(0, upperIdx).Reshape(ibp.Shape);
+            var flat = lb.Reshape(c * 2 * r);
+            parts.Add(flat); negParts.Add(-flat);
+            offset += c * 2 * r;
+            p0 = p1;
+        }
+        // Back to [B, n] with one gather: selected positions take the CROWN bound (tightened by IBP), others keep IBP.
+        var lowerFull = Tensor.Concat([.. parts], 0).IndexSelect(0, lowerIdx).Reshape(ibp.Shape);
+        var upperFull = Tensor.Concat([.. negParts], 0).IndexSelect(0, upperIdx).Reshape(ibp.Shape);
         return new Interval(Tensor.Maximum(lowerFull, ibp.Lower), Tensor.Minimum(upperFull, ibp.Upper));
+    }
+
+    /// <summary>Rows per chunk of intermediate-bound rows (keeps the coefficient tensors to tens of MB).</summary>
+    private const int MaxChunkRows = 2048;
+
+    /// <summary>
+    /// CROWN lower bounds [c, 2r] for the examples <paramref name="ex"/> (null: all, in order): rows k &lt; r bound
+    /// example ex[j]'s selected element rows[ex[j]][k] from below, rows r + k from above (as the lower bound of its
+    /// negation); rows past an example's count are zero.
+    /// </summary>
+    private Tensor RefineChunk(Value v, Interval ibp, int[][] rows, int[] ex, int r, int n, int[]? examples)
+    {
+        int c = ex.Length;
+        // code = ±(position + 1), 0 for a zero row.
+        var code = new int[c * 2 * r];
+        for (int j = 0; j < c; j++)
+            for (int k = 0; k < rows[ex[j]].Length; k++)
+            {
+                code[j * 2 * r + k] = rows[ex[j]][k] + 1;
+                code[j * 2 * r + r + k] = -(rows[ex[j]][k] + 1);
+            }
+        var prod = v.Producer!;
+        var prodIns = prod.Inputs.Select(w => Slice(_bounds[w.Id]!, examples)).ToArray();
+        if (prod.Op.SelectBackward(prodIns, code, c, 2 * r) is { } start)
+            return Backward(prod.Inputs[0], start.A, null, start.Bias, start.Mag, examples);
+        var sel = new float[(long)c * 2 * r * n];
+        for (int q = 0; q < code.Length; q++)
+            if (code[q] != 0) sel[(long)q * n + Math.Abs(code[q]) - 1] = Math.Sign(code[q]);
+        return Backward(v, Tensor.FromSpan(sel, [c, 2 * r, .. ibp.Shape.AsSpan(1)], ibp.Lower.Device), null, null, null, examples);
+    }
+
+    /// <summary>The bounds of the examples <paramref name="examples"/> only (null: all).</summary>
+    private static Interval Slice(Interval iv, int[]? examples)
+    {
+        if (examples == null || iv.IsConstant) return iv;
+        return new Interval(iv.Lower.IndexSelect(0, examples), iv.Upper.IndexSelect(0, examples))
+        {
+            Ball = iv.Ball, BallCenter = iv.BallCenter?.IndexSelect(0, examples),
+        };
     }
 
     private HashSet<int> Ancestors(Value v)
@@ -174,9 +210,10 @@ internal sealed class BoundPropagator
     /// CROWN's backward pass: the lower bound over the perturbation set of a·v for each row of <paramref name="a"/>
     /// ([B, R, ...shape of v]), widened by the rounding margin; [B, R]. <paramref name="alphaFor"/> supplies the
     /// slope parameters of optimisable nodes (alpha-CROWN). <paramref name="bias0"/> and <paramref name="mag0"/> ([B, R])
-    /// are a constant term already collected on the way to <paramref name="start"/> and its magnitude.
+    /// are a constant term already collected on the way to <paramref name="start"/> and its magnitude; with
+    /// <paramref name="examples"/>, a's batch holds those examples only.
     /// </summary>
-    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor, Tensor? bias0 = null, Tensor? mag0 = null)
+    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor, Tensor? bias0 = null, Tensor? mag0 = null, int[]? examples = null)
     {
         int b = a.Dims[0], rows = a.Dims[1];
         var acc = new Tensor?[_graph.Values.Count];
@@ -190,7 +227,7 @@ internal sealed class BoundPropagator
             var outV = node.Outputs[0];
             if (acc[outV.Id] is not { } coeff) continue;
             acc[outV.Id] = null;
-            var ins = node.Inputs.Select(w => _bounds[w.Id]!).ToArray();
+            var ins = node.Inputs.Select(w => Slice(_bounds[w.Id]!, examples)).ToArray();
             Tensor? alpha = alphaFor != null && node.Op.NeedsInputBounds ? alphaFor(node, ins[0], rows) : null;
             var step = new BackwardStep(coeff, ins, alpha, _options);
             try
@@ -213,7 +250,7 @@ internal sealed class BoundPropagator
         if (acc[_input.Id] is { } ain)
         {
             var flat = ain.Reshape(b, rows, ain.Numel / Math.Max(1, b * rows));
-            var (v, m) = _perturbation.Concretize(flat, _inputBox!);
+            var (v, m) = _perturbation.Concretize(flat, Slice(_inputBox!, examples));
             value = v + bias;
             mag = mag + m;
         }

@@ -160,4 +160,96 @@ public sealed unsafe partial class CpuKernels
             }
         });
     }
+
+    /// <inheritdoc/>
+    public void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g)
+    {
+        if (!Vector512.IsHardwareAccelerated) { Conv2dBackwardInput(a, w, dx, g); return; }
+        const int L = 16;
+        float* pa = P(a), pw = P(w), pdx = P(dx);
+        var geo = g;
+        int outN = geo.OutChannels * geo.OutH * geo.OutW, inN = geo.InChannels * geo.Height * geo.Width;
+        int chunks = (geo.Batch + L - 1) / L;
+        var (tapStart, tapDst, tapW) = ConvTaps(geo);
+        CpuThreads.For(chunks, 1, (s, e) =>
+        {
+            var atArr = ScratchPool.Rent((long)outN * L);
+            var xtArr = ScratchPool.Rent((long)inN * L);
+            float* at = ScratchPool.Ptr(atArr), xt = ScratchPool.Ptr(xtArr);
+            for (int chunk = s; chunk < e; chunk++)
+            {
+                int r0 = chunk * L, nr = Math.Min(L, geo.Batch - r0);
+                // Images to lanes: at[p, l] = a[r0 + l, p].
+                if (nr < L) new Span<float>(at, outN * L).Clear();
+                for (int l = 0; l < nr; l++)
+                {
+                    float* src = pa + (long)(r0 + l) * outN;
+                    for (int p = 0; p < outN; p++) at[(long)p * L + l] = src[p];
+                }
+                new Span<float>(xt, inN * L).Clear();
+                ConvTransposeLanes(at, pw, xt, geo, tapStart, tapDst, tapW);
+                for (int l = 0; l < nr; l++)
+                {
+                    float* dst = pdx + (long)(r0 + l) * inN;
+                    for (int q = 0; q < inN; q++) dst[q] = xt[(long)q * L + l];
+                }
+            }
+            ScratchPool.Return(atArr); ScratchPool.Return(xtArr);
+        });
+    }
+
+    /// <summary>xt[ci, ih, iw, :] += W[co, ci, kh, kw] · at[co, oh, ow, :] over every tap (16 lanes).</summary>
+    private static void ConvTransposeLanes(float* at, float* pw, float* xt, in Conv2dGeometry geo, int[] tapStart, int[] tapDst, int[] tapW)
+    {
+        const int L = 16;
+        int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.KernelH * geo.KernelW, outPix = geo.OutH * geo.OutW;
+        long plane = (long)geo.Height * geo.Width * L;
+        for (int co = 0; co < geo.OutChannels; co++)
+        {
+            float* wco = pw + (long)co * cg * kk;
+            float* xg = xt + (long)(co / og * cg) * plane;
+            float* aco = at + (long)co * outPix * L;
+            for (int pix = 0; pix < outPix; pix++)
+            {
+                var va = *(Vector512<float>*)(aco + (long)pix * L);
+                if (va == Vector512<float>.Zero) continue;
+                int t0 = tapStart[pix], t1 = tapStart[pix + 1];
+                for (int ci = 0; ci < cg; ci++)
+                {
+                    float* wc = wco + ci * kk;
+                    float* xc = xg + ci * plane;
+                    for (int t = t0; t < t1; t++)
+                    {
+                        var dst = (Vector512<float>*)(xc + tapDst[t]);
+                        *dst = Vector512.FusedMultiplyAdd(Vector512.Create(wc[tapW[t]]), va, *dst);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>For each output pixel, its in-range kernel taps: (offset of the input element × 16, tap index), CSR.</summary>
+    private static (int[] Start, int[] Dst, int[] W) ConvTaps(in Conv2dGeometry geo)
+    {
+        int outPix = geo.OutH * geo.OutW;
+        var start = new int[outPix + 1];
+        var dst = new List<int>(); var wi = new List<int>();
+        for (int oh = 0; oh < geo.OutH; oh++)
+            for (int ow = 0; ow < geo.OutW; ow++)
+            {
+                for (int y = 0; y < geo.KernelH; y++)
+                {
+                    int ih = oh * geo.StrideH - geo.PadH + y * geo.DilationH;
+                    if ((uint)ih >= (uint)geo.Height) continue;
+                    for (int x = 0; x < geo.KernelW; x++)
+                    {
+                        int iw = ow * geo.StrideW - geo.PadW + x * geo.DilationW;
+                        if ((uint)iw >= (uint)geo.Width) continue;
+                        dst.Add((ih * geo.Width + iw) * 16); wi.Add(y * geo.KernelW + x);
+                    }
+                }
+                start[oh * geo.OutW + ow + 1] = dst.Count;
+            }
+        return (start, [.. dst], [.. wi]);
+    }
 }

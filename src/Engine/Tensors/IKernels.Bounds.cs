@@ -27,4 +27,11 @@ public partial interface IKernels
     /// code 0 gives a zero row. Exact: each input element receives at most one kernel tap.
     /// </summary>
     void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g);
+
+    /// <summary>
+    /// The same map as <see cref="Conv2dBackwardInput"/> (dx = convolutionᵀ of a, g.Batch images), for the many small
+    /// images of CROWN's coefficient rows: the images run 16 at a time as the lanes of one vector, so every kernel tap
+    /// is one vector FMA whatever the channel counts, and all-zero coefficient vectors are skipped.
+    /// </summary>
+    void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g);
 }
