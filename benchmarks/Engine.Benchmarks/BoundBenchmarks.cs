@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
+using Engine.Autograd;
 using Engine.Bounds;
 using Engine.Cpu;
 using Engine.Nn;
@@ -50,8 +51,16 @@ public class BoundBenchmarks
     [GlobalCleanup]
     public void Cleanup() => CpuThreads.Count = _savedThreads;
 
+    /// <summary>
+    /// Under NoGrad, as a verifier runs (alpha-CROWN enables gradients for its slopes itself); without it IBP and
+    /// CROWN would also record the graph for the weights' gradients.
+    /// </summary>
     [Benchmark]
-    public Tensor Lower() => Bounds.Bounds.Compute(_model, _x, _eps, _method, _spec, BoundBenchNets.Options).Lower;
+    public Tensor Lower()
+    {
+        using var _ = new NoGrad();
+        return Bounds.Bounds.Compute(_model, _x, _eps, _method, _spec, BoundBenchNets.Options).Lower;
+    }
 }
 
 /// <summary>A short job (the whole class runs in a few minutes; alpha-CROWN at batch 32 takes seconds per call).</summary>
