@@ -154,8 +154,11 @@ internal sealed class BoundPropagator
         return new Interval(Tensor.Maximum(lowerFull, ibp.Lower), Tensor.Minimum(upperFull, ibp.Upper));
     }
 
-    /// <summary>Rows per chunk of intermediate-bound rows (keeps the coefficient tensors to tens of MB).</summary>
-    private const int MaxChunkRows = 2048;
+    /// <summary>
+    /// Rows per chunk of intermediate-bound rows: enough for efficient GEMMs, few enough that a chunk's coefficient
+    /// tensors (a few MB) stay in cache and do not churn the allocator (measured: 384 beat 256, 512 and 2048 on both nets).
+    /// </summary>
+    private const int MaxChunkRows = 384;
 
     /// <summary>
     /// CROWN lower bounds [c, 2r] for the examples <paramref name="ex"/> (null: all, in order): rows k &lt; r bound
