@@ -70,5 +70,6 @@ public class BoundBenchmarks
 public sealed class BoundBenchConfig : ManualConfig
 {
     public BoundBenchConfig() => AddJob(Job.ShortRun.WithWarmupCount(2).WithIterationCount(3).WithLaunchCount(1)
-        .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(250)));
+        .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(250))
+        .WithGcServer(false).WithGcConcurrent(false).WithGcRetainVm(true));
 }
