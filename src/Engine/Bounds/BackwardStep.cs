@@ -68,6 +68,11 @@ public sealed class BackwardStep
     /// </summary>
     public void AddDot(Tensor coeff, Tensor c)
     {
+        if (coeff.Rank > 2 && FusedBounds.Dot(coeff, c, null, 0f) is { } dot)
+        {
+            AddBias(dot.Value, dot.Mag);
+            return;
+        }
         var prod = coeff * c;
         var mag = coeff.Detach().Abs() * c.Detach().Abs();
         AddBias(SumRows(prod), SumRows(mag));
@@ -95,6 +100,12 @@ public sealed class BackwardStep
     /// </summary>
     public void Relax(Tensor aLower, Tensor? bLower, Tensor aUpper, Tensor? bUpper)
     {
+        if (FusedBounds.Relax(A, aLower, bLower, aUpper, bUpper) is { } fused)
+        {
+            SetInput(0, fused.Y);
+            if (fused.Bias != null) AddBias(fused.Bias, fused.Mag!);
+            return;
+        }
         var pos = A.Relu();
         var neg = A - pos;
         var aL = aLower.Rank == A.Rank ? aLower : PerRow(aLower);

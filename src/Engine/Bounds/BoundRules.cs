@@ -54,4 +54,11 @@ internal static class BoundRules
         }
         return new Interval(center - radius, center + radius);
     }
+
+    /// <summary>[M; −M; 0]: the rows of m [n, k], their negations and a zero row, for <see cref="SignedIndex"/>.</summary>
+    public static Tensor SignedRows(Tensor m) => Tensor.Concat([m, -m, Tensor.Zeros([1, m.Dims[1]], m.Device)], 0);
+
+    /// <summary>Row indices into <see cref="SignedRows"/> of a matrix with n rows for codes ±(p + 1) (0: the zero row).</summary>
+    public static int[] SignedIndex(int[] code, int n)
+        => code.Select(c => c > 0 ? c - 1 : c < 0 ? n - c - 1 : 2 * n).ToArray();
 }

@@ -21,7 +21,9 @@ internal static class LinearAdjoints
         if (a.Dims[1] != cout || a.Dims[2] != geo.OutH || a.Dims[3] != geo.OutW)
             throw new ArgumentException($"ConvTranspose: coefficients {ShapeUtil.Format(a.Dims)} do not match the convolution's output [{n}, {cout}, {geo.OutH}, {geo.OutW}].");
         var dx = a.NewEmpty([n, cin, height, width]);
-        if (n > 0) a.K.Conv2dBackwardInput(a.Buf, weight.Buf, dx.Buf, geo);
+        // Many images (CROWN's rows) with few channels: the lane-batched kernel; otherwise the convolution's own.
+        if (n >= 16 && geo.GroupInChannels * geo.GroupOutChannels <= 1024) a.K.BoundConvTranspose(a.Buf, weight.Buf, dx.Buf, geo);
+        else if (n > 0) a.K.Conv2dBackwardInput(a.Buf, weight.Buf, dx.Buf, geo);
         return GradRecorder.Record(dx, a, weight, (g, ai, wi) =>
         {
             Tensor? ga = null, gw = null;

@@ -77,6 +77,12 @@ public sealed class Perturbation
     internal (Tensor Value, Tensor Magnitude) Concretize(Tensor a, Interval box)
     {
         var center = Norm == PerturbationNorm.L2 || (ClipLow == null && ClipHigh == null) ? box.BallCenter! : box.Center;
+        if (Norm == PerturbationNorm.LInf)
+        {
+            // One pass over a: a·c, |a|·|c| and the spread together.
+            var radius = ClipLow == null && ClipHigh == null ? null : box.Radius;
+            if (FusedBounds.Dot(a, center, radius, Eps) is { } dot) return (dot.Value, dot.Mag);
+        }
         var c = center.Reshape(center.Size(0), center.Numel / Math.Max(1, center.Size(0)), 1);
         var ac = Tensor.Matmul(a, c).Squeeze(-1);
         var absA = a.Detach().Abs();

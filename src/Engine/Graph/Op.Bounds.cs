@@ -48,4 +48,12 @@ public abstract partial class Op
 
     /// <summary>True when the op only moves elements (Flatten, Reshape, Identity, Dropout in evaluation).</summary>
     public virtual bool IsShapeOnlyForBounds => false;
+
+    /// <summary>
+    /// CROWN's start on selected output elements of an affine op, without materialising one-hot rows:
+    /// code[b·rows + k] = ±(p + 1) asks for row k of example b to be ± output element p (flat per example), 0 for a
+    /// zero row. Returns the coefficients on the perturbed input 0 ([B, rows, ...input shape]) and the constant term
+    /// [B, rows] with its magnitude, or null when the op has no such shortcut (the caller then pushes one-hot rows).
+    /// </summary>
+    internal virtual (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows) => null;
 }

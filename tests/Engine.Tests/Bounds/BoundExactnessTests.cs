@@ -130,6 +130,37 @@ public class BoundExactnessTests
     }
 
     [Test]
+    public void BatchedCrownEqualsEachExampleAlone([Values("mlp", "cnn")] string kind)
+    {
+        // Examples with different numbers of unstable neurons run in separate chunks of intermediate rows (up to
+        // 2 x 600 rows per example here, more than one chunk holds); each must get the bounds it gets alone.
+        var net = kind == "mlp" ? Mlp(8, [6, 600, 600, 4]) : Cnn(8);
+        int[] inShape = kind == "mlp" ? [6] : [1, 6, 6];
+        int d = inShape.Aggregate(1, (a, v) => a * v), n = 4;
+        var g = new Generator(21);
+        var x = Tensor.Uniform([n, .. inShape], -1, 1, g);
+        var p = Perturbation.LInf(0.08f);
+        var spec = Spec.Margins([0, 1, 2, 3], kind == "mlp" ? 4 : 5);
+        using var _ = new NoGrad();
+        foreach (var opt in new[] { BoundOptions.Default, new BoundOptions { SparseIntermediates = false } })
+        {
+            var all = B.Compute(net, x, p, BoundMethod.Crown, spec, opt);
+            for (int i = 0; i < n; i++)
+            {
+                var xi = x.Reshape(n, d).Narrow(0, i, 1).Reshape([1, .. inShape]);
+                var one = B.Compute(net, xi, p, BoundMethod.Crown, new Spec(spec.C.Narrow(0, i, 1)), opt);
+                var (lo, hi) = (one.Lower.ToArray(), one.Upper.ToArray());
+                var (blo, bhi) = (all.Lower.Reshape(n, -1).Narrow(0, i, 1).ToArray(), all.Upper.Reshape(n, -1).Narrow(0, i, 1).ToArray());
+                for (int j = 0; j < lo.Length; j++)
+                {
+                    Assert.That(blo[j], Is.EqualTo(lo[j]).Within(1e-4 * (1 + Math.Abs(lo[j]))), $"{kind} example {i} lower {j}");
+                    Assert.That(bhi[j], Is.EqualTo(hi[j]).Within(1e-4 * (1 + Math.Abs(hi[j]))), $"{kind} example {i} upper {j}");
+                }
+            }
+        }
+    }
+
+    [Test]
     public void TextbookAndSparseCrownAreBothSoundAndClose()
     {
         var net = Mlp(5, [4, 20, 20, 3]);

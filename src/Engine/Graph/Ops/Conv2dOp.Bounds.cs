@@ -41,4 +41,25 @@ public sealed partial class Conv2dOp
             step.AddDot(a.Sum([3, 4]), bias);
         }
     }
+
+    /// <summary>Each selected output pixel's kernel laid over its window (<see cref="IKernels.BoundConvSelect"/>), and ±b.</summary>
+    internal override (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows)
+    {
+        if (inputs[0].IsConstant || inputs[0].Shape.Length != 4 || inputs.Skip(1).Any(i => !i.IsConstant)) return null;
+        var w = inputs[1].Lower;
+        // The kernel has no gradient rule: where the weights are being trained, push one-hot rows instead.
+        if (Autograd.GradMode.IsEnabled && w.RequiresGrad) return null;
+        var inShape = inputs[0].Shape;
+        int count = batch * rows, cout = w.Dims[0];
+        var geo = new Conv2dGeometry(count, inShape[1], inShape[2], inShape[3], cout, w.Dims[2], w.Dims[3], Stride.H, Stride.W,
+                                     Padding.H, Padding.W, Dilation.H, Dilation.W, Groups);
+        var codes = Tensor.FromSpan(code.Select(c => (float)c).ToArray(), [count], w.Device);
+        var a = w.NewEmpty([batch, rows, inShape[1], inShape[2], inShape[3]]);
+        if (count > 0) w.K.BoundConvSelect(w.Buf, codes.Buf, a.Buf, count, geo);
+        if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
+        int outPix = geo.OutH * geo.OutW;
+        var channel = code.Select(c => c == 0 ? 0 : Math.Sign(c) * ((Math.Abs(c) - 1) / outPix + 1)).ToArray();
+        var bias = BoundRules.SignedRows(inputs[2].Lower.Reshape(cout, 1)).IndexSelect(0, BoundRules.SignedIndex(channel, cout)).Reshape(batch, rows);
+        return (a, bias, bias.Detach().Abs());
+    }
 }

@@ -25,6 +25,19 @@ public sealed partial class LinearOp
         step.SetInput(0, Tensor.Matmul(step.A, w));
         if (step.Inputs.Count > 2) step.AddDot(step.A, BoundRules.Constant([.. step.Inputs], 2, Type, "bias"));
     }
+
+    /// <summary>Rows of ±W (a gather) and ±b.</summary>
+    internal override (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows)
+    {
+        if (inputs[0].IsConstant || inputs[0].Shape.Length != 2 || inputs.Skip(1).Any(i => !i.IsConstant)) return null;
+        var w = inputs[1].Lower;
+        int outF = w.Dims[0], inF = w.Dims[1];
+        var index = BoundRules.SignedIndex(code, outF);
+        var a = BoundRules.SignedRows(w.Reshape(outF, inF)).IndexSelect(0, index).Reshape(batch, rows, inF);
+        if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
+        var bias = BoundRules.SignedRows(inputs[2].Lower.Reshape(outF, 1)).IndexSelect(0, index).Reshape(batch, rows);
+        return (a, bias, bias.Detach().Abs());
+    }
 }
 
 public sealed partial class MatMulOp

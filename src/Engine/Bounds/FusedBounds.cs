@@ -1,0 +1,102 @@
+using Engine.Autograd;
+using Engine.Tensors;
+
+namespace Engine.Bounds;
+
+/// <summary>
+/// Differentiable tensor-level wrappers of the fused CROWN kernels (<see cref="IKernels.BoundRelax"/>,
+/// <see cref="IKernels.BoundDot"/>): each reads the coefficient tensor once instead of once per element-wise op.
+/// The gradient rules are written with tensor ops (they run only for alpha-CROWN and certified training).
+/// </summary>
+internal static class FusedBounds
+{
+    /// <summary>
+    /// A·relaxation: returns y = A ⊙ (A ≥ 0 ? aL : aU) ([B, R, ...] like A), and, when a bias is given, the constant
+    /// term Σ A ⊙ (A ≥ 0 ? bL : bU) [B, R] with its magnitude (detached). Slopes and biases are [B, ...] (shared by the
+    /// rows) or [B, R, ...]. Null when an operand has another shape (the caller then uses the element-wise ops).
+    /// </summary>
+    public static (Tensor Y, Tensor? Bias, Tensor? Mag)? Relax(Tensor a, Tensor aL, Tensor? bL, Tensor aU, Tensor? bU)
+    {
+        int b = a.Dims[0], r = a.Dims[1];
+        if (b * r == 0) return null;
+        int n = a.Numel / (b * r);
+        int RowsOf(Tensor? t) => t == null ? 1 : t.Numel == b * n && t.Dims[0] == b ? 1 : t.Numel == a.Numel && t.Dims[0] == b && t.Dims[1] == r ? r : -1;
+        int rl = RowsOf(aL), ru = RowsOf(aU), rbl = RowsOf(bL), rbu = RowsOf(bU);
+        if (rl < 0 || ru < 0 || rbl < 0 || rbu < 0 || !SameDevice(a, aL, bL, aU, bU)) return null;
+        var a3 = a.Reshape(b, r, n);
+        var aL3 = aL.Reshape(b, rl, n); var aU3 = aU.Reshape(b, ru, n);
+        var bL3 = bL?.Reshape(b, rbl, n); var bU3 = bU?.Reshape(b, rbu, n);
+        bool withBias = bL != null || bU != null;
+        var y = a.NewEmpty([b, r, n]);
+        Tensor? bias = withBias ? a.NewEmpty([b, r]) : null, mag = withBias ? a.NewEmpty([b, r]) : null;
+        a.K.BoundRelax(a3.Buf, aL3.Buf, rl, bL3?.Buf ?? default, rbl, aU3.Buf, ru, bU3?.Buf ?? default, rbu, y.Buf,
+                       bias?.Buf ?? default, mag?.Buf ?? default, b, r, n);
+        y = GradRecorder.Record(y, [a3, aL3, aU3], (g, ins) =>
+        {
+            var (av, lo, up) = (ins[0].Detach(), ins[1].Detach(), ins[2].Detach());
+            var pos = Tensor.Ge(av, 0f);
+            return [ins[0].RequiresGrad ? g * Tensor.Where(pos, lo, up) : null,
+                    ins[1].RequiresGrad ? (g * av * pos).SumToShape(lo.Dims) : null,
+                    ins[2].RequiresGrad ? (g * av * (1f - pos)).SumToShape(up.Dims) : null];
+        }, "BoundRelax");
+        if (bias != null)
+        {
+            var zero = Tensor.Zeros([1, 1, 1], a.Device);
+            Tensor[] ins = [a3, bL3 ?? zero, bU3 ?? zero];
+            bias = GradRecorder.Record(bias, ins, (g, xs) =>
+            {
+                var av = xs[0].Detach();
+                var pos = Tensor.Ge(av, 0f);
+                var g3 = g.Reshape(b, r, 1);
+                return [xs[0].RequiresGrad ? g3 * Tensor.Where(pos, xs[1].Detach(), xs[2].Detach()) : null,
+                        xs[1].RequiresGrad ? (g3 * av * pos).SumToShape(xs[1].Dims) : null,
+                        xs[2].RequiresGrad ? (g3 * av * (1f - pos)).SumToShape(xs[2].Dims) : null];
+            }, "BoundRelaxBias");
+        }
+        return (y.Reshape(a.Dims), bias, mag);
+    }
+
+    /// <summary>
+    /// Row dot products: value[b, r] = Σ A ⊙ c − spread, mag = Σ |A| ⊙ |c| + spread (detached), with spread =
+    /// Σ |A| ⊙ radius or eps·Σ |A| (radius null). A is [B, R, ...]; c and radius are one tensor of A's per-row shape
+    /// (shared by the batch) or [B, ...] / [B, 1, ...]. Null for other shapes.
+    /// </summary>
+    public static (Tensor Value, Tensor Mag)? Dot(Tensor a, Tensor c, Tensor? radius, float eps)
+    {
+        int b = a.Dims[0], r = a.Dims[1];
+        if (b * r == 0) return null;
+        int n = a.Numel / (b * r);
+        int StrideOf(Tensor t) => t.Numel == n ? 0 : t.Numel == b * n && t.Dims[0] == b ? n : -1;
+        int sc = StrideOf(c), sr = radius == null ? 0 : StrideOf(radius);
+        if (sc < 0 || sr < 0 || !SameDevice(a, c, radius)) return null;
+        var a3 = a.Reshape(b, r, n);
+        var c3 = c.Reshape(sc == 0 ? 1 : b, 1, n);
+        var r3 = radius?.Reshape(sr == 0 ? 1 : b, 1, n);
+        var value = a.NewEmpty([b, r]);
+        var mag = a.NewEmpty([b, r]);
+        a.K.BoundDot(a3.Buf, c3.Buf, sc, r3?.Buf ?? default, sr, eps, value.Buf, mag.Buf, b, r, n);
+        Tensor[] ins = r3 == null ? [a3, c3] : [a3, c3, r3];
+        value = GradRecorder.Record(value, ins, (g, xs) =>
+        {
+            var av = xs[0].Detach();
+            var g3 = g.Reshape(b, r, 1);
+            var grads = new Tensor?[xs.Length];
+            if (xs[0].RequiresGrad)
+            {
+                var spread = xs.Length > 2 ? av.Sign() * xs[2].Detach() : av.Sign() * eps;
+                grads[0] = g3 * (xs[1].Detach() - spread);
+            }
+            if (xs[1].RequiresGrad) grads[1] = (g3 * av).SumToShape(xs[1].Dims);
+            if (xs.Length > 2 && xs[2].RequiresGrad) grads[2] = -(g3 * av.Abs()).SumToShape(xs[2].Dims);
+            return grads;
+        }, "BoundDot");
+        return (value, mag);
+    }
+
+    private static bool SameDevice(Tensor a, params Tensor?[] others)
+    {
+        foreach (var t in others)
+            if (t != null && t.Device != a.Device) return false;
+        return true;
+    }
+}

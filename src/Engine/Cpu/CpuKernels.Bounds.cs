@@ -1,0 +1,255 @@
+using System.Runtime.Intrinsics;
+using Engine.Tensors;
+
+namespace Engine.Cpu;
+
+// Fused CROWN backward-sweep passes (IKernels.Bounds.cs). Row sums are accumulated in float vectors over blocks of
+// BlockLen elements and the block sums in double, so the accumulation error stays a few units of roundoff times Σ|terms|
+// (the rounding margin of Engine.Bounds assumes that) however long the rows are.
+public sealed unsafe partial class CpuKernels
+{
+    private const int BoundBlockLen = 256;
+
+    /// <inheritdoc/>
+    public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
+    {
+        float* pa = P(a), pls = P(lowSlope), pus = P(upSlope), py = P(y);
+        float* plb = lowBias.Storage == null ? null : P(lowBias), pub = upBias.Storage == null ? null : P(upBias);
+        bool withBias = plb != null || pub != null;
+        float* pbias = withBias ? P(bias) : null, pmag = withBias ? P(mag) : null;
+        int total = batch * rows;
+        CpuThreads.For(total, Math.Max(1, 16384 / Math.Max(1, n)), (s, e) =>
+        {
+            for (int row = s; row < e; row++)
+            {
+                int b = row / rows, r = row % rows;
+                float* ar = pa + (long)row * n, yr = py + (long)row * n;
+                float* ls = pls + RowOffset(b, r, lowSlopeRows, n), us = pus + RowOffset(b, r, upSlopeRows, n);
+                float* lb = plb == null ? null : plb + RowOffset(b, r, lowBiasRows, n);
+                float* ub = pub == null ? null : pub + RowOffset(b, r, upBiasRows, n);
+                var (bs, bm) = RelaxRow(ar, ls, us, lb, ub, yr, n);
+                if (withBias) { pbias[row] = bs; pmag[row] = bm; }
+            }
+        });
+    }
+
+    private static long RowOffset(int b, int r, int tRows, int n) => ((long)b * tRows + (tRows == 1 ? 0 : r)) * n;
+
+    private static (float Bias, float Mag) RelaxRow(float* a, float* ls, float* us, float* lb, float* ub, float* y, int n)
+    {
+        double bias = 0, mag = 0;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var zero = Vector512<float>.Zero;
+            while (i <= n - Vector512<float>.Count)
+            {
+                int last = Math.Min(n - Vector512<float>.Count, i + BoundBlockLen - Vector512<float>.Count);
+                var vb = zero; var vm = zero;
+                for (; i <= last; i += Vector512<float>.Count)
+                {
+                    var v = Vector512.Load(a + i);
+                    var pos = Vector512.GreaterThanOrEqual(v, zero);
+                    Vector512.Store(v * Vector512.ConditionalSelect(pos, Vector512.Load(ls + i), Vector512.Load(us + i)), y + i);
+                    if (lb != null || ub != null)
+                    {
+                        var l = lb == null ? zero : Vector512.Load(lb + i);
+                        var u = ub == null ? zero : Vector512.Load(ub + i);
+                        var t = v * Vector512.ConditionalSelect(pos, l, u);
+                        vb += t; vm += Vector512.Abs(t);
+                    }
+                }
+                bias += Vector512.Sum(vb); mag += Vector512.Sum(vm);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = a[i];
+            bool pos = v >= 0;
+            y[i] = v * (pos ? ls[i] : us[i]);
+            float bv = pos ? (lb == null ? 0f : lb[i]) : (ub == null ? 0f : ub[i]);
+            float t = v * bv;
+            bias += t; mag += MathF.Abs(t);
+        }
+        return ((float)bias, (float)mag);
+    }
+
+    /// <inheritdoc/>
+    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
+    {
+        float* pa = P(a), pc = P(c), pv = P(value), pm = P(mag);
+        float* pr = radius.Storage == null ? null : P(radius);
+        CpuThreads.For(batch * rows, Math.Max(1, 16384 / Math.Max(1, n)), (s, e) =>
+        {
+            for (int row = s; row < e; row++)
+            {
+                int b = row / rows;
+                var (d, m, sp) = DotRow(pa + (long)row * n, pc + (long)b * cBatchStride, pr == null ? null : pr + (long)b * radiusBatchStride, n);
+                if (pr == null) sp *= eps;
+                pv[row] = (float)(d - sp); pm[row] = (float)(m + sp);
+            }
+        });
+    }
+
+    /// <summary>(Σ a·c, Σ |a|·|c|, Σ |a|·r) — or Σ |a| for the last when r is null.</summary>
+    private static (double Dot, double Mag, double Spread) DotRow(float* a, float* c, float* r, int n)
+    {
+        double dot = 0, mag = 0, spread = 0;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var zero = Vector512<float>.Zero;
+            while (i <= n - Vector512<float>.Count)
+            {
+                int last = Math.Min(n - Vector512<float>.Count, i + BoundBlockLen - Vector512<float>.Count);
+                var vd = zero; var vm = zero; var vs = zero;
+                for (; i <= last; i += Vector512<float>.Count)
+                {
+                    var v = Vector512.Load(a + i);
+                    var cv = Vector512.Load(c + i);
+                    var av = Vector512.Abs(v);
+                    vd = Vector512.FusedMultiplyAdd(v, cv, vd);
+                    vm = Vector512.FusedMultiplyAdd(av, Vector512.Abs(cv), vm);
+                    vs = r == null ? vs + av : Vector512.FusedMultiplyAdd(av, Vector512.Load(r + i), vs);
+                }
+                dot += Vector512.Sum(vd); mag += Vector512.Sum(vm); spread += Vector512.Sum(vs);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = a[i], av = MathF.Abs(v);
+            dot += v * c[i]; mag += av * MathF.Abs(c[i]);
+            spread += r == null ? av : av * r[i];
+        }
+        return (dot, mag, spread);
+    }
+
+    /// <inheritdoc/>
+    public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g)
+    {
+        float* pw = P(w), pc = P(code), py = P(y);
+        var geo = g;
+        long inImage = (long)geo.InChannels * geo.InPixels;
+        CpuThreads.For(count, Math.Max(1, 8192 / (int)Math.Max(1, inImage)), (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                float* yr = py + i * inImage;
+                new Span<float>(yr, (int)inImage).Clear();
+                int c = (int)pc[i];
+                if (c == 0) continue;
+                float sign = c > 0 ? 1f : -1f;
+                int p = Math.Abs(c) - 1, outPix = geo.OutH * geo.OutW;
+                int co = p / outPix, oh = p % outPix / geo.OutW, ow = p % geo.OutW;
+                int cg = geo.GroupInChannels, gi = co / geo.GroupOutChannels;
+                float* wk = pw + (long)co * cg * geo.KernelH * geo.KernelW;
+                for (int ci = 0; ci < cg; ci++)
+                    for (int kh = 0; kh < geo.KernelH; kh++)
+                    {
+                        int ih = oh * geo.StrideH - geo.PadH + kh * geo.DilationH;
+                        if ((uint)ih >= (uint)geo.Height) continue;
+                        float* yrow = yr + ((long)(gi * cg + ci) * geo.Height + ih) * geo.Width;
+                        float* wrow = wk + (ci * geo.KernelH + kh) * geo.KernelW;
+                        for (int kw = 0; kw < geo.KernelW; kw++)
+                        {
+                            int iw = ow * geo.StrideW - geo.PadW + kw * geo.DilationW;
+                            if ((uint)iw < (uint)geo.Width) yrow[iw] = sign * wrow[kw];
+                        }
+                    }
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g)
+    {
+        if (!Vector512.IsHardwareAccelerated) { Conv2dBackwardInput(a, w, dx, g); return; }
+        const int L = 16;
+        float* pa = P(a), pw = P(w), pdx = P(dx);
+        var geo = g;
+        int outN = geo.OutChannels * geo.OutH * geo.OutW, inN = geo.InChannels * geo.Height * geo.Width;
+        int chunks = (geo.Batch + L - 1) / L;
+        var (tapStart, tapDst, tapW) = ConvTaps(geo);
+        CpuThreads.For(chunks, 1, (s, e) =>
+        {
+            var atArr = ScratchPool.Rent((long)outN * L);
+            var xtArr = ScratchPool.Rent((long)inN * L);
+            float* at = ScratchPool.Ptr(atArr), xt = ScratchPool.Ptr(xtArr);
+            for (int chunk = s; chunk < e; chunk++)
+            {
+                int r0 = chunk * L, nr = Math.Min(L, geo.Batch - r0);
+                // Images to lanes: at[p, l] = a[r0 + l, p].
+                if (nr < L) new Span<float>(at, outN * L).Clear();
+                for (int l = 0; l < nr; l++)
+                {
+                    float* src = pa + (long)(r0 + l) * outN;
+                    for (int p = 0; p < outN; p++) at[(long)p * L + l] = src[p];
+                }
+                new Span<float>(xt, inN * L).Clear();
+                ConvTransposeLanes(at, pw, xt, geo, tapStart, tapDst, tapW);
+                for (int l = 0; l < nr; l++)
+                {
+                    float* dst = pdx + (long)(r0 + l) * inN;
+                    for (int q = 0; q < inN; q++) dst[q] = xt[(long)q * L + l];
+                }
+            }
+            ScratchPool.Return(atArr); ScratchPool.Return(xtArr);
+        });
+    }
+
+    /// <summary>xt[ci, ih, iw, :] += W[co, ci, kh, kw] · at[co, oh, ow, :] over every tap (16 lanes).</summary>
+    private static void ConvTransposeLanes(float* at, float* pw, float* xt, in Conv2dGeometry geo, int[] tapStart, int[] tapDst, int[] tapW)
+    {
+        const int L = 16;
+        int cg = geo.GroupInChannels, og = geo.GroupOutChannels, kk = geo.KernelH * geo.KernelW, outPix = geo.OutH * geo.OutW;
+        long plane = (long)geo.Height * geo.Width * L;
+        for (int co = 0; co < geo.OutChannels; co++)
+        {
+            float* wco = pw + (long)co * cg * kk;
+            float* xg = xt + (long)(co / og * cg) * plane;
+            float* aco = at + (long)co * outPix * L;
+            for (int pix = 0; pix < outPix; pix++)
+            {
+                var va = *(Vector512<float>*)(aco + (long)pix * L);
+                if (va == Vector512<float>.Zero) continue;
+                int t0 = tapStart[pix], t1 = tapStart[pix + 1];
+                for (int ci = 0; ci < cg; ci++)
+                {
+                    float* wc = wco + ci * kk;
+                    float* xc = xg + ci * plane;
+                    for (int t = t0; t < t1; t++)
+                    {
+                        var dst = (Vector512<float>*)(xc + tapDst[t]);
+                        *dst = Vector512.FusedMultiplyAdd(Vector512.Create(wc[tapW[t]]), va, *dst);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>For each output pixel, its in-range kernel taps: (offset of the input element × 16, tap index), CSR.</summary>
+    private static (int[] Start, int[] Dst, int[] W) ConvTaps(in Conv2dGeometry geo)
+    {
+        int outPix = geo.OutH * geo.OutW;
+        var start = new int[outPix + 1];
+        var dst = new List<int>(); var wi = new List<int>();
+        for (int oh = 0; oh < geo.OutH; oh++)
+            for (int ow = 0; ow < geo.OutW; ow++)
+            {
+                for (int y = 0; y < geo.KernelH; y++)
+                {
+                    int ih = oh * geo.StrideH - geo.PadH + y * geo.DilationH;
+                    if ((uint)ih >= (uint)geo.Height) continue;
+                    for (int x = 0; x < geo.KernelW; x++)
+                    {
+                        int iw = ow * geo.StrideW - geo.PadW + x * geo.DilationW;
+                        if ((uint)iw >= (uint)geo.Width) continue;
+                        dst.Add((ih * geo.Width + iw) * 16); wi.Add(y * geo.KernelW + x);
+                    }
+                }
+                start[oh * geo.OutW + ow + 1] = dst.Count;
+            }
+        return (start, [.. dst], [.. wi]);
+    }
+}

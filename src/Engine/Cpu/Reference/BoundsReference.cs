@@ -1,0 +1,63 @@
+namespace Engine.Cpu.Reference;
+
+/// <summary>Scalar, double-accumulating definitions of <see cref="Tensors.IKernels.BoundRelax"/> and <see cref="Tensors.IKernels.BoundDot"/>.</summary>
+public static class BoundsReference
+{
+    /// <summary>See <see cref="Tensors.IKernels.BoundRelax"/>; null biases are zero. Returns (y, bias, mag).</summary>
+    public static (float[] Y, float[] Bias, float[] Mag) Relax(float[] a, float[] lowSlope, int lowSlopeRows, float[]? lowBias, int lowBiasRows,
+        float[] upSlope, int upSlopeRows, float[]? upBias, int upBiasRows, int batch, int rows, int n)
+    {
+        var y = new float[a.Length];
+        var bias = new float[batch * rows];
+        var mag = new float[batch * rows];
+        static float At(float[]? t, int tr, int b, int r, int i, int n) => t == null ? 0f : t[((long)b * tr + (tr == 1 ? 0 : r)) * n + i];
+        for (int b = 0; b < batch; b++)
+            for (int r = 0; r < rows; r++)
+            {
+                double s = 0, m = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    long k = ((long)b * rows + r) * n + i;
+                    float v = a[k];
+                    bool pos = v >= 0;
+                    y[k] = v * (pos ? At(lowSlope, lowSlopeRows, b, r, i, n) : At(upSlope, upSlopeRows, b, r, i, n));
+                    double t = (double)v * (pos ? At(lowBias, lowBiasRows, b, r, i, n) : At(upBias, upBiasRows, b, r, i, n));
+                    s += t; m += Math.Abs(t);
+                }
+                bias[b * rows + r] = (float)s; mag[b * rows + r] = (float)m;
+            }
+        return (y, bias, mag);
+    }
+
+    /// <summary>See <see cref="Tensors.IKernels.BoundDot"/>; a null radius means eps·Σ|a|. Returns (value, mag).</summary>
+    public static (float[] Value, float[] Mag) Dot(float[] a, float[] c, int cBatchStride, float[]? radius, int radiusBatchStride, float eps, int batch, int rows, int n)
+    {
+        var value = new float[batch * rows];
+        var mag = new float[batch * rows];
+        for (int b = 0; b < batch; b++)
+            for (int r = 0; r < rows; r++)
+            {
+                double d = 0, m = 0, sp = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    double v = a[((long)b * rows + r) * n + i], cv = c[(long)b * cBatchStride + i];
+                    d += v * cv; m += Math.Abs(v) * Math.Abs(cv);
+                    sp += Math.Abs(v) * (radius == null ? eps : radius[(long)b * radiusBatchStride + i]);
+                }
+                value[b * rows + r] = (float)(d - sp); mag[b * rows + r] = (float)(m + sp);
+            }
+        return (value, mag);
+    }
+
+    /// <summary>See <see cref="Tensors.IKernels.BoundConvSelect"/>: the transposed convolution of the signed one-hot rows, computed densely.</summary>
+    public static float[] ConvSelect(float[] w, float[] code, int count, Tensors.Conv2dGeometry g)
+    {
+        int outN = g.OutChannels * g.OutH * g.OutW;
+        var onehot = new float[count * outN];
+        for (int i = 0; i < count; i++)
+            if (code[i] != 0) onehot[(long)i * outN + (int)Math.Abs(code[i]) - 1] = Math.Sign(code[i]);
+        var geo = new Tensors.Conv2dGeometry(count, g.InChannels, g.Height, g.Width, g.OutChannels, g.KernelH, g.KernelW, g.StrideH, g.StrideW,
+                                             g.PadH, g.PadW, g.DilationH, g.DilationW, g.Groups);
+        return ConvReference.Conv2dBackwardInput(onehot, w, geo);
+    }
+}

@@ -1,0 +1,37 @@
+namespace Engine.Tensors;
+
+// Fused passes of CROWN's backward sweep (Engine.Bounds). Coefficient tensors are [batch, rows, n]; per-element
+// operands are [batch, r, n] with r either 1 (shared by every row of an example) or rows. Each kernel reads the
+// coefficients once and also returns Σ |terms| (the magnitude the float32 rounding margin is scaled by).
+public partial interface IKernels
+{
+    /// <summary>
+    /// Element-wise linear relaxation pushed through coefficients a: y = a·(a ≥ 0 ? lowSlope : upSlope) and
+    /// bias[b, r] = Σₙ a·(a ≥ 0 ? lowBias : upBias), mag[b, r] = Σₙ |a·(a ≥ 0 ? lowBias : upBias)|. Slopes and biases
+    /// have lowSlopeRows (etc.) rows, 1 or rows; an empty bias buffer means zero and then bias and mag may be empty too.
+    /// </summary>
+    void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                    Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n);
+
+    /// <summary>
+    /// Row dot products with a dual-norm term: value[b, r] = Σₙ a·c − spread and mag[b, r] = Σₙ |a|·|c| + spread, where
+    /// spread = Σₙ |a|·radius (radius non-empty) or eps·Σₙ |a|. c and radius are [batch, n] when their batch stride is
+    /// n, or one [n] vector shared by the batch when it is 0.
+    /// </summary>
+    void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n);
+
+    /// <summary>
+    /// Rows of the transposed convolution applied to signed one-hot coefficients (CROWN's start on selected neurons of
+    /// a convolution's output): code[i] = ±(p + 1) selects output position p (flat in [OutChannels, OutH, OutW]) with
+    /// that sign, and y[i] ([InChannels, Height, Width]) = ±(the kernel of p's output channel laid over p's window);
+    /// code 0 gives a zero row. Exact: each input element receives at most one kernel tap.
+    /// </summary>
+    void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g);
+
+    /// <summary>
+    /// The same map as <see cref="Conv2dBackwardInput"/> (dx = convolutionᵀ of a, g.Batch images), for the many small
+    /// images of CROWN's coefficient rows: the images run 16 at a time as the lanes of one vector, so every kernel tap
+    /// is one vector FMA whatever the channel counts, and all-zero coefficient vectors are skipped.
+    /// </summary>
+    void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g);
+}

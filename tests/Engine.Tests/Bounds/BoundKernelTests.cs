@@ -1,0 +1,146 @@
+using Engine.Autograd;
+using Engine.Bounds;
+using Engine.Cpu.Reference;
+using Engine.Tensors;
+using NUnit.Framework;
+
+namespace Engine.Tests.BoundProp;
+
+public class BoundKernelTests
+{
+    /// <summary>Uniform in ±[0.2, 1]: away from 0, where the relaxation switches lines (a kink).</summary>
+    private static Tensor AwayFromZero(int[] shape, Generator g)
+    {
+        var m = Tensor.Uniform(shape, 0.2f, 1f, g);
+        var s = Tensor.Uniform(shape, -1f, 1f, g).Sign();
+        return m * s;
+    }
+
+    private static void Close(float[] got, float[] want, float[] scale, double rel, string what)
+    {
+        Assert.That(got.Length, Is.EqualTo(want.Length), what);
+        for (int i = 0; i < got.Length; i++)
+            Assert.That(got[i], Is.EqualTo(want[i]).Within(rel * (Math.Abs(scale[i]) + 1e-6)), $"{what} [{i}]");
+    }
+
+    [Test]
+    public void RelaxMatchesReference()
+    {
+        var g = new Generator(11);
+        foreach (var (b, r, n) in new[] { (1, 1, 1), (2, 3, 15), (1, 5, 17), (3, 2, 300), (2, 4, 531) })
+            foreach (bool perRow in new[] { false, true })
+                foreach (bool withBias in new[] { false, true })
+                {
+                    var a = Tensor.Uniform([b, r, n], -1, 1, g);
+                    int sr = perRow ? r : 1;
+                    var ls = Tensor.Uniform([b, sr, n], 0, 1, g); var us = Tensor.Uniform([b, 1, n], 0, 1, g);
+                    var lb = withBias ? Tensor.Uniform([b, 1, n], -1, 1, g) : null;
+                    var ub = withBias ? Tensor.Uniform([b, sr, n], -1, 1, g) : null;
+                    var y = Tensor.Empty([b, r, n]); var bias = Tensor.Empty([b, r]); var mag = Tensor.Empty([b, r]);
+                    a.K.BoundRelax(a.Buf, ls.Buf, sr, lb?.Buf ?? default, 1, us.Buf, 1, ub?.Buf ?? default, sr, y.Buf,
+                                   withBias ? bias.Buf : default, withBias ? mag.Buf : default, b, r, n);
+                    var want = BoundsReference.Relax(a.ToArray(), ls.ToArray(), sr, lb?.ToArray(), 1, us.ToArray(), 1, ub?.ToArray(), sr, b, r, n);
+                    string what = $"relax b={b} r={r} n={n} perRow={perRow} bias={withBias}";
+                    Close(y.ToArray(), want.Y, want.Y, 1e-6, what + " y");
+                    if (!withBias) continue;
+                    Close(bias.ToArray(), want.Bias, want.Mag, 1e-6, what + " bias");
+                    Close(mag.ToArray(), want.Mag, want.Mag, 1e-6, what + " mag");
+                }
+    }
+
+    [Test]
+    public void DotMatchesReference()
+    {
+        var g = new Generator(12);
+        foreach (var (b, r, n) in new[] { (1, 1, 1), (2, 3, 15), (1, 5, 17), (3, 2, 300), (2, 4, 1031) })
+            foreach (bool sharedC in new[] { false, true })
+                foreach (bool withRadius in new[] { false, true })
+                {
+                    var a = Tensor.Uniform([b, r, n], -1, 1, g);
+                    var c = Tensor.Uniform([sharedC ? 1 : b, n], -2, 2, g);
+                    var rad = withRadius ? Tensor.Uniform([b, n], 0, 0.1f, g) : null;
+                    var value = Tensor.Empty([b, r]); var mag = Tensor.Empty([b, r]);
+                    a.K.BoundDot(a.Buf, c.Buf, sharedC ? 0 : n, rad?.Buf ?? default, n, 0.03f, value.Buf, mag.Buf, b, r, n);
+                    var want = BoundsReference.Dot(a.ToArray(), c.ToArray(), sharedC ? 0 : n, rad?.ToArray(), n, 0.03f, b, r, n);
+                    string what = $"dot b={b} r={r} n={n} shared={sharedC} radius={withRadius}";
+                    Close(value.ToArray(), want.Value, want.Mag, 1e-6, what + " value");
+                    Close(mag.ToArray(), want.Mag, want.Mag, 1e-6, what + " mag");
+                }
+    }
+
+    [Test]
+    public void FusedRelaxIsDifferentiable()
+    {
+        var g = new Generator(13);
+        int b = 2, r = 3;
+        var a = AwayFromZero([b, r, 2, 3], g);
+        var aL = Tensor.Uniform([b, r, 2, 3], 0, 1, g);
+        var aU = Tensor.Uniform([b, 2, 3], 0, 1, g);
+        var bL = Tensor.Uniform([b, 2, 3], -1, 1, g);
+        var bU = Tensor.Uniform([b, r, 2, 3], -1, 1, g);
+        var w = Tensor.Uniform([b, r, 2, 3], -1, 1, g);
+        GradCheck.Assert(t =>
+        {
+            var f = FusedBounds.Relax(t[0], t[1], t[3], t[2], t[4])!.Value;
+            return (f.Y * w).Sum() + (f.Bias! * Tensor.Arange(1f, 1f + b * r).Reshape(b, r)).Sum();
+        }, [a, aL, aU, bL, bU]);
+        var plain = FusedBounds.Relax(a, aL, null, aU, null)!.Value;
+        Assert.That(plain.Bias, Is.Null);
+        var pos = Tensor.Ge(a, 0f);
+        Assert.That((plain.Y - a * Tensor.Where(pos, aL, aU.Unsqueeze(1))).Abs().Max().Item(), Is.EqualTo(0f));
+    }
+
+    [Test]
+    public void FusedDotIsDifferentiable()
+    {
+        var g = new Generator(14);
+        int b = 2, r = 3;
+        var a = AwayFromZero([b, r, 7], g);
+        var c = Tensor.Uniform([b, 7], -1, 1, g);
+        var shared = Tensor.Uniform([7], -1, 1, g);
+        var rad = Tensor.Uniform([b, 7], 0.1f, 0.5f, g);
+        GradCheck.Assert(t => FusedBounds.Dot(t[0], t[1], t[2], 0f)!.Value.Value.Sum(), [a, c, rad]);
+        GradCheck.Assert(t => FusedBounds.Dot(t[0], t[1], null, 0.25f)!.Value.Value.Sum(), [a, shared]);
+        Assert.That(FusedBounds.Dot(a, Tensor.Zeros(5), null, 0f), Is.Null);
+    }
+
+    [Test]
+    public void ConvSelectMatchesReference()
+    {
+        var g = new Generator(15);
+        foreach (var (cin, cout, h, w, k, stride, pad, dil, groups) in new[] { (1, 3, 6, 6, 3, 1, 1, 1, 1), (4, 6, 7, 5, 4, 2, 1, 1, 2), (2, 2, 9, 8, 3, 2, 2, 2, 1) })
+        {
+            var geo = new Conv2dGeometry(1, cin, h, w, cout, k, k, stride, stride, pad, pad, dil, dil, groups);
+            int outN = cout * geo.OutH * geo.OutW, count = 9;
+            var wt = Tensor.Uniform([cout, cin / groups, k, k], -1, 1, g);
+            var rng = new Random(3);
+            var code = Enumerable.Range(0, count).Select(i => i % 4 == 3 ? 0f : (rng.Next(2) * 2 - 1) * (rng.Next(outN) + 1f)).ToArray();
+            code[0] = outN; code[1] = -1;
+            var y = Tensor.Empty([count, cin, h, w]);
+            var batchGeo = new Conv2dGeometry(count, cin, h, w, cout, k, k, stride, stride, pad, pad, dil, dil, groups);
+            y.K.BoundConvSelect(wt.Buf, Tensor.FromArray(code, count).Buf, y.Buf, count, batchGeo);
+            Assert.That(y.ToArray(), Is.EqualTo(BoundsReference.ConvSelect(wt.ToArray(), code, count, batchGeo)), $"conv select {cin}->{cout} k{k} s{stride} p{pad} d{dil} g{groups}");
+        }
+    }
+
+    [Test]
+    public void ConvTransposeMatchesReference()
+    {
+        var g = new Generator(16);
+        foreach (var (n, cin, cout, h, w, k, stride, pad, dil, groups) in new[]
+                 { (17, 1, 3, 6, 6, 3, 1, 1, 1, 1), (33, 4, 6, 7, 5, 4, 2, 1, 1, 2), (5, 2, 2, 9, 8, 3, 2, 2, 2, 1), (16, 3, 2, 5, 5, 1, 1, 0, 1, 1) })
+        {
+            var geo = new Conv2dGeometry(n, cin, h, w, cout, k, k, stride, stride, pad, pad, dil, dil, groups);
+            var a = Tensor.Uniform([n, cout, geo.OutH, geo.OutW], -1, 1, g);
+            // Zero images and zero pixels exercise the skipped all-zero lanes.
+            a = a * Tensor.Gt(Tensor.Uniform(a.Shape, 0, 1, g), 0.3f);
+            var wt = Tensor.Uniform([cout, cin / groups, k, k], -1, 1, g);
+            var dx = Tensor.Empty([n, cin, h, w]);
+            dx.K.BoundConvTranspose(a.Buf, wt.Buf, dx.Buf, geo);
+            var want = ConvReference.Conv2dBackwardInput(a.ToArray(), wt.ToArray(), geo);
+            var got = dx.ToArray();
+            for (int i = 0; i < want.Length; i++)
+                Assert.That(got[i], Is.EqualTo(want[i]).Within(1e-5 * (1 + Math.Abs(want[i]))), $"conv transpose n={n} {cin}->{cout} k{k} s{stride} g{groups} [{i}]");
+        }
+    }
+}
