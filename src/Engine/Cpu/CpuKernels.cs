@@ -14,10 +14,10 @@ public sealed unsafe partial class CpuKernels : IKernels
     private CpuKernels() { }
 
     /// <summary>Pointer to a buffer's first element (CPU storage is pinned).</summary>
-    internal static float* P(Buf b) => ((CpuStorage)b.Storage).Pointer + b.Offset;
+    internal static float* P(Buf b) => ((CpuStorage)b.Storage).RawPointer + b.Offset;
 
     /// <summary>A buffer as a span of n elements.</summary>
-    internal static Span<float> S(Buf b, int n) => ((CpuStorage)b.Storage).Data.AsSpan(b.Offset, n);
+    internal static Span<float> S(Buf b, int n) => ((CpuStorage)b.Storage).RawData.AsSpan(b.Offset, n);
 
     /// <inheritdoc/>
     public void Fill(Buf y, int n, float value) => S(y, n).Fill(value);

@@ -60,13 +60,19 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override string Name => "cpu";
     /// <inheritdoc/>
-    public override IKernels Kernels => Engine.Cpu.CpuKernels.Instance;
+    public override IKernels Kernels => Engine.Cpu.CpuKernelGuard.Instance;
     /// <inheritdoc/>
     public override Storage Allocate(int length, bool zero = false) => new CpuStorage(length, zero);
     /// <inheritdoc/>
     public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
-        => source.CopyTo(((CpuStorage)destination).Data.AsSpan(destinationOffset));
+    {
+        source.CopyTo(((CpuStorage)destination).RawData.AsSpan(destinationOffset));
+        GC.KeepAlive(destination);   // the array is recycled once the storage dies: keep it alive while in use
+    }
     /// <inheritdoc/>
     public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
-        => ((CpuStorage)source).Data.AsSpan(sourceOffset, destination.Length).CopyTo(destination);
+    {
+        ((CpuStorage)source).RawData.AsSpan(sourceOffset, destination.Length).CopyTo(destination);
+        GC.KeepAlive(source);
+    }
 }

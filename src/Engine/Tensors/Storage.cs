@@ -7,30 +7,59 @@ public abstract class Storage : IDisposable
     public abstract int Length { get; }
     /// <summary>The device that owns the memory.</summary>
     public abstract Device Device { get; }
-    /// <summary>Releases device memory deterministically; a no-op for GC-managed CPU storage.</summary>
+    /// <summary>Releases device memory deterministically; for CPU storage it only stops the array's recycling.</summary>
     public virtual void Dispose() { GC.SuppressFinalize(this); }
 }
 
-/// <summary>CPU storage: a pinned, GC-managed float array, so kernels may take raw pointers without fixing.</summary>
+/// <summary>
+/// CPU storage: a pinned, GC-managed float array, so kernels may take raw pointers without fixing. Arrays of
+/// tensors that die are recycled through <see cref="Cpu.CpuBufferPool"/> (their storage's finalizer hands the array
+/// back), because allocating a fresh pinned array per op forces a full GC every few steps of a training loop.
+/// Recycling is safe because (1) a storage is finalized only once nothing references it, (2) every kernel call
+/// keeps its buffers' storages alive until it returns (Cpu.CpuKernelGuard), and (3) a storage whose array was
+/// handed out through the public <see cref="Data"/> or <see cref="Pointer"/> (which may outlive the storage)
+/// is never recycled.
+/// </summary>
 public sealed class CpuStorage : Storage
 {
-    /// <summary>The backing array (pinned; its length may exceed <see cref="Length"/> never).</summary>
-    public readonly float[] Data;
+    private readonly float[] _data;
+    private volatile bool _escaped;
 
     /// <summary>Allocates <paramref name="length"/> floats; zeroed only when asked, since most ops overwrite.</summary>
     public CpuStorage(int length, bool zero)
     {
-        Data = zero ? GC.AllocateArray<float>(length, pinned: true) : GC.AllocateUninitializedArray<float>(length, pinned: true);
+        _data = Cpu.CpuBufferPool.Rent(length, zero, out bool pooled);
+        if (!pooled) GC.SuppressFinalize(this);
     }
 
-    /// <summary>Wraps an existing pinned array (used internally when the caller guarantees pinning).</summary>
-    internal CpuStorage(float[] pinnedData) { Data = pinnedData; }
+    /// <summary>Wraps an existing pinned array (used internally when the caller guarantees pinning); never recycled.</summary>
+    internal CpuStorage(float[] pinnedData)
+    {
+        _data = pinnedData;
+        _escaped = true;
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The backing array (pinned; its length equals <see cref="Length"/>). Taking it exempts this storage from recycling.</summary>
+    public float[] Data { get { _escaped = true; return _data; } }
+
+    /// <summary>The backing array, for kernels that keep this storage alive while they use it (no escape).</summary>
+    internal float[] RawData => _data;
 
     /// <inheritdoc/>
-    public override int Length => Data.Length;
+    public override int Length => _data.Length;
     /// <inheritdoc/>
     public override Device Device => CpuDevice.Instance;
 
-    /// <summary>Raw pointer to element 0; valid for the life of this object because the array is pinned.</summary>
-    public unsafe float* Pointer => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(Data));
+    /// <summary>Raw pointer to element 0 (the array is pinned). Taking it exempts this storage from recycling.</summary>
+    public unsafe float* Pointer { get { _escaped = true; return RawPointer; } }
+
+    /// <summary>Raw pointer for kernels that keep this storage alive while they use it (no escape).</summary>
+    internal unsafe float* RawPointer => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_data));
+
+    /// <summary>Hands the array back for reuse once this storage is unreachable.</summary>
+    ~CpuStorage()
+    {
+        if (!_escaped) Cpu.CpuBufferPool.Return(_data);
+    }
 }
