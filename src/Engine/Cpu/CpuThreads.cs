@@ -38,13 +38,10 @@ public static class CpuThreads
         if (threads <= 1 || _inParallelRegion) { body(0, count); return; }
         int chunk = (count + threads - 1) / threads;
         int parts = (count + chunk - 1) / chunk;
-        System.Threading.Tasks.Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, p =>
+        Run(parts, threads, p =>
         {
             int s = p * chunk;
-            bool outer = _inParallelRegion;
-            _inParallelRegion = true;
-            try { body(s, Math.Min(count, s + chunk)); }
-            finally { _inParallelRegion = outer; }
+            body(s, Math.Min(count, s + chunk));
         });
     }
 
@@ -56,12 +53,18 @@ public static class CpuThreads
     {
         if (count <= 0) return;
         if (_count <= 1 || count == 1 || _inParallelRegion) { for (int i = 0; i < count; i++) body(i); return; }
-        System.Threading.Tasks.Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _count }, i =>
-        {
-            bool outer = _inParallelRegion;
-            _inParallelRegion = true;
-            try { body(i); }
-            finally { _inParallelRegion = outer; }
-        });
+        Run(count, Math.Min(_count, count), body);
     }
+
+    /// <summary>Runs the parts on the caller and the persistent workers, each inside a parallel region.</summary>
+    private static void Run(int parts, int threads, Action<int> body)
+    {
+        bool outer = _inParallelRegion;
+        _inParallelRegion = true;
+        try { CpuWorkers.Run(parts, threads, body); }
+        finally { _inParallelRegion = outer; }
+    }
+
+    /// <summary>Worker threads are always inside a parallel region: kernels they call run inline.</summary>
+    internal static void MarkWorker() => _inParallelRegion = true;
 }
