@@ -13,9 +13,11 @@ internal static class CpuWorkers
     /// <summary>How long an idle worker spins before blocking.</summary>
     private static readonly long SpinTicks = Stopwatch.Frequency / 1000;   // 1 ms
 
-    private sealed class Job(int parts, Action<int> body)
+    private sealed class Job(int parts, int helpers, Action<int> body)
     {
         public readonly int Parts = parts;
+        /// <summary>Workers that may still join: a job never runs on more threads than CpuThreads.Count.</summary>
+        public int Slots = helpers;
         public readonly Action<int> Body = body;
         public int Next;
         public int Pending = parts;
@@ -49,7 +51,7 @@ internal static class CpuWorkers
         try
         {
             EnsureWorkers(threads - 1);
-            job = new Job(parts, body);
+            job = new Job(parts, threads - 1, body);
             Volatile.Write(ref _current, job);
             Interlocked.Increment(ref _generation);
             lock (SleepLock) Monitor.PulseAll(SleepLock);
@@ -90,7 +92,8 @@ internal static class CpuWorkers
                 Thread.SpinWait(20);
             }
             seen = Volatile.Read(ref _generation);
-            Volatile.Read(ref _current)?.Work();
+            var job = Volatile.Read(ref _current);
+            if (job != null && Interlocked.Decrement(ref job.Slots) >= 0) job.Work();
         }
     }
 }
