@@ -52,4 +52,18 @@ public class CpuThreadsTests
         Assert.That(results, Is.All.EqualTo(200L * 4 * 10));
         Assert.That(outsideRegion, Is.Zero, "parts must run inside a parallel region");
     }
+
+    [Test]
+    public void NeverUsesMoreThreadsThanCount()
+    {
+        CpuThreads.Count = 4;
+        CpuThreads.ForEach(8, _ => Thread.SpinWait(10_000));   // starts three workers
+        CpuThreads.Count = 2;
+        for (int rep = 0; rep < 20; rep++)
+        {
+            var ids = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+            CpuThreads.ForEach(16, _ => { ids[Environment.CurrentManagedThreadId] = true; Thread.SpinWait(20_000); });
+            Assert.That(ids.Count, Is.LessThanOrEqualTo(2), "a job ran on more threads than CpuThreads.Count");
+        }
+    }
 }
