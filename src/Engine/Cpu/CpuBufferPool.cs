@@ -18,6 +18,8 @@ public static class CpuBufferPool
     private static long _pooledBytes;
     private static long _freshBytes;
     private static long _hits, _misses;
+    // The finalizer thread (learnt from the first array handed back): waiting for pending finalizers there would deadlock.
+    private static int _finalizerThreadId = -1;
 
     /// <summary>Upper bound on the bytes kept for reuse (default 1 GiB or an eighth of the memory the GC may use, whichever is smaller).</summary>
     public static long MaxPooledBytes { get; set; } = Math.Min(1L << 30, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
@@ -43,7 +45,7 @@ public static class CpuBufferPool
         }
         pooled = true;
         if (TryTake(length, zero, out var a)) return a;
-        if (Interlocked.Read(ref _freshBytes) > CollectAfterFreshBytes)
+        if (Interlocked.Read(ref _freshBytes) > CollectAfterFreshBytes && Environment.CurrentManagedThreadId != Volatile.Read(ref _finalizerThreadId))
         {
             Interlocked.Exchange(ref _freshBytes, 0);
             GC.Collect(1, GCCollectionMode.Forced, blocking: true);
@@ -70,6 +72,7 @@ public static class CpuBufferPool
 
     internal static void Return(float[] array)
     {
+        Volatile.Write(ref _finalizerThreadId, Environment.CurrentManagedThreadId);
         long bytes = (long)array.Length * sizeof(float);
         if (Interlocked.Add(ref _pooledBytes, bytes) > MaxPooledBytes)
         {
