@@ -156,28 +156,19 @@ public static unsafe partial class Sgemm
                               float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)
     {
         // kc depends on k alone, never on the thread split, so the summation order of every element is fixed.
-        int kcStep = BlockStep(k, KC, 16), mcStep = BlockStep(m, MC, mr), ncStep = BlockStep(n, NC, nr);
         if (m >= 2 && m <= mr && !transB)
         {
-            SinglePanel(avx512, nr, transA, m, n, k, kcStep, alpha, a, lda, b, ldb, beta, c, ldc, ws);
+            SinglePanel(avx512, nr, transA, m, n, k, BlockStep(k, KC, 16), alpha, a, lda, b, ldb, beta, c, ldc, ws);
             return;
         }
-        for (int ic = 0; ic < m; ic += mcStep)
-        {
-            int mc = Math.Min(mcStep, m - ic);
-            for (int pc = 0; pc < k; pc += kcStep)
-            {
-                int kc = Math.Min(kcStep, k - pc);
-                GemmPack.PackA(transA, a, lda, ic, mc, pc, kc, mr, ws.A, avx512);
-                float betaK = pc == 0 ? beta : 1f;
-                for (int jc = 0; jc < n; jc += ncStep)
-                {
-                    int nc = Math.Min(ncStep, n - jc);
-                    GemmPack.PackB(transB, b, ldb, pc, kc, jc, nc, nr, ws.B, avx512);
-                    Macro(avx512, mr, nr, mc, nc, kc, ws.A, ws.B, c + (long)ic * ldc + jc, ldc, alpha, betaK);
-                }
-            }
-        }
+        BlockPackedB(avx512, mr, nr, transA, m, 0, n, k, alpha, a, lda, new StridedPackB(b, ldb, transB), beta, c, ldc, ws);
+    }
+
+    /// <summary>The ordinary B operand: a row-major (or, when transposed, column-major) matrix packed by <see cref="GemmPack.PackB"/>.</summary>
+    private readonly struct StridedPackB(float* b, int ldb, bool transB) : IGemmPackB
+    {
+        public void Pack(int p0, int kc, int j0, int nc, int nr, bool avx512, float* dst)
+            => GemmPack.PackB(transB, b, ldb, p0, kc, j0, nc, nr, dst, avx512);
     }
 
     /// <summary>
