@@ -11,7 +11,7 @@ namespace Engine.Benchmarks;
 
 /// <summary>
 /// Bound computation (issue 3): IBP, CROWN and alpha-CROWN (20 iterations) lower bounds of the margin spec for the
-/// MLP 784-256-256-10 and the small CNN of <see cref="BoundBenchNets"/>, batch 1 and 32, on one thread.
+/// MLP 784-256-256-10 and the small CNN of <see cref="BoundBenchNets"/>, batch 1 and 32, on one and two threads.
 /// benchmarks/peers/bounds_autolirpa.py times auto_LiRPA on the same networks for the ratio.
 /// </summary>
 [Config(typeof(BoundBenchConfig))]
@@ -29,6 +29,10 @@ public class BoundBenchmarks
     [Params("ibp", "crown", "alpha-crown")]
     public string Method { get; set; } = "crown";
 
+    /// <summary>CPU threads for the kernels (auto_LiRPA's reference times are for one thread).</summary>
+    [Params(1, 2)]
+    public int Threads { get; set; } = 1;
+
     private Module _model = null!;
     private Tensor _x = null!;
     private Spec _spec = null!;
@@ -40,7 +44,7 @@ public class BoundBenchmarks
     public void Setup()
     {
         _savedThreads = CpuThreads.Count;
-        CpuThreads.Count = 1;
+        CpuThreads.Count = Threads;
         _model = BoundBenchNets.Make(Net);
         _x = BoundBenchNets.Input(Batch);
         _spec = BoundBenchNets.Margins(Batch);
