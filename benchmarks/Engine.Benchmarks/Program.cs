@@ -1,4 +1,9 @@
 using BenchmarkDotNet.Running;
+using Engine.Benchmarks;
 
 // ./build.sh bench [--filter *Gemm*] : every benchmark class in this assembly is selectable by filter.
+// --export-bound-nets DIR [--threads T] [--no-time]: the bound nets, inputs and Engine bounds for benchmarks/peers/crown_torch.py.
+if (args.Length > 0 && args[0] == "--export-bound-nets")
+    return BoundNetExport.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

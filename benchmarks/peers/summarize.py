@@ -17,16 +17,21 @@ def key(r):
         return ("gemm", f"{m}x{k}x{n}" if (m, k) != (n, n) else str(n), r["threads"])
     if op == "train":
         return ("train", f"{r['model']} batch {r['batch']}", r["threads"])
+    if op == "crown":
+        return (f"crown {r['method']}", f"{r.get('net', r.get('model', '?'))} batch {r['batch']}", r["threads"])
     return (op, r.get("shape", "32x64x32x32,k3p1,64"), r["threads"])
 
 
 def main(path):
-    engine, peer = {}, {}
+    engine, peer, tightness = {}, {}, []
     for line in open(path):
         line = line.strip()
         if not line.startswith("{"):
             continue
         r = json.loads(line)
+        if r.get("op") == "tightness":
+            tightness.append(r)
+            continue
         if "peer" in r and "gflops" not in r and "ms" not in r and "ms_per_step" not in r:
             continue  # a peer's configuration line
         (peer if "peer" in r else engine)[key(r)] = r
@@ -45,6 +50,19 @@ def main(path):
             ratio = pv / ev if pv else None
         print(f"| {k[0]} | {k[1]} | {k[2]} | {ev:.2f} {unit} | {p['peer'] if p else '-'} | "
               f"{'-' if pv is None else f'{pv:.2f} {unit}'} | {'-' if ratio is None else f'{ratio:.2f}'} |")
+    if tightness:
+        # Same weights and inputs (crown_torch.py): engine lower - peer lower, > 0 where the Engine is tighter.
+        print()
+        print("| bounds | net | batch | peer | engine - peer lower: max | mean | min | without Engine's rounding margin: max abs |")
+        print("|---|---|---|---|---|---|---|---|")
+        seen = set()
+        for r in tightness:
+            k = (r["method"], r["net"], r["batch"], r["peer"])
+            if k in seen:
+                continue  # the same bounds again for another thread count
+            seen.add(k)
+            print(f"| {r['method']} | {r['net']} | {r['batch']} | {r['peer']} | {r['max_diff']:.3g} | {r['mean_diff']:.3g} | "
+                  f"{r['min_diff']:.3g} | {r.get('max_abs_diff_no_margin', float('nan')):.3g} |")
 
 
 if __name__ == "__main__":

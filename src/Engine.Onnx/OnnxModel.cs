@@ -6,8 +6,9 @@ namespace Engine.Onnx;
 /// <summary>
 /// An ONNX model imported as an Engine <see cref="ComputeGraph"/>. Constants are folded at import time (Shape,
 /// Gather, Unsqueeze, Concat, ... on constants disappear), a MatMul or Gemm by a constant becomes a
-/// <see cref="LinearOp"/> (with the following constant Add as its bias), Div by a constant becomes Mul by its
-/// reciprocal, and inference-form BatchNormalization is folded into the preceding layer where possible; see
+/// <see cref="LinearOp"/> (with the following constant Add as its bias), Div by a constant stays a
+/// <see cref="DivOp"/> (x·(1/c) could differ from x/c by an ulp) unless every 1/c is exact in float32 (c = ±2^k), where
+/// it becomes the identical Mul, and inference-form BatchNormalization is folded into the preceding layer where possible; see
 /// <see cref="SupportedOps"/>. ONNX initializers that end up as layer weights are graph parameters, other constants
 /// are graph constants. The graph's input and output values carry the ONNX names.
 /// </summary>

@@ -86,12 +86,31 @@ internal sealed partial class OnnxImporter
             case "Sub": SetOut(Emit(Out, new SubOp(), [x, y])); break;
             case "Mul": SetOut(Emit(Out, new MulOp(), [x, y])); break;
             default:
-                // Division by a constant is multiplication by its reciprocal, which bound propagation treats as affine.
-                SetOut(y.IsConst
-                    ? Emit(Out, new MulOp(), [x, Sym.Of(ConstOps.Map(y.Const!.WithKind(ConstKind.Real), v => 1.0 / v))])
+                // x / c stays a division: x * fl(1/c) can differ from fl(x / c) by an ulp, and the imported network
+                // must compute what ONNX Runtime computes (bound propagation handles Div by a constant directly).
+                // Where every 1/c is exact in float32 (powers of two), x * (1/c) and x / c are the same correctly
+                // rounded value, so the multiplication (cheaper) is emitted.
+                SetOut(y.Const is { } yc && ExactReciprocal(yc.WithKind(ConstKind.Real)) is { } inv
+                    ? Emit(Out, new MulOp(), [x, Sym.Of(inv)])
                     : Emit(Out, new DivOp(), [x, y]));
                 break;
         }
+    }
+
+    /// <summary>
+    /// 1/c when every entry of c is a float32 whose reciprocal is a float32 too (±2^k in range), else null: then
+    /// fl(x·(1/c)) = fl(x/c) for every x, both being the correctly rounded x/c.
+    /// </summary>
+    private static ConstTensor? ExactReciprocal(ConstTensor c)
+    {
+        foreach (double v in c.Data)
+        {
+            // ±2^k: its reciprocal 2^-k is exact in double; it must be a float32 as well (no overflow to ∞).
+            if ((double)(float)v != v || !double.IsPow2(Math.Abs(v))) return null;
+            double r = 1.0 / v;
+            if ((double)(float)r != r) return null;
+        }
+        return ConstOps.Map(c, v => 1.0 / v);
     }
 
     /// <summary>layer + c as the layer with c added to its bias, when c is one value per output channel.</summary>

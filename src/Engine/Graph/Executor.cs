@@ -78,6 +78,11 @@ public static class Executor
                 // Say which node failed: in an imported model the op alone rarely identifies the spot.
                 throw new ArgumentException($"Node '{node.Name}' ({node.Op}): {ex.Message}", ex);
             }
+            catch (NotSupportedException ex) when (!ex.Message.StartsWith("Node '", StringComparison.Ordinal))
+            {
+                // The same for an interpretation that has no rule for this node (bounds of Div by zero, ...).
+                throw new NotSupportedException($"Node '{node.Name}' ({node.Op}): {ex.Message}", ex);
+            }
             if (outs.Length != node.Outputs.Count)
                 throw new InvalidOperationException($"Node '{node.Name}' ({node.Op}) produced {outs.Length} outputs, expected {node.Outputs.Count}.");
             for (int i = 0; i < outs.Length; i++) env[node.Outputs[i].Id] = outs[i];

@@ -58,7 +58,7 @@ public static class BoundTestNets
     }
 
     /// <summary>Random biases (so ReLUs are not all centred) and random running statistics; evaluation mode.</summary>
-    private static Module Finish(Module m, Generator g)
+    internal static Module Finish(Module m, Generator g)
     {
         foreach (var (name, t) in m.NamedParameters())
             if (name.EndsWith("bias")) t.CopyFrom(Tensor.Uniform(t.Shape, -0.5f, 0.5f, g));

@@ -79,7 +79,7 @@ public class OnnxOpTests
         var m = OrtOracle.AssertMatches(b.Bytes(), batch: 2);
         var ops = OpTypes(m);
         Assert.That(ops, Does.Not.Contain("BatchNormalization"), "BatchNorm folds into the convolution");
-        Assert.That(ops, Does.Not.Contain("Div"), "division by a constant becomes multiplication");
+        Assert.That(ops, Does.Contain("Div"), "division by a constant that is not a power of two stays a division");
         Assert.That(ops, Does.Contain("Concat").And.Contain("MaxPool").And.Contain("AveragePool"));
         Assert.That(ops.Count(t => t == "Conv"), Is.EqualTo(2));
     }
@@ -91,6 +91,37 @@ public class OnnxOpTests
         .Node("BatchNormalization", ["x", "s", "bb", "mu", "var"], ["n0"])
         .Node("Conv", ["n0", "cw"], ["c"])
         .Node("BatchNormalization", ["c", "s", "bb", "mu", "var"], ["y"], ("momentum", 0.8f));
+
+    [Test]
+    public void DivByConstantKeepsFloat32SemanticsAndBounds()
+    {
+        // x / c with c not a power of two stays Div (x·(1/c) can be an ulp off); x / 0.25 becomes the identical x·4.
+        float[] c = [0.3f, -1.7f, 2.9f, -0.11f, 5.3f, 7f];
+        var b = new OnnxTestModel()
+            .Input("x", -1, 6).Output("y")
+            .Init("c", c, [6]).Init("q", [0.25f], []).Rand("w", 6, 4)
+            .Node("Div", ["x", "c"], ["d1"]).Node("Div", ["d1", "q"], ["d2"]).Node("Relu", "d2", "r")
+            .Node("MatMul", ["r", "w"], ["y"]);
+        var m = OrtOracle.AssertMatches(b.Bytes(), batch: 3);
+        Assert.That(OpTypes(m), Is.EqualTo(new[] { "Div", "Mul", "Relu", "Linear" }));
+
+        // The division alone is bit-for-bit ONNX Runtime's, where the product by the rounded reciprocal is not.
+        var div = new OnnxTestModel().Input("x", -1, 6).Output("y").Init("c", c, [6]).Node("Div", ["x", "c"], ["y"]).Bytes();
+        var xs = OrtOracle.RandomInput(6 * 64, 5, -3f, 3f);
+        var ort = OrtOracle.Run(div, [("x", xs, [64, 6])])[0].Data;
+        var engine = Executor.Run(OnnxModel.Load(div).Graph, ForwardContext.Eval, [Tensor.FromArray(xs, 64, 6)])[0].ToArray();
+        Assert.That(engine, Is.EqualTo(ort), "x / c as ONNX Runtime computes it");
+        int differ = 0;
+        for (int i = 0; i < xs.Length; i++) if (xs[i] * (1f / c[i % 6]) != ort[i]) differ++;
+        Assert.That(differ, Is.GreaterThan(0), "the reciprocal form differs somewhere, so the check above can fail");
+
+        // The imported network is bounded through the Div.
+        var x0 = Tensor.FromArray(OrtOracle.RandomInput(12, 9), 2, 6);
+        var r = Engine.Bounds.Bounds.Compute(m.Graph, x0, Engine.Bounds.Perturbation.LInf(0.05f), Engine.Bounds.BoundMethod.Crown);
+        var y0 = Executor.Run(m.Graph, ForwardContext.Eval, [x0])[0].ToArray();
+        var lo = r.Lower.ToArray(); var hi = r.Upper.ToArray();
+        for (int i = 0; i < y0.Length; i++) Assert.That(y0[i], Is.InRange(lo[i], hi[i]), $"output {i}");
+    }
 
     [Test]
     public void BatchNormFoldedAndUnfolded()

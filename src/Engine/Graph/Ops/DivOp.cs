@@ -3,8 +3,9 @@ using Engine.Tensors;
 namespace Engine.Graph;
 
 /// <summary>
-/// a / b elementwise with broadcasting (ONNX Div between two computed values, or a constant divided by a value;
-/// the importer turns division by a constant into <see cref="MulOp"/> by its reciprocal).
+/// a / b elementwise with broadcasting (ONNX Div). Bound propagation supports a constant divisor (x / c is affine
+/// in x); the ONNX importer keeps Div by a constant as this op, except where 1/c is exact in float32 (powers of
+/// two), where it emits the identical <see cref="MulOp"/>.
 /// </summary>
 public sealed partial class DivOp : Op
 {
