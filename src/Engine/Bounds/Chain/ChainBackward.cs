@@ -3,38 +3,58 @@ using Engine.Cpu;
 namespace Engine.Bounds;
 
 /// <summary>
-/// CROWN's backward pass of a compiled chain for one example (one worker per thread). The rows being bounded sit
-/// in the vector lanes (<see cref="ChainKernels"/>); the coefficients on a value are stored as
+/// CROWN's backward pass of a compiled chain for one example (one worker per thread). The coefficients of the rows
+/// being bounded on the current value are held in one of three forms:
 /// <list type="bullet">
-/// <item>full rows: one row of lanes per element, compacted to the elements listed in an index (after a
-/// relaxation, dead neurons drop out of every later product);</item>
-/// <item>a window (patch): for rows that start at one neuron of a convolution, the coefficients of each row on a
-/// C×h×w window of the value, at a per-row origin (auto_LiRPA's patches), so early convolution layers cost the
-/// receptive field, not the image;</item>
-/// <item>paired rows: a row r stands for itself and its negation (intermediate bounds need both ends, and
-/// CROWN's upper bound is the negated lower bound of −A). Up to the first relaxation both are the same numbers up
-/// to sign, and after it they share every exactly relaxed element: that shared part (P) goes through the next
-/// linear layer once for both, only the unstable elements (Q) are pushed separately.</item>
+/// <item>lanes: one row of <c>lanes</c> floats per element of the value, the bound rows in the vector lanes
+/// (<see cref="ChainKernels"/>), compacted to the elements listed in an index: after a relaxation, dead neurons
+/// drop out of every later product, and a convolution's transpose only forms the elements that the next
+/// relaxation keeps;</item>
+/// <item>matrix rows: right after one-hot rows went through a Linear, the rows are rows of its weight matrix; the
+/// first relaxation reads them in place;</item>
+/// <item>windows: rows that start at one neuron of a convolution only reach its receptive field, so each row holds
+/// its coefficients on a C×h×w window at its own origin (auto_LiRPA's patches), and a further convolution maps
+/// windows to windows with one matrix product (<see cref="ChainKernels.TransferMatrix"/>).</item>
 /// </list>
-/// The numbers are the generic rules': lower slope for A ≥ 0, chord for A &lt; 0, bias and Σ|terms| collected
-/// for the same terms (the rounding margin), then the concretisation at the input.
+/// Rows can be paired: a row stands for itself and its negation (intermediate bounds need both ends, and CROWN's
+/// upper bound is the negated lower bound of −A). Up to the first relaxation both are the same numbers up to sign;
+/// after it they share every exactly relaxed element, and that shared part (P) goes through the next linear layer
+/// once for both; only the unstable elements (Q) are pushed separately. The numbers are the generic rules': lower
+/// slope for A ≥ 0, chord for A &lt; 0, bias and Σ|terms| collected for the same terms, then the concretisation.
 /// </summary>
 internal sealed unsafe class ChainBackward
 {
+    private enum Form { Lanes, MatrixRows, Windows }
+
+    /// <summary>Which list of an activation layer a compacted row set follows (so gathered weight rows can be reused).</summary>
+    private enum List { Other, Exact, Unstable, Alive }
+
     private readonly ChainRun _run;
     private readonly ChainPlan _plan;
     private readonly Pinned<float>[] _buf = [new(), new(), new(), new(), new()];
     private readonly Pinned<float> _wg = new(), _tmp = new();
     private readonly Pinned<double> _bias = new(), _mag = new(), _acc = new(), _chan = new();
-    private readonly Pinned<int> _idxA = new(), _idxB = new(), _idxC = new(), _oy = new(), _ox = new();
+    private readonly Pinned<int> _idxA = new(), _idxB = new(), _idxC = new(), _map = new(), _oy = new(), _ox = new(), _off = new();
+    private readonly Pinned<long> _ent = new();
+    private readonly Pinned<float> _ew = new();
+    // Per Linear layer: its weight rows at the kept elements of the activation above it ([exact; unstable]), for the
+    // example and call they were gathered for; every pass of that example through the layer reuses them.
+    private readonly Pinned<float>[] _gathered;
+    private readonly (long Call, int Example)[] _gatheredFor;
 
-    // The state: coefficients on value _value (−1: the input).
+    private Form _form;
     private int _value, _lanes, _ex;
-    private bool _paired, _split, _patch;
-    private float* _a; private int _cnt; private int* _idx; private int _aBuf;
-    private float* _q; private int _qcnt; private int* _qidx; private int _qBuf;
-    // Window rows: channels × height × width of the window, and the grid (height, width) of the value it lies on.
-    private int _pc, _ph, _pw, _gh, _gw;
+    private bool _paired, _split;
+    // Lanes: rows of _lanes floats for the elements _idx (null: all, in order).
+    private float* _a; private int _cnt; private int* _idx; private int _aBuf; private List _kind;
+    // The unstable part of a split pair (rows of 2·_lanes floats).
+    private float* _q; private int _qcnt; private int* _qidx; private int _qBuf; private List _qkind;
+    // A split pair pushed through the first layer: P and Q over all input elements, combined by the concretisation.
+    private bool _splitAtInput;
+    // Matrix rows: lane r is _src[_off[r] + element].
+    private float* _src;
+    // Windows: _rows rows of _pc·_ph·_pw floats on a _gh×_gw grid, row r at origin (_oy[r], _ox[r]).
+    private int _rows, _pc, _ph, _pw, _gh, _gw;
     private double* _bsum, _msum;
 
     public ChainBackward(ChainRun run)
@@ -44,18 +64,23 @@ internal sealed unsafe class ChainBackward
         int max = _plan.InputSize;
         foreach (var l in _plan.Layers) max = Math.Max(max, Math.Max(l.InSize, l.OutSize));
         _idxA.Get(max); _idxB.Get(max); _idxC.Get(max);
+        _gathered = new Pinned<float>[_plan.Layers.Length];
+        _gatheredFor = new (long, int)[_plan.Layers.Length];
+        for (int k = 0; k < _gathered.Length; k++) { _gathered[k] = new Pinned<float>(); _gatheredFor[k] = (-1, -1); }
+        int ents = 1;
+        foreach (var l in _plan.Layers) if (l is ConvLayer g) ents = Math.Max(ents, g.Cout * g.KH * g.KW);
+        _ent.Get(ents); _ew.Get(ents);
     }
 
     private static int Pad(int n) => (n + 15) & ~15;
 
+    /// <summary>A scratch buffer that holds neither the current rows nor <paramref name="also"/>.</summary>
     private float* Take(long size, out int id, int also = -1)
     {
         for (int i = 0; i < _buf.Length; i++)
-            if (i != _aBuf && (!_split || i != _qBuf) && i != also) { id = i; return _buf[i].Get(size); }
+            if (i != _aBuf && (!_split || i != _qBuf) && i != also) { id = i; return _buf[i].Get(Math.Max(16, size)); }
         throw new InvalidOperationException("ChainBackward: out of buffers.");
     }
-
-    private static int* Ints(Pinned<int> p, long n) => p.Get(Math.Max(1, n));
 
     /// <summary>An index list that is neither of the two in use (all three are allocated for the largest value).</summary>
     private int* FreeIndex(int* avoid1, int* avoid2)
@@ -68,14 +93,13 @@ internal sealed unsafe class ChainBackward
 
     private void Reset(int ex, int lanes)
     {
-        _ex = ex; _lanes = lanes;
-        _paired = _split = _patch = false;
-        _aBuf = _qBuf = -1; _idx = null; _qidx = null;
+        _ex = ex; _lanes = lanes; _form = Form.Lanes;
+        _paired = _split = _splitAtInput = false;
+        _aBuf = _qBuf = -1; _idx = null; _qidx = null; _kind = _qkind = List.Other;
         _bsum = _bias.Get(2L * lanes); _msum = _mag.Get(2L * lanes);
-        // Window origins for up to both signs of every row (Expand copies them, it must not reallocate).
-        _oy.Get(2L * lanes); _ox.Get(2L * lanes);
         new Span<double>(_bsum, 2 * lanes).Clear();
         new Span<double>(_msum, 2 * lanes).Clear();
+        _oy.Get(2L * lanes); _ox.Get(2L * lanes);
     }
 
     /// <summary>
@@ -91,41 +115,54 @@ internal sealed unsafe class ChainBackward
         if (layer is DenseLayer d)
         {
             int nin = d.InSize;
-            _a = Take((long)nin * lanes, out _aBuf);
-            ChainKernels.RowsToLanes(ChainBounds.Ptr(d.W), nin, rows, count, lanes, _a);
-            _cnt = nin; _idx = null; _value = v - 1;
+            float* w = ChainBounds.Ptr(d.W);
             if (d.B != null)
             {
                 float* b = ChainBounds.Ptr(d.B);
                 for (int r = 0; r < count; r++) { _bsum[r] = b[rows[r]]; _msum[r] = Math.Abs(b[rows[r]]); }
             }
-            GC.KeepAlive(d);
+            _value = v - 1;
+            if (v > 0 && _plan.Layers[v - 1] is ActLayer)
+            {
+                int* off = _off.Get(lanes);
+                for (int r = 0; r < lanes; r++) off[r] = r < count ? rows[r] * nin : -1;
+                _src = w; _form = Form.MatrixRows;
+            }
+            else
+            {
+                _a = Take((long)nin * lanes, out _aBuf);
+                ChainKernels.RowsToLanes(w, nin, rows, count, lanes, _a);
+                _cnt = nin; _idx = null;
+            }
             Walk(v - 1);
+            GC.KeepAlive(d);
         }
         else if (layer is ConvLayer g)
         {
-            int wh = (g.KH - 1) * g.DH + 1, ww = (g.KW - 1) * g.DW + 1, opix = g.OH * g.OW, kk = g.KH * g.KW;
-            long size = (long)g.Cin * wh * ww * lanes;
-            _a = Take(size, out _aBuf);
-            ChainKernels.Clear(_a, size);
-            int* oy = Ints(_oy, lanes), ox = Ints(_ox, lanes);
+            // Each row is its output neuron's kernel, laid on the neuron's window of the convolution's input.
+            int wh = (g.KH - 1) * g.DH + 1, ww = (g.KW - 1) * g.DW + 1, opix = g.OH * g.OW, kk = g.KH * g.KW, win = g.Cin * wh * ww;
+            _a = Take((long)lanes * win, out _aBuf);
+            ChainKernels.Clear(_a, (long)lanes * win);
+            int* oy = _oy.Get(0), ox = _ox.Get(0);
             float* w = ChainBounds.Ptr(g.W);
             float* b = g.B == null ? null : ChainBounds.Ptr(g.B);
             for (int r = 0; r < lanes; r++)
             {
-                if (r >= count) { oy[r] = ox[r] = 0; continue; }
+                oy[r] = ox[r] = 0;
+                if (r >= count) continue;
                 int co = rows[r] / opix, p = rows[r] - co * opix, y = p / g.OW, x = p - y * g.OW;
                 oy[r] = y * g.SH - g.PH; ox[r] = x * g.SW - g.PW;
+                float* row = _a + (long)r * win;
                 for (int ci = 0; ci < g.Cin; ci++)
                     for (int kh = 0; kh < g.KH; kh++)
                         for (int kw = 0; kw < g.KW; kw++)
-                            _a[((long)(ci * wh + kh * g.DH) * ww + kw * g.DW) * lanes + r] = w[((long)co * g.Cin + ci) * kk + kh * g.KW + kw];
+                            row[(ci * wh + kh * g.DH) * ww + kw * g.DW] = w[((long)co * g.Cin + ci) * kk + kh * g.KW + kw];
+                ChainKernels.MaskWindowRow(row, g.Cin, wh, ww, oy[r], ox[r], g.H, g.Wd);
                 if (b != null) { _bsum[r] = b[co]; _msum[r] = Math.Abs(b[co]); }
             }
-            GC.KeepAlive(g);
-            _patch = true; _pc = g.Cin; _ph = wh; _pw = ww; _gh = g.H; _gw = g.Wd; _value = v - 1;
-            ChainKernels.MaskWindow(_a, _pc, _ph, _pw, lanes, oy, ox, g.H, g.Wd);
+            _form = Form.Windows; _rows = lanes; _pc = g.Cin; _ph = wh; _pw = ww; _gh = g.H; _gw = g.Wd; _value = v - 1;
             Walk(v - 1);
+            GC.KeepAlive(g);
         }
         else
         {
@@ -135,25 +172,24 @@ internal sealed unsafe class ChainBackward
             if (shape.Length == 3 && shape[1] * shape[2] > 1)
             {
                 int c = shape[0], h = shape[1], w = shape[2];
-                long size = (long)c * lanes;
-                _a = Take(size, out _aBuf);
-                ChainKernels.Clear(_a, size);
-                int* oy = Ints(_oy, lanes), ox = Ints(_ox, lanes);
+                _a = Take((long)lanes * c, out _aBuf);
+                ChainKernels.Clear(_a, (long)lanes * c);
+                int* oy = _oy.Get(0), ox = _ox.Get(0);
                 for (int r = 0; r < lanes; r++)
                 {
-                    if (r >= count) { oy[r] = ox[r] = 0; continue; }
+                    oy[r] = ox[r] = 0;
+                    if (r >= count) continue;
                     int ch = rows[r] / (h * w), p = rows[r] - ch * h * w;
                     oy[r] = p / w; ox[r] = p - oy[r] * w;
-                    _a[(long)ch * lanes + r] = 1f;
+                    _a[(long)r * c + ch] = 1f;
                 }
-                _patch = true; _pc = c; _ph = 1; _pw = 1; _gh = h; _gw = w;
+                _form = Form.Windows; _rows = lanes; _pc = c; _ph = 1; _pw = 1; _gh = h; _gw = w;
             }
             else
             {
                 int n = layer.OutSize;
-                long size = (long)n * lanes;
-                _a = Take(size, out _aBuf);
-                ChainKernels.Clear(_a, size);
+                _a = Take((long)n * lanes, out _aBuf);
+                ChainKernels.Clear(_a, (long)n * lanes);
                 for (int r = 0; r < count; r++) _a[(long)rows[r] * lanes + r] = 1f;
                 _cnt = n; _idx = null;
             }
@@ -211,43 +247,94 @@ internal sealed unsafe class ChainBackward
         }
     }
 
+    internal static long[]? Prof;
+
     private void Walk(int from)
     {
         for (int k = from; k >= 0; k--)
         {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             switch (_plan.Layers[k])
             {
                 case ActLayer: RelaxStep(k); break;
-                case DenseLayer d: DenseStep(d); break;
-                case ConvLayer g: ConvStep(g); break;
+                case DenseLayer d: DenseStep(k, d); break;
+                case ConvLayer g: ConvStep(k, g); break;
                 case ElemLayer: ElemStep(k); break;
             }
+            if (Prof != null) Prof[k] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
             _value = k - 1;
         }
     }
 
-    /// <summary>Paired bias → 2·lanes entries (upper rows are the negation).</summary>
+    /// <summary>Paired bias → 2·lanes entries (the upper rows are the negation).</summary>
     private void ExpandBias()
     {
         for (int r = 0; r < _lanes; r++) { _bsum[_lanes + r] = -_bsum[r]; _msum[_lanes + r] = _msum[r]; }
     }
 
-    /// <summary>Paired full or window rows → explicit rows for both signs (2·lanes).</summary>
+    /// <summary>Paired rows → explicit rows of both signs.</summary>
     private void Expand()
     {
-        long rows = _patch ? (long)_pc * _ph * _pw : _cnt;
-        float* dst = Take(rows * 2 * _lanes, out int id);
-        ChainKernels.ExpandPaired(_a, dst, rows, _lanes);
-        if (_patch)
-        {
-            int* oy = _oy.Get(0), ox = _ox.Get(0);
-            for (int r = 0; r < _lanes; r++) { oy[_lanes + r] = oy[r]; ox[_lanes + r] = ox[r]; }
-        }
+        if (_form == Form.MatrixRows) ToLanes();
         ExpandBias();
-        _a = dst; _aBuf = id; _lanes *= 2; _paired = false;
+        if (_form == Form.Windows)
+        {
+            int win = _pc * _ph * _pw;
+            float* dst = Take(2L * _rows * win, out int id);
+            long n = (long)_rows * win;
+            Buffer.MemoryCopy(_a, dst, n * 4, n * 4);
+            for (long i = 0; i < n; i++) dst[n + i] = -_a[i];
+            int* oy = _oy.Get(0), ox = _ox.Get(0);
+            for (int r = 0; r < _rows; r++) { oy[_rows + r] = oy[r]; ox[_rows + r] = ox[r]; }
+            _a = dst; _aBuf = id; _rows *= 2;
+        }
+        else
+        {
+            float* dst = Take((long)_cnt * 2 * _lanes, out int id);
+            ChainKernels.ExpandPaired(_a, dst, _cnt, _lanes);
+            _a = dst; _aBuf = id;
+        }
+        _lanes *= 2;
+        _paired = false;
     }
 
-    /// <summary>Split (P shared, Q unstable) rows → explicit full rows of the value (zeros elsewhere).</summary>
+    /// <summary>Matrix rows → lanes (all elements of the value).</summary>
+    private void ToLanes()
+    {
+        int n = _plan.Size(_value);
+        float* dst = Take((long)n * _lanes, out int id);
+        int* off = _off.Get(0);
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < _lanes; r++) dst[(long)i * _lanes + r] = off[r] < 0 ? 0f : _src[off[r] + i];
+        _a = dst; _aBuf = id; _cnt = n; _idx = null; _kind = List.Other; _form = Form.Lanes;
+    }
+
+    /// <summary>Window rows → lanes over all elements of the value (for a layer that needs every element, e.g. a Linear).</summary>
+    private void WindowsToLanes()
+    {
+        int n = _plan.Size(_value), lanes = _rows, win = _pc * _ph * _pw;
+        int* oy = _oy.Get(0), ox = _ox.Get(0);
+        float* dst = Take((long)n * lanes, out int id);
+        ChainKernels.Clear(dst, (long)n * lanes);
+        for (int r = 0; r < lanes; r++)
+        {
+            float* row = _a + (long)r * win;
+            for (int c = 0; c < _pc; c++)
+                for (int y = 0; y < _ph; y++)
+                {
+                    int yy = oy[r] + y;
+                    if ((uint)yy >= (uint)_gh) continue;
+                    for (int x = 0; x < _pw; x++)
+                    {
+                        int xx = ox[r] + x;
+                        if ((uint)xx < (uint)_gw) dst[((long)(c * _gh + yy) * _gw + xx) * lanes + r] = row[(c * _ph + y) * _pw + x];
+                    }
+                }
+        }
+        _a = dst; _aBuf = id; _cnt = n; _idx = null; _kind = List.Other; _form = Form.Lanes; _lanes = lanes;
+    }
+
+    /// <summary>Split (P shared, Q unstable) rows → explicit lanes over the union of their elements.</summary>
     private void Unsplit()
     {
         int n = _plan.Size(_value), l2 = 2 * _lanes;
@@ -261,7 +348,7 @@ internal sealed unsafe class ChainBackward
         for (int j = 0; j < _qcnt; j++)
             Buffer.MemoryCopy(_q + (long)j * l2, dst + (long)_qidx[j] * l2, l2 * 4L, l2 * 4L);
         _split = false; _qBuf = -1;
-        _a = dst; _aBuf = id; _cnt = n; _idx = null; _lanes = l2;
+        _a = dst; _aBuf = id; _cnt = n; _idx = null; _kind = List.Other; _lanes = l2;
     }
 
     private void RelaxStep(int k)
@@ -271,86 +358,51 @@ internal sealed unsafe class ChainBackward
         byte* cls = _run.Cls[k].Get(0) + off;
         float* dl = _run.Dl[k].Get(0) + off, du = _run.Du[k].Get(0) + off, bu = _run.Bu[k].Get(0) + off;
         if (_split) Unsplit();
-        if (_patch)
+        if (_form == Form.Windows)
         {
             if (_paired) Expand();
-            RelaxWindow(k, dl, du, bu);
+            int win = _pc * _ph * _pw;
+            int* oy = _oy.Get(0), ox = _ox.Get(0);
+            for (int r = 0; r < _rows; r++)
+            {
+                double b = _bsum[r], m = _msum[r];
+                ChainKernels.RelaxWindowRow(_a + (long)r * win, _pc, _ph, _pw, oy[r], ox[r], _gh, _gw, dl, du, bu, ref b, ref m);
+                _bsum[r] = b; _msum[r] = m;
+            }
             return;
         }
-        float* tb = _tmp.Get(4L * _lanes), tm = tb + 2 * _lanes;
+        float* tb = _tmp.Get(5L * _lanes), tm = tb + 2 * _lanes;
         if (_paired)
         {
             ExpandBias();
-            float* p = Take((long)_cnt * _lanes, out int pid);
-            float* q = Take((long)_cnt * 2 * _lanes, out int qid, pid);
+            int rowsIn = _form == Form.MatrixRows ? n : _cnt;
+            float* p = Take((long)rowsIn * _lanes, out int pid);
+            float* q = Take((long)rowsIn * 2 * _lanes, out int qid, pid);
             int* pIdx = FreeIndex(_idx, null);
             int* qIdx = FreeIndex(_idx, pIdx);
-            ChainKernels.RelaxPaired(_a, _cnt, _idx, _lanes, cls, dl, du, bu, p, pIdx, out int pc, q, qIdx, out int qc, _bsum, _msum, tb, tm);
-            _a = p; _aBuf = pid; _cnt = pc; _idx = pIdx;
-            _q = q; _qBuf = qid; _qcnt = qc; _qidx = qIdx;
+            int pc, qc;
+            // From all elements in order, or the activation's own list, P and Q are its exact and unstable lists.
+            bool own = _form == Form.MatrixRows || _idx == null || _kind == List.Alive;
+            if (_form == Form.MatrixRows)
+                ChainKernels.RelaxPairedRows(_src, _off.Get(0), n, _lanes, cls, dl, du, bu, p, pIdx, out pc, q, qIdx, out qc, _bsum, _msum, tb, tm, tb + 4 * _lanes);
+            else
+                ChainKernels.RelaxPaired(_a, _cnt, _idx, _lanes, cls, dl, du, bu, p, pIdx, out pc, q, qIdx, out qc, _bsum, _msum, tb, tm);
+            _form = Form.Lanes;
+            _a = p; _aBuf = pid; _cnt = pc; _idx = pIdx; _kind = own ? List.Exact : List.Other;
+            _q = q; _qBuf = qid; _qcnt = qc; _qidx = qIdx; _qkind = own ? List.Unstable : List.Other;
             _split = true; _paired = false;
             return;
         }
+        if (_form == Form.MatrixRows) ToLanes();
         float* y = Take((long)_cnt * _lanes, out int yid);
         int* outIdx = FreeIndex(_idx, null);
+        bool whole = _idx == null || _kind == List.Alive;
         int cnt = ChainKernels.Relax(_a, _cnt, _idx, _lanes, cls, dl, du, bu, y, outIdx, _bsum, _msum, tb, tm);
-        _a = y; _aBuf = yid; _cnt = cnt; _idx = outIdx;
+        _a = y; _aBuf = yid; _cnt = cnt; _idx = outIdx; _kind = whole ? List.Alive : List.Other;
     }
 
-    private void RelaxWindow(int k, float* dl, float* du, float* bu)
-    {
-        int h = _gh, w = _gw, lanes = _lanes;
-        int* oy = _oy.Get(0), ox = _ox.Get(0);
-        float* g = _tmp.Get(5L * lanes), gl = g, gu = g + lanes, gb = g + 2 * lanes, tb = g + 3 * lanes, tm = g + 4 * lanes;
-        ChainKernels.Clear(tb, 2L * lanes);
-        int inBlock = 0;
-        for (int c = 0; c < _pc; c++)
-            for (int y = 0; y < _ph; y++)
-                for (int x = 0; x < _pw; x++)
-                {
-                    float* row = _a + ((long)(c * _ph + y) * _pw + x) * lanes;
-                    ChainKernels.GatherWindow(dl, c, y, x, lanes, oy, ox, h, w, gl);
-                    ChainKernels.GatherWindow(du, c, y, x, lanes, oy, ox, h, w, gu);
-                    ChainKernels.GatherWindow(bu, c, y, x, lanes, oy, ox, h, w, gb);
-                    for (int r = 0; r < lanes; r++)
-                    {
-                        float a = row[r];
-                        if (a >= 0) row[r] = a * gl[r];
-                        else
-                        {
-                            row[r] = a * gu[r];
-                            float t = a * gb[r];
-                            tb[r] += t; tm[r] += MathF.Abs(t);
-                        }
-                    }
-                    if (++inBlock == ChainKernels.Block) { ChainKernels.Flush(tb, _bsum, lanes); ChainKernels.Flush(tm, _msum, lanes); inBlock = 0; }
-                }
-        ChainKernels.Flush(tb, _bsum, lanes); ChainKernels.Flush(tm, _msum, lanes);
-    }
-
-    /// <summary>Window rows → full rows of the value (for a layer that needs them, e.g. a Linear).</summary>
-    private void WindowToFull()
-    {
-        int h = _gh, w = _gw, n = _plan.Size(_value), lanes = _lanes;
-        int* oy = _oy.Get(0), ox = _ox.Get(0);
-        float* dst = Take((long)n * lanes, out int id);
-        ChainKernels.Clear(dst, (long)n * lanes);
-        for (int c = 0; c < _pc; c++)
-            for (int y = 0; y < _ph; y++)
-                for (int x = 0; x < _pw; x++)
-                {
-                    float* row = _a + ((long)(c * _ph + y) * _pw + x) * lanes;
-                    for (int r = 0; r < lanes; r++)
-                    {
-                        int yy = oy[r] + y, xx = ox[r] + x;
-                        if ((uint)yy < (uint)h && (uint)xx < (uint)w) dst[((long)(c * h + yy) * w + xx) * lanes + r] += row[r];
-                    }
-                }
-        _patch = false; _a = dst; _aBuf = id; _cnt = n; _idx = null;
-    }
-
-    /// <summary>Wᵀ·rows: rows (compact over idx) of the Linear's output → full rows of its input.</summary>
-    private void DenseT(DenseLayer d, float* a, int cnt, int* idx, int lanes, float* outp)
+    /// <summary>Wᵀ·rows: rows (compact over idx) of the Linear's output → rows of all its inputs.</summary>
+    private void DenseT(int k, DenseLayer d, float* a, int cnt, int* idx, List kind, int lanes, float* outp)
     {
         int nin = d.InSize, nout = d.OutSize;
         float* w = ChainBounds.Ptr(d.W);
@@ -358,17 +410,31 @@ internal sealed unsafe class ChainBackward
         else if (idx == null && cnt == nout) Sgemm.Run(true, false, nin, lanes, nout, 1f, w, nin, a, lanes, 0f, outp, lanes);
         else
         {
-            float* wg = _wg.Get((long)cnt * nin);
-            if (idx == null) wg = w;
-            else ChainKernels.GatherRows(w, nin, idx, cnt, wg);
+            float* wg;
+            if (kind != List.Other && k + 1 < _plan.Layers.Length && _plan.Layers[k + 1] is ActLayer)
+            {
+                int alive = _run.AliveCount[k + 1][_ex], exact = _run.ExactCount[k + 1][_ex];
+                if (_gatheredFor[k] != (_run.CallId, _ex))
+                {
+                    ChainKernels.GatherRows(w, nin, _run.Alive[k + 1].Get(0) + (long)_ex * nout, alive, _gathered[k].Get((long)alive * nin));
+                    _gatheredFor[k] = (_run.CallId, _ex);
+                }
+                wg = _gathered[k].Get(0) + (kind == List.Unstable ? (long)exact * nin : 0);
+            }
+            else
+            {
+                wg = _wg.Get((long)cnt * nin);
+                ChainKernels.GatherRows(w, nin, idx, cnt, wg);
+            }
             Sgemm.Run(true, false, nin, lanes, cnt, 1f, wg, nin, a, lanes, 0f, outp, lanes);
         }
         GC.KeepAlive(d);
     }
 
-    private void DenseStep(DenseLayer d)
+    private void DenseStep(int k, DenseLayer d)
     {
-        if (_patch) { if (_paired) Expand(); WindowToFull(); }
+        if (_form == Form.Windows) WindowsToLanes();
+        if (_form == Form.MatrixRows) ToLanes();
         int nin = d.InSize;
         float* tb = _tmp.Get(4L * _lanes), tm = tb + 2 * _lanes;
         float* b = d.B == null ? null : ChainBounds.Ptr(d.B);
@@ -384,48 +450,65 @@ internal sealed unsafe class ChainBackward
                 ChainKernels.RowsDot(_q, _qcnt, _qidx, l2, b, _bsum, _msum, tb, tm);
             }
             float* pOut = Take((long)nin * _lanes, out int pid);
-            DenseT(d, _a, _cnt, _idx, _lanes, pOut);
+            DenseT(k, d, _a, _cnt, _idx, _kind, _lanes, pOut);
             float* qOut = Take((long)nin * l2, out int qid, pid);
-            DenseT(d, _q, _qcnt, _qidx, l2, qOut);
+            DenseT(k, d, _q, _qcnt, _qidx, _qkind, l2, qOut);
+            if (k == 0)
+            {
+                // The concretisation combines P and Q itself (one pass less over the largest arrays).
+                _a = pOut; _aBuf = pid; _cnt = nin; _idx = null; _kind = List.Other;
+                _q = qOut; _qBuf = qid; _qcnt = nin; _qidx = null;
+                _splitAtInput = true;
+                return;
+            }
             ChainKernels.Combine(pOut, qOut, nin, _lanes);
             _split = false; _qBuf = -1;
-            _a = qOut; _aBuf = qid; _cnt = nin; _idx = null; _lanes = l2;
+            _a = qOut; _aBuf = qid; _cnt = nin; _idx = null; _kind = List.Other; _lanes = l2;
             GC.KeepAlive(d);
             return;
         }
         if (b != null) ChainKernels.RowsDot(_a, _cnt, _idx, _lanes, b, _bsum, _msum, tb, tm);
         float* o = Take((long)nin * _lanes, out int oid);
-        DenseT(d, _a, _cnt, _idx, _lanes, o);
-        _a = o; _aBuf = oid; _cnt = nin; _idx = null;
+        DenseT(k, d, _a, _cnt, _idx, _kind, _lanes, o);
+        _a = o; _aBuf = oid; _cnt = nin; _idx = null; _kind = List.Other;
         GC.KeepAlive(d);
     }
 
-    private void ConvStep(ConvLayer g)
+    /// <summary>The row of each output element of the convolution among rows listed by idx (−1: none); null when idx lists them all in order.</summary>
+    private int* RowMap(int* idx, int cnt, int n, Pinned<int>? store = null)
+    {
+        if (idx == null) return null;
+        int* map = (store ?? _map).Get(n);
+        new Span<int>(map, n).Fill(-1);
+        for (int j = 0; j < cnt; j++) map[idx[j]] = j;
+        return map;
+    }
+
+    private void ConvStep(int k, ConvLayer g)
     {
         float* w = ChainBounds.Ptr(g.W);
         float* b = g.B == null ? null : ChainBounds.Ptr(g.B);
         int opix = g.OH * g.OW, nin = g.InSize;
-        float* t = _tmp.Get(2L * _lanes);
-        if (_patch)
+        if (_form == Form.MatrixRows) ToLanes();
+        if (_form == Form.Windows)
         {
-            if (b != null)
+            if (_run.Transfer.TryGetValue((k, _ph, _pw), out var tm))
             {
-                double* sums = _chan.Get((long)g.Cout * _lanes);
-                ChainKernels.ChannelSums(_a, _pc * _ph * _pw, null, _lanes, _ph * _pw, g.Cout, sums, t);
-                ChainKernels.ChannelBias(sums, g.Cout, _lanes, b, _bsum, _msum);
+                ConvWindows(g, w, b, tm);
+                GC.KeepAlive(g);
+                return;
             }
-            int wh = (_ph - 1) * g.SH + (g.KH - 1) * g.DH + 1, ww = (_pw - 1) * g.SW + (g.KW - 1) * g.DW + 1;
-            long size = (long)g.Cin * wh * ww * _lanes;
-            float* o = Take(size, out int oid);
-            ChainKernels.Clear(o, size);
-            ChainKernels.ConvTransposePatch(g, w, _a, _ph, _pw, _lanes, o, wh, ww);
-            int* oy = _oy.Get(0), ox = _ox.Get(0);
-            for (int r = 0; r < _lanes; r++) { oy[r] = oy[r] * g.SH - g.PH; ox[r] = ox[r] * g.SW - g.PW; }
-            _a = o; _aBuf = oid; _pc = g.Cin; _ph = wh; _pw = ww; _gh = g.H; _gw = g.Wd;
-            ChainKernels.MaskWindow(_a, _pc, _ph, _pw, _lanes, oy, ox, g.H, g.Wd);
-            GC.KeepAlive(g);
-            return;
+            WindowsToLanes();
         }
+        // The elements of the convolution's input that the step below keeps (all unless it is an activation).
+        int* outList = null;
+        int outCnt = nin;
+        if (k > 0 && _plan.Layers[k - 1] is ActLayer)
+        {
+            outList = _run.Alive[k - 1].Get(0) + (long)_ex * nin;
+            outCnt = _run.AliveCount[k - 1][_ex];
+        }
+        float* t = _tmp.Get(2L * _lanes);
         if (_split)
         {
             int l2 = 2 * _lanes;
@@ -442,15 +525,13 @@ internal sealed unsafe class ChainBackward
                     }
                 ChainKernels.ChannelBias(sq, g.Cout, l2, b, _bsum, _msum);
             }
-            float* pOut = Take((long)nin * _lanes, out int pid);
-            ChainKernels.Clear(pOut, (long)nin * _lanes);
-            ChainKernels.ConvTransposeFull(g, w, _a, _cnt, _idx, _lanes, pOut);
-            float* qOut = Take((long)nin * l2, out int qid, pid);
-            ChainKernels.Clear(qOut, (long)nin * l2);
-            ChainKernels.ConvTransposeFull(g, w, _q, _qcnt, _qidx, l2, qOut);
-            ChainKernels.Combine(pOut, qOut, nin, _lanes);
+            float* pOut = Take((long)outCnt * _lanes, out int pid);
+            ChainKernels.ConvTransposeGather(g, w, _a, RowMap(_idx, _cnt, g.OutSize), _lanes, outList, outCnt, pOut, _ent.Get(0), _ew.Get(0));
+            float* qOut = Take((long)outCnt * l2, out int qid, pid);
+            ChainKernels.ConvTransposeGather(g, w, _q, RowMap(_qidx, _qcnt, g.OutSize), l2, outList, outCnt, qOut, _ent.Get(0), _ew.Get(0));
+            ChainKernels.Combine(pOut, qOut, outCnt, _lanes);
             _split = false; _qBuf = -1;
-            _a = qOut; _aBuf = qid; _cnt = nin; _idx = null; _lanes = l2;
+            _a = qOut; _aBuf = qid; _cnt = outCnt; _idx = outList; _lanes = l2; _kind = outList == null ? List.Other : List.Alive;
             GC.KeepAlive(g);
             return;
         }
@@ -460,44 +541,51 @@ internal sealed unsafe class ChainBackward
             ChainKernels.ChannelSums(_a, _cnt, _idx, _lanes, opix, g.Cout, sums, t);
             ChainKernels.ChannelBias(sums, g.Cout, _lanes, b, _bsum, _msum);
         }
-        float* outp = Take((long)nin * _lanes, out int id);
-        ChainKernels.Clear(outp, (long)nin * _lanes);
-        ChainKernels.ConvTransposeFull(g, w, _a, _cnt, _idx, _lanes, outp);
-        _a = outp; _aBuf = id; _cnt = nin; _idx = null;
+        float* outp = Take((long)outCnt * _lanes, out int id);
+        ChainKernels.ConvTransposeGather(g, w, _a, RowMap(_idx, _cnt, g.OutSize), _lanes, outList, outCnt, outp, _ent.Get(0), _ew.Get(0));
+        _a = outp; _aBuf = id; _cnt = outCnt; _idx = outList; _kind = outList == null ? List.Other : List.Alive;
         GC.KeepAlive(g);
+    }
+
+    /// <summary>Window rows through a convolution: bias from the channel sums, then rows·T, new origins, outside zeroed.</summary>
+    private void ConvWindows(ConvLayer g, float* w, float* b, float[] tm)
+    {
+        int win = _pc * _ph * _pw;
+        int wh2 = (_ph - 1) * g.SH + (g.KH - 1) * g.DH + 1, ww2 = (_pw - 1) * g.SW + (g.KW - 1) * g.DW + 1, win2 = g.Cin * wh2 * ww2;
+        if (b != null)
+            for (int r = 0; r < _rows; r++)
+            {
+                double bs = _bsum[r], ms = _msum[r];
+                ChainKernels.ConvBiasWindowRow(_a + (long)r * win, _pc, _ph * _pw, b, ref bs, ref ms);
+                _bsum[r] = bs; _msum[r] = ms;
+            }
+        float* o = Take((long)_rows * win2, out int oid);
+        fixed (float* pt = tm) Sgemm.Run(false, false, _rows, win2, win, 1f, _a, win, pt, win2, 0f, o, win2);
+        int* oy = _oy.Get(0), ox = _ox.Get(0);
+        for (int r = 0; r < _rows; r++)
+        {
+            oy[r] = oy[r] * g.SH - g.PH; ox[r] = ox[r] * g.SW - g.PW;
+            ChainKernels.MaskWindowRow(o + (long)r * win2, g.Cin, wh2, ww2, oy[r], ox[r], g.H, g.Wd);
+        }
+        _a = o; _aBuf = oid; _pc = g.Cin; _ph = wh2; _pw = ww2; _gh = g.H; _gw = g.Wd;
     }
 
     private void ElemStep(int k)
     {
         if (_split) Unsplit();
+        if (_form == Form.MatrixRows) ToLanes();
         float* s = _run.HasS[k] ? _run.S[k].Get(0) : null;
         float* t = _run.HasT[k] ? _run.T[k].Get(0) : null;
-        if (_patch)
+        if (_form == Form.Windows)
         {
-            int h = _gh, w = _gw, lanes = _lanes;
+            int win = _pc * _ph * _pw;
             int* oy = _oy.Get(0), ox = _ox.Get(0);
-            float* g = _tmp.Get(4L * lanes), gs = g, gt = g + lanes, tb = g + 2 * lanes, tm = g + 3 * lanes;
-            ChainKernels.Clear(tb, 2L * lanes);
-            int inBlock = 0;
-            double* pb = _bsum, pm = _msum;
-            for (int c = 0; c < _pc; c++)
-                for (int y = 0; y < _ph; y++)
-                    for (int x = 0; x < _pw; x++)
-                    {
-                        float* row = _a + ((long)(c * _ph + y) * _pw + x) * lanes;
-                        if (t != null)
-                        {
-                            ChainKernels.GatherWindow(t, c, y, x, lanes, oy, ox, h, w, gt);
-                            for (int r = 0; r < lanes; r++) { float v = row[r] * gt[r]; tb[r] += v; tm[r] += MathF.Abs(v); }
-                            if (++inBlock == ChainKernels.Block) { ChainKernels.Flush(tb, pb, lanes); ChainKernels.Flush(tm, pm, lanes); inBlock = 0; }
-                        }
-                        if (s != null)
-                        {
-                            ChainKernels.GatherWindow(s, c, y, x, lanes, oy, ox, h, w, gs);
-                            for (int r = 0; r < lanes; r++) row[r] *= gs[r];
-                        }
-                    }
-            ChainKernels.Flush(tb, pb, lanes); ChainKernels.Flush(tm, pm, lanes);
+            for (int r = 0; r < _rows; r++)
+            {
+                double b = _bsum[r], m = _msum[r];
+                ChainKernels.AffineWindowRow(_a + (long)r * win, _pc, _ph, _pw, oy[r], ox[r], _gh, _gw, s, t, ref b, ref m);
+                _bsum[r] = b; _msum[r] = m;
+            }
             return;
         }
         if (t != null)
@@ -508,10 +596,50 @@ internal sealed unsafe class ChainBackward
         if (s != null) ChainKernels.ScaleRows(_a, _cnt, _idx, _lanes, s, _a);
     }
 
-    /// <summary>Concretises the rows at the input; returns the lower bound per lane (value + bias − margin).</summary>
+    private double* FinishSplit()
+    {
+        int lanes = 2 * _lanes;
+        double* acc = _acc.Get(4L * lanes), dot = acc, spread = acc + lanes, mag = acc + 2 * lanes, sq = acc + 3 * lanes;
+        new Span<double>(acc, 4 * lanes).Clear();
+        var run = _run;
+        int n0 = _plan.InputSize;
+        float* center = run.Ball ? run.X0.Get(0) + (long)_ex * n0 : run.BoxC.Get(0) + (long)_ex * n0;
+        float* radius = run.Ball ? null : run.BoxR.Get(0) + (long)_ex * n0;
+        ChainKernels.ConcretiseSplit(_a, _q, n0, _lanes, center, radius, run.Norm == PerturbationNorm.L2, dot, spread, mag, sq, _tmp.Get(8L * lanes));
+        _split = _splitAtInput = false; _qBuf = -1; _lanes = lanes;
+        return Bound(dot, spread, mag, sq, radius == null);
+    }
+
+    /// <summary>value + bias − (Σ|terms|·ρ + α) per lane from the concretisation sums.</summary>
+    private double* Bound(double* dot, double* spread, double* mag, double* sq, bool uniform)
+    {
+        var run = _run;
+        bool l2 = run.Norm == PerturbationNorm.L2;
+        double rho = run.Rho, alpha = run.Alpha, eps = run.Eps;
+        double* lb = dot;
+        for (int r = 0; r < _lanes; r++)
+        {
+            double sp = l2 ? eps * Math.Sqrt(sq[r] + 1e-30) : uniform ? eps * spread[r] : spread[r];
+            double value = dot[r] - sp + _bsum[r];
+            double m = mag[r] + sp + _msum[r];
+            lb[r] = value - (m * rho + alpha);
+        }
+        return lb;
+    }
+
+    /// <summary>Concretises the rows at the input; returns the lower bound per lane / row (value + bias − margin).</summary>
     private double* Finish()
     {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try { return FinishCore(); }
+        finally { if (Prof != null) Prof[^1] += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
+    }
+
+    private double* FinishCore()
+    {
+        if (_splitAtInput) return FinishSplit();
         if (_split) Unsplit();
+        if (_form == Form.MatrixRows) ToLanes();
         if (_paired) Expand();
         int lanes = _lanes;
         double* acc = _acc.Get(4L * lanes), dot = acc, spread = acc + lanes, mag = acc + 2 * lanes, sq = acc + 3 * lanes;
@@ -521,38 +649,19 @@ internal sealed unsafe class ChainBackward
         bool l2 = run.Norm == PerturbationNorm.L2;
         float* center = run.Ball ? run.X0.Get(0) + (long)_ex * n0 : run.BoxC.Get(0) + (long)_ex * n0;
         float* radius = run.Ball ? null : run.BoxR.Get(0) + (long)_ex * n0;
-        float* t = _tmp.Get(4L * lanes);
-        if (_patch)
+        if (_form == Form.Windows)
         {
-            int h = _gh, w = _gw;
+            int win = _pc * _ph * _pw;
             int* oy = _oy.Get(0), ox = _ox.Get(0);
-            float* gc = _wg.Get(2L * lanes), gr = gc + lanes;
-            for (int c = 0; c < _pc; c++)
-                for (int y = 0; y < _ph; y++)
-                    for (int x = 0; x < _pw; x++)
-                    {
-                        float* row = _a + ((long)(c * _ph + y) * _pw + x) * lanes;
-                        ChainKernels.GatherWindow(center, c, y, x, lanes, oy, ox, h, w, gc);
-                        if (radius != null) ChainKernels.GatherWindow(radius, c, y, x, lanes, oy, ox, h, w, gr);
-                        for (int r = 0; r < lanes; r++)
-                        {
-                            double a = row[r], aa = Math.Abs(a);
-                            dot[r] += a * gc[r]; mag[r] += aa * Math.Abs(gc[r]);
-                            spread[r] += radius == null ? aa : aa * gr[r];
-                            sq[r] += a * a;
-                        }
-                    }
+            for (int r = 0; r < _rows; r++)
+                ChainKernels.ConcretiseWindowRow(_a + (long)r * win, _pc, _ph, _pw, oy[r], ox[r], _gh, _gw, center, radius,
+                                                 out dot[r], out spread[r], out mag[r], out sq[r]);
         }
-        else ChainKernels.Concretise(_a, _cnt, _idx, lanes, center, radius, l2, dot, spread, mag, sq, t, t + lanes, t + 2 * lanes, t + 3 * lanes);
-        double rho = run.Rho, alpha = run.Alpha, eps = run.Eps;
-        double* lb = _acc.Get(4L * lanes);
-        for (int r = 0; r < lanes; r++)
+        else
         {
-            double sp = l2 ? eps * Math.Sqrt(sq[r] + 1e-30) : radius == null ? eps * spread[r] : spread[r];
-            double value = dot[r] - sp + _bsum[r];
-            double m = mag[r] + sp + _msum[r];
-            lb[r] = value - (m * rho + alpha);
+            float* t = _tmp.Get(4L * lanes);
+            ChainKernels.Concretise(_a, _cnt, _idx, lanes, center, radius, l2, dot, spread, mag, sq, t, t + lanes, t + 2 * lanes, t + 3 * lanes);
         }
-        return lb;
+        return Bound(dot, spread, mag, sq, radius == null);
     }
 }

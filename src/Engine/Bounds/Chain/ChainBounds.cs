@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Engine.Autograd;
 using Engine.Cpu;
 using Engine.Graph;
@@ -16,9 +17,10 @@ namespace Engine.Bounds;
 internal static unsafe partial class ChainBounds
 {
     /// <summary>Rows (each with its negation) per backward pass: keeps the coefficient buffers near the caches.</summary>
-    internal const int MaxPairs = 256;
+    internal const int MaxPairs = 64;
 
     [ThreadStatic] private static int _taken;
+    internal static long[]? Prof;
 
     /// <summary>How many computations the fast path has answered on this thread (tests check that it is taken).</summary>
     internal static int TakenOnThisThread => _taken;
@@ -70,24 +72,13 @@ internal static unsafe partial class ChainBounds
         float eps = p.Eps;
         bool clip = p.ClipLow != null || p.ClipHigh != null;
         float cl = p.ClipLow ?? float.NegativeInfinity, ch = p.ClipHigh ?? float.PositiveInfinity;
-        for (long i = 0; i < total; i++)
-        {
-            float v = xs[i];
-            if (!float.IsFinite(v) || v < cl || v > ch) return false;
-        }
-        run.Batch = b; run.Eps = eps; run.Norm = p.Norm; run.Options = o;
+        if (!InDomain(xs, total, cl, ch)) return false;
+        run.Batch = b; run.Eps = eps; run.Norm = p.Norm; run.Options = o; run.CallId++;
         run.Rho = o.RoundingRelative; run.Alpha = o.RoundingAbsolute;
         run.Ball = p.Norm == PerturbationNorm.L2 || !clip;
         float* x0 = run.X0.Get(total), lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
-        for (long i = 0; i < total; i++)
-        {
-            float v = xs[i];
-            x0[i] = v;
-            float l = v - eps, h = v + eps;
-            if (p.ClipLow is float a && l < a) l = a;
-            if (p.ClipHigh is float c && h > c) h = c;
-            lo[i] = l; hi[i] = h;
-        }
+        Buffer.MemoryCopy(xs, x0, total * 4, total * 4);
+        Box(xs, lo, hi, total, eps, cl, ch);
         if (!run.Ball)
         {
             float* bc = run.BoxC.Get(total), br = run.BoxR.Get(total);
@@ -102,12 +93,56 @@ internal static unsafe partial class ChainBounds
         return true;
     }
 
+    /// <summary>Every value finite and inside [lo, hi].</summary>
+    private static bool InDomain(float* x, long n, float lo, float hi)
+    {
+        long i = 0;
+        var vl = Vector512.Create(lo); var vh = Vector512.Create(hi); var bad = Vector512<float>.Zero;
+        for (; i + 16 <= n; i += 16)
+        {
+            var v = Vector512.Load(x + i);
+            // v − v is NaN for NaN and ±∞; the comparisons catch the domain.
+            bad |= ~Vector512.Equals(v - v, Vector512<float>.Zero) | Vector512.LessThan(v, vl) | Vector512.GreaterThan(v, vh);
+        }
+        if (bad != Vector512<float>.Zero) return false;
+        for (; i < n; i++)
+            if (!float.IsFinite(x[i]) || x[i] < lo || x[i] > hi) return false;
+        return true;
+    }
+
+    /// <summary>The generic input box: max(x − eps, lo), min(x + eps, hi).</summary>
+    private static void Box(float* x, float* l, float* h, long n, float eps, float lo, float hi)
+    {
+        long i = 0;
+        var ve = Vector512.Create(eps); var vl = Vector512.Create(lo); var vh = Vector512.Create(hi);
+        for (; i + 16 <= n; i += 16)
+        {
+            var v = Vector512.Load(x + i);
+            Vector512.Store(Vector512.Max(v - ve, vl), l + i);
+            Vector512.Store(Vector512.Min(v + ve, vh), h + i);
+        }
+        for (; i < n; i++) { l[i] = Math.Max(x[i] - eps, lo); h[i] = Math.Min(x[i] + eps, hi); }
+    }
+
+    private static void Axpy(float a, float* x, float* y, int n)
+    {
+        int i = 0;
+        var va = Vector512.Create(a);
+        for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
+        for (; i < n; i++) y[i] += a * x[i];
+    }
+
     private static BoundResult Ibp(ChainRun run, Spec? spec)
     {
         var layers = run.Plan.Layers;
         int last = layers.Length - 1, b = run.Batch, nout = layers[last].OutSize;
         bool fold = spec != null && layers[last] is DenseLayer;
-        for (int k = 0; k < (fold ? last : last + 1); k++) IbpLayer(run, k);
+        for (int k = 0; k < (fold ? last : last + 1); k++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            IbpLayer(run, k);
+            if (Prof != null) Prof[k] = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        }
         if (spec == null)
             return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(run.Lo[last].Get(0), b * nout), [b, nout], null),
                                    Tensor.FromSpan(new ReadOnlySpan<float>(run.Hi[last].Get(0), b * nout), [b, nout], null));
@@ -152,18 +187,11 @@ internal static unsafe partial class ChainBounds
                 {
                     float cj = ce[(long)row * nout + j];
                     if (cj == 0) continue;
-                    float* wr = w + (long)j * nin;
-                    for (int i = 0; i < nin; i++) dst[i] += cj * wr[i];
+                    Axpy(cj, w + (long)j * nin, dst, nin);
                     if (bias != null) { cb += (double)cj * bias[j]; cba += Math.Abs((double)cj) * Math.Abs(bias[j]); }
                 }
-                float* ch = c + (long)e * nin, rh = r + (long)e * nin;
-                double center = cb, rad = 0, sq = 0;
-                for (int i = 0; i < nin; i++)
-                {
-                    center += (double)dst[i] * ch[i];
-                    rad += (double)MathF.Abs(dst[i]) * rh[i];
-                    sq += (double)dst[i] * dst[i];
-                }
+                var (dc, rad) = DotAndAbsDot(dst, c + (long)e * nin, r + (long)e * nin, nin);
+                double center = cb + dc, sq = l2Ball ? Norms(dst, nin).Item2 : 0;
                 double radius = l2Ball ? Math.Sqrt(sq) * (run.Eps * (1 + rho)) + (rad + cba) * rho + alpha
                               : bias != null ? rad + (cba * rho + alpha) : rad + alpha;
                 lower[(long)e * s + row] = (float)(center - radius);
@@ -205,15 +233,19 @@ internal static unsafe partial class ChainBounds
         var o = run.Options;
         // An activation on the input itself is relaxed over the input box (the generic path never refines the input).
         if (layers[0] is ActLayer) Relaxation(run, 0);
+        if (refine) BuildTransfers(run);
         for (int k = 0; k < plan.LastAct; k++)
         {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             IbpLayer(run, k);
             if (layers[k + 1] is ActLayer act)
             {
                 if (refine && act.RefineInput) RefineValue(run, k, o.SparseIntermediates);
                 Relaxation(run, k + 1);
             }
+            if (Prof != null) Prof[k] = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         }
+        long tf = System.Diagnostics.Stopwatch.GetTimestamp();
         int b = run.Batch, nout = layers[^1].OutSize, s = spec?.Count ?? nout;
         bool upper = o.ComputeUpper;
         float* identity = null;
@@ -249,9 +281,43 @@ internal static unsafe partial class ChainBounds
             finally { run.ReturnWorker(w); }
         });
         GC.KeepAlive(spec);
+        if (Prof != null) Prof[9] = System.Diagnostics.Stopwatch.GetTimestamp() - tf;
         return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
                                Tensor.FromSpan(new ReadOnlySpan<float>(up, b * s), [b, s], null));
     }
+
+    /// <summary>
+    /// The window-to-window matrices (from the live weights) of every convolution that rows starting at a
+    /// convolution's neuron pass as windows (ChainBackward): a window stays one while the layer's input window is
+    /// smaller than the image and the matrix is small; beyond that the rows continue as full rows.
+    /// </summary>
+    private static void BuildTransfers(ChainRun run)
+    {
+        run.Transfer.Clear();
+        var layers = run.Plan.Layers;
+        for (int a = 1; a < layers.Length; a++)
+        {
+            if (layers[a] is not ActLayer { RefineInput: true }) continue;
+            int v = a - 1, k, wh, ww;
+            if (layers[v] is ConvLayer g0) { k = v - 1; wh = (g0.KH - 1) * g0.DH + 1; ww = (g0.KW - 1) * g0.DW + 1; }
+            else if (layers[v] is ElemLayer or ActLayer && layers[v].OutShape.Length == 3 && layers[v].OutShape[1] * layers[v].OutShape[2] > 1) { k = v; wh = ww = 1; }
+            else continue;
+            for (; k >= 0; k--)
+            {
+                if (layers[k] is DenseLayer) break;
+                if (layers[k] is not ConvLayer g) continue;
+                int wh2 = (wh - 1) * g.SH + (g.KH - 1) * g.DH + 1, ww2 = (ww - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+                if ((wh2 >= g.H && ww2 >= g.Wd) || (long)g.Cout * wh * ww * g.Cin * wh2 * ww2 > MaxTransfer) break;
+                if (!run.Transfer.ContainsKey((k, wh, ww)))
+                    run.Transfer[(k, wh, ww)] = ChainKernels.TransferMatrix(g, Ptr(g.W), wh, ww, out _, out _);
+                GC.KeepAlive(g);
+                wh = wh2; ww = ww2;
+            }
+        }
+    }
+
+    /// <summary>Largest window-to-window matrix (floats) worth forming; larger windows continue as full rows.</summary>
+    private const long MaxTransfer = 1 << 22;
 
     /// <summary>CROWN bounds (intersected with IBP) for the neurons of value k that IBP leaves unstable (all with dense intermediates).</summary>
     private static void RefineValue(ChainRun run, int k, bool sparse)
@@ -301,6 +367,8 @@ internal static unsafe partial class ChainBounds
         float* lo = a == 0 ? run.BoxLo.Get(0) : run.Lo[a - 1].Get(0), hi = a == 0 ? run.BoxHi.Get(0) : run.Hi[a - 1].Get(0);
         byte* cls = run.Cls[a].Get(total);
         float* dl = run.Dl[a].Get(total), du = run.Du[a].Get(total), bu = run.Bu[a].Get(total);
+        int* alive = run.Alive[a].Get(total);
+        if (run.AliveCount[a] == null || run.AliveCount[a].Length < run.Batch) { run.AliveCount[a] = new int[run.Batch]; run.ExactCount[a] = new int[run.Batch]; }
         float s = act.Slope;
         for (long i = 0; i < total; i++)
         {
@@ -319,6 +387,17 @@ internal static unsafe partial class ChainBounds
                 cls[i] = (byte)(d == 0 ? 0 : 1);
                 dl[i] = du[i] = d; bu[i] = 0f;
             }
+        }
+        // The elements a relaxation keeps, exact ones first (each part ascending): the order every compacted row set uses.
+        for (int e = 0; e < run.Batch; e++)
+        {
+            int m = 0;
+            byte* ce = cls + (long)e * n;
+            int* ae = alive + (long)e * n;
+            for (int i = 0; i < n; i++) if (ce[i] == 1) ae[m++] = i;
+            run.ExactCount[a][e] = m;
+            for (int i = 0; i < n; i++) if (ce[i] == 2) ae[m++] = i;
+            run.AliveCount[a][e] = m;
         }
     }
 }

@@ -39,6 +39,13 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     // Per activation layer (indexed by the layer), per example: class (0 zero, 1 exact, 2 unstable), slopes, intercept.
     public readonly Pinned<byte>[] Cls = NewBytes(plan.Layers.Length);
     public readonly Pinned<float>[] Dl = NewArray(plan.Layers.Length), Du = NewArray(plan.Layers.Length), Bu = NewArray(plan.Layers.Length);
+    // Per activation layer, per example: the elements whose class is not zero (ascending) and their count.
+    public readonly Pinned<int>[] Alive = NewInts(plan.Layers.Length);
+    public readonly int[][] AliveCount = new int[plan.Layers.Length][], ExactCount = new int[plan.Layers.Length][];
+    /// <summary>Counts calls, so a worker's per-call caches (gathered weight rows) know when they are stale.</summary>
+    public long CallId;
+    // Per conv layer: the window-to-window matrices of this call (see ChainBackward's row windows), by window size.
+    public readonly Dictionary<(int Layer, int H, int W), float[]> Transfer = [];
     // Per layer: element-wise s and t, or scratch for the IBP of a layer.
     public readonly Pinned<float>[] S = NewArray(plan.Layers.Length), T = NewArray(plan.Layers.Length);
     public readonly bool[] HasS = new bool[plan.Layers.Length], HasT = new bool[plan.Layers.Length];
@@ -54,6 +61,13 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     {
         var a = new Pinned<float>[n];
         for (int i = 0; i < n; i++) a[i] = new Pinned<float>();
+        return a;
+    }
+
+    private static Pinned<int>[] NewInts(int n)
+    {
+        var a = new Pinned<int>[n];
+        for (int i = 0; i < n; i++) a[i] = new Pinned<int>();
         return a;
     }
 

@@ -27,14 +27,9 @@ internal static unsafe partial class ChainBounds
         {
             case ActLayer act:
             {
-                float s = act.Slope;
                 long n = (long)b * nout;
-                for (long i = 0; i < n; i++)
-                {
-                    float l = lo[i], h = hi[i];
-                    olo[i] = l >= 0 ? l : l * s;
-                    ohi[i] = h >= 0 ? h : h * s;
-                }
+                Activate(lo, olo, n, act.Slope);
+                Activate(hi, ohi, n, act.Slope);
                 return;
             }
             case ElemLayer el:
@@ -55,18 +50,20 @@ internal static unsafe partial class ChainBounds
                 }
                 float* c = run.C.Get((long)b * nin), r = run.R.Get((long)b * nin);
                 CenterRadius(run, k, c, r);
+                // The generic rule: c·s + t ± (r'·|s| + |t|·ρ + α).
+                float* sa = run.Tmp3.Get(2L * nout), ta = sa + nout;
+                for (int i = 0; i < nout; i++)
+                {
+                    sa[i] = hasS ? MathF.Abs(s[i]) : 1f;
+                    ta[i] = hasT ? MathF.Abs(t[i]) * rho + alpha : alpha;
+                }
                 for (int e = 0; e < b; e++)
-                    for (int i = 0; i < nout; i++)
-                    {
-                        long q = (long)e * nout + i;
-                        float ci = c[q];
-                        float rr = r[q];
-                        float center = hasS ? ci * s[i] : ci;
-                        if (hasT) center += t[i];
-                        float rad = hasS ? rr * MathF.Abs(s[i]) : rr;
-                        rad = hasT ? rad + (MathF.Abs(t[i]) * rho + alpha) : rad + alpha;
-                        olo[q] = center - rad; ohi[q] = center + rad;
-                    }
+                {
+                    long q = (long)e * nout;
+                    if (hasS) Mul(c + q, s, c + q, nout);
+                    if (hasS) Mul(r + q, sa, r + q, nout);
+                    Finish(c + q, hasT ? t : null, r + q, ta, olo + q, ohi + q, nout);
+                }
                 return;
             }
             case DenseLayer d:
@@ -148,14 +145,10 @@ internal static unsafe partial class ChainBounds
             Sgemm.Run(false, true, bsz, nout, nin, 1f, c, nin, w, nin, 0f, center, nout);
             Sgemm.Run(false, true, bsz, nout, nin, 1f, r, nin, wa, nin, 0f, rad, nout);
         }
+        float* ra = run.Tmp3.Get(nout);
+        for (int j = 0; j < nout; j++) ra[j] = bias == null ? alpha : MathF.Abs(bias[j]) * rho + alpha;
         for (int e = 0; e < bsz; e++)
-            for (int j = 0; j < nout; j++)
-            {
-                long q = (long)e * nout + j;
-                float cc = bias == null ? center[q] : center[q] + bias[j];
-                float rr = bias == null ? rad[q] + alpha : rad[q] + (MathF.Abs(bias[j]) * rho + alpha);
-                olo[q] = cc - rr; ohi[q] = cc + rr;
-            }
+            Finish(center + (long)e * nout, bias, rad + (long)e * nout, ra, olo + (long)e * nout, ohi + (long)e * nout, nout);
         GC.KeepAlive(d);
     }
 
@@ -233,14 +226,25 @@ internal static unsafe partial class ChainBounds
                 float v = co < g.Cout ? w[(long)co * taps + t] : 0f;
                 wt[(long)t * cpad + co] = v; wta[(long)t * cpad + co] = MathF.Abs(v);
             }
+        // Vectorise over output pixels of a row when that fills more lanes than the output channels do.
+        bool byRows = ByRows(g);
         float* center = run.Tmp.Get((long)bsz * nout), rad = run.Tmp2.Get((long)bsz * nout);
+        long tq0 = System.Diagnostics.Stopwatch.GetTimestamp();
         CpuThreads.For(bsz, 1, (s, e) =>
         {
-            var scratch = new float[2 * (opix * cpad + 16)];
-            fixed (float* sc = scratch)
+            var scratch = ScratchPool.Rent(Math.Max(ConvScratch(g, cpad), RowsScratch(g)));
+            try
+            {
+                float* sc = ScratchPool.Ptr(scratch);
                 for (int ex = s; ex < e; ex++)
-                    ConvPair(g, c + (long)ex * nin, r + (long)ex * nin, wt, wta, cpad, center + (long)ex * nout, rad + (long)ex * nout, sc);
+                {
+                    if (byRows) ConvPairRows(g, c + (long)ex * nin, r + (long)ex * nin, wt, wta, cpad, center + (long)ex * nout, rad + (long)ex * nout, sc);
+                    else ConvPair(g, c + (long)ex * nin, r + (long)ex * nin, wt, wta, cpad, center + (long)ex * nout, rad + (long)ex * nout, sc);
+                }
+            }
+            finally { ScratchPool.Return(scratch); }
         });
+        if (ChainBounds.Prof != null) ChainBounds.Prof[9 - k] = System.Diagnostics.Stopwatch.GetTimestamp() - tq0;
         float* rowNorm = null;
         if (l2Ball)
         {
@@ -248,63 +252,243 @@ internal static unsafe partial class ChainBounds
             for (int co = 0; co < g.Cout; co++) rowNorm[co] = (float)Math.Sqrt(SumSquares(w + (long)co * taps, taps));
         }
         float er = run.Eps * (1 + rho);
+        float* addC = run.Tmp3.Get(g.Cout + 2L * nout) + g.Cout, addR = addC + nout;
+        for (int co = 0; co < g.Cout; co++)
+        {
+            float bc = bias == null ? 0f : bias[co];
+            new Span<float>(addC + (long)co * opix, opix).Fill(bc);
+            new Span<float>(addR + (long)co * opix, opix).Fill(bias == null ? alpha : MathF.Abs(bc) * rho + alpha);
+        }
         for (int e = 0; e < bsz; e++)
+        {
+            long q = (long)e * nout;
+            if (!l2Ball)
+            {
+                Finish(center + q, bias == null ? null : addC, rad + q, addR, olo + q, ohi + q, nout);
+                continue;
+            }
+            // The generic L2 ball rule: ‖W_co‖₂·eps·(1 + ρ) + (|W|·|x₀| + |b|)·ρ + α.
             for (int co = 0; co < g.Cout; co++)
             {
-                float bc = bias == null ? 0f : bias[co];
-                float ba = MathF.Abs(bc);
+                float ba = bias == null ? 0f : MathF.Abs(bias[co]), bc = bias == null ? 0f : bias[co];
                 for (int p = 0; p < opix; p++)
                 {
-                    long q = (long)e * nout + co * opix + p;
-                    float cc = bias == null ? center[q] : center[q] + bc;
-                    float rr;
-                    if (l2Ball) rr = rowNorm![co] * er + (bias == null ? rad[q] : rad[q] + ba) * rho + alpha;
-                    else rr = bias == null ? rad[q] + alpha : rad[q] + (ba * rho + alpha);
-                    olo[q] = cc - rr; ohi[q] = cc + rr;
+                    long i = q + co * opix + p;
+                    float cc = bias == null ? center[i] : center[i] + bc;
+                    float rr = rowNorm![co] * er + (bias == null ? rad[i] : rad[i] + ba) * rho + alpha;
+                    olo[i] = cc - rr; ohi[i] = cc + rr;
                 }
             }
+        }
         GC.KeepAlive(g);
     }
 
-    /// <summary>Direct convolution of one example: center = conv(c, W), rad = conv(r, |W|) (no bias), vectorised over output channels.</summary>
-    private static void ConvPair(ConvLayer g, float* c, float* r, float* wt, float* wta, int cpad, float* center, float* rad, float* sc)
+    private static bool ByRows(ConvLayer g)
+        => Math.Min(g.OW, 16) / 16.0 > g.Cout / (double)((g.Cout + 15) & ~15);
+
+    /// <summary>Phase planes: per input channel, padded row and stride phase, the padded row's elements x·SW + phase (16 floats of slack).</summary>
+    private static long RowsScratch(ConvLayer g)
     {
-        int opix = g.OH * g.OW, kk = g.KH * g.KW;
-        float* accC = sc, accR = sc + (long)opix * cpad;
-        for (int oh = 0; oh < g.OH; oh++)
-            for (int ow = 0; ow < g.OW; ow++)
+        int hp = g.H + 2 * g.PH, wp = g.Wd + 2 * g.PW, pw = (wp + g.SW - 1) / g.SW + 16;
+        return 2L * g.Cin * g.SW * hp * pw + 64;
+    }
+
+    /// <summary>
+    /// Direct convolution of one example vectorised over the output pixels of a row (16 at a time) and blocked over
+    /// eight output channels: the input is split into stride phases so that the pixels of one tap are contiguous.
+    /// Same sums as <see cref="ConvPair"/> (over the same taps, padding taps adding exact zeros).
+    /// </summary>
+    internal static void ConvPairRows(ConvLayer g, float* c, float* r, float* wt, float* wta, int cpad, float* center, float* rad, float* sc)
+    {
+        // Geometry in locals: field loads inside the loops would compete with the (load-bound) kernel.
+        int cin = g.Cin, h = g.H, wd = g.Wd, cout = g.Cout, ohn = g.OH, own = g.OW, khn = g.KH, kwn = g.KW;
+        int sh = g.SH, sw = g.SW, dh = g.DH, dw = g.DW, padH = g.PH, padW = g.PW;
+        int hp = h + 2 * padH, wp = wd + 2 * padW, pw = (wp + sw - 1) / sw + 16, opix = ohn * own, kk = khn * kwn;
+        long phases = (long)cin * sw * hp * pw;
+        float* pc = sc, pr = sc + phases;
+        ChainKernels.Clear(pc, 2 * phases);
+        for (int ci = 0; ci < cin; ci++)
+            for (int ph = 0; ph < sw; ph++)
             {
-                float* dc = accC + (long)(oh * g.OW + ow) * cpad, dr = accR + (long)(oh * g.OW + ow) * cpad;
-                for (int v = 0; v < cpad; v += 16) { Vector512.Store(Vector512<float>.Zero, dc + v); Vector512.Store(Vector512<float>.Zero, dr + v); }
-                for (int kh = 0; kh < g.KH; kh++)
+                // Padded column xp = x + padW lands in phase xp % sw at xp / sw.
+                int x = ph - padW, q = 0;
+                while (x < 0) { x += sw; q++; }
+                for (int y = 0; y < h; y++)
                 {
-                    int ih = oh * g.SH - g.PH + kh * g.DH;
-                    if ((uint)ih >= (uint)g.H) continue;
-                    for (int kw = 0; kw < g.KW; kw++)
-                    {
-                        int iw = ow * g.SW - g.PW + kw * g.DW;
-                        if ((uint)iw >= (uint)g.Wd) continue;
-                        for (int ci = 0; ci < g.Cin; ci++)
-                        {
-                            long src = ((long)ci * g.H + ih) * g.Wd + iw;
-                            var xc = Vector512.Create(c[src]); var xr = Vector512.Create(r[src]);
-                            int t = ci * kk + kh * g.KW + kw;
-                            float* w0 = wt + (long)t * cpad, w1 = wta + (long)t * cpad;
-                            for (int v = 0; v < cpad; v += 16)
-                            {
-                                Vector512.Store(Vector512.FusedMultiplyAdd(xc, Vector512.Load(w0 + v), Vector512.Load(dc + v)), dc + v);
-                                Vector512.Store(Vector512.FusedMultiplyAdd(xr, Vector512.Load(w1 + v), Vector512.Load(dr + v)), dr + v);
-                            }
-                        }
-                    }
+                    float* srcC = c + ((long)ci * h + y) * wd, srcR = r + ((long)ci * h + y) * wd;
+                    long row = (((long)ci * sw + ph) * hp + y + padH) * pw;
+                    for (int xx = x, qq = q; xx < wd; xx += sw, qq++) { pc[row + qq] = srcC[xx]; pr[row + qq] = srcR[xx]; }
                 }
             }
-        for (int p = 0; p < opix; p++)
-            for (int co = 0; co < g.Cout; co++)
+        int* phase = stackalloc int[kwn], shift = stackalloc int[kwn];
+        for (int kw = 0; kw < kwn; kw++) { phase[kw] = kw * dw % sw; shift[kw] = kw * dw / sw; }
+        float* tmp = stackalloc float[16];
+        for (int oh = 0; oh < ohn; oh++)
+            for (int ow0 = 0; ow0 < own; ow0 += 16)
             {
-                center[(long)co * opix + p] = accC[(long)p * cpad + co];
-                rad[(long)co * opix + p] = accR[(long)p * cpad + co];
+                int nq = Math.Min(16, own - ow0);
+                for (int co0 = 0; co0 < cout; co0 += 8)
+                {
+                    var c0 = Vector512<float>.Zero; var c1 = c0; var c2 = c0; var c3 = c0; var c4 = c0; var c5 = c0; var c6 = c0; var c7 = c0;
+                    var r0 = c0; var r1 = c0; var r2 = c0; var r3 = c0; var r4 = c0; var r5 = c0; var r6 = c0; var r7 = c0;
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int kh = 0; kh < khn; kh++)
+                        {
+                            int y = oh * sh + kh * dh;
+                            float* w0 = wt + (long)(ci * kk + kh * kwn) * cpad + co0, w1 = wta + (long)(ci * kk + kh * kwn) * cpad + co0;
+                            for (int kw = 0; kw < kwn; kw++, w0 += cpad, w1 += cpad)
+                            {
+                                long at = (((long)ci * sw + phase[kw]) * hp + y) * pw + ow0 + shift[kw];
+                                var xc = Vector512.Load(pc + at); var xr = Vector512.Load(pr + at);
+                                c0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[0]), xc, c0); r0 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[0]), xr, r0);
+                                c1 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[1]), xc, c1); r1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[1]), xr, r1);
+                                c2 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[2]), xc, c2); r2 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[2]), xr, r2);
+                                c3 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[3]), xc, c3); r3 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[3]), xr, r3);
+                                c4 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[4]), xc, c4); r4 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[4]), xr, r4);
+                                c5 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[5]), xc, c5); r5 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[5]), xr, r5);
+                                c6 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[6]), xc, c6); r6 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[6]), xr, r6);
+                                c7 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[7]), xc, c7); r7 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[7]), xr, r7);
+                            }
+                        }
+                    long o = (long)oh * own + ow0;
+                    int nc = Math.Min(8, cout - co0);
+                    StoreRow(c0, center + (long)co0 * opix + o, nq, tmp); StoreRow(r0, rad + (long)co0 * opix + o, nq, tmp);
+                    if (nc > 1) { StoreRow(c1, center + (long)(co0 + 1) * opix + o, nq, tmp); StoreRow(r1, rad + (long)(co0 + 1) * opix + o, nq, tmp); }
+                    if (nc > 2) { StoreRow(c2, center + (long)(co0 + 2) * opix + o, nq, tmp); StoreRow(r2, rad + (long)(co0 + 2) * opix + o, nq, tmp); }
+                    if (nc > 3) { StoreRow(c3, center + (long)(co0 + 3) * opix + o, nq, tmp); StoreRow(r3, rad + (long)(co0 + 3) * opix + o, nq, tmp); }
+                    if (nc > 4) { StoreRow(c4, center + (long)(co0 + 4) * opix + o, nq, tmp); StoreRow(r4, rad + (long)(co0 + 4) * opix + o, nq, tmp); }
+                    if (nc > 5) { StoreRow(c5, center + (long)(co0 + 5) * opix + o, nq, tmp); StoreRow(r5, rad + (long)(co0 + 5) * opix + o, nq, tmp); }
+                    if (nc > 6) { StoreRow(c6, center + (long)(co0 + 6) * opix + o, nq, tmp); StoreRow(r6, rad + (long)(co0 + 6) * opix + o, nq, tmp); }
+                    if (nc > 7) { StoreRow(c7, center + (long)(co0 + 7) * opix + o, nq, tmp); StoreRow(r7, rad + (long)(co0 + 7) * opix + o, nq, tmp); }
+                }
             }
+    }
+
+    private static void StoreRow(Vector512<float> v, float* dst, int n, float* tmp)
+    {
+        if (n == 16) { Vector512.Store(v, dst); return; }
+        Vector512.Store(v, tmp);
+        for (int i = 0; i < n; i++) dst[i] = tmp[i];
+    }
+
+    private static long ConvScratch(ConvLayer g, int cpad)
+        => 2L * g.Cin * (g.H + 2 * g.PH) * (g.Wd + 2 * g.PW) + 2L * g.OH * g.OW * cpad + 64;
+
+    /// <summary>
+    /// Direct convolution of one example: center = conv(c, W), rad = conv(r, |W|) (no bias), vectorised over output
+    /// channels (weights as [tap, Cout] rows), eight output pixels at a time in registers, on a zero-padded copy of
+    /// the input (a padding tap adds an exact zero, as a skipped one would).
+    /// </summary>
+    internal static void ConvPair(ConvLayer g, float* c, float* r, float* wt, float* wta, int cpad, float* center, float* rad, float* sc)
+    {
+        int cin = g.Cin, h = g.H, wd = g.Wd, cout = g.Cout, ohn = g.OH, own = g.OW, khn = g.KH, kwn = g.KW;
+        int sh = g.SH, sw = g.SW, dh = g.DH, dw = g.DW, padH = g.PH, padW = g.PW;
+        int hp = h + 2 * padH, wp = wd + 2 * padW, opix = ohn * own, kk = khn * kwn;
+        long plane = (long)hp * wp;
+        float* pc = sc, pr = sc + cin * plane, accC = pr + cin * plane, accR = accC + (long)opix * cpad;
+        ChainKernels.Clear(pc, 2 * cin * plane);
+        for (int ci = 0; ci < cin; ci++)
+            for (int y = 0; y < h; y++)
+            {
+                long src = ((long)ci * h + y) * wd, dst = ci * plane + (long)(y + padH) * wp + padW;
+                for (int x = 0; x < wd; x++) { pc[dst + x] = c[src + x]; pr[dst + x] = r[src + x]; }
+            }
+        for (int oh = 0; oh < ohn; oh++)
+            for (int ow0 = 0; ow0 < own; ow0 += 8)
+            {
+                int nq = Math.Min(8, own - ow0);
+                // Pixels past the row's end read pixel ow0 (in range) and are not stored.
+                int x0 = ow0 * sw;
+                int x1 = (nq > 1 ? ow0 + 1 : ow0) * sw, x2 = (nq > 2 ? ow0 + 2 : ow0) * sw, x3 = (nq > 3 ? ow0 + 3 : ow0) * sw;
+                int x4 = (nq > 4 ? ow0 + 4 : ow0) * sw, x5 = (nq > 5 ? ow0 + 5 : ow0) * sw, x6 = (nq > 6 ? ow0 + 6 : ow0) * sw;
+                int x7 = (nq > 7 ? ow0 + 7 : ow0) * sw;
+                for (int v = 0; v < cpad; v += 16)
+                {
+                    var c0 = Vector512<float>.Zero; var c1 = c0; var c2 = c0; var c3 = c0; var c4 = c0; var c5 = c0; var c6 = c0; var c7 = c0;
+                    var r0 = c0; var r1 = c0; var r2 = c0; var r3 = c0; var r4 = c0; var r5 = c0; var r6 = c0; var r7 = c0;
+                    for (int ci = 0; ci < cin; ci++)
+                        for (int kh = 0; kh < khn; kh++)
+                        {
+                            long row = ci * plane + (long)(oh * sh + kh * dh) * wp;
+                            float* rc = pc + row, rr = pr + row;
+                            float* wk = wt + (long)(ci * kk + kh * kwn) * cpad + v, wka = wta + (long)(ci * kk + kh * kwn) * cpad + v;
+                            for (int kw = 0; kw < kwn; kw++)
+                            {
+                                var w0 = Vector512.Load(wk + (long)kw * cpad);
+                                var w1 = Vector512.Load(wka + (long)kw * cpad);
+                                float* qc = rc + kw * dw, qr = rr + kw * dw;
+                                c0 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x0]), w0, c0);
+                                r0 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x0]), w1, r0);
+                                c1 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x1]), w0, c1);
+                                r1 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x1]), w1, r1);
+                                c2 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x2]), w0, c2);
+                                r2 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x2]), w1, r2);
+                                c3 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x3]), w0, c3);
+                                r3 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x3]), w1, r3);
+                                c4 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x4]), w0, c4);
+                                r4 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x4]), w1, r4);
+                                c5 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x5]), w0, c5);
+                                r5 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x5]), w1, r5);
+                                c6 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x6]), w0, c6);
+                                r6 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x6]), w1, r6);
+                                c7 = Vector512.FusedMultiplyAdd(Vector512.Create(qc[x7]), w0, c7);
+                                r7 = Vector512.FusedMultiplyAdd(Vector512.Create(qr[x7]), w1, r7);
+                            }
+                        }
+                    float* dc = accC + (long)(oh * own + ow0) * cpad + v, dr = accR + (long)(oh * own + ow0) * cpad + v;
+                    Vector512.Store(c0, dc); Vector512.Store(r0, dr);
+                    if (nq > 1) { Vector512.Store(c1, dc + cpad); Vector512.Store(r1, dr + cpad); }
+                    if (nq > 2) { Vector512.Store(c2, dc + 2 * cpad); Vector512.Store(r2, dr + 2 * cpad); }
+                    if (nq > 3) { Vector512.Store(c3, dc + 3 * cpad); Vector512.Store(r3, dr + 3 * cpad); }
+                    if (nq > 4) { Vector512.Store(c4, dc + 4 * cpad); Vector512.Store(r4, dr + 4 * cpad); }
+                    if (nq > 5) { Vector512.Store(c5, dc + 5 * cpad); Vector512.Store(r5, dr + 5 * cpad); }
+                    if (nq > 6) { Vector512.Store(c6, dc + 6 * cpad); Vector512.Store(r6, dr + 6 * cpad); }
+                    if (nq > 7) { Vector512.Store(c7, dc + 7 * cpad); Vector512.Store(r7, dr + 7 * cpad); }
+                }
+            }
+        for (int co = 0; co < cout; co++)
+        {
+            float* dc = center + (long)co * opix, dr = rad + (long)co * opix;
+            for (int p = 0; p < opix; p++) { dc[p] = accC[(long)p * cpad + co]; dr[p] = accR[(long)p * cpad + co]; }
+        }
+    }
+
+    /// <summary>lo = (c + addC) − (r + addR), hi = (c + addC) + (r + addR) over n elements (addC may be null: none).</summary>
+    private static void Finish(float* c, float* addC, float* r, float* addR, float* lo, float* hi, int n)
+    {
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            var cc = Vector512.Load(c + i);
+            if (addC != null) cc += Vector512.Load(addC + i);
+            var rr = Vector512.Load(r + i) + Vector512.Load(addR + i);
+            Vector512.Store(cc - rr, lo + i); Vector512.Store(cc + rr, hi + i);
+        }
+        for (; i < n; i++)
+        {
+            float cc = addC == null ? c[i] : c[i] + addC[i], rr = r[i] + addR[i];
+            lo[i] = cc - rr; hi[i] = cc + rr;
+        }
+    }
+
+    private static void Mul(float* a, float* b, float* y, int n)
+    {
+        int i = 0;
+        for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.Load(a + i) * Vector512.Load(b + i), y + i);
+        for (; i < n; i++) y[i] = a[i] * b[i];
+    }
+
+    /// <summary>y = x for x ≥ 0, slope·x otherwise (ReLU: max(x, 0)).</summary>
+    private static void Activate(float* x, float* y, long n, float slope)
+    {
+        long i = 0;
+        var zero = Vector512<float>.Zero; var s = Vector512.Create(slope);
+        for (; i + 16 <= n; i += 16)
+        {
+            var v = Vector512.Load(x + i);
+            Vector512.Store(slope == 0 ? Vector512.Max(v, zero) : Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, zero), v, v * s), y + i);
+        }
+        for (; i < n; i++) y[i] = x[i] >= 0 ? x[i] : slope == 0 ? 0f : x[i] * slope;
     }
 
     /// <summary>Batches up to this size take the fused matrix-vector kernels (W read once), larger ones two GEMMs.</summary>

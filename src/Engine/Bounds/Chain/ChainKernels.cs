@@ -68,11 +68,14 @@ internal static unsafe class ChainKernels
         Clear(tb, lanes); Clear(tm, lanes);
         int o = 0, inBlock = 0;
         var zero = Vector512<float>.Zero;
+        // All elements in order: exact ones first, then the unstable ones (the order of ChainRun.Alive); a listed
+        // subset keeps its order.
+        for (int pass = idx == null ? 1 : 0; pass < 3; pass += idx == null ? 1 : 3)
         for (int j = 0; j < cnt; j++)
         {
             int p = idx == null ? j : idx[j];
             byte c = cls[p];
-            if (c == 0) continue;
+            if (c == 0 || (pass != 0 && c != pass)) continue;
             float* row = a + (long)j * lanes, dst = y + (long)o * lanes;
             outIdx[o++] = p;
             if (c == 1)
@@ -214,6 +217,40 @@ internal static unsafe class ChainKernels
         }
     }
 
+    /// <summary>
+    /// <see cref="Concretise"/> of the rows P + Q_low (lanes [0, L)) and −P + Q_up (lanes [L, 2L)) without forming
+    /// them: p has L lanes, q 2L, both over all n input elements in order. The sums are the same numbers.
+    /// </summary>
+    public static void ConcretiseSplit(float* p, float* q, int n, int lanes, float* c, float* r, bool l2,
+                                      double* dot, double* spread, double* mag, double* sq, float* t)
+    {
+        int l2n = 2 * lanes;
+        float* t0 = t, t1 = t + l2n, t2 = t + 2 * l2n, t3 = t + 3 * l2n;
+        for (int j0 = 0; j0 < n; j0 += Block)
+        {
+            int j1 = Math.Min(n, j0 + Block);
+            for (int half = 0; half < 2; half++)
+                for (int v = 0; v < lanes; v += V)
+                {
+                    var d = Vector512<float>.Zero; var s = d; var m = d; var qq = d;
+                    for (int j = j0; j < j1; j++)
+                    {
+                        var pv = Ld(p + (long)j * lanes + v);
+                        var x = Ld(q + (long)j * l2n + half * lanes + v) + (half == 0 ? pv : -pv);
+                        var ax = Vector512.Abs(x);
+                        float cv = c[j];
+                        d = Vector512.FusedMultiplyAdd(x, Vector512.Create(cv), d);
+                        m = Vector512.FusedMultiplyAdd(ax, Vector512.Create(MathF.Abs(cv)), m);
+                        s = r == null ? s + ax : Vector512.FusedMultiplyAdd(ax, Vector512.Create(r[j]), s);
+                        if (l2) qq = Vector512.FusedMultiplyAdd(x, x, qq);
+                    }
+                    int o = half * lanes + v;
+                    St(t0 + o, d); St(t1 + o, s); St(t2 + o, m); St(t3 + o, qq);
+                }
+            for (int v = 0; v < l2n; v++) { dot[v] += t0[v]; spread[v] += t1[v]; mag[v] += t2[v]; sq[v] += t3[v]; }
+        }
+    }
+
     /// <summary>Rows j of y = rows p_j of a scaled by s[p_j] (s null: copy); idx null means all rows in order.</summary>
     public static void ScaleRows(float* a, int cnt, int* idx, int lanes, float* s, float* y)
     {
@@ -270,69 +307,115 @@ internal static unsafe class ChainKernels
     }
 
     /// <summary>
-    /// conv2dᵀ of lane-major rows onto the full input (out must be zeroed): row j is output element p_j (channel,
-    /// y, x) of the convolution; taps that fall in the padding are dropped.
+    /// conv2dᵀ of lane-major rows, gathered per output element: out row j (input element q_j = outList[j], all in
+    /// order when null) = Σ over the taps that reach q_j and the output channels of W[co, ci, kh, kw]·A[row of
+    /// (co, oh, ow)], where map gives the row of an output element of the convolution (−1: a zero row; null:
+    /// row = element). Only the listed elements are formed (those the next relaxation keeps).
     /// </summary>
-    public static void ConvTransposeFull(ConvLayer g, float* w, float* a, int cnt, int* idx, int lanes, float* outp)
+    public static void ConvTransposeGather(ConvLayer g, float* w, float* a, int* map, int lanes, int* outList, int outCnt, float* outp, long* ent, float* ew)
     {
-        int opix = g.OH * g.OW, kk = g.KH * g.KW;
-        for (int j = 0; j < cnt; j++)
+        int[] reach = g.Reach, ro = g.ReachOut, rw = g.ReachW;
+        for (int j = 0; j < outCnt; j++)
         {
-            int p = idx == null ? j : idx[j];
-            int co = p / opix, rem = p - co * opix, oh = rem / g.OW, ow = rem - oh * g.OW;
-            float* src = a + (long)j * lanes;
-            float* wc = w + (long)co * g.Cin * kk;
-            for (int kh = 0; kh < g.KH; kh++)
+            int q = outList == null ? j : outList[j];
+            // The (row, weight) pairs that reach this element, then one branch-free sweep per block of lanes.
+            int ne = 0;
+            for (int e = reach[q], e1 = reach[q + 1]; e < e1; e++)
             {
-                int ih = oh * g.SH - g.PH + kh * g.DH;
-                if ((uint)ih >= (uint)g.H) continue;
-                for (int kw = 0; kw < g.KW; kw++)
-                {
-                    int iw = ow * g.SW - g.PW + kw * g.DW;
-                    if ((uint)iw >= (uint)g.Wd) continue;
-                    for (int ci = 0; ci < g.Cin; ci++)
+                int row = map == null ? ro[e] : map[ro[e]];
+                ent[ne] = (long)row * lanes; ew[ne] = w[rw[e]];
+                ne += (row >> 31) + 1; // keeps the entry when row ≥ 0, without a (data-dependent) branch
+
+            }
+            float* dst = outp + (long)j * lanes;
+            for (int v0 = 0; v0 < lanes; v0 += 8 * V)
+            {
+                int nv = Math.Min(8, (lanes - v0) / V);
+                float* b = a + v0;
+                var c0 = Vector512<float>.Zero; var c1 = c0; var c2 = c0; var c3 = c0; var c4 = c0; var c5 = c0; var c6 = c0; var c7 = c0;
+                if (nv == 8)
+                    for (int e = 0; e < ne; e++)
                     {
-                        float wv = wc[ci * kk + kh * g.KW + kw];
-                        if (wv == 0) continue;
-                        var k = Vector512.Create(wv);
-                        float* dst = outp + ((long)(ci * g.H + ih) * g.Wd + iw) * lanes;
-                        for (int v = 0; v < lanes; v += V) St(dst + v, Vector512.FusedMultiplyAdd(Ld(src + v), k, Ld(dst + v)));
+                        var k = Vector512.Create(ew[e]);
+                        float* src = b + ent[e];
+                        c0 = Vector512.FusedMultiplyAdd(Ld(src), k, c0); c1 = Vector512.FusedMultiplyAdd(Ld(src + V), k, c1);
+                        c2 = Vector512.FusedMultiplyAdd(Ld(src + 2 * V), k, c2); c3 = Vector512.FusedMultiplyAdd(Ld(src + 3 * V), k, c3);
+                        c4 = Vector512.FusedMultiplyAdd(Ld(src + 4 * V), k, c4); c5 = Vector512.FusedMultiplyAdd(Ld(src + 5 * V), k, c5);
+                        c6 = Vector512.FusedMultiplyAdd(Ld(src + 6 * V), k, c6); c7 = Vector512.FusedMultiplyAdd(Ld(src + 7 * V), k, c7);
                     }
-                }
+                else
+                    for (int e = 0; e < ne; e++)
+                    {
+                        var k = Vector512.Create(ew[e]);
+                        float* src = b + ent[e];
+                        c0 = Vector512.FusedMultiplyAdd(Ld(src), k, c0);
+                        if (nv > 1) c1 = Vector512.FusedMultiplyAdd(Ld(src + V), k, c1);
+                        if (nv > 2) c2 = Vector512.FusedMultiplyAdd(Ld(src + 2 * V), k, c2);
+                        if (nv > 3) c3 = Vector512.FusedMultiplyAdd(Ld(src + 3 * V), k, c3);
+                        if (nv > 4) c4 = Vector512.FusedMultiplyAdd(Ld(src + 4 * V), k, c4);
+                        if (nv > 5) c5 = Vector512.FusedMultiplyAdd(Ld(src + 5 * V), k, c5);
+                        if (nv > 6) c6 = Vector512.FusedMultiplyAdd(Ld(src + 6 * V), k, c6);
+                    }
+                St(dst + v0, c0);
+                if (nv > 1) St(dst + v0 + V, c1);
+                if (nv > 2) St(dst + v0 + 2 * V, c2);
+                if (nv > 3) St(dst + v0 + 3 * V, c3);
+                if (nv > 4) St(dst + v0 + 4 * V, c4);
+                if (nv > 5) St(dst + v0 + 5 * V, c5);
+                if (nv > 6) St(dst + v0 + 6 * V, c6);
+                if (nv > 7) St(dst + v0 + 7 * V, c7);
             }
         }
     }
 
     /// <summary>
-    /// conv2dᵀ of lane-major window rows [Cout, wh, ww] onto the input window [Cin, (wh−1)·s + (k−1)·d + 1, ...]
-    /// (out zeroed); window coordinates, so every tap lands inside.
+    /// The first relaxation of rows that are rows of a matrix (a Linear's weights, pushed from one-hot rows): lane r
+    /// holds w[off[r] + e] for element e (off[r] &lt; 0: a zero row). Otherwise as <see cref="RelaxPaired"/> over all
+    /// n elements in order; row is scratch of <paramref name="lanes"/> floats.
     /// </summary>
-    public static void ConvTransposePatch(ConvLayer g, float* w, float* a, int wh, int ww, int lanes, float* outp, int oh2, int ow2)
+    public static void RelaxPairedRows(float* w, int* off, int n, int lanes, byte* cls, float* dl, float* du, float* bu,
+                                       float* p, int* pIdx, out int pCnt, float* q, int* qIdx, out int qCnt,
+                                       double* bias, double* mag, float* tb, float* tm, float* row)
     {
-        int kk = g.KH * g.KW;
-        for (int co = 0; co < g.Cout; co++)
-            for (int y = 0; y < wh; y++)
-                for (int x = 0; x < ww; x++)
-                {
-                    float* src = a + ((long)(co * wh + y) * ww + x) * lanes;
-                    bool any = false;
-                    for (int v = 0; v < lanes; v += V) if (Ld(src + v) != Vector512<float>.Zero) { any = true; break; }
-                    if (!any) continue;
-                    float* wc = w + (long)co * g.Cin * kk;
-                    for (int ci = 0; ci < g.Cin; ci++)
-                        for (int kh = 0; kh < g.KH; kh++)
-                        {
-                            int iy = y * g.SH + kh * g.DH;
-                            for (int kw = 0; kw < g.KW; kw++)
-                            {
-                                float wv = wc[ci * kk + kh * g.KW + kw];
-                                if (wv == 0) continue;
-                                var k = Vector512.Create(wv);
-                                float* dst = outp + ((long)(ci * oh2 + iy) * ow2 + x * g.SW + kw * g.DW) * lanes;
-                                for (int v = 0; v < lanes; v += V) St(dst + v, Vector512.FusedMultiplyAdd(Ld(src + v), k, Ld(dst + v)));
-                            }
-                        }
-                }
+        int l2 = 2 * lanes;
+        Clear(tb, l2); Clear(tm, l2);
+        int np = 0, nq = 0, inBlock = 0;
+        var zero = Vector512<float>.Zero;
+        for (int e = 0; e < n; e++)
+        {
+            byte c = cls[e];
+            if (c == 0) continue;
+            for (int r = 0; r < lanes; r++) row[r] = off[r] < 0 ? 0f : w[off[r] + e];
+            if (c == 1)
+            {
+                float* dst = p + (long)np * lanes;
+                pIdx[np++] = e;
+                var d = Vector512.Create(dl[e]);
+                for (int v = 0; v < lanes; v += V) St(dst + v, Ld(row + v) * d);
+                continue;
+            }
+            float* ql = q + (long)nq * l2, qu = ql + lanes;
+            qIdx[nq++] = e;
+            var l = Vector512.Create(dl[e]); var u = Vector512.Create(du[e]); var b = Vector512.Create(bu[e]);
+            for (int v = 0; v < lanes; v += V)
+            {
+                var x = Ld(row + v);
+                var pos = Vector512.GreaterThanOrEqual(x, zero);
+                St(ql + v, x * Vector512.ConditionalSelect(pos, l, u));
+                var t = Vector512.ConditionalSelect(pos, zero, x * b);
+                St(tb + v, Ld(tb + v) + t);
+                St(tm + v, Ld(tm + v) + Vector512.Abs(t));
+                var nx = -x;
+                var npos = Vector512.GreaterThanOrEqual(nx, zero);
+                St(qu + v, nx * Vector512.ConditionalSelect(npos, l, u));
+                var tu = Vector512.ConditionalSelect(npos, zero, nx * b);
+                St(tb + lanes + v, Ld(tb + lanes + v) + tu);
+                St(tm + lanes + v, Ld(tm + lanes + v) + Vector512.Abs(tu));
+            }
+            if (++inBlock == Block) { Flush(tb, bias, l2); Flush(tm, mag, l2); inBlock = 0; }
+        }
+        Flush(tb, bias, l2); Flush(tm, mag, l2);
+        pCnt = np; qCnt = nq;
     }
 
     /// <summary>
@@ -370,40 +453,126 @@ internal static unsafe class ChainKernels
         }
     }
 
-    /// <summary>Zeroes, per lane, the window elements that fall outside the value's H×W grid (window origin oy, ox per lane).</summary>
-    public static void MaskWindow(float* a, int c, int wh, int ww, int lanes, int* oy, int* ox, int h, int w)
+    // ---- Row-major windows: one row per bound row, the row's coefficients on a C×h×w window of a value whose grid is
+    // gh×gw, at the row's origin (oy, ox); window elements outside the grid hold zeros.
+
+    /// <summary>Zeroes the window elements outside the grid.</summary>
+    public static void MaskWindowRow(float* a, int c, int wh, int ww, int oy, int ox, int gh, int gw)
     {
-        for (int y = 0; y < wh; y++)
-            for (int x = 0; x < ww; x++)
+        if (oy >= 0 && ox >= 0 && oy + wh <= gh && ox + ww <= gw) return;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < wh; y++)
             {
-                bool allIn = true;
-                for (int r = 0; r < lanes; r++)
-                {
-                    int yy = oy[r] + y, xx = ox[r] + x;
-                    if ((uint)yy >= (uint)h || (uint)xx >= (uint)w) { allIn = false; break; }
-                }
-                if (allIn) continue;
-                for (int r = 0; r < lanes; r++)
-                {
-                    int yy = oy[r] + y, xx = ox[r] + x;
-                    if ((uint)yy < (uint)h && (uint)xx < (uint)w) continue;
-                    for (int ch = 0; ch < c; ch++) a[((long)(ch * wh + y) * ww + x) * lanes + r] = 0f;
-                }
+                float* seg = a + (long)(ch * wh + y) * ww;
+                if ((uint)(oy + y) >= (uint)gh) { new Span<float>(seg, ww).Clear(); continue; }
+                for (int x = 0; x < ww; x++) if ((uint)(ox + x) >= (uint)gw) seg[x] = 0f;
             }
     }
 
-    /// <summary>
-    /// Gathers a per-element array of the value (channel-major [C, h, w]) for every lane's window element: g[r] =
-    /// src[ch, oy_r + y, ox_r + x], 0 outside the grid.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void GatherWindow(float* src, int ch, int y, int x, int lanes, int* oy, int* ox, int h, int w, float* g)
+    /// <summary>The relaxation of one window row in place (dl, du, bu indexed by the grid element); bias and mag accumulate.</summary>
+    public static void RelaxWindowRow(float* a, int c, int wh, int ww, int oy, int ox, int gh, int gw,
+                                      float* dl, float* du, float* bu, ref double bias, ref double mag)
     {
-        long plane = (long)ch * h * w;
-        for (int r = 0; r < lanes; r++)
+        double sb = 0, sm = 0;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < wh; y++)
+            {
+                int yy = oy + y;
+                if ((uint)yy >= (uint)gh) continue;
+                float* seg = a + (long)(ch * wh + y) * ww;
+                long b0 = ((long)ch * gh + yy) * gw + ox;
+                int x0 = Math.Max(0, -ox), x1 = Math.Min(ww, gw - ox);
+                for (int x = x0; x < x1; x++)
+                {
+                    // Branch-free (the sign of the coefficient is data): max(v, 0)·dl + min(v, 0)·du; the intercept
+                    // enters only for v < 0.
+                    float v = seg[x], neg = MathF.Min(v, 0f);
+                    long e = b0 + x;
+                    seg[x] = MathF.Max(v, 0f) * dl[e] + neg * du[e];
+                    float t = neg * bu[e];
+                    sb += t; sm += MathF.Abs(t);
+                }
+            }
+        bias += sb; mag += sm;
+    }
+
+    /// <summary>One window row scaled by s and its Σ a·t, Σ |a|·|t| (element-wise affine; s or t may be null).</summary>
+    public static void AffineWindowRow(float* a, int c, int wh, int ww, int oy, int ox, int gh, int gw,
+                                       float* s, float* t, ref double bias, ref double mag)
+    {
+        double sb = 0, sm = 0;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < wh; y++)
+            {
+                int yy = oy + y;
+                if ((uint)yy >= (uint)gh) continue;
+                float* seg = a + (long)(ch * wh + y) * ww;
+                long b0 = ((long)ch * gh + yy) * gw + ox;
+                for (int x = 0; x < ww; x++)
+                {
+                    if ((uint)(ox + x) >= (uint)gw) continue;
+                    float v = seg[x];
+                    if (t != null) { float p = v * t[b0 + x]; sb += p; sm += MathF.Abs(p); }
+                    if (s != null) seg[x] = v * s[b0 + x];
+                }
+            }
+        bias += sb; mag += sm;
+    }
+
+    /// <summary>Per channel Σ of one window row, folded into the conv bias rule (bias += Σ_c b_c·S_c, mag += Σ_c |b_c|·|S_c|).</summary>
+    public static void ConvBiasWindowRow(float* a, int c, int plane, float* b, ref double bias, ref double mag)
+    {
+        for (int ch = 0; ch < c; ch++)
         {
-            int yy = oy[r] + y, xx = ox[r] + x;
-            g[r] = (uint)yy < (uint)h && (uint)xx < (uint)w ? src[plane + yy * w + xx] : 0f;
+            double sum = 0;
+            float* seg = a + (long)ch * plane;
+            for (int i = 0; i < plane; i++) sum += seg[i];
+            bias += b[ch] * sum; mag += Math.Abs(b[ch]) * Math.Abs(sum);
         }
+    }
+
+    /// <summary>Concretisation sums of one window row on the input (centre c, radius r or null for a uniform one).</summary>
+    public static void ConcretiseWindowRow(float* a, int c, int wh, int ww, int oy, int ox, int gh, int gw,
+                                           float* cen, float* rad, out double dot, out double spread, out double mag, out double sq)
+    {
+        double d = 0, sp = 0, m = 0, q = 0;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < wh; y++)
+            {
+                int yy = oy + y;
+                if ((uint)yy >= (uint)gh) continue;
+                float* seg = a + (long)(ch * wh + y) * ww;
+                long b0 = ((long)ch * gh + yy) * gw + ox;
+                for (int x = 0; x < ww; x++)
+                {
+                    if ((uint)(ox + x) >= (uint)gw) continue;
+                    double v = seg[x], av = Math.Abs(v), cv = cen[b0 + x];
+                    d += v * cv; m += av * Math.Abs(cv); q += v * v;
+                    sp += rad == null ? av : av * rad[b0 + x];
+                }
+            }
+        dot = d; spread = sp; mag = m; sq = q;
+    }
+
+    /// <summary>
+    /// The matrix of conv2ᵀ between windows: row (co, y, x) of a wh×ww output window, column (ci, y·SH + kh·DH,
+    /// x·SW + kw·DW) of the input window, entry W[co, ci, kh, kw]; so rows·T pushes window rows through the layer.
+    /// </summary>
+    public static float[] TransferMatrix(ConvLayer g, float* w, int wh, int ww, out int wh2, out int ww2)
+    {
+        wh2 = (wh - 1) * g.SH + (g.KH - 1) * g.DH + 1; ww2 = (ww - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+        int cols = g.Cin * wh2 * ww2, kk = g.KH * g.KW;
+        var t = GC.AllocateArray<float>(g.Cout * wh * ww * cols, pinned: true);
+        for (int co = 0; co < g.Cout; co++)
+            for (int y = 0; y < wh; y++)
+                for (int x = 0; x < ww; x++)
+                {
+                    long row = ((long)(co * wh + y) * ww + x) * cols;
+                    for (int ci = 0; ci < g.Cin; ci++)
+                        for (int kh = 0; kh < g.KH; kh++)
+                            for (int kw = 0; kw < g.KW; kw++)
+                                t[row + (ci * wh2 + y * g.SH + kh * g.DH) * ww2 + x * g.SW + kw * g.DW] = w[((long)co * g.Cin + ci) * kk + kh * g.KW + kw];
+                }
+        return t;
     }
 }

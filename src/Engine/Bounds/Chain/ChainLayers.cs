@@ -35,6 +35,61 @@ internal sealed class ConvLayer(Tensor w, Tensor? b, int cin, int h, int wd, int
 
     /// <summary>Taps per output channel (Cin·KH·KW).</summary>
     public int Taps => Cin * KH * KW;
+
+    /// <summary>
+    /// For each input row ih, the (kh, oh) pairs with oh·SH − PH + kh·DH = ih (CSR: TapH[ih] .. TapH[ih + 1] index
+    /// TapHK / TapHO); the same for columns. The transposed convolution gathers over these.
+    /// </summary>
+    public readonly int[] TapH = new int[h + 1], TapW = new int[wd + 1];
+    public int[] TapHK = [], TapHO = [], TapWK = [], TapWO = [];
+
+    /// <summary>
+    /// For each input element q (CSR: Reach[q] .. Reach[q + 1]): the output elements of the convolution that read
+    /// it (ReachOut, flat co·OH·OW + oh·OW + ow) and the flat index of the weight that multiplies it (ReachW). The
+    /// transposed convolution of a row gathers exactly these; the weight values are read on every call.
+    /// </summary>
+    public int[] Reach = [], ReachOut = [], ReachW = [];
+
+    public ConvLayer Init()
+    {
+        (TapHK, TapHO) = Taps1(H, OH, KH, SH, PH, DH, TapH);
+        (TapWK, TapWO) = Taps1(Wd, OW, KW, SW, PW, DW, TapW);
+        int hw = H * Wd, opix = OH * OW, kk = KH * KW;
+        Reach = new int[Cin * hw + 1];
+        var outs = new List<int>(); var ws = new List<int>();
+        for (int q = 0; q < Cin * hw; q++)
+        {
+            Reach[q] = outs.Count;
+            int ci = q / hw, ih = q % hw / Wd, iw = q % Wd;
+            for (int a = TapH[ih]; a < TapH[ih + 1]; a++)
+                for (int b = TapW[iw]; b < TapW[iw + 1]; b++)
+                    for (int co = 0; co < Cout; co++)
+                    {
+                        outs.Add(co * opix + TapHO[a] * OW + TapWO[b]);
+                        ws.Add((co * Cin + ci) * kk + TapHK[a] * KW + TapWK[b]);
+                    }
+        }
+        Reach[Cin * hw] = outs.Count;
+        ReachOut = [.. outs]; ReachW = [.. ws];
+        return this;
+    }
+
+    private static (int[], int[]) Taps1(int n, int outN, int k, int s, int p, int d, int[] start)
+    {
+        var kk = new List<int>(); var oo = new List<int>();
+        for (int i = 0; i < n; i++)
+        {
+            start[i] = kk.Count;
+            for (int t = 0; t < k; t++)
+            {
+                int num = i + p - t * d;
+                if (num < 0 || num % s != 0 || num / s >= outN) continue;
+                kk.Add(t); oo.Add(num / s);
+            }
+        }
+        start[n] = kk.Count;
+        return ([.. kk], [.. oo]);
+    }
 }
 
 /// <summary>

@@ -126,7 +126,7 @@ internal sealed class ChainPlan
                     var b = node.Inputs.Count > 2 ? Const(2) : null;
                     if (b != null && b.Numel != w.Dims[0]) return null;
                     layer = new ConvLayer(w, b, inShape[0], inShape[1], inShape[2], outShape[0], outShape[1], outShape[2], w.Dims[2], w.Dims[3],
-                                          conv.Stride, conv.Padding, conv.Dilation);
+                                          conv.Stride, conv.Padding, conv.Dilation).Init();
                     constants.Add(w); if (b != null) constants.Add(b);
                     break;
                 }
