@@ -35,8 +35,17 @@ internal sealed unsafe class ChainBackward
     private readonly Pinned<float> _wg = new(), _tmp = new();
     private readonly Pinned<double> _bias = new(), _mag = new(), _acc = new(), _chan = new();
     private readonly Pinned<int> _idxA = new(), _idxB = new(), _idxC = new(), _map = new(), _oy = new(), _ox = new(), _off = new();
-    private readonly Pinned<long> _ent = new();
-    private readonly Pinned<float> _ew = new();
+    // Gathered conv2ᵀ entries (ChainKernels.ConvReach) by (layer, list of the rows): every pass of an example through
+    // the layer with rows on the same list reuses them.
+    private readonly Dictionary<(int Layer, List Kind), Reach> _reach = [];
+
+    private sealed class Reach
+    {
+        public readonly Pinned<int> Off = new(), Rows = new();
+        public readonly Pinned<float> W = new();
+        public long Call = -1;
+        public int Example = -1;
+    }
     // Per Linear layer: its weight rows at the kept elements of the activation above it ([exact; unstable]), for the
     // example and call they were gathered for; every pass of that example through the layer reuses them.
     private readonly Pinned<float>[] _gathered;
@@ -67,10 +76,32 @@ internal sealed unsafe class ChainBackward
         _gathered = new Pinned<float>[_plan.Layers.Length];
         _gatheredFor = new (long, int)[_plan.Layers.Length];
         for (int k = 0; k < _gathered.Length; k++) { _gathered[k] = new Pinned<float>(); _gatheredFor[k] = (-1, -1); }
-        int ents = 1;
-        foreach (var l in _plan.Layers) if (l is ConvLayer g) ents = Math.Max(ents, g.Cout * g.KH * g.KW);
-        _ent.Get(ents); _ew.Get(ents);
     }
+
+    /// <summary>conv2ᵀ of rows (compact over idx, on list kind) onto the elements outList of the layer's input.</summary>
+    private void ConvT(int k, ConvLayer g, float* w, float* a, int cnt, int* idx, List kind, int lanes, int* outList, int outCnt, float* outp)
+    {
+        Reach? cache = null;
+        if (kind != List.Other || idx == null)
+        {
+            if (!_reach.TryGetValue((k, kind), out cache)) _reach[(k, kind)] = cache = new Reach();
+            if (cache.Call == _run.CallId && cache.Example == _ex)
+            {
+                ChainKernels.ConvTransposeRows(cache.Off.Get(0), cache.Rows.Get(0), cache.W.Get(0), a, lanes, outCnt, outp);
+                return;
+            }
+        }
+        long max = g.Reach[^1];
+        var off = cache?.Off ?? _map2; var rows = cache?.Rows ?? _rows2; var ws = cache?.W ?? _ws2;
+        int* po = off.Get(outCnt + 1), pr = rows.Get(max);
+        float* pw = ws.Get(max);
+        ChainKernels.ConvReach(g, w, RowMap(idx, cnt, g.OutSize), outList, outCnt, po, pr, pw);
+        if (cache != null) { cache.Call = _run.CallId; cache.Example = _ex; }
+        ChainKernels.ConvTransposeRows(po, pr, pw, a, lanes, outCnt, outp);
+    }
+
+    private readonly Pinned<int> _map2 = new(), _rows2 = new();
+    private readonly Pinned<float> _ws2 = new();
 
     private static int Pad(int n) => (n + 15) & ~15;
 
@@ -526,9 +557,9 @@ internal sealed unsafe class ChainBackward
                 ChainKernels.ChannelBias(sq, g.Cout, l2, b, _bsum, _msum);
             }
             float* pOut = Take((long)outCnt * _lanes, out int pid);
-            ChainKernels.ConvTransposeGather(g, w, _a, RowMap(_idx, _cnt, g.OutSize), _lanes, outList, outCnt, pOut, _ent.Get(0), _ew.Get(0));
+            ConvT(k, g, w, _a, _cnt, _idx, _kind, _lanes, outList, outCnt, pOut);
             float* qOut = Take((long)outCnt * l2, out int qid, pid);
-            ChainKernels.ConvTransposeGather(g, w, _q, RowMap(_qidx, _qcnt, g.OutSize), l2, outList, outCnt, qOut, _ent.Get(0), _ew.Get(0));
+            ConvT(k, g, w, _q, _qcnt, _qidx, _qkind, l2, outList, outCnt, qOut);
             ChainKernels.Combine(pOut, qOut, outCnt, _lanes);
             _split = false; _qBuf = -1;
             _a = qOut; _aBuf = qid; _cnt = outCnt; _idx = outList; _lanes = l2; _kind = outList == null ? List.Other : List.Alive;
@@ -542,7 +573,7 @@ internal sealed unsafe class ChainBackward
             ChainKernels.ChannelBias(sums, g.Cout, _lanes, b, _bsum, _msum);
         }
         float* outp = Take((long)outCnt * _lanes, out int id);
-        ChainKernels.ConvTransposeGather(g, w, _a, RowMap(_idx, _cnt, g.OutSize), _lanes, outList, outCnt, outp, _ent.Get(0), _ew.Get(0));
+        ConvT(k, g, w, _a, _cnt, _idx, _kind, _lanes, outList, outCnt, outp);
         _a = outp; _aBuf = id; _cnt = outCnt; _idx = outList; _kind = outList == null ? List.Other : List.Alive;
         GC.KeepAlive(g);
     }

@@ -307,26 +307,34 @@ internal static unsafe class ChainKernels
     }
 
     /// <summary>
-    /// conv2dᵀ of lane-major rows, gathered per output element: out row j (input element q_j = outList[j], all in
-    /// order when null) = Σ over the taps that reach q_j and the output channels of W[co, ci, kh, kw]·A[row of
-    /// (co, oh, ow)], where map gives the row of an output element of the convolution (−1: a zero row; null:
-    /// row = element). Only the listed elements are formed (those the next relaxation keeps).
+    /// The entries of conv2ᵀ gathered per element of its input: for out element j (input element q_j = outList[j],
+    /// all in order when null), the rows (map: the row of each output element of the convolution, −1 for a zero row;
+    /// null: row = element) and weights W[co, ci, kh, kw] of every tap that reaches q_j, as CSR (off[j] .. off[j + 1]).
     /// </summary>
-    public static void ConvTransposeGather(ConvLayer g, float* w, float* a, int* map, int lanes, int* outList, int outCnt, float* outp, long* ent, float* ew)
+    public static void ConvReach(ConvLayer g, float* w, int* map, int* outList, int outCnt, int* off, int* rows, float* ws)
     {
         int[] reach = g.Reach, ro = g.ReachOut, rw = g.ReachW;
+        int ne = 0;
         for (int j = 0; j < outCnt; j++)
         {
+            off[j] = ne;
             int q = outList == null ? j : outList[j];
-            // The (row, weight) pairs that reach this element, then one branch-free sweep per block of lanes.
-            int ne = 0;
             for (int e = reach[q], e1 = reach[q + 1]; e < e1; e++)
             {
                 int row = map == null ? ro[e] : map[ro[e]];
-                ent[ne] = (long)row * lanes; ew[ne] = w[rw[e]];
+                rows[ne] = row; ws[ne] = w[rw[e]];
                 ne += (row >> 31) + 1; // keeps the entry when row ≥ 0, without a (data-dependent) branch
-
             }
+        }
+        off[outCnt] = ne;
+    }
+
+    /// <summary>conv2dᵀ of lane-major rows a by the entries of <see cref="ConvReach"/>: out row j = Σ_e ws[e]·a[rows[e]].</summary>
+    public static void ConvTransposeRows(int* off, int* rows, float* ws, float* a, int lanes, int outCnt, float* outp)
+    {
+        for (int j = 0; j < outCnt; j++)
+        {
+            int e0 = off[j], e1 = off[j + 1];
             float* dst = outp + (long)j * lanes;
             for (int v0 = 0; v0 < lanes; v0 += 8 * V)
             {
@@ -334,20 +342,31 @@ internal static unsafe class ChainKernels
                 float* b = a + v0;
                 var c0 = Vector512<float>.Zero; var c1 = c0; var c2 = c0; var c3 = c0; var c4 = c0; var c5 = c0; var c6 = c0; var c7 = c0;
                 if (nv == 8)
-                    for (int e = 0; e < ne; e++)
+                    for (int e = e0; e < e1; e++)
                     {
-                        var k = Vector512.Create(ew[e]);
-                        float* src = b + ent[e];
+                        var k = Vector512.Create(ws[e]);
+                        float* src = b + (long)rows[e] * lanes;
                         c0 = Vector512.FusedMultiplyAdd(Ld(src), k, c0); c1 = Vector512.FusedMultiplyAdd(Ld(src + V), k, c1);
                         c2 = Vector512.FusedMultiplyAdd(Ld(src + 2 * V), k, c2); c3 = Vector512.FusedMultiplyAdd(Ld(src + 3 * V), k, c3);
                         c4 = Vector512.FusedMultiplyAdd(Ld(src + 4 * V), k, c4); c5 = Vector512.FusedMultiplyAdd(Ld(src + 5 * V), k, c5);
                         c6 = Vector512.FusedMultiplyAdd(Ld(src + 6 * V), k, c6); c7 = Vector512.FusedMultiplyAdd(Ld(src + 7 * V), k, c7);
                     }
-                else
-                    for (int e = 0; e < ne; e++)
+                else if (nv == 4)
+                    for (int e = e0; e < e1; e++)
                     {
-                        var k = Vector512.Create(ew[e]);
-                        float* src = b + ent[e];
+                        var k = Vector512.Create(ws[e]);
+                        float* src = b + (long)rows[e] * lanes;
+                        c0 = Vector512.FusedMultiplyAdd(Ld(src), k, c0); c1 = Vector512.FusedMultiplyAdd(Ld(src + V), k, c1);
+                        c2 = Vector512.FusedMultiplyAdd(Ld(src + 2 * V), k, c2); c3 = Vector512.FusedMultiplyAdd(Ld(src + 3 * V), k, c3);
+                    }
+                else if (nv == 1)
+                    for (int e = e0; e < e1; e++)
+                        c0 = Vector512.FusedMultiplyAdd(Ld(b + (long)rows[e] * lanes), Vector512.Create(ws[e]), c0);
+                else
+                    for (int e = e0; e < e1; e++)
+                    {
+                        var k = Vector512.Create(ws[e]);
+                        float* src = b + (long)rows[e] * lanes;
                         c0 = Vector512.FusedMultiplyAdd(Ld(src), k, c0);
                         if (nv > 1) c1 = Vector512.FusedMultiplyAdd(Ld(src + V), k, c1);
                         if (nv > 2) c2 = Vector512.FusedMultiplyAdd(Ld(src + 2 * V), k, c2);
