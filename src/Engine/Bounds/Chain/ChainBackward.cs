@@ -278,13 +278,10 @@ internal sealed unsafe class ChainBackward
         }
     }
 
-    internal static long[]? Prof;
-
     private void Walk(int from)
     {
         for (int k = from; k >= 0; k--)
         {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             switch (_plan.Layers[k])
             {
                 case ActLayer: RelaxStep(k); break;
@@ -292,7 +289,6 @@ internal sealed unsafe class ChainBackward
                 case ConvLayer g: ConvStep(k, g); break;
                 case ElemLayer: ElemStep(k); break;
             }
-            if (Prof != null) Prof[k] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
             _value = k - 1;
         }
     }
@@ -660,13 +656,6 @@ internal sealed unsafe class ChainBackward
 
     /// <summary>Concretises the rows at the input; returns the lower bound per lane / row (value + bias − margin).</summary>
     private double* Finish()
-    {
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        try { return FinishCore(); }
-        finally { if (Prof != null) Prof[^1] += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
-    }
-
-    private double* FinishCore()
     {
         if (_splitAtInput) return FinishSplit();
         if (_split) Unsplit();

@@ -20,7 +20,6 @@ internal static unsafe partial class ChainBounds
     internal const int MaxPairs = 64;
 
     [ThreadStatic] private static int _taken;
-    internal static long[]? Prof;
 
     /// <summary>How many computations the fast path has answered on this thread (tests check that it is taken).</summary>
     internal static int TakenOnThisThread => _taken;
@@ -51,6 +50,7 @@ internal static unsafe partial class ChainBounds
         try
         {
             if (!Prepare(run, x, perturbation, o)) return null;
+            run.ExactMargins = method != BoundMethod.Ibp;
             var result = method == BoundMethod.Ibp ? Ibp(run, spec) : Crown(run, spec, refine: method == BoundMethod.Crown);
             _taken++;
             return result;
@@ -137,12 +137,7 @@ internal static unsafe partial class ChainBounds
         var layers = run.Plan.Layers;
         int last = layers.Length - 1, b = run.Batch, nout = layers[last].OutSize;
         bool fold = spec != null && layers[last] is DenseLayer;
-        for (int k = 0; k < (fold ? last : last + 1); k++)
-        {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            IbpLayer(run, k);
-            if (Prof != null) Prof[k] = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
-        }
+        for (int k = 0; k < (fold ? last : last + 1); k++) IbpLayer(run, k);
         if (spec == null)
             return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(run.Lo[last].Get(0), b * nout), [b, nout], null),
                                    Tensor.FromSpan(new ReadOnlySpan<float>(run.Hi[last].Get(0), b * nout), [b, nout], null));
@@ -236,16 +231,13 @@ internal static unsafe partial class ChainBounds
         if (refine) BuildTransfers(run);
         for (int k = 0; k < plan.LastAct; k++)
         {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             IbpLayer(run, k);
             if (layers[k + 1] is ActLayer act)
             {
                 if (refine && act.RefineInput) RefineValue(run, k, o.SparseIntermediates);
                 Relaxation(run, k + 1);
             }
-            if (Prof != null) Prof[k] = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         }
-        long tf = System.Diagnostics.Stopwatch.GetTimestamp();
         int b = run.Batch, nout = layers[^1].OutSize, s = spec?.Count ?? nout;
         bool upper = o.ComputeUpper;
         float* identity = null;
@@ -281,7 +273,6 @@ internal static unsafe partial class ChainBounds
             finally { run.ReturnWorker(w); }
         });
         GC.KeepAlive(spec);
-        if (Prof != null) Prof[9] = System.Diagnostics.Stopwatch.GetTimestamp() - tf;
         return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
                                Tensor.FromSpan(new ReadOnlySpan<float>(up, b * s), [b, s], null));
     }

@@ -34,6 +34,8 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     /// <summary>The input set is a ball around x₀ (L2, or L∞ without clipping): the first layer may use x₀ and eps directly.</summary>
     public bool Ball;
     public BoundOptions Options = BoundOptions.Default;
+    /// <summary>Form the first layer's rounding magnitude exactly whatever the batch (CROWN; see ChainIbp.cs).</summary>
+    public bool ExactMargins;
     public readonly Pinned<float> X0 = new(), BoxLo = new(), BoxHi = new(), BoxC = new(), BoxR = new();
     public readonly Pinned<float>[] Lo = NewArray(plan.Layers.Length), Hi = NewArray(plan.Layers.Length);
     // Per activation layer (indexed by the layer), per example: class (0 zero, 1 exact, 2 unstable), slopes, intercept.

@@ -8,10 +8,10 @@ namespace Engine.Bounds;
 /// rule (BoundRules.Affine and the op rules) operation for operation, with one exception at the first layer when
 /// it is a Linear over an unclipped L∞ ball or an L2 ball: there the radius is the exact ball rule
 /// eps·‖W_j‖ (‖·‖₁ for L∞, ‖·‖₂ for L2) plus the rounding margin ρ·(|W_j|·|x| + |b_j|). For batches above
-/// <see cref="SmallBatch"/> the magnitude |W_j|·|x| is bounded by Cauchy–Schwarz, ‖W_j‖₂·‖x‖₂, which costs one
-/// pass over W instead of a second matrix product as large as the layer itself; that margin is up to ~1.3× the
-/// exact one (uniform inputs), i.e. the bound is looser by about 1e-4 of its scale. Small batches read W once
-/// and get the exact magnitude for free.
+/// <see cref="SmallBatch"/>, for IBP alone, the magnitude |W_j|·|x| is bounded by Cauchy–Schwarz, ‖W_j‖₂·‖x‖₂,
+/// which costs one pass over W instead of a second matrix product as large as the layer itself; that margin is up
+/// to ~1.3× the exact one (uniform inputs), i.e. the bound is looser by about 1e-4 of its scale. Small batches read
+/// W once and get the exact magnitude for free, and CROWN (whose cost is elsewhere) always takes it exactly.
 /// </summary>
 internal static unsafe partial class ChainBounds
 {
@@ -198,6 +198,16 @@ internal static unsafe partial class ChainBounds
                 norms[j] = (float)(l2 ? Math.Sqrt(sq) : l1); norms[nout + j] = (float)Math.Sqrt(sq);
             }
             Sgemm.Run(false, true, bsz, nout, nin, 1f, x0, nin, w, nin, 0f, center, nout);
+            if (run.ExactMargins)
+            {
+                // CROWN spends far more than this product elsewhere: take the exact magnitude |W|·|x₀| (as the generic path).
+                exact = run.Tmp3.Get((long)bsz * nout + (long)bsz * nin);
+                float* ax = exact + (long)bsz * nout;
+                for (long i = 0; i < (long)bsz * nin; i++) ax[i] = MathF.Abs(x0[i]);
+                float* wa = run.WAbs.Get((long)nout * nin);
+                AbsCopy(w, wa, (long)nout * nin);
+                Sgemm.Run(false, true, bsz, nout, nin, 1f, ax, nin, wa, nin, 0f, exact, nout);
+            }
         }
         float er = run.Eps * (1 + rho);
         for (int e = 0; e < bsz; e++)
