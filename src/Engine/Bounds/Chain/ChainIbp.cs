@@ -210,16 +210,32 @@ internal static unsafe partial class ChainBounds
             }
         }
         float er = run.Eps * (1 + rho);
+        // Per output: spread = ‖W_j‖·eps·(1 + ρ) and |b_j| (zero without a bias), then per example and output
+        // c + b ± (spread + (mag + |b|)·ρ + α) with mag = |W_j|·|x₀| (exact) or ‖W_j‖₂·‖x₀‖₂.
+        float* spread = run.WAbs.Get((long)nout * nin + 2L * nout) + (long)nout * nin, babs = spread + nout;
+        for (int j = 0; j < nout; j++) { spread[j] = norms[j] * er; babs[j] = bias == null ? 0f : MathF.Abs(bias[j]); }
+        var vr = Vector512.Create(rho); var va = Vector512.Create(alpha);
         for (int e = 0; e < bsz; e++)
-            for (int j = 0; j < nout; j++)
+        {
+            float* ce = center + (long)e * nout, me = exact == null ? null : exact + (long)e * nout, le = olo + (long)e * nout, he = ohi + (long)e * nout;
+            var vx = Vector512.Create(xn[e]);
+            int j = 0;
+            for (; j + 16 <= nout; j += 16)
             {
-                long q = (long)e * nout + j;
-                float mag = exact != null ? exact[q] : norms[nout + j] * xn[e];
-                float cc = center[q];
-                if (bias != null) { cc += bias[j]; mag += MathF.Abs(bias[j]); }
-                float rr = norms[j] * er + mag * rho + alpha;
-                olo[q] = cc - rr; ohi[q] = cc + rr;
+                var mag = me != null ? Vector512.Load(me + j) : Vector512.Load(norms + nout + j) * vx;
+                var cc = Vector512.Load(ce + j);
+                if (bias != null) cc += Vector512.Load(bias + j);
+                var rr = Vector512.Load(spread + j) + (mag + Vector512.Load(babs + j)) * vr + va;
+                Vector512.Store(cc - rr, le + j); Vector512.Store(cc + rr, he + j);
             }
+            for (; j < nout; j++)
+            {
+                float mag = me != null ? me[j] : norms[nout + j] * xn[e];
+                float cc = bias == null ? ce[j] : ce[j] + bias[j];
+                float rr = spread[j] + (mag + babs[j]) * rho + alpha;
+                le[j] = cc - rr; he[j] = cc + rr;
+            }
+        }
         GC.KeepAlive(d);
     }
 

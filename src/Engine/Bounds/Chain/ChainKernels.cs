@@ -182,40 +182,13 @@ internal static unsafe class ChainKernels
     }
 
     /// <summary>
-    /// Concretisation over the input set, per lane: dot = Σ A·c, spread = Σ |A|·r (r null: eps·Σ|A|), mag = Σ |A|·|c|,
-    /// sq = Σ A² (for L2). Rows are elements p_j of the input. Results are added (double) to the four accumulators.
+    /// Concretisation over the input set, per lane: dot = Σ A·c, spread = Σ |A|·r (r null: eps·Σ|A|; for L2 the sum
+    /// of squares Σ A² instead, into sq), mag = Σ |A|·|c|. Rows are elements p_j of the input (idx null: all in order).
+    /// The sums are added (double) to the accumulators.
     /// </summary>
     public static void Concretise(float* a, int cnt, int* idx, int lanes, float* c, float* r, bool l2,
                                   double* dot, double* spread, double* mag, double* sq, float* t0, float* t1, float* t2, float* t3)
-    {
-        Clear(t0, lanes); Clear(t1, lanes); Clear(t2, lanes); Clear(t3, lanes);
-        for (int j0 = 0; j0 < cnt; j0 += Block)
-        {
-            int j1 = Math.Min(cnt, j0 + Block);
-            for (int v0 = 0; v0 < lanes; v0 += 4 * V)
-            {
-                int nv = Math.Min(4, (lanes - v0) / V);
-                for (int k = 0; k < nv; k++)
-                {
-                    int v = v0 + k * V;
-                    var d = Vector512<float>.Zero; var s = d; var m = d; var q = d;
-                    for (int j = j0; j < j1; j++)
-                    {
-                        int e = idx == null ? j : idx[j];
-                        var x = Ld(a + (long)j * lanes + v);
-                        var ax = Vector512.Abs(x);
-                        float cv = c[e];
-                        d = Vector512.FusedMultiplyAdd(x, Vector512.Create(cv), d);
-                        m = Vector512.FusedMultiplyAdd(ax, Vector512.Create(MathF.Abs(cv)), m);
-                        s = r == null ? s + ax : Vector512.FusedMultiplyAdd(ax, Vector512.Create(r[e]), s);
-                        if (l2) q = Vector512.FusedMultiplyAdd(x, x, q);
-                    }
-                    St(t0 + v, d); St(t1 + v, s); St(t2 + v, m); St(t3 + v, q);
-                }
-            }
-            for (int v = 0; v < lanes; v++) { dot[v] += t0[v]; spread[v] += t1[v]; mag[v] += t2[v]; sq[v] += t3[v]; }
-        }
-    }
+        => ConcretiseCore(a, null, cnt, idx, lanes, lanes, 1, c, r, l2, dot, l2 ? sq : spread, mag);
 
     /// <summary>
     /// <see cref="Concretise"/> of the rows P + Q_low (lanes [0, L)) and −P + Q_up (lanes [L, 2L)) without forming
@@ -224,31 +197,72 @@ internal static unsafe class ChainKernels
     public static void ConcretiseSplit(float* p, float* q, int n, int lanes, float* c, float* r, bool l2,
                                       double* dot, double* spread, double* mag, double* sq, float* t)
     {
-        int l2n = 2 * lanes;
-        float* t0 = t, t1 = t + l2n, t2 = t + 2 * l2n, t3 = t + 3 * l2n;
-        for (int j0 = 0; j0 < n; j0 += Block)
+        ConcretiseCore(q, p, n, null, lanes, 2 * lanes, 1, c, r, l2, dot, l2 ? sq : spread, mag);
+        ConcretiseCore(q + lanes, p, n, null, lanes, 2 * lanes, -1, c, r, l2, dot + lanes, l2 ? sq + lanes : spread + lanes, mag + lanes);
+    }
+
+    /// <summary>
+    /// The concretisation sums of <paramref name="lanes"/> lanes of rows a (row stride lda), plus sign·p (row stride
+    /// lanes) when p is given: groups of four vectors of lanes are accumulated in registers over blocks of
+    /// <see cref="Block"/> rows, then flushed to double. s2 receives Σ|A|·r (or eps-free Σ|A|, r null) or, for L2, Σ A².
+    /// </summary>
+    private static void ConcretiseCore(float* a, float* p, int cnt, int* idx, int lanes, int lda, float sign, float* c, float* r, bool l2,
+                                       double* dot, double* s2, double* mag)
+    {
+        var vs = Vector512.Create(sign);
+        for (int v0 = 0; v0 < lanes; v0 += 4 * V)
         {
-            int j1 = Math.Min(n, j0 + Block);
-            for (int half = 0; half < 2; half++)
-                for (int v = 0; v < lanes; v += V)
+            int nv = Math.Min(4, (lanes - v0) / V);
+            for (int j0 = 0; j0 < cnt; j0 += Block)
+            {
+                int j1 = Math.Min(cnt, j0 + Block);
+                var d0 = Vector512<float>.Zero; var d1 = d0; var d2 = d0; var d3 = d0;
+                var e0 = d0; var e1 = d0; var e2 = d0; var e3 = d0;
+                var m0 = d0; var m1 = d0; var m2 = d0; var m3 = d0;
+                for (int j = j0; j < j1; j++)
                 {
-                    var d = Vector512<float>.Zero; var s = d; var m = d; var qq = d;
-                    for (int j = j0; j < j1; j++)
+                    int el = idx == null ? j : idx[j];
+                    float* row = a + (long)j * lda + v0;
+                    float* prow = p == null ? null : p + (long)j * lanes + v0;
+                    var vc = Vector512.Create(c[el]); var vac = Vector512.Abs(vc);
+                    var vrr = r == null ? Vector512<float>.One : Vector512.Create(r[el]);
+                    var x0 = Ld(row); if (prow != null) x0 = Vector512.FusedMultiplyAdd(Ld(prow), vs, x0);
+                    d0 = Vector512.FusedMultiplyAdd(x0, vc, d0); m0 = Vector512.FusedMultiplyAdd(Vector512.Abs(x0), vac, m0);
+                    e0 = l2 ? Vector512.FusedMultiplyAdd(x0, x0, e0) : Vector512.FusedMultiplyAdd(Vector512.Abs(x0), vrr, e0);
+                    if (nv > 1)
                     {
-                        var pv = Ld(p + (long)j * lanes + v);
-                        var x = Ld(q + (long)j * l2n + half * lanes + v) + (half == 0 ? pv : -pv);
-                        var ax = Vector512.Abs(x);
-                        float cv = c[j];
-                        d = Vector512.FusedMultiplyAdd(x, Vector512.Create(cv), d);
-                        m = Vector512.FusedMultiplyAdd(ax, Vector512.Create(MathF.Abs(cv)), m);
-                        s = r == null ? s + ax : Vector512.FusedMultiplyAdd(ax, Vector512.Create(r[j]), s);
-                        if (l2) qq = Vector512.FusedMultiplyAdd(x, x, qq);
+                        var x1 = Ld(row + V); if (prow != null) x1 = Vector512.FusedMultiplyAdd(Ld(prow + V), vs, x1);
+                        d1 = Vector512.FusedMultiplyAdd(x1, vc, d1); m1 = Vector512.FusedMultiplyAdd(Vector512.Abs(x1), vac, m1);
+                        e1 = l2 ? Vector512.FusedMultiplyAdd(x1, x1, e1) : Vector512.FusedMultiplyAdd(Vector512.Abs(x1), vrr, e1);
                     }
-                    int o = half * lanes + v;
-                    St(t0 + o, d); St(t1 + o, s); St(t2 + o, m); St(t3 + o, qq);
+                    if (nv > 2)
+                    {
+                        var x2 = Ld(row + 2 * V); if (prow != null) x2 = Vector512.FusedMultiplyAdd(Ld(prow + 2 * V), vs, x2);
+                        d2 = Vector512.FusedMultiplyAdd(x2, vc, d2); m2 = Vector512.FusedMultiplyAdd(Vector512.Abs(x2), vac, m2);
+                        e2 = l2 ? Vector512.FusedMultiplyAdd(x2, x2, e2) : Vector512.FusedMultiplyAdd(Vector512.Abs(x2), vrr, e2);
+                    }
+                    if (nv > 3)
+                    {
+                        var x3 = Ld(row + 3 * V); if (prow != null) x3 = Vector512.FusedMultiplyAdd(Ld(prow + 3 * V), vs, x3);
+                        d3 = Vector512.FusedMultiplyAdd(x3, vc, d3); m3 = Vector512.FusedMultiplyAdd(Vector512.Abs(x3), vac, m3);
+                        e3 = l2 ? Vector512.FusedMultiplyAdd(x3, x3, e3) : Vector512.FusedMultiplyAdd(Vector512.Abs(x3), vrr, e3);
+                    }
                 }
-            for (int v = 0; v < l2n; v++) { dot[v] += t0[v]; spread[v] += t1[v]; mag[v] += t2[v]; sq[v] += t3[v]; }
+                AddTo(d0, dot + v0); AddTo(e0, s2 + v0); AddTo(m0, mag + v0);
+                if (nv > 1) { AddTo(d1, dot + v0 + V); AddTo(e1, s2 + v0 + V); AddTo(m1, mag + v0 + V); }
+                if (nv > 2) { AddTo(d2, dot + v0 + 2 * V); AddTo(e2, s2 + v0 + 2 * V); AddTo(m2, mag + v0 + 2 * V); }
+                if (nv > 3) { AddTo(d3, dot + v0 + 3 * V); AddTo(e3, s2 + v0 + 3 * V); AddTo(m3, mag + v0 + 3 * V); }
+            }
         }
+    }
+
+    /// <summary>acc[0..16) += v (in double).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTo(Vector512<float> v, double* acc)
+    {
+        var (lo, hi) = Vector512.Widen(v);
+        Vector512.Store(Vector512.Load(acc) + lo, acc);
+        Vector512.Store(Vector512.Load(acc + 8) + hi, acc + 8);
     }
 
     /// <summary>Rows j of y = rows p_j of a scaled by s[p_j] (s null: copy); idx null means all rows in order.</summary>
