@@ -66,6 +66,10 @@ internal sealed unsafe class ChainBackward
     private int _rows, _pc, _ph, _pw, _gh, _gw;
     private double* _bsum, _msum;
 
+    /// <summary>Scratch of the caller (ChainBounds) for row lists and results, per worker.</summary>
+    public readonly Pinned<int> Rows = new();
+    public readonly Pinned<float> Scratch = new();
+
     public ChainBackward(ChainRun run)
     {
         _run = run; _plan = run.Plan;
@@ -519,9 +523,9 @@ internal sealed unsafe class ChainBackward
         if (_form == Form.MatrixRows) ToLanes();
         if (_form == Form.Windows)
         {
-            if (_run.Transfer.TryGetValue((k, _ph, _pw), out var tm))
+            if (_run.Transfer.TryGetValue((k, _ph, _pw), out var tm) && tm.Call == _run.CallId)
             {
-                ConvWindows(g, w, b, tm);
+                ConvWindows(g, w, b, tm.M);
                 GC.KeepAlive(g);
                 return;
             }

@@ -251,11 +251,10 @@ internal static unsafe partial class ChainBounds
         CpuThreads.For(b, 1, (e0, e1) =>
         {
             var w = run.RentWorker();
-            var lb = new float[2 * MaxPairs];
             try
             {
-                fixed (float* plb = lb)
-                    for (int e = e0; e < e1; e++)
+                float* plb = w.Scratch.Get(2 * MaxPairs);
+                for (int e = e0; e < e1; e++)
                     {
                         float* rows = spec == null ? identity : SpecRows(spec, e);
                         for (int r0 = 0; r0 < s; r0 += MaxPairs)
@@ -284,7 +283,7 @@ internal static unsafe partial class ChainBounds
     /// </summary>
     private static void BuildTransfers(ChainRun run)
     {
-        run.Transfer.Clear();
+        // Entries persist across calls (the same windows every time); their values are rebuilt from the live weights.
         var layers = run.Plan.Layers;
         for (int a = 1; a < layers.Length; a++)
         {
@@ -299,8 +298,9 @@ internal static unsafe partial class ChainBounds
                 if (layers[k] is not ConvLayer g) continue;
                 int wh2 = (wh - 1) * g.SH + (g.KH - 1) * g.DH + 1, ww2 = (ww - 1) * g.SW + (g.KW - 1) * g.DW + 1;
                 if ((wh2 >= g.H && ww2 >= g.Wd) || (long)g.Cout * wh * ww * g.Cin * wh2 * ww2 > MaxTransfer) break;
-                if (!run.Transfer.ContainsKey((k, wh, ww)))
-                    run.Transfer[(k, wh, ww)] = ChainKernels.TransferMatrix(g, Ptr(g.W), wh, ww, out _, out _);
+                run.Transfer.TryGetValue((k, wh, ww), out var old);
+                if (old.Call != run.CallId)
+                    run.Transfer[(k, wh, ww)] = (ChainKernels.TransferMatrix(g, Ptr(g.W), wh, ww, old.M), run.CallId);
                 GC.KeepAlive(g);
                 wh = wh2; ww = ww2;
             }
@@ -318,13 +318,11 @@ internal static unsafe partial class ChainBounds
         CpuThreads.For(run.Batch, 1, (e0, e1) =>
         {
             var w = run.RentWorker();
-            var buf = new int[n];
-            var lb = new float[2 * MaxPairs];
             try
             {
-                fixed (int* rows = buf)
-                fixed (float* plb = lb)
-                    for (int e = e0; e < e1; e++)
+                int* rows = w.Rows.Get(n);
+                float* plb = w.Scratch.Get(2 * MaxPairs);
+                for (int e = e0; e < e1; e++)
                     {
                         float* l = lo + (long)e * n, h = hi + (long)e * n;
                         int m = 0;

@@ -47,7 +47,8 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     /// <summary>Counts calls, so a worker's per-call caches (gathered weight rows) know when they are stale.</summary>
     public long CallId;
     // Per conv layer: the window-to-window matrices of this call (see ChainBackward's row windows), by window size.
-    public readonly Dictionary<(int Layer, int H, int W), float[]> Transfer = [];
+    // Entries persist across calls (the same windows every time) and hold the call they were last built for.
+    public readonly Dictionary<(int Layer, int H, int W), (float[] M, long Call)> Transfer = [];
     // Per layer: element-wise s and t, or scratch for the IBP of a layer.
     public readonly Pinned<float>[] S = NewArray(plan.Layers.Length), T = NewArray(plan.Layers.Length);
     public readonly bool[] HasS = new bool[plan.Layers.Length], HasT = new bool[plan.Layers.Length];

@@ -591,11 +591,12 @@ internal static unsafe class ChainKernels
     /// The matrix of conv2ᵀ between windows: row (co, y, x) of a wh×ww output window, column (ci, y·SH + kh·DH,
     /// x·SW + kw·DW) of the input window, entry W[co, ci, kh, kw]; so rows·T pushes window rows through the layer.
     /// </summary>
-    public static float[] TransferMatrix(ConvLayer g, float* w, int wh, int ww, out int wh2, out int ww2)
+    public static float[] TransferMatrix(ConvLayer g, float* w, int wh, int ww, float[]? reuse)
     {
-        wh2 = (wh - 1) * g.SH + (g.KH - 1) * g.DH + 1; ww2 = (ww - 1) * g.SW + (g.KW - 1) * g.DW + 1;
-        int cols = g.Cin * wh2 * ww2, kk = g.KH * g.KW;
-        var t = GC.AllocateArray<float>(g.Cout * wh * ww * cols, pinned: true);
+        int wh2 = (wh - 1) * g.SH + (g.KH - 1) * g.DH + 1, ww2 = (ww - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+        int cols = g.Cin * wh2 * ww2, kk = g.KH * g.KW, size = g.Cout * wh * ww * cols;
+        var t = reuse != null && reuse.Length == size ? reuse : GC.AllocateArray<float>(size, pinned: true);
+        Array.Clear(t);
         for (int co = 0; co < g.Cout; co++)
             for (int y = 0; y < wh; y++)
                 for (int x = 0; x < ww; x++)

@@ -17,7 +17,14 @@ namespace Engine.Bounds;
 /// </summary>
 internal sealed class ChainPlan
 {
-    private static readonly ConditionalWeakTable<ComputeGraph, ConcurrentDictionary<string, ChainPlan?>> Cache = new();
+    private static readonly ConditionalWeakTable<ComputeGraph, Shapes> Cache = new();
+
+    /// <summary>A graph's plans by input shape, with the last one looked up kept aside (calls repeat one shape).</summary>
+    private sealed class Shapes
+    {
+        public readonly ConcurrentDictionary<string, ChainPlan?> ByKey = new();
+        public volatile Tuple<int[], ChainPlan?>? Last;
+    }
     private readonly ConcurrentBag<ChainRun> _runs = [];
 
     private ChainPlan(ChainLayer[] layers, int[] inputShape, Tensor[] constants)
@@ -53,12 +60,16 @@ internal sealed class ChainPlan
     /// <summary>The plan of <paramref name="graph"/> for inputs of shape <paramref name="xShape"/>, or null when the graph is not a supported chain.</summary>
     public static ChainPlan? For(ComputeGraph graph, int[] xShape)
     {
-        var byShape = Cache.GetValue(graph, _ => new ConcurrentDictionary<string, ChainPlan?>());
+        var shapes = Cache.GetValue(graph, _ => new Shapes());
+        if (shapes.Last is { } last && last.Item1.AsSpan().SequenceEqual(xShape)) return last.Item2;
         string key = string.Join(",", xShape);
-        if (byShape.TryGetValue(key, out var plan)) return plan;
-        plan = Compile(graph, xShape);
-        if (byShape.Count > 16) byShape.Clear();
-        byShape[key] = plan;
+        if (!shapes.ByKey.TryGetValue(key, out var plan))
+        {
+            plan = Compile(graph, xShape);
+            if (shapes.ByKey.Count > 16) shapes.ByKey.Clear();
+            shapes.ByKey[key] = plan;
+        }
+        shapes.Last = Tuple.Create((int[])xShape.Clone(), plan);
         return plan;
     }
 
