@@ -89,7 +89,8 @@ internal sealed class ChainPlan
         {
             using (new NoGrad()) vals = Executor.RunAll(g, ForwardContext.Eval, Tensor.Zeros(xShape));
         }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException or InvalidOperationException) { return null; }
+        // Whatever stops the forward (a bad shape, an unsupported op) is reported by the generic path instead.
+        catch (Exception e) when (e is not OutOfMemoryException) { return null; }
         int batch = xShape[0];
         var layers = new List<ChainLayer>();
         var constants = new List<Tensor>();
