@@ -38,4 +38,12 @@ public sealed class BoundOptions
 
     /// <summary>Absolute float32 safety margin added with <see cref="RoundingRelative"/>.</summary>
     public float RoundingAbsolute { get; init; } = 1e-7f;
+
+    /// <summary>
+    /// Let IBP, CROWN and CROWN-IBP take the compiled fast path when it applies (a sequential CPU graph of Linear,
+    /// Conv, BatchNorm, constant Add / Sub / Mul, ReLU / LeakyReLU and shape-only ops, when no gradient can be
+    /// requested). False forces the generic graph path (for comparisons and tests); the bounds are the same up to
+    /// float rounding.
+    /// </summary>
+    public bool FastPath { get; init; } = true;
 }

@@ -46,6 +46,11 @@ public static class Bounds
         var o = options ?? BoundOptions.Default;
         if (o.AlphaIterations < 0) throw new ArgumentOutOfRangeException(nameof(options), $"Bounds: AlphaIterations must be >= 0, got {o.AlphaIterations}.");
         if (!(o.RoundingRelative >= 0) || !(o.RoundingAbsolute >= 0)) throw new ArgumentOutOfRangeException(nameof(options), "Bounds: rounding margins must be >= 0.");
+        if (ChainBounds.TryCompute(graph, x, perturbation, method, spec, o) is { } fast)
+        {
+            CheckFinite(fast);
+            return fast;
+        }
         var result = method switch
         {
             BoundMethod.Ibp => Ibp(new BoundPropagator(graph, perturbation, o), x, spec),

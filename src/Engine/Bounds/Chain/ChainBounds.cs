@@ -1,0 +1,392 @@
+using System.Runtime.Intrinsics;
+using Engine.Autograd;
+using Engine.Cpu;
+using Engine.Graph;
+using Engine.Tensors;
+
+namespace Engine.Bounds;
+
+/// <summary>
+/// The fast path of <see cref="Bounds.Compute(ComputeGraph, Tensor, Perturbation, BoundMethod, Spec?, BoundOptions?)"/>
+/// for IBP, CROWN and CROWN-IBP: a sequential graph (<see cref="ChainPlan"/>) bounded on raw float buffers with
+/// preallocated scratch, the same algorithm as the generic graph path (same relaxations, same intermediate bounds,
+/// same rounding margins; ChainIbp.cs describes the one place where a margin is formed differently), but
+/// without tensor temporaries or autograd. It is taken only when no gradient can be asked for: the generic path
+/// stays the differentiable one (certified training).
+/// </summary>
+internal static unsafe partial class ChainBounds
+{
+    /// <summary>Rows (each with its negation) per backward pass: keeps the coefficient buffers near the caches.</summary>
+    internal const int MaxPairs = 64;
+
+    [ThreadStatic] private static int _taken;
+
+    /// <summary>How many computations the fast path has answered on this thread (tests check that it is taken).</summary>
+    internal static int TakenOnThisThread => _taken;
+
+    /// <summary>True when the fast path answers this call (the structure, device and gradient conditions).</summary>
+    internal static bool Applies(ComputeGraph graph, Tensor x, BoundMethod method, Spec? spec, BoundOptions o, out ChainPlan? plan)
+    {
+        plan = null;
+        if (!o.FastPath || method is not (BoundMethod.Ibp or BoundMethod.Crown or BoundMethod.CrownIbp)) return false;
+        if (x.Storage is not CpuStorage || x.Rank < 2 || (spec != null && spec.C.Storage is not CpuStorage)) return false;
+        plan = ChainPlan.For(graph, x.Dims);
+        if (plan == null) return false;
+        if (GradMode.IsEnabled)
+        {
+            if (x.RequiresGrad || (spec != null && spec.C.RequiresGrad)) return false;
+            foreach (var t in plan.Constants) if (t.RequiresGrad) return false;
+        }
+        return true;
+    }
+
+    /// <summary>The bounds by the fast path, or null when it does not apply (or the input is invalid: the generic path then reports it).</summary>
+    public static BoundResult? TryCompute(ComputeGraph graph, Tensor x, Perturbation perturbation, BoundMethod method, Spec? spec, BoundOptions o)
+    {
+        if (!Applies(graph, x, method, spec, o, out var plan)) return null;
+        int nout = plan!.Layers[^1].OutSize, batch = x.Dims[0];
+        if (spec != null && (spec.Outputs != nout || (spec.C.Rank == 3 && spec.C.Dims[0] != batch))) return null;
+        var run = plan.Rent();
+        try
+        {
+            if (!Prepare(run, x, perturbation, o)) return null;
+            run.ExactMargins = method != BoundMethod.Ibp;
+            var result = method == BoundMethod.Ibp ? Ibp(run, spec) : Crown(run, spec, refine: method == BoundMethod.Crown);
+            _taken++;
+            return result;
+        }
+        finally
+        {
+            plan.Return(run);
+            GC.KeepAlive(x); GC.KeepAlive(spec);
+        }
+    }
+
+    /// <summary>Copies the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and forms the input box.</summary>
+    private static bool Prepare(ChainRun run, Tensor x, Perturbation p, BoundOptions o)
+    {
+        var plan = run.Plan;
+        int b = x.Dims[0], n0 = plan.InputSize;
+        long total = (long)b * n0;
+        float* xs = Ptr(x);
+        float eps = p.Eps;
+        bool clip = p.ClipLow != null || p.ClipHigh != null;
+        float cl = p.ClipLow ?? float.NegativeInfinity, ch = p.ClipHigh ?? float.PositiveInfinity;
+        if (!InDomain(xs, total, cl, ch)) return false;
+        run.Batch = b; run.Eps = eps; run.Norm = p.Norm; run.Options = o; run.CallId++;
+        run.Rho = o.RoundingRelative; run.Alpha = o.RoundingAbsolute;
+        run.Ball = p.Norm == PerturbationNorm.L2 || !clip;
+        float* x0 = run.X0.Get(total), lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
+        Buffer.MemoryCopy(xs, x0, total * 4, total * 4);
+        Box(xs, lo, hi, total, eps, cl, ch);
+        if (!run.Ball)
+        {
+            float* bc = run.BoxC.Get(total), br = run.BoxR.Get(total);
+            for (long i = 0; i < total; i++) { bc[i] = (lo[i] + hi[i]) * 0.5f; br[i] = (hi[i] - lo[i]) * 0.5f; }
+        }
+        for (int k = 0; k < plan.Layers.Length; k++)
+            if (plan.Layers[k] is ElemLayer el)
+            {
+                int n = el.OutSize;
+                el.Fill(new Span<float>(run.S[k].Get(n), n), new Span<float>(run.T[k].Get(n), n), out run.HasS[k], out run.HasT[k]);
+            }
+        return true;
+    }
+
+    /// <summary>Every value finite and inside [lo, hi].</summary>
+    private static bool InDomain(float* x, long n, float lo, float hi)
+    {
+        long i = 0;
+        var vl = Vector512.Create(lo); var vh = Vector512.Create(hi); var bad = Vector512<float>.Zero;
+        for (; i + 16 <= n; i += 16)
+        {
+            var v = Vector512.Load(x + i);
+            // v − v is NaN for NaN and ±∞; the comparisons catch the domain.
+            bad |= ~Vector512.Equals(v - v, Vector512<float>.Zero) | Vector512.LessThan(v, vl) | Vector512.GreaterThan(v, vh);
+        }
+        if (bad != Vector512<float>.Zero) return false;
+        for (; i < n; i++)
+            if (!float.IsFinite(x[i]) || x[i] < lo || x[i] > hi) return false;
+        return true;
+    }
+
+    /// <summary>The generic input box: max(x − eps, lo), min(x + eps, hi).</summary>
+    private static void Box(float* x, float* l, float* h, long n, float eps, float lo, float hi)
+    {
+        long i = 0;
+        var ve = Vector512.Create(eps); var vl = Vector512.Create(lo); var vh = Vector512.Create(hi);
+        for (; i + 16 <= n; i += 16)
+        {
+            var v = Vector512.Load(x + i);
+            Vector512.Store(Vector512.Max(v - ve, vl), l + i);
+            Vector512.Store(Vector512.Min(v + ve, vh), h + i);
+        }
+        for (; i < n; i++) { l[i] = Math.Max(x[i] - eps, lo); h[i] = Math.Min(x[i] + eps, hi); }
+    }
+
+    private static void Axpy(float a, float* x, float* y, int n)
+    {
+        int i = 0;
+        var va = Vector512.Create(a);
+        for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
+        for (; i < n; i++) y[i] += a * x[i];
+    }
+
+    private static BoundResult Ibp(ChainRun run, Spec? spec)
+    {
+        var layers = run.Plan.Layers;
+        int last = layers.Length - 1, b = run.Batch, nout = layers[last].OutSize;
+        bool fold = spec != null && layers[last] is DenseLayer;
+        for (int k = 0; k < (fold ? last : last + 1); k++) IbpLayer(run, k);
+        if (spec == null)
+            return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(run.Lo[last].Get(0), b * nout), [b, nout], null),
+                                   Tensor.FromSpan(new ReadOnlySpan<float>(run.Hi[last].Get(0), b * nout), [b, nout], null));
+        int s = spec.Count;
+        float* lower = run.OutLo.Get((long)b * s), upper = run.OutHi.Get((long)b * s);
+        if (fold) FoldSpec(run, (DenseLayer)layers[last], spec, lower, upper);
+        else SpecOnBox(run, spec, lower, upper);
+        return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
+                               Tensor.FromSpan(new ReadOnlySpan<float>(upper, b * s), [b, s], null));
+    }
+
+    private static float* SpecRows(Spec spec, int example) => Ptr(spec.C) + (spec.C.Rank == 3 ? (long)example * spec.Count * spec.Outputs : 0);
+
+    /// <summary>
+    /// The generic IBP fold of the spec into the last Linear: (C·W) h + C·b over the box of h, radius
+    /// |C·W| r' + (|C|·|b|)·ρ + α (for an L2 ball that is h itself, the ball rule with the rows' 2-norms).
+    /// </summary>
+    private static void FoldSpec(ChainRun run, DenseLayer d, Spec spec, float* lower, float* upper)
+    {
+        int b = run.Batch, s = spec.Count, nout = d.OutSize, nin = d.InSize, k = run.Plan.Layers.Length - 1;
+        float rho = run.Rho, alpha = run.Alpha;
+        bool l2Ball = k == 0 && run.Ball && run.Norm == PerturbationNorm.L2;
+        float* c = run.C.Get((long)b * nin), r = run.R.Get((long)b * nin);
+        if (l2Ball)
+        {
+            float* x0 = run.X0.Get(0);
+            for (long i = 0; i < (long)b * nin; i++) { c[i] = x0[i]; r[i] = MathF.Abs(x0[i]); }
+        }
+        else CenterRadius(run, k, c, r);
+        float* w = Ptr(d.W);
+        float* bias = d.B == null ? null : Ptr(d.B);
+        float* cw = run.Tmp.Get((long)s * nin);
+        for (int e = 0; e < b; e++)
+        {
+            float* ce = SpecRows(spec, e);
+            for (int row = 0; row < s; row++)
+            {
+                float* dst = cw + (long)row * nin;
+                new Span<float>(dst, nin).Clear();
+                double cb = 0, cba = 0;
+                for (int j = 0; j < nout; j++)
+                {
+                    float cj = ce[(long)row * nout + j];
+                    if (cj == 0) continue;
+                    Axpy(cj, w + (long)j * nin, dst, nin);
+                    if (bias != null) { cb += (double)cj * bias[j]; cba += Math.Abs((double)cj) * Math.Abs(bias[j]); }
+                }
+                var (dc, rad) = DotAndAbsDot(dst, c + (long)e * nin, r + (long)e * nin, nin);
+                double center = cb + dc, sq = l2Ball ? Norms(dst, nin).Item2 : 0;
+                double radius = l2Ball ? Math.Sqrt(sq) * (run.Eps * (1 + rho)) + (rad + cba) * rho + alpha
+                              : bias != null ? rad + (cba * rho + alpha) : rad + alpha;
+                lower[(long)e * s + row] = (float)(center - radius);
+                upper[(long)e * s + row] = (float)(center + radius);
+            }
+        }
+        GC.KeepAlive(d); GC.KeepAlive(spec);
+    }
+
+    /// <summary>The generic rule when the output is not produced by a Linear: C⁺l + C⁻u ∓ (ρ·|C|·max(|l|, |u|) + α).</summary>
+    private static void SpecOnBox(ChainRun run, Spec spec, float* lower, float* upper)
+    {
+        int b = run.Batch, s = spec.Count, last = run.Plan.Layers.Length - 1, n = run.Plan.Layers[last].OutSize;
+        float* lo = run.Lo[last].Get(0), hi = run.Hi[last].Get(0);
+        for (int e = 0; e < b; e++)
+        {
+            float* ce = SpecRows(spec, e);
+            for (int row = 0; row < s; row++)
+            {
+                double l = 0, u = 0, m = 0;
+                for (int j = 0; j < n; j++)
+                {
+                    double cj = ce[(long)row * n + j], lj = lo[(long)e * n + j], hj = hi[(long)e * n + j];
+                    if (cj >= 0) { l += cj * lj; u += cj * hj; } else { l += cj * hj; u += cj * lj; }
+                    m += Math.Abs(cj) * Math.Max(Math.Abs(lj), Math.Abs(hj));
+                }
+                double mag = m * run.Rho + run.Alpha;
+                lower[(long)e * s + row] = (float)(l - mag);
+                upper[(long)e * s + row] = (float)(u + mag);
+            }
+        }
+        GC.KeepAlive(spec);
+    }
+
+    private static BoundResult Crown(ChainRun run, Spec? spec, bool refine)
+    {
+        var plan = run.Plan;
+        var layers = plan.Layers;
+        var o = run.Options;
+        // An activation on the input itself is relaxed over the input box (the generic path never refines the input).
+        if (layers[0] is ActLayer) Relaxation(run, 0);
+        if (refine) BuildTransfers(run);
+        for (int k = 0; k < plan.LastAct; k++)
+        {
+            IbpLayer(run, k);
+            if (layers[k + 1] is ActLayer act)
+            {
+                if (refine && act.RefineInput) RefineValue(run, k, o.SparseIntermediates);
+                Relaxation(run, k + 1);
+            }
+        }
+        int b = run.Batch, nout = layers[^1].OutSize, s = spec?.Count ?? nout;
+        bool upper = o.ComputeUpper;
+        float* identity = null;
+        if (spec == null)
+        {
+            identity = run.C.Get((long)nout * nout);
+            new Span<float>(identity, nout * nout).Clear();
+            for (int i = 0; i < nout; i++) identity[(long)i * nout + i] = 1f;
+        }
+        float* lower = run.OutLo.Get((long)b * s), up = run.OutHi.Get((long)b * s);
+        CpuThreads.For(b, 1, (e0, e1) =>
+        {
+            var w = run.RentWorker();
+            try
+            {
+                float* plb = w.Scratch.Get(2 * MaxPairs);
+                for (int e = e0; e < e1; e++)
+                    {
+                        float* rows = spec == null ? identity : SpecRows(spec, e);
+                        for (int r0 = 0; r0 < s; r0 += MaxPairs)
+                        {
+                            int cnt = Math.Min(MaxPairs, s - r0);
+                            w.Final(e, rows + (long)r0 * nout, cnt, upper, plb);
+                            for (int r = 0; r < cnt; r++)
+                            {
+                                lower[(long)e * s + r0 + r] = plb[r];
+                                up[(long)e * s + r0 + r] = upper ? -plb[cnt + r] : float.PositiveInfinity;
+                            }
+                        }
+                    }
+            }
+            finally { run.ReturnWorker(w); }
+        });
+        GC.KeepAlive(spec);
+        return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
+                               Tensor.FromSpan(new ReadOnlySpan<float>(up, b * s), [b, s], null));
+    }
+
+    /// <summary>
+    /// The window-to-window matrices (from the live weights) of every convolution that rows starting at a
+    /// convolution's neuron pass as windows (ChainBackward): a window stays one while the layer's input window is
+    /// smaller than the image and the matrix is small; beyond that the rows continue as full rows.
+    /// </summary>
+    private static void BuildTransfers(ChainRun run)
+    {
+        // Entries persist across calls (the same windows every time); their values are rebuilt from the live weights.
+        var layers = run.Plan.Layers;
+        for (int a = 1; a < layers.Length; a++)
+        {
+            if (layers[a] is not ActLayer { RefineInput: true }) continue;
+            int v = a - 1, k, wh, ww;
+            if (layers[v] is ConvLayer g0) { k = v - 1; wh = (g0.KH - 1) * g0.DH + 1; ww = (g0.KW - 1) * g0.DW + 1; }
+            else if (layers[v] is ElemLayer or ActLayer && layers[v].OutShape.Length == 3 && layers[v].OutShape[1] * layers[v].OutShape[2] > 1) { k = v; wh = ww = 1; }
+            else continue;
+            for (; k >= 0; k--)
+            {
+                if (layers[k] is DenseLayer) break;
+                if (layers[k] is not ConvLayer g) continue;
+                int wh2 = (wh - 1) * g.SH + (g.KH - 1) * g.DH + 1, ww2 = (ww - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+                if ((wh2 >= g.H && ww2 >= g.Wd) || (long)g.Cout * wh * ww * g.Cin * wh2 * ww2 > MaxTransfer) break;
+                run.Transfer.TryGetValue((k, wh, ww), out var old);
+                if (old.Call != run.CallId)
+                    run.Transfer[(k, wh, ww)] = (ChainKernels.TransferMatrix(g, Ptr(g.W), wh, ww, old.M), run.CallId);
+                GC.KeepAlive(g);
+                wh = wh2; ww = ww2;
+            }
+        }
+    }
+
+    /// <summary>Largest window-to-window matrix (floats) worth forming; larger windows continue as full rows.</summary>
+    private const long MaxTransfer = 1 << 22;
+
+    /// <summary>CROWN bounds (intersected with IBP) for the neurons of value k that IBP leaves unstable (all with dense intermediates).</summary>
+    private static void RefineValue(ChainRun run, int k, bool sparse)
+    {
+        int n = run.Plan.Layers[k].OutSize;
+        float* lo = run.Lo[k].Get(0), hi = run.Hi[k].Get(0);
+        CpuThreads.For(run.Batch, 1, (e0, e1) =>
+        {
+            var w = run.RentWorker();
+            try
+            {
+                int* rows = w.Rows.Get(n);
+                float* plb = w.Scratch.Get(2 * MaxPairs);
+                for (int e = e0; e < e1; e++)
+                    {
+                        float* l = lo + (long)e * n, h = hi + (long)e * n;
+                        int m = 0;
+                        for (int i = 0; i < n; i++) if (!sparse || (l[i] < 0 && h[i] > 0)) rows[m++] = i;
+                        for (int r0 = 0; r0 < m; r0 += MaxPairs)
+                        {
+                            int cnt = Math.Min(MaxPairs, m - r0);
+                            w.Refine(e, k, rows + r0, cnt, plb, plb + MaxPairs);
+                            for (int r = 0; r < cnt; r++)
+                            {
+                                int i = rows[r0 + r];
+                                l[i] = Math.Max(plb[r], l[i]);
+                                h[i] = Math.Min(-plb[MaxPairs + r], h[i]);
+                            }
+                        }
+                    }
+            }
+            finally { run.ReturnWorker(w); }
+        });
+    }
+
+    /// <summary>
+    /// The relaxation of activation layer a for every example, from the bounds of its input (ActivationOps.Bounds.cs):
+    /// class 0 (zero: dead ReLU), 1 (exact: stable, slope d), 2 (unstable: lower slope dl, chord du with intercept bu).
+    /// </summary>
+    private static void Relaxation(ChainRun run, int a)
+    {
+        var act = (ActLayer)run.Plan.Layers[a];
+        int n = act.InSize;
+        long total = (long)run.Batch * n;
+        float* lo = a == 0 ? run.BoxLo.Get(0) : run.Lo[a - 1].Get(0), hi = a == 0 ? run.BoxHi.Get(0) : run.Hi[a - 1].Get(0);
+        byte* cls = run.Cls[a].Get(total);
+        float* dl = run.Dl[a].Get(total), du = run.Du[a].Get(total), bu = run.Bu[a].Get(total);
+        int* alive = run.Alive[a].Get(total);
+        if (run.AliveCount[a] == null || run.AliveCount[a].Length < run.Batch) { run.AliveCount[a] = new int[run.Batch]; run.ExactCount[a] = new int[run.Batch]; }
+        float s = act.Slope;
+        for (long i = 0; i < total; i++)
+        {
+            float l = lo[i], u = hi[i];
+            if (l < 0 && u > 0)
+            {
+                float k, b;
+                if (s == 0) { k = u / (u - l); b = -k * l; }
+                else { k = (u - l * s) / (u - l); b = l * (s - k); }
+                cls[i] = 2; du[i] = k; bu[i] = b;
+                dl[i] = (u >= -l ? 1f : 0f) * (1f - s) + s;
+            }
+            else
+            {
+                float d = l >= 0 ? 1f : s;
+                cls[i] = (byte)(d == 0 ? 0 : 1);
+                dl[i] = du[i] = d; bu[i] = 0f;
+            }
+        }
+        // The elements a relaxation keeps, exact ones first (each part ascending): the order every compacted row set uses.
+        for (int e = 0; e < run.Batch; e++)
+        {
+            int m = 0;
+            byte* ce = cls + (long)e * n;
+            int* ae = alive + (long)e * n;
+            for (int i = 0; i < n; i++) if (ce[i] == 1) ae[m++] = i;
+            run.ExactCount[a][e] = m;
+            for (int i = 0; i < n; i++) if (ce[i] == 2) ae[m++] = i;
+            run.AliveCount[a][e] = m;
+        }
+    }
+}
