@@ -20,8 +20,11 @@ public sealed class BoundOptions
     /// <summary>alpha-CROWN: Adam steps on the slopes (the bound is evaluated Iterations + 1 times).</summary>
     public int AlphaIterations { get; init; } = 20;
 
-    /// <summary>alpha-CROWN: Adam learning rate.</summary>
-    public float AlphaLearningRate { get; init; } = 0.1f;
+    /// <summary>alpha-CROWN: Adam learning rate (auto_LiRPA's lr_alpha default).</summary>
+    public float AlphaLearningRate { get; init; } = 0.5f;
+
+    /// <summary>alpha-CROWN: the learning rate is multiplied by this after every step (auto_LiRPA's default 0.98).</summary>
+    public float AlphaLearningRateDecay { get; init; } = 0.98f;
 
     /// <summary>
     /// alpha-CROWN: one slope per neuron per spec row (as auto_LiRPA; tighter) when true, one per neuron shared

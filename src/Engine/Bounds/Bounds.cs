@@ -45,6 +45,8 @@ public static class Bounds
         ArgumentNullException.ThrowIfNull(perturbation);
         var o = options ?? BoundOptions.Default;
         if (o.AlphaIterations < 0) throw new ArgumentOutOfRangeException(nameof(options), $"Bounds: AlphaIterations must be >= 0, got {o.AlphaIterations}.");
+        if (!(o.AlphaLearningRate > 0) || !(o.AlphaLearningRateDecay > 0 && o.AlphaLearningRateDecay <= 1))
+            throw new ArgumentOutOfRangeException(nameof(options), $"Bounds: AlphaLearningRate must be > 0 and AlphaLearningRateDecay in (0, 1], got {o.AlphaLearningRate} and {o.AlphaLearningRateDecay}.");
         if (!(o.RoundingRelative >= 0) || !(o.RoundingAbsolute >= 0)) throw new ArgumentOutOfRangeException(nameof(options), "Bounds: rounding margins must be >= 0.");
         if (ChainBounds.TryCompute(graph, x, perturbation, method, spec, o) is { } fast)
         {
@@ -177,6 +179,7 @@ public static class Bounds
                 opt.ZeroGrad();
                 (-lb.Sum()).Backward();
                 opt.Step();
+                opt.LearningRate *= o.AlphaLearningRateDecay;
                 using (new NoGrad())
                     foreach (var t in alphas.Values) t.CopyFrom(t.Detach().Clamp(0f, 1f));
             }
