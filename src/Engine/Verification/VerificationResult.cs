@@ -85,6 +85,12 @@ public sealed record VerifierOptions
     /// <summary>PGD steps.</summary>
     public int AttackSteps { get; init; } = 50;
 
+    /// <summary>
+    /// Projected-gradient steps on the ReLU lower slopes and the unsafe rows' combination weights per bounded box
+    /// (0: CROWN's slopes and the best combination of per-row bounds only).
+    /// </summary>
+    public int SlopeIterations { get; init; } = 12;
+
     /// <summary>Seed of the attack's random starts.</summary>
     public ulong Seed { get; init; }
 }
