@@ -19,11 +19,10 @@ namespace Engine.Verification;
 internal static class BranchAndBound
 {
     /// <summary>ReLU neurons tried as split candidates per domain (besides every input).</summary>
-    private static readonly int NeuronCandidates = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_NC"), out var nc) ? nc : 2;
+    private const int NeuronCandidates = 2;
 
     /// <summary>Inputs tried as split candidates per domain (the ones with the largest |coefficient| × width).</summary>
     private const int InputCandidates = 6;
-    private static readonly int Score = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_SCORE"), out var sc) ? sc : 1;
 
     private sealed record Domain(double[] Lo, double[] Hi, bool[] Open, int Depth, RigorousBox? Enclosing, double[]?[]?[]? Alpha, double[]?[]? Lambda, Bounded? Done = null);
 
@@ -119,10 +118,9 @@ internal static class BranchAndBound
                 var (a, b) = Halves(d, ev, dim, neuron);
                 var ea = Evaluate(a);
                 var eb = Evaluate(b);
-                // A proven half scores high (it needs no more work); an empty half (a ReLU sign the domain cannot take)
-                // is no progress by itself, so the split scores as its other half.
-                double provenGain = Score == 1 ? -parent : 1e10;
-                double ga = ea.AnyOpen ? Math.Max(ea.Gap, parent) - parent : provenGain, gb = eb.AnyOpen ? Math.Max(eb.Gap, parent) - parent : provenGain;
+                // A proven half counts as lifted to 0; an empty half (a ReLU sign the domain cannot take) is no
+                // progress by itself, so such a split scores as its other half.
+                double ga = Math.Max(ea.AnyOpen ? ea.Gap : 0, parent) - parent, gb = Math.Max(eb.AnyOpen ? eb.Gap : 0, parent) - parent;
                 if (ea.Rb.Infeasible && !eb.Rb.Infeasible) ga = gb;
                 if (eb.Rb.Infeasible && !ea.Rb.Infeasible) gb = ga;
                 double score = Math.Min(ga, gb) + 1e-3 * Math.Max(ga, gb);
@@ -176,8 +174,6 @@ internal static class BranchAndBound
                 if (ev.Neuron == null && !(d.Lo[ev.Dim] + 0.5 * (d.Hi[ev.Dim] - d.Lo[ev.Dim]) is var mid && mid > d.Lo[ev.Dim] && mid < d.Hi[ev.Dim]))
                     return (Verdict.Unknown, null, $"a box can no longer be split (input {ev.Dim} is {d.Hi[ev.Dim] - d.Lo[ev.Dim]:g3} wide) and is not proven");
                 if (ev.Neuron != null) reluSplits++;
-                if (Environment.GetEnvironmentVariable("ENGINE_BAB_TRACE") is { } tr && d.Depth >= int.Parse(tr))
-                    Console.Error.WriteLine($"d{d.Depth} gap {ev.Gap:g4} unst {ev.Rb.UnstableCount} w [{string.Join(" ", Enumerable.Range(0, n).Select(i => ((d.Hi[i] - d.Lo[i]) / rootWidth[i]).ToString("g2")))}] split {(ev.Neuron is { } nn ? $"relu {nn}" : $"dim {ev.Dim}")} halves {ev.First?.Gap:g4}{(ev.First?.Rb.Infeasible == true ? "(inf)" : "")}{(ev.First?.AnyOpen == false ? "(P)" : "")} {ev.Second?.Gap:g4}{(ev.Second?.Rb.Infeasible == true ? "(inf)" : "")}{(ev.Second?.AnyOpen == false ? "(P)" : "")} cands [{string.Join(" ", ev.Neurons)}]");
                 var (a, b) = Halves(d, ev, ev.Dim, ev.Neuron);
                 stack.Push(b with { Done = ev.Second });
                 stack.Push(a with { Done = ev.First });

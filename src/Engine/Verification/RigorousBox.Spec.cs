@@ -57,20 +57,7 @@ public sealed partial class RigorousBox
         var res = new SpecOutcome { Bound = double.NegativeInfinity, InputCoefficients = new double[n0] };
         if (Infeasible) { res.Bound = double.PositiveInfinity; return res; }
         if (Failed || m == 0) return res;
-        // b_r = −(d_r + the rounding of the row's inexact coefficients, Σ_j |c_j|·2⁻⁴⁰·max|y_j|), rounded down.
-        var b = new double[m];
-        var yMax = MaxAbs[^1];
-        for (int r = 0; r < m; r++)
-        {
-            double s = 0;
-            if (spec.Inexact[r])
-                for (int j = 0; j < outN; j++)
-                {
-                    double c = spec.C[r * outN + j];
-                    if (c != Math.Round(c)) s = AddUp(s, MulUp(MulUp(Math.Abs(c), SpecSlack), yMax[j]));
-                }
-            b[r] = -AddUp(spec.DWide[r], s);
-        }
+        var b = Offsets(spec);
         // 1. Each row alone.
         var rowBound = new double[m];
         var rowBeta = new double[m];
@@ -203,6 +190,47 @@ public sealed partial class RigorousBox
         return best.OrderByDescending(t => t.Score).Take(count).Select(t => (t.Node, t.Index)).ToArray();
     }
 
+    /// <summary>b_r = −(d_r + the rounding of the row's inexact coefficients, Σ_j |c_j|·2⁻⁴⁰·max|y_j|), rounded down: C_r·y + b_r ≤ C_r·y − d_r for the exact rows.</summary>
+    private double[] Offsets(SpecRows spec)
+    {
+        int m = spec.Rows, outN = OutputSize;
+        var b = new double[m];
+        var yMax = MaxAbs[^1];
+        for (int r = 0; r < m; r++)
+        {
+            double s = 0;
+            if (spec.Inexact[r])
+                for (int j = 0; j < outN; j++)
+                {
+                    double c = spec.C[r * outN + j];
+                    if (c != Math.Round(c)) s = AddUp(s, MulUp(MulUp(Math.Abs(c), SpecSlack), yMax[j]));
+                }
+            b[r] = -AddUp(spec.DWide[r], s);
+        }
+        return b;
+    }
+
+    /// <summary>
+    /// A rigorous lower bound of Σ_r λ_r·(C_r·y − d_r) over the domain for any weights λ ≥ 0 and any ReLU lower
+    /// slopes α in [0, 1] (per ReLU node, null: CROWN's choice): one CROWN pass. When it is &gt; 0 with λ ≠ 0, no
+    /// point satisfies every row.
+    /// </summary>
+    internal double CombinedBound(SpecRows spec, double[] lambda, double[]?[]? alpha)
+    {
+        if (lambda.Length != spec.Rows || lambda.Any(l => !(l >= 0) || !double.IsFinite(l))) throw new ArgumentException("RigorousBox.CombinedBound: the weights must be finite and non-negative, one per row.");
+        if (alpha != null)
+            for (int v = 0; v < _nodes.Length; v++)
+                if (alpha[v] is { } a && (_nodes[v] is not ReluNode || a.Length != _nodes[v].Size || a.Any(x => !(x >= 0 && x <= 1))))
+                    throw new ArgumentException($"RigorousBox.CombinedBound: node {v} has no valid slopes (a ReLU's, in [0, 1]).");
+        if (Infeasible) return double.PositiveInfinity;
+        if (Failed) return double.NegativeInfinity;
+        var lamStart = new double[OutputSize];
+        double[] beta0 = new double[1], charge0 = new double[1], bound = new double[1];
+        CombineHead(spec, Offsets(spec), lambda, lamStart, beta0, charge0);
+        Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound, null);
+        return bound[0];
+    }
+
     /// <summary>Λ_out = Σ_r λ_r C_r (rounded; its rounding charged against max|y|), β = Σ_r λ_r b_r rounded down.</summary>
     private void CombineHead(SpecRows spec, double[] b, double[] lambda, double[] lamStart, double[] beta0, double[] charge0)
     {
@@ -323,19 +351,19 @@ public sealed partial class RigorousBox
                     }
                     break;
                 case DiagNode g:
-                    for (int i = 0; i < y.Length; i++) y[i] = (g.A?[i] ?? 1) * z[i] + (g.C?[i] ?? 0);
+                    for (int i = 0; i < node.Size; i++) y[i] = (g.A?[i] ?? 1) * z[i] + (g.C?[i] ?? 0);
                     break;
                 case PermNode p:
-                    for (int i = 0; i < y.Length; i++) y[i] = z[p.Src[i]];
+                    for (int i = 0; i < node.Size; i++) y[i] = z[p.Src[i]];
                     break;
                 case AddNode a:
                     var z2 = val[a.Inputs[1]];
-                    for (int i = 0; i < y.Length; i++) y[i] = a.Subtract ? z[i] - z2[i] : z[i] + z2[i];
+                    for (int i = 0; i < node.Size; i++) y[i] = a.Subtract ? z[i] - z2[i] : z[i] + z2[i];
                     break;
                 case ReluNode:
                     {
                         var lo = Lo[node.Inputs[0]]; var hi = Hi[node.Inputs[0]];
-                        for (int i = 0; i < y.Length; i++)
+                        for (int i = 0; i < node.Size; i++)
                         {
                             double l = lo[i], h = hi[i];
                             if (h <= 0) y[i] = 0;
@@ -346,11 +374,11 @@ public sealed partial class RigorousBox
                         break;
                     }
                 case SShapeNode:
-                    for (int i = 0; i < y.Length; i++)
+                    for (int i = 0; i < node.Size; i++)
                         y[i] = lam != null && lam[i] < 0 ? _upS[v]![i] * z[i] + _upT[v]![i] : _loS[v]![i] * z[i] + _loT[v]![i];
                     break;
                 case GroupNode g:
-                    for (int o = 0; o < y.Length; o++)
+                    for (int o = 0; o < node.Size; o++)
                     {
                         if (g.IsMax)
                         {

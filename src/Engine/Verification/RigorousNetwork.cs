@@ -383,7 +383,10 @@ public sealed class RigorousNetwork
     }
 
     /// <summary>Float64 forward pass of one example (round to nearest; for re-checking a counterexample, not a bound).</summary>
-    public double[] Evaluate(ReadOnlySpan<double> x)
+    public double[] Evaluate(ReadOnlySpan<double> x) => EvaluateAll(x)[^1];
+
+    /// <summary>Float64 forward pass of one example: the value of every node.</summary>
+    internal double[][] EvaluateAll(ReadOnlySpan<double> x)
     {
         if (x.Length != InputSize) throw new ArgumentException($"RigorousNetwork.Evaluate: expected {InputSize} inputs, got {x.Length}.");
         var val = new double[Nodes.Length][];
@@ -431,7 +434,7 @@ public sealed class RigorousNetwork
             }
             val[v] = y;
         }
-        return val[^1];
+        return val;
     }
 
     /// <summary>

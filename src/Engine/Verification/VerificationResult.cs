@@ -51,7 +51,7 @@ public sealed class VerificationResult
     /// <summary>Wall time.</summary>
     public TimeSpan Elapsed { get; }
 
-    /// <summary>Input boxes bounded (branch and bound leaves and inner nodes).</summary>
+    /// <summary>Domains (input boxes, possibly cut by ReLU signs) handled by branch and bound, leaves and inner nodes.</summary>
     public int Boxes { get; }
 
     /// <summary>The verdict as VNN-COMP prints it: holds, violated, unknown, timeout.</summary>
@@ -89,7 +89,7 @@ public sealed record VerifierOptions
     /// Projected-gradient steps on the ReLU lower slopes and the unsafe rows' combination weights per bounded box
     /// (0: CROWN's slopes and the best combination of per-row bounds only).
     /// </summary>
-    public int SlopeIterations { get; init; } = 12;
+    public int SlopeIterations { get; init; } = 4;
 
     /// <summary>Seed of the attack's random starts.</summary>
     public ulong Seed { get; init; }
