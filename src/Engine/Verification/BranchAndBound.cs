@@ -24,10 +24,12 @@ internal static class BranchAndBound
     /// <summary>Inputs tried as split candidates per domain (the ones with the largest |coefficient| × width).</summary>
     private const int InputCandidates = 6;
 
-    private sealed record Domain(double[] Lo, double[] Hi, bool[] Open, int Depth, RigorousBox? Enclosing, double[]?[]?[]? Alpha, double[]?[]? Lambda, Bounded? Done = null);
+    private sealed record Domain(double[] Lo, double[] Hi, bool[] Open, int Depth, RigorousBox? Enclosing, double[]?[]?[]? Alpha, double[]?[]? Lambda,
+        SignCut[] Cuts, double[]?[]? Beta, Bounded? Done = null);
 
-    private sealed class Bounded(bool[] open, double[]? coeffs, double gap, RigorousBox rb, double[]?[]?[] alpha, double[]?[] lambda, (int, int)[] neurons)
+    private sealed class Bounded(bool[] open, double[]? coeffs, double gap, RigorousBox rb, double[]?[]?[] alpha, double[]?[] lambda, double[]?[] beta, (int, int)[] neurons)
     {
+        public double[]?[] Beta { get; } = beta;
         public bool[] Open { get; } = open;
         public bool AnyOpen => Open.Any(v => v);
         public double[]? Coeffs { get; } = coeffs;
@@ -62,10 +64,13 @@ internal static class BranchAndBound
             var dWide = u.D.Select(d => Up(Up(d + Math.Abs(d) * RigorousBox.SpecSlack) + Tiny)).ToArray();
             return new SpecRows(cm, u.Rows, dWide, inexact);
         }).ToArray();
-        var search = new SpecSearch { Iterations = ctx.Options.SlopeIterations };
         var rootWidth = hi0.Zip(lo0, (h, l) => h - l).ToArray();
-        bool branch = n <= ctx.Options.MaxBranchInputs;
-        int neuronCandidates = branch ? NeuronCandidates : 0;
+        // Many inputs: ReLU splits only (halving one of hundreds of inputs barely moves a bound), and more slope steps
+        // (each domain's bounds cost far more than the steps there).
+        bool splitInputs = n <= ctx.Options.MaxBranchInputs;
+        int iterations = ctx.Options.SlopeIterations;
+        if (!splitInputs && iterations > 0) iterations = Math.Max(iterations, 20);
+        var search = new SpecSearch { Iterations = iterations };
 
         Bounded Evaluate(Domain d)
         {
@@ -75,31 +80,37 @@ internal static class BranchAndBound
             double gap = double.NegativeInfinity;
             var alpha = new double[]?[]?[open.Length];
             var lambda = new double[]?[open.Length];
+            var beta = new double[]?[open.Length];
             (int, int)[] neurons = [];
             for (int u = 0; u < open.Length; u++)
             {
                 if (!open[u]) continue;
                 // No rows: every output is unsafe, nothing can be proven (the centre check finds the counterexample).
                 if (specs[u].Rows == 0) continue;
-                var r = rb.SpecBound(specs[u], search, d.Alpha?[u], d.Lambda?[u], neuronCandidates);
+                var r = rb.SpecBound(specs[u], search, d.Alpha?[u], d.Lambda?[u], NeuronCandidates, d.Cuts, d.Beta?[u]);
                 alpha[u] = r.Alpha ?? d.Alpha?[u];
                 lambda[u] = r.Lambda ?? d.Lambda?[u];
+                beta[u] = r.Beta ?? d.Beta?[u];
                 if (r.Bound > 0) { open[u] = false; continue; }
                 if (coeffs == null || r.Bound > gap) { coeffs = r.InputCoefficients; gap = r.Bound; neurons = r.Neurons; }
             }
-            return new Bounded(open, coeffs, gap, rb, alpha, lambda, neurons);
+            return new Bounded(open, coeffs, gap, rb, alpha, lambda, beta, neurons);
         }
 
         (Domain, Domain) Halves(Domain d, Bounded ev, int dim, (int Node, int Index)? neuron)
         {
             if (neuron is var (node, index))
-                return (new Domain(d.Lo, d.Hi, ev.Open, d.Depth + 1, ev.Rb.WithSign(node, index, false), ev.Alpha, ev.Lambda),
-                        new Domain(d.Lo, d.Hi, ev.Open, d.Depth + 1, ev.Rb.WithSign(node, index, true), ev.Alpha, ev.Lambda));
+            {
+                // The halves carry the cut (for its Lagrangian term) with a fresh multiplier.
+                var beta = ev.Beta.Select(b => b == null ? null : (double[]?)[.. b, 0.0]).ToArray();
+                return (new Domain(d.Lo, d.Hi, ev.Open, d.Depth + 1, ev.Rb.WithSign(node, index, false), ev.Alpha, ev.Lambda, [.. d.Cuts, new SignCut(node, index, false)], beta),
+                        new Domain(d.Lo, d.Hi, ev.Open, d.Depth + 1, ev.Rb.WithSign(node, index, true), ev.Alpha, ev.Lambda, [.. d.Cuts, new SignCut(node, index, true)], beta));
+            }
             double mid = d.Lo[dim] + 0.5 * (d.Hi[dim] - d.Lo[dim]);
             var hiL = (double[])d.Hi.Clone(); hiL[dim] = mid;
             var loR = (double[])d.Lo.Clone(); loR[dim] = mid;
-            return (new Domain(d.Lo, hiL, ev.Open, d.Depth + 1, ev.Rb, ev.Alpha, ev.Lambda),
-                    new Domain(loR, d.Hi, ev.Open, d.Depth + 1, ev.Rb, ev.Alpha, ev.Lambda));
+            return (new Domain(d.Lo, hiL, ev.Open, d.Depth + 1, ev.Rb, ev.Alpha, ev.Lambda, d.Cuts, ev.Beta),
+                    new Domain(loR, d.Hi, ev.Open, d.Depth + 1, ev.Rb, ev.Alpha, ev.Lambda, d.Cuts, ev.Beta));
         }
 
         // Tries the candidate splits of an open domain and keeps the one whose worse half gains most over the parent
@@ -108,7 +119,7 @@ internal static class BranchAndBound
         void ChooseSplit(Domain d, Bounded ev)
         {
             double parent = ev.Gap, best = 0, tol = 1e-9 + 1e-6 * Math.Abs(parent);
-            var inputs = Enumerable.Range(0, n)
+            var inputs = Enumerable.Range(0, splitInputs ? n : 0)
                 .Where(k => d.Lo[k] + 0.5 * (d.Hi[k] - d.Lo[k]) is var m && m > d.Lo[k] && m < d.Hi[k])
                 .OrderByDescending(k => ev.Coeffs == null ? 0 : Math.Abs(ev.Coeffs[k]) * (d.Hi[k] - d.Lo[k]))
                 .Take(InputCandidates);
@@ -126,7 +137,13 @@ internal static class BranchAndBound
                 double score = Math.Min(ga, gb) + 1e-3 * Math.Max(ga, gb);
                 if (score > best + tol) { best = score; ev.Dim = dim; ev.Neuron = neuron; ev.First = ea; ev.Second = eb; }
             }
-            if (ev.Dim < 0 && ev.Neuron == null)
+            if (ev.Dim < 0 && ev.Neuron == null && !splitInputs && ev.Neurons.Length > 0)
+            {
+                // No candidate helps: split the costliest ReLU anyway (its halves are bounded when popped).
+                ev.Neuron = ev.Neurons[0];
+                ev.First = ev.Second = null;
+            }
+            else if (ev.Dim < 0 && ev.Neuron == null)
             {
                 int w = 0;
                 for (int i = 1; i < n; i++) if ((d.Hi[i] - d.Lo[i]) * rootWidth[w] > (d.Hi[w] - d.Lo[w]) * rootWidth[i]) w = i;
@@ -136,7 +153,7 @@ internal static class BranchAndBound
         }
 
         var stack = new Stack<Domain>();
-        stack.Push(new Domain(lo0, hi0, Enumerable.Repeat(true, c.Unsafe.Count).ToArray(), 0, null, null, null));
+        stack.Push(new Domain(lo0, hi0, Enumerable.Repeat(true, c.Unsafe.Count).ToArray(), 0, null, null, null, [], null));
         int maxDepth = 0, leaves = 0, reluSplits = 0;
         // Domains are bounded a few at a time on all cores (the bounds are pure), then handled in stack order.
         int group = Math.Max(1, 4 * Cpu.CpuThreads.Count);
@@ -150,7 +167,7 @@ internal static class BranchAndBound
             Cpu.CpuThreads.ForEach(popped.Count, q =>
             {
                 var ev = popped[q].Done ?? Evaluate(popped[q]);
-                if (branch && ev.AnyOpen && !ev.Rb.Failed && !ev.Chosen) ChooseSplit(popped[q], ev);
+                if ((splitInputs || ev.Neurons.Length > 0) && ev.AnyOpen && !ev.Rb.Failed && !ev.Chosen) ChooseSplit(popped[q], ev);
                 evals[q] = ev;
             });
             for (int q = 0; q < popped.Count; q++)
@@ -160,9 +177,9 @@ internal static class BranchAndBound
                 ctx.Boxes++;
                 maxDepth = Math.Max(maxDepth, d.Depth);
                 if (!ev.AnyOpen) { leaves++; continue; }
-                if (!branch)
-                    return (Verdict.Unknown, null, $"float64 CROWN leaves the property open (best gap {ev.Gap:g4}) and {n} inputs are too many for input branch and bound");
                 if (ev.Rb.Failed) return (Verdict.Unknown, null, "the float64 bounds overflowed on a domain");
+                if (!splitInputs && ev.Neuron == null)
+                    return (Verdict.Unknown, null, $"float64 CROWN leaves the property open (best gap {ev.Gap:g4}) with no unstable ReLU to split, and {n} inputs are too many for input splitting");
                 // A box's centre is a cheap counterexample candidate.
                 if (Verifier.InnerFloatBox(d.Lo.Select((v, i) => Math.Max(v, c.InputLower[i])).ToArray(), d.Hi.Select((v, i) => Math.Min(v, c.InputUpper[i])).ToArray()) is var (flo, fhi))
                 {

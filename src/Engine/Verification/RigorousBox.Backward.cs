@@ -24,6 +24,9 @@ public sealed partial class RigorousBox
 
     [ThreadStatic] private static Workspace? _workspace;
 
+    /// <summary>A term Coef·z added to the objective for neuron Index of node Node (a Lagrangian term of a ReLU split: for the part of the domain where sign·z ≥ 0, the objective minus β·sign·z is no larger, for any β ≥ 0).</summary>
+    internal readonly record struct SignTerm(int Node, int Index, double Coef);
+
     /// <summary>
     /// CROWN back-substitution of <paramref name="rows"/> objectives λ·z_start (λ row-major in
     /// <paramref name="lamStart"/>, rows × size of node <paramref name="start"/>): result[r] is a rigorous lower
@@ -35,8 +38,10 @@ public sealed partial class RigorousBox
     /// workspace (λ of every node the pass reached, valid until the thread's next call).
     /// </summary>
     internal Workspace Backward(int start, int rows, ReadOnlySpan<double> lamStart, double[]? beta0, double[]? charge0,
-        double[]?[]? alpha, Span<double> result, double[]? inputCoefficients, double[]? betaOut = null)
+        double[]?[]? alpha, Span<double> result, double[]? inputCoefficients, double[]? betaOut = null, SignTerm[]? terms = null)
     {
+        if (terms != null && terms.Any(t => t.Node <= 0 || t.Node > start || t.Index < 0 || t.Index >= _nodes[t.Node].Size || !double.IsFinite(t.Coef)))
+            throw new ArgumentException("RigorousBox.Backward: a sign term names no neuron of a node between the input and the start.");
         var ws = _workspace ??= new Workspace();
         int n = _nodes.Length;
         if (ws.Lam.Length < n) { ws.Lam = new double[n][]; ws.Abs = new double[n][]; ws.Live = new bool[n]; for (int i = 0; i < n; i++) { ws.Lam[i] = []; ws.Abs[i] = []; } }
@@ -51,10 +56,29 @@ public sealed partial class RigorousBox
         var fan = Network.FanOut;
         for (int v = start; v >= 1; v--)
         {
-            if (!ws.Live[v]) continue;
+            bool hasTerms = terms != null && terms.Any(t => t.Node == v);
+            if (!ws.Live[v] && !hasTerms) continue;
             var node = _nodes[v];
+            if (!ws.Live[v])
+            {
+                Array.Clear(Workspace.Grow(ref ws.Lam[v], (long)rows * node.Size), 0, rows * node.Size);
+                if (fan[v] > 1) Array.Clear(Workspace.Grow(ref ws.Abs[v], (long)rows * node.Size), 0, rows * node.Size);
+                ws.Live[v] = true;
+            }
             var lam = ws.Lam[v];
             if (v != start && fan[v] > 1) ChargeMerged(ws.Abs[v], rows, node.Size, fan[v], MaxAbs[v], charge);
+            if (hasTerms)
+                foreach (var t in terms!)
+                {
+                    if (t.Node != v) continue;
+                    // The objective gains Coef·z_v,i in every row; the rounded sum's error is charged against max|z|.
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double p = lam[r * node.Size + t.Index] + t.Coef;
+                        lam[r * node.Size + t.Index] = p;
+                        charge[r] = AddUp(charge[r], MulUp(Up(Math.Abs(p) * Ulp1 + Tiny), MaxAbs[v][t.Index]));
+                    }
+                }
             int u = node.Inputs[0];
             var lo = Lo[u]; var hi = Hi[u]; var mag = MaxAbs[u];
             int inN = _nodes[u].Size;

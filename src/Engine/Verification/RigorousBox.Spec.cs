@@ -17,6 +17,9 @@ internal sealed class SpecRows
     public int Outputs => C.Length / Math.Max(1, Rows);
 }
 
+/// <summary>A ReLU split: the part of a domain where neuron Index of node Node (a ReLU's input) is ≥ 0 (or ≤ 0).</summary>
+internal readonly record struct SignCut(int Node, int Index, bool NonNegative);
+
 /// <summary>How hard <see cref="RigorousBox.SpecBound"/> works: projected-gradient steps on the ReLU slopes and the row weights.</summary>
 internal sealed record SpecSearch
 {
@@ -35,6 +38,8 @@ internal sealed class SpecOutcome
     /// <summary>The best ReLU slopes and row weights found (a warm start for sub-boxes); null when no search ran.</summary>
     public double[]?[]? Alpha;
     public double[]? Lambda;
+    /// <summary>The best Lagrange multipliers of the domain's ReLU splits (β-CROWN), one per cut; null when no search ran.</summary>
+    public double[]? Beta;
     /// <summary>The unstable ReLU neurons whose relaxation costs the best objective most, most costly first, as (the ReLU's input node, index): candidates for a ReLU split.</summary>
     public (int Node, int Index)[] Neurons = [];
 }
@@ -49,10 +54,14 @@ public sealed partial class RigorousBox
     /// the box satisfies every row. Tries, cheapest first: each row alone (CROWN and interval bounds); the best
     /// non-negative combination Σ λ_r·(per-row linear bound) (max_r g_r ≥ Σ λ_r g_r for λ in the simplex); then
     /// projected-gradient steps on the combination weights λ and the ReLU lower slopes α of one CROWN pass of
-    /// Σ λ_r (C_r y − d_r). Whatever λ and α the search picks, the bound is computed by the rigorous backward pass.
+    /// Σ λ_r (C_r y − d_r), with, on a domain cut by ReLU signs (<paramref name="cuts"/>), a Lagrangian term −β_k·s_k·z_k
+    /// per cut (β-CROWN: s_k·z_k ≥ 0 on the domain, so it only lowers the objective there, for any β_k ≥ 0). Whatever
+    /// λ, α and β the search picks, the bound is computed by the rigorous backward pass.
     /// </summary>
-    internal SpecOutcome SpecBound(SpecRows spec, SpecSearch? search, double[]?[]? alphaInit, double[]? lambdaInit, int neuronCandidates = 0)
+    internal SpecOutcome SpecBound(SpecRows spec, SpecSearch? search, double[]?[]? alphaInit, double[]? lambdaInit, int neuronCandidates = 0,
+        SignCut[]? cuts = null, double[]? betaInit = null)
     {
+        cuts ??= [];
         int m = spec.Rows, outN = OutputSize, n0 = InputSize;
         var res = new SpecOutcome { Bound = double.NegativeInfinity, InputCoefficients = new double[n0] };
         if (Infeasible) { res.Bound = double.PositiveInfinity; return res; }
@@ -105,18 +114,34 @@ public sealed partial class RigorousBox
         var gradL = new double[m];
         const double b1 = 0.9, b2 = 0.999, epsAdam = 1e-12;
         double[]?[]? bestAlpha = null;
-        double[]? bestLambda = null;
+        double[]? bestLambda = null, bestBeta = null;
+        int nc = cuts.Length;
+        var beta = new double[nc];
+        if (betaInit != null) Array.Copy(betaInit, beta, Math.Min(nc, betaInit.Length));
+        var mB = new double[nc]; var vB = new double[nc]; var rateB = new double[nc];
+        var terms = nc == 0 ? null : new SignTerm[nc];
         for (int it = 0; it < search!.Iterations; it++)
         {
             CombineHead(spec, b, lambda, lamStart, beta0, charge0);
-            var ws = Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound1, coeff);
+            for (int k = 0; k < nc; k++) terms![k] = new SignTerm(cuts[k].Node, cuts[k].Index, cuts[k].NonNegative ? -beta[k] : beta[k]);
+            var ws = Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound1, coeff, terms: terms);
             if (bound1[0] > res.Bound)
             {
                 res.Bound = bound1[0];
                 res.InputCoefficients = (double[])coeff.Clone();
                 bestAlpha = alpha.Select(a => a == null ? null : (double[])a.Clone()).ToArray();
                 bestLambda = (double[])lambda.Clone();
+                bestBeta = (double[])beta.Clone();
             }
+            if (it == 0)
+                for (int k = 0; k < nc; k++)
+                {
+                    // β moves on the scale of the multipliers at the cut's node.
+                    var l = ws.Lam[cuts[k].Node];
+                    double mx = 0;
+                    for (int i = 0; i < _nodes[cuts[k].Node].Size; i++) mx = Math.Max(mx, Math.Abs(l[i]));
+                    rateB[k] = search.AlphaRate * (mx > 0 ? mx : 1);
+                }
             if (res.Bound > 0 || it == search.Iterations - 1) break;
             // The bound equals λ·(C ŷ(x*) + b) for the network with every nonlinearity replaced by the line the pass
             // used, at the input corner x* that minimised it: ∂/∂α_i = λ_v,i·ẑ_i, ∂/∂λ_r = C_r·ŷ(x*) + b_r.
@@ -155,10 +180,21 @@ public sealed partial class RigorousBox
                 }
                 ProjectSimplex(lambda);
             }
+            for (int k = 0; k < nc; k++)
+            {
+                // ∂/∂β_k = −s_k·ẑ_k(x*).
+                double zk = z[cuts[k].Node][cuts[k].Index];
+                double g = cuts[k].NonNegative ? -zk : zk;
+                mB[k] = b1 * mB[k] + (1 - b1) * g;
+                vB[k] = b2 * vB[k] + (1 - b2) * g * g;
+                double step = rateB[k] * (mB[k] / corr1) / (Math.Sqrt(vB[k] / corr2) + epsAdam);
+                beta[k] = Math.Max(0, beta[k] + (double.IsFinite(step) ? step : 0));
+            }
         }
         res.Alpha = bestAlpha;
         res.Lambda = bestLambda;
-        if (neuronCandidates > 0 && res.Bound <= 0) res.Neurons = CostlyNeurons(spec, b, bestLambda ?? lambda, bestAlpha ?? alpha, neuronCandidates);
+        res.Beta = bestBeta;
+        if (neuronCandidates > 0 && res.Bound <= 0) res.Neurons = CostlyNeurons(spec, b, bestLambda ?? lambda, bestAlpha ?? alpha, neuronCandidates, cuts, bestBeta ?? beta);
         return res;
     }
 
@@ -166,12 +202,13 @@ public sealed partial class RigorousBox
     /// The unstable ReLU neurons with the largest |λᵢ|·(−l·u/(u − l)) in one pass of Σ λ_r (C_r y + b_r) (λᵢ the
     /// pass's multiplier of the neuron, the other factor the height of its triangle relaxation).
     /// </summary>
-    private (int, int)[] CostlyNeurons(SpecRows spec, double[] b, double[] lambda, double[]?[] alpha, int count)
+    private (int, int)[] CostlyNeurons(SpecRows spec, double[] b, double[] lambda, double[]?[] alpha, int count, SignCut[] cuts, double[] beta)
     {
         var lamStart = new double[OutputSize];
         double[] beta0 = new double[1], charge0 = new double[1], bound = new double[1];
         CombineHead(spec, b, lambda, lamStart, beta0, charge0);
-        var ws = Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound, null);
+        var terms = cuts.Length == 0 ? null : cuts.Select((c, k) => new SignTerm(c.Node, c.Index, c.NonNegative ? -beta[k] : beta[k])).ToArray();
+        var ws = Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound, null, terms: terms);
         var best = new List<(double Score, int Node, int Index)>();
         for (int v = 0; v < _nodes.Length; v++)
         {
@@ -213,10 +250,13 @@ public sealed partial class RigorousBox
     /// <summary>
     /// A rigorous lower bound of Σ_r λ_r·(C_r·y − d_r) over the domain for any weights λ ≥ 0 and any ReLU lower
     /// slopes α in [0, 1] (per ReLU node, null: CROWN's choice): one CROWN pass. When it is &gt; 0 with λ ≠ 0, no
-    /// point satisfies every row.
+    /// point satisfies every row. With <paramref name="beta"/> (one β ≥ 0 per cut), the bound holds on the part of
+    /// the domain where every cut's sign holds.
     /// </summary>
-    internal double CombinedBound(SpecRows spec, double[] lambda, double[]?[]? alpha)
+    internal double CombinedBound(SpecRows spec, double[] lambda, double[]?[]? alpha, SignCut[]? cuts = null, double[]? beta = null)
     {
+        cuts ??= [];
+        if (beta != null && (beta.Length != cuts.Length || beta.Any(x => !(x >= 0) || !double.IsFinite(x)))) throw new ArgumentException("RigorousBox.CombinedBound: one finite β ≥ 0 per cut.");
         if (lambda.Length != spec.Rows || lambda.Any(l => !(l >= 0) || !double.IsFinite(l))) throw new ArgumentException("RigorousBox.CombinedBound: the weights must be finite and non-negative, one per row.");
         if (alpha != null)
             for (int v = 0; v < _nodes.Length; v++)
@@ -227,7 +267,8 @@ public sealed partial class RigorousBox
         var lamStart = new double[OutputSize];
         double[] beta0 = new double[1], charge0 = new double[1], bound = new double[1];
         CombineHead(spec, Offsets(spec), lambda, lamStart, beta0, charge0);
-        Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound, null);
+        var terms = beta == null ? null : cuts.Select((c, k) => new SignTerm(c.Node, c.Index, c.NonNegative ? -beta[k] : beta[k])).ToArray();
+        Backward(_nodes.Length - 1, 1, lamStart, beta0, charge0, alpha, bound, null, terms: terms);
         return bound[0];
     }
 

@@ -73,7 +73,7 @@ public sealed record VerifierOptions
     /// <summary>Wall-clock limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Branch and bound on the input box is used up to this many inputs (it scales badly beyond ~10).</summary>
+    /// <summary>Branch and bound splits inputs up to this many inputs (it scales badly beyond ~10); above, it splits ReLUs only.</summary>
     public int MaxBranchInputs { get; init; } = 10;
 
     /// <summary>PGD restarts of the first attack (each a batch of random starts).</summary>
@@ -86,8 +86,9 @@ public sealed record VerifierOptions
     public int AttackSteps { get; init; } = 50;
 
     /// <summary>
-    /// Projected-gradient steps on the ReLU lower slopes and the unsafe rows' combination weights per bounded box
-    /// (0: CROWN's slopes and the best combination of per-row bounds only).
+    /// Projected-gradient steps on the ReLU lower slopes and the unsafe rows' combination weights per bounded domain
+    /// (0: CROWN's slopes and the best combination of per-row bounds only; at least 20 when there are too many
+    /// inputs to split).
     /// </summary>
     public int SlopeIterations { get; init; } = 4;
 

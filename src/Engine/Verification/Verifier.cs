@@ -9,13 +9,16 @@ namespace Engine.Verification;
 
 /// <summary>
 /// Decides VNN-COMP style properties of a one-input, one-output graph. Strategy: a PGD attack on the unsafe
-/// condition (its best points re-checked by concrete forward passes), then rigorous float64 CROWN bounds on the
-/// input box (<see cref="RigorousNetwork"/>), then, for up to <see cref="VerifierOptions.MaxBranchInputs"/> inputs,
-/// branch and bound on the input box (the input with the largest |CROWN coefficient| × width is split), checking
-/// each box's centre as a counterexample candidate, until every box is proven or the time runs out.
+/// condition (its best points re-checked by concrete forward passes); then the float64 guard
+/// (<see cref="RigorousNetwork"/>) bounds the input box: interval bounds, CROWN per unsafe row, the best non-negative
+/// combination of the rows, then alpha-CROWN (projected-gradient steps on the ReLU lower slopes and the row weights);
+/// then branch and bound (<see cref="BranchAndBound"/>) splits open domains in half along an input (up to
+/// <see cref="VerifierOptions.MaxBranchInputs"/> inputs) or by the sign of an unstable ReLU, choosing the split that
+/// lifts the worse half's bound most, and checks each box's centre as a counterexample candidate, until every domain
+/// is proven or the time runs out.
 /// <para>
-/// Soundness. <see cref="Verdict.Holds"/> is only returned when every leaf box has been proven by the float64
-/// guard, whose bounds hold for the network in exact real arithmetic (every rounding is bounded and charged; see
+/// Soundness. <see cref="Verdict.Holds"/> is only returned when every leaf domain has been proven by the float64
+/// guard (whatever slopes and weights the search chose: any of them gives a valid bound), whose bounds hold for the network in exact real arithmetic (every rounding is bounded and charged; see
 /// <see cref="RigorousNetwork"/>). The root box is widened outward by one ulp per bound and every unsafe threshold
 /// d by a relative 2⁻⁴⁰ (and every non-integer coefficient of C likewise), covering the rounding of VNNLIB decimals
 /// into doubles. <see cref="Verdict.Violated"/> is only returned for a float32 input that lies inside the box (in

@@ -181,6 +181,56 @@ public class GuardSoundnessTests
         Assert.That(cuts, Is.GreaterThan(10));
     }
 
+    [TestCase(14)]
+    [TestCase(15)]
+    public void LagrangianTermsOfTwoCutsAreSoundForAnyMultipliers(int seed)
+    {
+        // Two nested ReLU cuts, as branch and bound makes them, with arbitrary β ≥ 0 (β-CROWN) and slopes: the bound
+        // holds on the part of the box where both signs hold.
+        var net = Guard(BoundTestNets.Mlp(seed, [2, 8, 8, 3]).Graph, [2]);
+        var rnd = new Random(seed);
+        int checkedParts = 0;
+        for (int trial = 0; trial < 6; trial++)
+        {
+            var (lo, hi) = Box(rnd, 2, 1.0);
+            var vals = Points(rnd, lo, hi, 4900).Select(x => net.EvaluateAll(x)).ToArray();
+            var rb = net.Analyze(lo, hi);
+            var spec = RandomSpec(rnd, 2, 3, out var c, out var d);
+            var unstable = new List<(int, int)>();
+            for (int v = 0; v < net.Nodes.Length; v++)
+                if (net.Nodes[v] is ReluNode)
+                {
+                    int u = net.Nodes[v].Inputs[0];
+                    for (int i = 0; i < net.Nodes[u].Size; i++) if (rb.Lo[u][i] < 0 && rb.Hi[u][i] > 0) unstable.Add((u, i));
+                }
+            if (unstable.Count < 2) continue;
+            for (int k = 0; k < 6; k++)
+            {
+                var (u1, i1) = unstable[rnd.Next(unstable.Count)];
+                var (u2, i2) = unstable[rnd.Next(unstable.Count)];
+                bool s1 = rnd.Next(2) == 0, s2 = rnd.Next(2) == 0;
+                var part1 = net.Analyze(lo, hi, rb.WithSign(u1, i1, s1));
+                if (part1.Infeasible) continue;
+                var part = net.Analyze(lo, hi, part1.WithSign(u2, i2, s2));
+                bool In(double[][] z) => (s1 ? z[u1][i1] >= 0 : z[u1][i1] <= 0) && (s2 ? z[u2][i2] >= 0 : z[u2][i2] <= 0);
+                var inside = vals.Where(In).ToArray();
+                if (part.Infeasible) { Assert.That(inside, Is.Empty); continue; }
+                SignCut[] cuts = [new(u1, i1, s1), new(u2, i2, s2)];
+                for (int q = 0; q < 5; q++)
+                {
+                    double[] beta = [rnd.NextDouble() * (q + 1), q == 0 ? 0 : rnd.NextDouble() * 3];
+                    double[] lambda = [rnd.NextDouble(), rnd.NextDouble()];
+                    double bound = part.CombinedBound(spec, lambda, RandomSlopes(rnd, net), cuts, beta);
+                    if (inside.Length == 0) continue;
+                    double min = inside.Min(z => Enumerable.Range(0, 2).Sum(r => lambda[r] * (Enumerable.Range(0, 3).Sum(j => c[r, j] * z[^1][j]) - d[r])));
+                    Assert.That(bound, Is.LessThanOrEqualTo(min + Tol(min)), $"cuts ({u1},{i1},{s1}) ({u2},{i2},{s2}), β [{beta[0]}, {beta[1]}]");
+                    checkedParts++;
+                }
+            }
+        }
+        Assert.That(checkedParts, Is.GreaterThan(20));
+    }
+
     [TestCase(0)]
     [TestCase(1)]
     public void SShapeLinesEncloseTheFunctionAndAreTight(int kindIndex)
@@ -263,5 +313,28 @@ public class GuardSoundnessTests
         }
         Assert.That(decided, Is.GreaterThanOrEqualTo(6), "most of these small problems should be decided");
         Assert.That(holds, Is.GreaterThan(0));
+    }
+
+    [TestCase(31)]
+    [TestCase(33)]
+    public void ReluOnlyBranchAndBoundOnManyInputs(int seed)
+    {
+        // 12 inputs: too many to split, so branch and bound splits ReLUs only. A threshold just above a sampled value
+        // must never be proven; one between the root bound and the sampled minimum should be.
+        var module = BoundTestNets.Mlp(seed, [12, 16, 16, 2]);
+        var net = Guard(module.Graph, [12]);
+        var rnd = new Random(seed);
+        var (lo, hi) = Box(rnd, 12, 0.5);
+        double min = Points(rnd, lo, hi, 20000).Min(x => { var y = net.Evaluate(x); return y[0] - y[1]; });
+        double lb = net.Analyze(lo, hi).LowerBound([1.0, -1.0], out _);
+        Assert.That(lb, Is.LessThan(min));
+        var options = new VerifierOptions { Timeout = TimeSpan.FromSeconds(10) };
+        VerificationResult Run(double d) => Verifier.Verify(module.Graph, [12], new VerificationProblem([new VerificationCase(lo, hi, [new UnsafeConjunction(new double[,] { { 1, -1 } }, [d])])]), options);
+        var above = Run(min + 1e-3);
+        Assert.That(above.Verdict, Is.Not.EqualTo(Verdict.Holds), above.Detail);
+        var between = Run(lb + 0.5 * (min - lb));
+        TestContext.Out.WriteLine($"root bound {lb:g5}, sampled min {min:g5}: {between.VerdictText} ({between.Detail})");
+        Assert.That(between.Verdict, Is.Not.EqualTo(Verdict.Violated), between.Detail);
+        Assert.That(between.Verdict, Is.EqualTo(Verdict.Holds), between.Detail);
     }
 }
