@@ -12,7 +12,7 @@ public sealed partial class RigorousBox
         public double[][] Lam = [];
         public double[][] Abs = [];
         public bool[] Live = [];
-        public double[] Temp = [], TempAbs = [], Beta = [], Charge = [], Norm = [], RefLam = [], RefRes = [], Mid = [], AbsMid = [], Rad = [];
+        public double[] Temp = [], TempAbs = [], Beta = [], Charge = [], Norm = [], RefLam = [], RefRes = [], RefBeta = [], FPos = [], Mid = [], AbsMid = [], Rad = [];
         public double[][] Fwd = [];
 
         public static double[] Grow(ref double[] a, long n)
@@ -106,7 +106,9 @@ public sealed partial class RigorousBox
                         {
                             var lr = lam.AsSpan(r * inN, inN);
                             var mr = mu.AsSpan(r * inN, inN);
-                            double ch = 0, cs = 0, ct = 0, crad = 0;
+                            // Plain sums, bounded once per row: Σ|fl(λa)|·max|x| (product rounding), Σ|λ|·ARad·max|x|,
+                            // Σ max|x| (underflow), λ·C and Σ|λ·C|, Σ|λ|·CRad.
+                            double sAbs = 0, sRad = 0, sMag = 0, cs = 0, ct = 0, crad = 0;
                             for (int i = 0; i < inN; i++)
                             {
                                 double a = lr[i];
@@ -116,20 +118,20 @@ public sealed partial class RigorousBox
                                 {
                                     double p = a * g.A[i];
                                     mr[i] = p;
-                                    // |fl(λa) − λa| ≤ u|fl(λa)| (+ underflow); a known as A ± ARad adds |λ|·ARad.
-                                    double err = Up(Math.Abs(p) * Ulp1 + Tiny);
-                                    if (g.ARad != null) err = AddUp(err, MulUp(Math.Abs(a), g.ARad[i]));
-                                    ch = AddUp(ch, MulUp(err, mag[i]));
+                                    sAbs += Math.Abs(p) * mag[i];
+                                    sMag += mag[i];
+                                    if (g.ARad != null) sRad += Math.Abs(a) * g.ARad[i] * mag[i];
                                 }
                                 if (g.C != null)
                                 {
                                     double p = a * g.C[i];
                                     cs += p; ct += Math.Abs(p);
-                                    if (g.CRad != null) crad = AddUp(crad, MulUp(Math.Abs(a), g.CRad[i]));
+                                    if (g.CRad != null) crad += Math.Abs(a) * g.CRad[i];
                                 }
                             }
-                            if (g.C != null) beta[r] = AddDown(beta[r], AddDown(Down(cs - DotSlack(ct, inN)), -crad));
-                            charge[r] = AddUp(charge[r], ch);
+                            if (g.C != null) beta[r] = AddDown(beta[r], AddDown(Down(cs - DotSlack(ct, inN)), -UpperSum(crad, 2 * inN)));
+                            if (g.A != null)
+                                charge[r] = AddUp(charge[r], AddUp(AddUp(MulUp(Ulp1, UpperSum(sAbs, 2 * inN)), MulUp(Tiny, UpperSum(sMag, inN))), UpperSum(sRad, 3 * inN)));
                         }
                         Merge(ws, u, rows);
                         break;
@@ -162,37 +164,24 @@ public sealed partial class RigorousBox
                 case ReluNode:
                     {
                         var mu = Target(ws, u, rows);
-                        var us = _upS[v]!; var ut = _upT[v]!;
-                        var al = alpha?[v];
+                        // λ > 0: relu(v) ≥ α·v for any α in [0, 1]; λ < 0: relu(v) ≤ s·v + t on [l, u]; stable neurons
+                        // are 0 or the identity (factors 0 / 1, exact).
+                        var fp = _fPos[v]!;
+                        if (alpha?[v] is { } al)
+                        {
+                            var f = Workspace.Grow(ref ws.FPos, inN);
+                            for (int i = 0; i < inN; i++) f[i] = lo[i] < 0 && hi[i] > 0 ? al[i] : fp[i];
+                            fp = f;
+                        }
+                        var fn = _fNeg[v]!; var tn = _tNeg[v]!; var mg = _magU[v]!;
+                        double tinyCharge = MulUp(Tiny, _magUSum[v]);
                         for (int r = 0; r < rows; r++)
                         {
-                            var lr = lam.AsSpan(r * inN, inN);
-                            var mr = mu.AsSpan(r * inN, inN);
-                            double ch = 0, b = 0;
-                            for (int i = 0; i < inN; i++)
-                            {
-                                double a = lr[i], l = lo[i], h = hi[i];
-                                if (a == 0 || h <= 0) { mr[i] = 0; continue; } // inactive: relu = 0
-                                if (l >= 0) { mr[i] = a; continue; } // active: relu = identity
-                                double m;
-                                if (a > 0)
-                                {
-                                    // relu(v) ≥ α·v for any α in [0, 1].
-                                    double s = al != null ? al[i] : h > -l ? 1 : 0;
-                                    m = a * s;
-                                    mr[i] = m;
-                                    if (s == 0 || s == 1) continue;
-                                }
-                                else
-                                {
-                                    m = a * us[i];
-                                    mr[i] = m;
-                                    b = AddDown(b, MulDown(a, ut[i]));
-                                }
-                                ch = AddUp(ch, MulUp(Up(Math.Abs(m) * Ulp1 + Tiny), mag[i]));
-                            }
-                            beta[r] = AddDown(beta[r], b);
-                            charge[r] = AddUp(charge[r], ch);
+                            // Plain sums, bounded once per row: Σ|fl(λf)|·max|v| over the unstable neurons
+                            // (|fl(λf) − λf| ≤ u|fl(λf)| + underflow), and λ·t, Σ|λ·t| over the upper lines.
+                            var (sAbs, tb, tAbs) = ReluRow(lam.AsSpan(r * inN, inN), mu.AsSpan(r * inN, inN), fp, fn, tn, mg);
+                            beta[r] = AddDown(beta[r], Down(tb - DotSlack(tAbs, inN)));
+                            charge[r] = AddUp(charge[r], AddUp(MulUp(Ulp1, UpperSum(sAbs, 2 * inN)), tinyCharge));
                         }
                         Merge(ws, u, rows);
                         break;
@@ -205,19 +194,21 @@ public sealed partial class RigorousBox
                         {
                             var lr = lam.AsSpan(r * inN, inN);
                             var mr = mu.AsSpan(r * inN, inN);
-                            double ch = 0, b = 0;
+                            double sAbs = 0, sMag = 0, tb = 0, tAbs = 0;
                             for (int i = 0; i < inN; i++)
                             {
                                 double a = lr[i];
                                 if (a == 0) { mr[i] = 0; continue; }
-                                double s = a > 0 ? ls[i] : us[i], t = a > 0 ? lt[i] : ut[i];
-                                double m = a * s;
+                                double sl = a > 0 ? ls[i] : us[i], t = a > 0 ? lt[i] : ut[i];
+                                double m = a * sl;
                                 mr[i] = m;
-                                b = AddDown(b, MulDown(a, t));
-                                ch = AddUp(ch, MulUp(Up(Math.Abs(m) * Ulp1 + Tiny), mag[i]));
+                                double p = a * t;
+                                tb += p; tAbs += Math.Abs(p);
+                                sAbs += Math.Abs(m) * mag[i];
+                                sMag += mag[i];
                             }
-                            beta[r] = AddDown(beta[r], b);
-                            charge[r] = AddUp(charge[r], ch);
+                            beta[r] = AddDown(beta[r], Down(tb - DotSlack(tAbs, inN)));
+                            charge[r] = AddUp(charge[r], AddUp(MulUp(Ulp1, UpperSum(sAbs, 2 * inN)), MulUp(Tiny, UpperSum(sMag, inN))));
                         }
                         Merge(ws, u, rows);
                         break;
@@ -294,6 +285,41 @@ public sealed partial class RigorousBox
         return ws;
     }
 
+    /// <summary>One row of the ReLU step: m = λ·(λ &gt; 0 ? fp : fn) into mu; returns (Σ|m|·mg, Σ min(λ, 0)·tn, Σ|min(λ, 0)·tn|).</summary>
+    private static (double SAbs, double Tb, double TAbs) ReluRow(ReadOnlySpan<double> lam, Span<double> mu, double[] fp, double[] fn, double[] tn, double[] mg)
+    {
+        int i = 0, n = lam.Length;
+        double sAbs = 0, tb = 0, tAbs = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 8)
+        {
+            var vs = Vector512<double>.Zero; var vt = vs; var va = vs;
+            for (; i + 8 <= n; i += 8)
+            {
+                var a = Vector512.Create(lam[i..]);
+                var f = Vector512.ConditionalSelect(Vector512.GreaterThan(a, Vector512<double>.Zero), Vector512.Create(fp.AsSpan(i)), Vector512.Create(fn.AsSpan(i)));
+                var m = a * f;
+                m.CopyTo(mu[i..]);
+                var p = Vector512.Min(a, Vector512<double>.Zero) * Vector512.Create(tn.AsSpan(i));
+                vt += p; va += Vector512.Abs(p);
+                vs += Vector512.Abs(m) * Vector512.Create(mg.AsSpan(i));
+            }
+            sAbs = Vector512.Sum(vs); tb = Vector512.Sum(vt); tAbs = Vector512.Sum(va);
+        }
+        for (; i < n; i++)
+        {
+            double a = lam[i];
+            double m = a * (a > 0 ? fp[i] : fn[i]);
+            mu[i] = m;
+            double p = Math.Min(a, 0) * tn[i];
+            tb += p; tAbs += Math.Abs(p);
+            sAbs += Math.Abs(m) * mg[i];
+        }
+        return (sAbs, tb, tAbs);
+    }
+
+    /// <summary>An upper bound of the exact value of a computed sum of n non-negative terms, each a product of up to k rounded factors (n·k ≤ terms): s plus its error bound.</summary>
+    private static double UpperSum(double s, int terms) => Up(s + DotSlack(s, terms));
+
     /// <summary>Where a step writes its λ for node u: straight into u's buffer when u has one reader, else a scratch buffer merged after.</summary>
     private double[] Target(Workspace ws, int u, int rows)
     {
@@ -351,9 +377,11 @@ public sealed partial class RigorousBox
                     if (lam[r0 * outN + o] != 0 || lam[(r0 + 1) * outN + o] != 0 || lam[(r0 + 2) * outN + o] != 0 || lam[(r0 + 3) * outN + o] != 0) nz[cnt++] = o;
                 var l0 = lam.AsSpan(r0 * outN, outN); var l1 = lam.AsSpan((r0 + 1) * outN, outN);
                 var l2 = lam.AsSpan((r0 + 2) * outN, outN); var l3 = lam.AsSpan((r0 + 3) * outN, outN);
-                int i = 0;
-                for (; i + 8 <= inN; i += 8)
+                // Column blocks of eight; the last one overlaps the one before when inN is not a multiple of 8 (its
+                // shared columns are recomputed to the same values).
+                for (int i0 = 0; i0 < inN; i0 += 8)
                 {
+                    int i = Math.Min(i0, inN - 8);
                     var a0 = Vector512<double>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
                     for (int q = 0; q < cnt; q++)
                     {
@@ -366,17 +394,6 @@ public sealed partial class RigorousBox
                     }
                     a0.CopyTo(mu.AsSpan(r0 * inN + i)); a1.CopyTo(mu.AsSpan((r0 + 1) * inN + i));
                     a2.CopyTo(mu.AsSpan((r0 + 2) * inN + i)); a3.CopyTo(mu.AsSpan((r0 + 3) * inN + i));
-                }
-                for (; i < inN; i++)
-                {
-                    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                    for (int q = 0; q < cnt; q++)
-                    {
-                        int o = nz[q];
-                        double wv = w[o * inN + i];
-                        s0 += l0[o] * wv; s1 += l1[o] * wv; s2 += l2[o] * wv; s3 += l3[o] * wv;
-                    }
-                    mu[r0 * inN + i] = s0; mu[(r0 + 1) * inN + i] = s1; mu[(r0 + 2) * inN + i] = s2; mu[(r0 + 3) * inN + i] = s3;
                 }
             }
         }

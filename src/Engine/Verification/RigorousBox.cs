@@ -15,6 +15,10 @@ public sealed partial class RigorousBox
     private readonly double[] _k1, _k2;
     // Per ReLU node: the upper line s·v + t of unstable neurons. Per sigmoid / tanh node: both lines.
     private readonly double[]?[] _upS, _upT, _loS, _loT;
+    // Per ReLU node, per neuron: the factor λ is multiplied by when λ > 0 (CROWN's slope) and when λ < 0, the upper
+    // line's intercept (0 unless unstable), and max|v| of unstable neurons (0 elsewhere: their products are exact).
+    private readonly double[]?[] _fPos, _fNeg, _tNeg, _magU;
+    private readonly double[] _magUSum;
     // Per max node: the member with the largest lower bound, whether it dominates its window, the window's max upper bound.
     private readonly int[]?[] _argMax;
     private readonly bool[]?[] _dominant;
@@ -29,6 +33,7 @@ public sealed partial class RigorousBox
         _k1 = new double[n]; _k2 = new double[n];
         _upS = new double[n][]; _upT = new double[n][]; _loS = new double[n][]; _loT = new double[n][];
         _argMax = new int[n][]; _dominant = new bool[n][]; _maxHi = new double[n][];
+        _fPos = new double[n][]; _fNeg = new double[n][]; _tNeg = new double[n][]; _magU = new double[n][]; _magUSum = new double[n];
         Lo[0] = lower; Hi[0] = upper;
         MaxAbs[0] = Magnitudes(lower, upper);
         for (int v = 1; v < n; v++)
@@ -74,6 +79,7 @@ public sealed partial class RigorousBox
         Lo = (double[][])src.Lo.Clone(); Hi = (double[][])src.Hi.Clone(); MaxAbs = src.MaxAbs;
         _k1 = src._k1; _k2 = src._k2; _upS = src._upS; _upT = src._upT; _loS = src._loS; _loT = src._loT;
         _argMax = src._argMax; _dominant = src._dominant; _maxHi = src._maxHi;
+        _fPos = src._fPos; _fNeg = src._fNeg; _tNeg = src._tNeg; _magU = src._magU; _magUSum = src._magUSum;
         Lo[node] = (double[])Lo[node].Clone(); Hi[node] = (double[])Hi[node].Clone();
         if (nonNegative) Lo[node][index] = Math.Max(Lo[node][index], 0);
         else Hi[node][index] = Math.Min(Hi[node][index], 0);
@@ -83,6 +89,7 @@ public sealed partial class RigorousBox
     }
 
     internal RigorousNetwork Network { get; }
+
 
     /// <summary>True when the bounds show that no input of the box lies in the domain (the box cut by ReLU signs): every property holds there.</summary>
     internal bool Infeasible { get; private set; }
@@ -319,17 +326,25 @@ public sealed partial class RigorousBox
             case ReluNode:
                 {
                     var s = new double[n]; var t = new double[n];
+                    var fp = new double[n]; var fn = new double[n]; var mg = new double[n];
+                    var mag = MaxAbs[node.Inputs[0]];
+                    double mgSum = 0;
                     for (int i = 0; i < n; i++)
                     {
                         double l = lo[i], u = hi[i];
-                        if (!(l < 0 && u > 0)) continue;
+                        if (u <= 0) continue;
+                        if (l >= 0) { fp[i] = fn[i] = 1; continue; }
+                        fp[i] = u > -l ? 1 : 0;
+                        mg[i] = mag[i]; mgSum += mag[i];
                         // relu(v) ≤ s·v + t on [l, u] when the line is above relu at l and at u (relu is convex).
                         double si = u / (u - l);
                         if (!(si >= 0 && si <= 1)) si = Math.Clamp(double.IsNaN(si) ? 1 : si, 0, 1);
-                        s[i] = si;
+                        s[i] = si; fn[i] = si;
                         t[i] = Math.Max(0, Math.Max(Up(-(si * l)), Up(u - Down(si * u))));
                     }
                     _upS[v] = s; _upT[v] = t;
+                    _fPos[v] = fp; _fNeg[v] = fn; _tNeg[v] = t; _magU[v] = mg;
+                    _magUSum[v] = Up(mgSum + DotSlack(mgSum, n));
                     break;
                 }
             case SShapeNode sh:
@@ -382,11 +397,31 @@ public sealed partial class RigorousBox
         for (int s = 0; s < idx.Count; s += per)
         {
             int c = Math.Min(per, idx.Count - s);
-            var lam = Workspace.Grow(ref ws.RefLam, 2L * c * size);
-            Array.Clear(lam, 0, 2 * c * size);
-            for (int q = 0; q < c; q++) { lam[2 * q * size + idx[s + q]] = 1; lam[(2 * q + 1) * size + idx[s + q]] = -1; }
             var res = Workspace.Grow(ref ws.RefRes, 2 * c);
-            Backward(v, 2 * c, lam, null, null, null, res, null);
+            if (_nodes[v] is DenseNode d)
+            {
+                // ±eᵢ through the dense layer is ±(row i of W) and ±bᵢ exactly: start at its input.
+                int inN = d.In;
+                var lam = Workspace.Grow(ref ws.RefLam, 2L * c * inN);
+                var b0 = Workspace.Grow(ref ws.RefBeta, 2 * c);
+                for (int q = 0; q < c; q++)
+                {
+                    var row = d.W.AsSpan(idx[s + q] * inN, inN);
+                    row.CopyTo(lam.AsSpan(2 * q * inN, inN));
+                    var neg = lam.AsSpan((2 * q + 1) * inN, inN);
+                    for (int k = 0; k < inN; k++) neg[k] = -row[k];
+                    double bi = d.B?[idx[s + q]] ?? 0;
+                    b0[2 * q] = bi; b0[2 * q + 1] = -bi;
+                }
+                Backward(d.Inputs[0], 2 * c, lam, b0, null, null, res, null);
+            }
+            else
+            {
+                var lam = Workspace.Grow(ref ws.RefLam, 2L * c * size);
+                Array.Clear(lam, 0, 2 * c * size);
+                for (int q = 0; q < c; q++) { lam[2 * q * size + idx[s + q]] = 1; lam[(2 * q + 1) * size + idx[s + q]] = -1; }
+                Backward(v, 2 * c, lam, null, null, null, res, null);
+            }
             for (int q = 0; q < c; q++)
             {
                 int i = idx[s + q];

@@ -337,4 +337,20 @@ public class GuardSoundnessTests
         Assert.That(between.Verdict, Is.Not.EqualTo(Verdict.Violated), between.Detail);
         Assert.That(between.Verdict, Is.EqualTo(Verdict.Holds), between.Detail);
     }
+
+    [Test]
+    public void DirectedStepsMatchTheLibrary()
+    {
+        var rnd = new Random(1);
+        var xs = new List<double> { 0.0, -0.0, double.Epsilon, -double.Epsilon, double.MaxValue, -double.MaxValue, double.PositiveInfinity,
+            double.NegativeInfinity, double.NaN, -double.NaN, BitConverter.Int64BitsToDouble(unchecked((long)0xFFF0000000000001UL)), 1.0, -1.0, 2.2250738585072014E-308 };
+        for (int i = 0; i < 1000; i++) xs.Add(BitConverter.Int64BitsToDouble(rnd.NextInt64()));
+        foreach (var x in xs)
+        {
+            double up = Directed.Up(x), down = Directed.Down(x);
+            if (double.IsNaN(x)) { Assert.That(double.IsNaN(up) && double.IsNaN(down), Is.True, $"{x}"); continue; }
+            Assert.That(BitConverter.DoubleToInt64Bits(up), Is.EqualTo(BitConverter.DoubleToInt64Bits(Math.BitIncrement(x))), $"up {x:R}");
+            Assert.That(BitConverter.DoubleToInt64Bits(down), Is.EqualTo(BitConverter.DoubleToInt64Bits(Math.BitDecrement(x))), $"down {x:R}");
+        }
+    }
 }
