@@ -65,6 +65,8 @@ internal static class BranchAndBound
             return new SpecRows(cm, u.Rows, dWide, inexact);
         }).ToArray();
         var rootWidth = hi0.Zip(lo0, (h, l) => h - l).ToArray();
+        // Inputs the property fixes (a box a few ulps wide) are never split.
+        var splittable = Enumerable.Range(0, n).Where(i => rootWidth[i] > 1e-12 * Math.Max(1, Math.Abs(lo0[i]))).ToArray();
         // Many inputs: ReLU splits only (halving one of hundreds of inputs barely moves a bound), and more slope steps
         // (each domain's bounds cost far more than the steps there).
         bool splitInputs = n <= ctx.Options.MaxBranchInputs;
@@ -119,13 +121,14 @@ internal static class BranchAndBound
         void ChooseSplit(Domain d, Bounded ev)
         {
             double parent = ev.Gap, best = 0, tol = 1e-9 + 1e-6 * Math.Abs(parent);
-            var inputs = Enumerable.Range(0, splitInputs ? n : 0)
+            var inputs = (splitInputs ? splittable : [])
                 .Where(k => d.Lo[k] + 0.5 * (d.Hi[k] - d.Lo[k]) is var m && m > d.Lo[k] && m < d.Hi[k])
                 .OrderByDescending(k => ev.Coeffs == null ? 0 : Math.Abs(ev.Coeffs[k]) * (d.Hi[k] - d.Lo[k]))
                 .Take(InputCandidates);
             var candidates = inputs.Select(k => (Dim: k, Neuron: ((int, int)?)null)).Concat(ev.Neurons.Select(nr => (Dim: -1, Neuron: ((int, int)?)nr)));
             foreach (var (dim, neuron) in candidates)
             {
+                if (ctx.OutOfTime) break;
                 var (a, b) = Halves(d, ev, dim, neuron);
                 var ea = Evaluate(a);
                 var eb = Evaluate(b);
@@ -145,8 +148,8 @@ internal static class BranchAndBound
             }
             else if (ev.Dim < 0 && ev.Neuron == null)
             {
-                int w = 0;
-                for (int i = 1; i < n; i++) if ((d.Hi[i] - d.Lo[i]) * rootWidth[w] > (d.Hi[w] - d.Lo[w]) * rootWidth[i]) w = i;
+                int w = splittable.Length > 0 ? splittable[0] : 0;
+                foreach (int i in splittable) if ((d.Hi[i] - d.Lo[i]) / rootWidth[i] > (d.Hi[w] - d.Lo[w]) / rootWidth[w]) w = i;
                 ev.Dim = w;
             }
             ev.Chosen = true;

@@ -85,17 +85,12 @@ public sealed partial class RigorousBox
         else Hi[node][index] = Math.Min(Hi[node][index], 0);
         Failed = src.Failed;
         Infeasible = src.Infeasible || Lo[node][index] > Hi[node][index];
-        Split = true;
     }
 
     internal RigorousNetwork Network { get; }
 
-
     /// <summary>True when the bounds show that no input of the box lies in the domain (the box cut by ReLU signs): every property holds there.</summary>
     internal bool Infeasible { get; private set; }
-
-    /// <summary>True for the bounds-only copies made by <see cref="WithSign"/> (not a full analysis: use only as enclosing bounds).</summary>
-    internal bool Split { get; }
 
     /// <summary>True when some bound overflowed or became NaN; every bound query then returns −∞ (proves nothing).</summary>
     public bool Failed { get; }
@@ -119,7 +114,7 @@ public sealed partial class RigorousBox
         {
             int u = 0;
             for (int v = 0; v < _nodes.Length; v++)
-                if (_nodes[v] is ReluNode)
+                if (_nodes[v] is ReluNode && Lo[_nodes[v].Inputs[0]] != null)
                 {
                     var l = Lo[_nodes[v].Inputs[0]]; var h = Hi[_nodes[v].Inputs[0]];
                     for (int i = 0; i < l.Length; i++) if (l[i] < 0 && h[i] > 0) u++;
