@@ -13,8 +13,21 @@ internal static class Directed
     /// <summary>2⁻⁵² (twice the unit roundoff), written out exactly.</summary>
     public const double Ulp1 = 2.220446049250313080847263336181640625E-16;
 
-    public static double Down(double x) => Math.BitDecrement(x);
-    public static double Up(double x) => Math.BitIncrement(x);
+    /// <summary>The next double below x (x itself for −∞ and NaN), as Math.BitDecrement, inlined.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static double Down(double x) => -Up(-x);
+
+    /// <summary>The next double above x (x itself for +∞ and NaN), as Math.BitIncrement, inlined.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static double Up(double x)
+    {
+        long b = BitConverter.DoubleToInt64Bits(x);
+        // Non-negative sign bit: one step away from zero, unless +∞ or NaN. Negative: one step toward zero (−0 → the
+        // least positive subnormal).
+        if (b >= 0) return b < 0x7FF0000000000000L ? BitConverter.Int64BitsToDouble(b + 1) : x;
+        if (b == long.MinValue) return double.Epsilon;
+        return b > unchecked((long)0xFFF0000000000000UL) ? x : BitConverter.Int64BitsToDouble(b - 1);
+    }
 
     /// <summary>An upper bound on |fl(Σ) − Σ| for an n-term dot product whose computed Σ|terms| is absSum.</summary>
     public static double DotSlack(double absSum, int n) => Up(Up(absSum * ((n + 2) * Ulp1)) + (n + 1) * Tiny);

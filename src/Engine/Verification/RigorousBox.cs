@@ -3,39 +3,109 @@ using static Engine.Verification.Directed;
 namespace Engine.Verification;
 
 /// <summary>
-/// Rigorous float64 bounds of a <see cref="RigorousNetwork"/> over one input box: the bounds of every layer (valid
+/// Rigorous float64 bounds of a <see cref="RigorousNetwork"/> over one input box: the bounds of every node (valid
 /// for the network in exact real arithmetic) and CROWN lower bounds of linear functions of the output.
 /// </summary>
-public sealed class RigorousBox
+public sealed partial class RigorousBox
 {
-    private readonly RigorousLayer[] _layers;
-    // _lo[k], _hi[k]: bounds of the value entering layer k (k = 0: the input box); index Length: the output.
-    private readonly double[][] _lo, _hi;
+    private readonly RigorousNode[] _nodes;
+    // Per node: bounds of its value, and max(|lo|, |hi|) (the magnitude rounding errors of λ are charged against).
+    internal readonly double[][] Lo, Hi, MaxAbs;
+    // Per dense node: Σᵢ colAbsᵢ·max|xᵢ| and Σᵢ max|xᵢ| over its input x, rounded up.
+    private readonly double[] _k1, _k2;
+    // Per ReLU node: the upper line s·v + t of unstable neurons. Per sigmoid / tanh node: both lines.
+    private readonly double[]?[] _upS, _upT, _loS, _loT;
+    // Per ReLU node, per neuron: the factor λ is multiplied by when λ > 0 (CROWN's slope) and when λ < 0, the upper
+    // line's intercept (0 unless unstable), and max|v| of unstable neurons (0 elsewhere: their products are exact).
+    private readonly double[]?[] _fPos, _fNeg, _tNeg, _magU;
+    private readonly double[] _magUSum;
+    // Per max node: the member with the largest lower bound, whether it dominates its window, the window's max upper bound.
+    private readonly int[]?[] _argMax;
+    private readonly bool[]?[] _dominant;
+    private readonly double[]?[] _maxHi;
 
-    internal RigorousBox(RigorousLayer[] layers, double[] lower, double[] upper)
+    internal RigorousBox(RigorousNetwork net, double[] lower, double[] upper, RigorousBox? enclosing)
     {
-        _layers = layers;
-        _lo = new double[layers.Length + 1][];
-        _hi = new double[layers.Length + 1][];
-        _lo[0] = lower; _hi[0] = upper;
-        for (int k = 0; k < layers.Length; k++)
+        Network = net;
+        _nodes = net.Nodes;
+        int n = _nodes.Length;
+        Lo = new double[n][]; Hi = new double[n][]; MaxAbs = new double[n][];
+        _k1 = new double[n]; _k2 = new double[n];
+        _upS = new double[n][]; _upT = new double[n][]; _loS = new double[n][]; _loT = new double[n][];
+        _argMax = new int[n][]; _dominant = new bool[n][]; _maxHi = new double[n][];
+        _fPos = new double[n][]; _fNeg = new double[n][]; _tNeg = new double[n][]; _magU = new double[n][]; _magUSum = new double[n];
+        Lo[0] = lower; Hi[0] = upper;
+        MaxAbs[0] = Magnitudes(lower, upper);
+        for (int v = 1; v < n; v++)
         {
-            var (l, h) = Interval(layers[k], _lo[k], _hi[k]);
-            _lo[k + 1] = l; _hi[k + 1] = h;
-            // A ReLU's relaxation depends on its input bounds: tighten the unstable ones by CROWN.
-            if (k + 1 < layers.Length && layers[k + 1] is ReluLayer && layers[k] is not ReluLayer) Refine(k + 1);
-            if (!AllFinite(_lo[k + 1]) || !AllFinite(_hi[k + 1])) { Failed = true; break; }
+            var node = _nodes[v];
+            if (node is DenseNode d)
+            {
+                // The charge constants read the input's final bounds.
+                var m = MaxAbs[d.Inputs[0]];
+                double s1 = 0, s2 = 0;
+                for (int i = 0; i < m.Length; i++) { s1 += d.ColAbs[i] * m[i]; s2 += m[i]; }
+                _k1[v] = Up(s1 + DotSlack(s1, m.Length));
+                _k2[v] = Up(s2 + DotSlack(s2, m.Length));
+            }
+            var (l, h) = Interval(v);
+            if (enclosing != null)
+            {
+                // The enclosing domain's bounds hold here too; disjoint bounds mean that no input reaches this domain.
+                var el = enclosing.Lo[v]; var eh = enclosing.Hi[v];
+                for (int i = 0; i < l.Length; i++)
+                {
+                    double a = Math.Max(l[i], el[i]), b = Math.Min(h[i], eh[i]);
+                    if (a <= b) { l[i] = a; h[i] = b; }
+                    else Infeasible = true;
+                }
+            }
+            Lo[v] = l; Hi[v] = h;
+            if (Infeasible) break;
+            if (!AllFinite(l) || !AllFinite(h)) { Failed = true; break; }
+            Relax(v);
+            if (net.Refine[v] != 0) RefineNode(v, net.Refine[v]);
+            if (Infeasible) break;
+            MaxAbs[v] = Magnitudes(Lo[v], Hi[v]);
         }
     }
+
+    /// <summary>A copy whose bounds of neuron <paramref name="index"/> of node <paramref name="node"/> are cut at 0 (kept ≥ 0, or ≤ 0): the bounds of the part of the domain where that neuron has that sign, used as the enclosing bounds of that part (a ReLU split).</summary>
+    internal RigorousBox WithSign(int node, int index, bool nonNegative) => new(this, node, index, nonNegative);
+
+    private RigorousBox(RigorousBox src, int node, int index, bool nonNegative)
+    {
+        Network = src.Network; _nodes = src._nodes;
+        Lo = (double[][])src.Lo.Clone(); Hi = (double[][])src.Hi.Clone(); MaxAbs = src.MaxAbs;
+        _k1 = src._k1; _k2 = src._k2; _upS = src._upS; _upT = src._upT; _loS = src._loS; _loT = src._loT;
+        _argMax = src._argMax; _dominant = src._dominant; _maxHi = src._maxHi;
+        _fPos = src._fPos; _fNeg = src._fNeg; _tNeg = src._tNeg; _magU = src._magU; _magUSum = src._magUSum;
+        Lo[node] = (double[])Lo[node].Clone(); Hi[node] = (double[])Hi[node].Clone();
+        if (nonNegative) Lo[node][index] = Math.Max(Lo[node][index], 0);
+        else Hi[node][index] = Math.Min(Hi[node][index], 0);
+        Failed = src.Failed;
+        Infeasible = src.Infeasible || Lo[node][index] > Hi[node][index];
+    }
+
+    internal RigorousNetwork Network { get; }
+
+    /// <summary>True when the bounds show that no input of the box lies in the domain (the box cut by ReLU signs): every property holds there.</summary>
+    internal bool Infeasible { get; private set; }
 
     /// <summary>True when some bound overflowed or became NaN; every bound query then returns −∞ (proves nothing).</summary>
     public bool Failed { get; }
 
     /// <summary>Rigorous lower bounds of the network outputs over the box.</summary>
-    public ReadOnlySpan<double> OutputLower => _lo[^1];
+    public ReadOnlySpan<double> OutputLower => Lo[^1];
 
     /// <summary>Rigorous upper bounds of the network outputs over the box.</summary>
-    public ReadOnlySpan<double> OutputUpper => _hi[^1];
+    public ReadOnlySpan<double> OutputUpper => Hi[^1];
+
+    /// <summary>Rigorous lower bounds of the network inputs (the box).</summary>
+    internal double[] InputLower => Lo[0];
+
+    /// <summary>Rigorous upper bounds of the network inputs (the box).</summary>
+    internal double[] InputUpper => Hi[0];
 
     /// <summary>Number of ReLU neurons whose input bounds straddle zero.</summary>
     public int UnstableCount
@@ -43,9 +113,12 @@ public sealed class RigorousBox
         get
         {
             int u = 0;
-            for (int k = 0; k < _layers.Length; k++)
-                if (_layers[k] is ReluLayer)
-                    for (int i = 0; i < _lo[k].Length; i++) if (_lo[k][i] < 0 && _hi[k][i] > 0) u++;
+            for (int v = 0; v < _nodes.Length; v++)
+                if (_nodes[v] is ReluNode && Lo[_nodes[v].Inputs[0]] != null)
+                {
+                    var l = Lo[_nodes[v].Inputs[0]]; var h = Hi[_nodes[v].Inputs[0]];
+                    for (int i = 0; i < l.Length; i++) if (l[i] < 0 && h[i] > 0) u++;
+                }
             return u;
         }
     }
@@ -56,42 +129,61 @@ public sealed class RigorousBox
         return true;
     }
 
+    private static double[] Magnitudes(double[] lo, double[] hi)
+    {
+        var m = new double[lo.Length];
+        for (int i = 0; i < m.Length; i++) m[i] = Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]));
+        return m;
+    }
+
     /// <summary>
     /// A rigorous lower bound of c·y over the box (y the network output), the larger of the CROWN and the interval
     /// bound; <paramref name="inputCoefficients"/> receives the CROWN coefficients on the input (a sensitivity
     /// used to choose which input to split). −∞ when <see cref="Failed"/>.
     /// </summary>
-    public double LowerBound(ReadOnlySpan<double> c, out double[] inputCoefficients)
+    public double LowerBound(ReadOnlySpan<double> c, out double[] inputCoefficients) => LowerBound(c, null, out inputCoefficients);
+
+    /// <summary>
+    /// As <see cref="LowerBound(ReadOnlySpan{double}, out double[])"/>, with the lower slopes of the unstable ReLU
+    /// neurons given: <paramref name="reluLowerSlopes"/> holds one array per ReLU of the network (in graph order,
+    /// one slope in [0, 1] per neuron; null: CROWN's choice, 1 where the upper bound exceeds −lower, else 0). Any
+    /// slope in [0, 1] gives a sound bound (relu(v) ≥ α·v for every v), so the slopes may come from an optimiser.
+    /// </summary>
+    public double LowerBound(ReadOnlySpan<double> c, IReadOnlyList<double[]>? reluLowerSlopes, out double[] inputCoefficients)
     {
-        if (c.Length != _lo[^1].Length) throw new ArgumentException($"RigorousBox.LowerBound: expected {_lo[^1].Length} coefficients, got {c.Length}.");
-        inputCoefficients = new double[_lo[0].Length];
+        if (c.Length != OutputSize) throw new ArgumentException($"RigorousBox.LowerBound: expected {OutputSize} coefficients, got {c.Length}.");
+        foreach (var x in c) if (!double.IsFinite(x)) throw new ArgumentException("RigorousBox.LowerBound: the coefficients must be finite.");
+        double[]?[]? alpha = null;
+        if (reluLowerSlopes != null)
+        {
+            var relus = Enumerable.Range(0, _nodes.Length).Where(v => _nodes[v] is ReluNode).ToArray();
+            if (reluLowerSlopes.Count != relus.Length) throw new ArgumentException($"RigorousBox.LowerBound: the network has {relus.Length} ReLUs, got {reluLowerSlopes.Count} slope arrays.");
+            alpha = new double[_nodes.Length][];
+            for (int q = 0; q < relus.Length; q++)
+            {
+                var a = reluLowerSlopes[q];
+                if (a == null) continue;
+                if (a.Length != _nodes[relus[q]].Size) throw new ArgumentException($"RigorousBox.LowerBound: ReLU {q} has {_nodes[relus[q]].Size} neurons, got {a.Length} slopes.");
+                foreach (var s in a) if (!(s >= 0 && s <= 1)) throw new ArgumentException($"RigorousBox.LowerBound: ReLU slope {s} is outside [0, 1].");
+                alpha[relus[q]] = a;
+            }
+        }
+        inputCoefficients = new double[InputSize];
         if (Failed) return double.NegativeInfinity;
-        double crown = Backward(_layers.Length, c.ToArray(), out inputCoefficients);
-        double ibp = IntervalDot(c, _lo[^1], _hi[^1]);
-        double r = Math.Max(crown, ibp);
+        var res = new double[1];
+        Backward(_nodes.Length - 1, 1, c, null, null, alpha, res, inputCoefficients);
+        double r = Math.Max(res[0], IntervalDot(c, Lo[^1], Hi[^1]));
         return double.IsNaN(r) ? double.NegativeInfinity : r;
     }
 
-    /// <summary>mu += a·row and t += |a·row| (each product rounded once, as the error bound assumes).</summary>
-    private static void AxpyAbs(ReadOnlySpan<double> row, double a, Span<double> mu, Span<double> t)
-    {
-        int i = 0;
-        if (System.Numerics.Vector.IsHardwareAccelerated)
-        {
-            int w = System.Numerics.Vector<double>.Count;
-            var va = new System.Numerics.Vector<double>(a);
-            for (; i + w <= row.Length; i += w)
-            {
-                var p = new System.Numerics.Vector<double>(row[i..]) * va;
-                (new System.Numerics.Vector<double>(mu[i..]) + p).CopyTo(mu[i..]);
-                (new System.Numerics.Vector<double>(t[i..]) + System.Numerics.Vector.Abs(p)).CopyTo(t[i..]);
-            }
-        }
-        for (; i < row.Length; i++) { double p = row[i] * a; mu[i] += p; t[i] += Math.Abs(p); }
-    }
+    /// <summary>Length of the network output.</summary>
+    internal int OutputSize => Network.OutputSize;
+
+    /// <summary>Length of the network input.</summary>
+    internal int InputSize => Network.InputSize;
 
     /// <summary>Lower bound of Σ c_i v_i for v in [lo, hi].</summary>
-    private static double IntervalDot(ReadOnlySpan<double> c, double[] lo, double[] hi)
+    internal static double IntervalDot(ReadOnlySpan<double> c, double[] lo, double[] hi)
     {
         double s = 0, t = 0;
         for (int i = 0; i < c.Length; i++)
@@ -99,48 +191,95 @@ public sealed class RigorousBox
             double p = c[i] >= 0 ? c[i] * lo[i] : c[i] * hi[i];
             s += p; t += Math.Abs(p);
         }
-        return Down(s - DotSlack(t, c.Length));
+        double r = Down(s - DotSlack(t, c.Length));
+        return double.IsNaN(r) ? double.NegativeInfinity : r;
     }
 
-    private static (double[] Lo, double[] Hi) Interval(RigorousLayer layer, double[] lo, double[] hi)
+    private (double[] Lo, double[] Hi) Interval(int v)
     {
-        var l = new double[layer.Out];
-        var h = new double[layer.Out];
-        switch (layer)
+        var node = _nodes[v];
+        var lo = Lo[node.Inputs[0]]; var hi = Hi[node.Inputs[0]];
+        var l = new double[node.Size];
+        var h = new double[node.Size];
+        switch (node)
         {
-            case DenseLayer d:
-                for (int o = 0; o < d.Out; o++)
+            case DenseNode d:
                 {
-                    var row = d.W.AsSpan(o * d.In, d.In);
-                    double sl = d.B?[o] ?? 0, sh = sl, t = Math.Abs(sl);
-                    for (int i = 0; i < row.Length; i++)
+                    // Centre-radius form: W·x + b over x ∈ [m − r, m + r] is W·m + b ± |W|·r, each sum's rounding charged.
+                    var ws = _workspace ??= new Workspace();
+                    var mid = Workspace.Grow(ref ws.Mid, d.In);
+                    var amid = Workspace.Grow(ref ws.AbsMid, d.In);
+                    var rad = Workspace.Grow(ref ws.Rad, d.In);
+                    for (int i = 0; i < d.In; i++)
                     {
-                        double w = row[i];
-                        double a = w * lo[i], b = w * hi[i];
-                        if (w >= 0) { sl += a; sh += b; } else { sl += b; sh += a; }
-                        t += Math.Max(Math.Abs(a), Math.Abs(b));
+                        double m = lo[i] + 0.5 * (hi[i] - lo[i]);
+                        mid[i] = m; amid[i] = Math.Abs(m);
+                        rad[i] = Up(Math.Max(hi[i] - m, m - lo[i]));
                     }
-                    double slack = DotSlack(t, d.In + 1);
-                    l[o] = Down(sl - slack); h[o] = Up(sh + slack);
+                    for (int o = 0; o < d.Size; o++)
+                    {
+                        var (c, t, r) = Dot3(d.W.AsSpan(o * d.In, d.In), d.AbsW.AsSpan(o * d.In, d.In), mid, amid, rad);
+                        double b = d.B?[o] ?? 0;
+                        c += b; t += Math.Abs(b);
+                        double w = AddUp(AddUp(r, DotSlack(t, d.In + 1)), DotSlack(r, d.In));
+                        l[o] = Down(c - w); h[o] = Up(c + w);
+                    }
+                    break;
                 }
-                break;
-            case DiagLayer g:
+            case DiagNode g:
                 for (int i = 0; i < l.Length; i++)
                 {
-                    double a = g.A?[i] ?? 1, c = g.C?[i] ?? 0;
-                    double pl, ph;
-                    if (g.A == null) { pl = lo[i]; ph = hi[i]; }
-                    else
+                    double pl = lo[i], ph = hi[i];
+                    if (g.A != null)
                     {
-                        double p1 = a * lo[i], p2 = a * hi[i];
+                        double p1 = g.A[i] * lo[i], p2 = g.A[i] * hi[i];
                         pl = Down(Math.Min(p1, p2)); ph = Up(Math.Max(p1, p2));
+                        if (g.ARad != null)
+                        {
+                            double e = MulUp(g.ARad[i], Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i])));
+                            pl = AddDown(pl, -e); ph = AddUp(ph, e);
+                        }
                     }
-                    l[i] = g.C == null ? pl : AddDown(pl, c);
-                    h[i] = g.C == null ? ph : AddUp(ph, c);
+                    if (g.C != null)
+                    {
+                        double cr = g.CRad?[i] ?? 0;
+                        pl = AddDown(pl, cr == 0 ? g.C[i] : AddDown(g.C[i], -cr));
+                        ph = AddUp(ph, cr == 0 ? g.C[i] : AddUp(g.C[i], cr));
+                    }
+                    l[i] = pl; h[i] = ph;
                 }
                 break;
-            case PermLayer p:
+            case PermNode p:
                 for (int i = 0; i < l.Length; i++) { l[i] = lo[p.Src[i]]; h[i] = hi[p.Src[i]]; }
+                break;
+            case AddNode a:
+                {
+                    var lo2 = Lo[a.Inputs[1]]; var hi2 = Hi[a.Inputs[1]];
+                    for (int i = 0; i < l.Length; i++)
+                    {
+                        if (a.Subtract) { l[i] = AddDown(lo[i], -hi2[i]); h[i] = AddUp(hi[i], -lo2[i]); }
+                        else { l[i] = AddDown(lo[i], lo2[i]); h[i] = AddUp(hi[i], hi2[i]); }
+                    }
+                    break;
+                }
+            case SShapeNode s:
+                for (int i = 0; i < l.Length; i++) { l[i] = SShapeLines.F(s.Kind, lo[i]).Lo; h[i] = SShapeLines.F(s.Kind, hi[i]).Hi; }
+                break;
+            case GroupNode g:
+                for (int o = 0; o < l.Length; o++)
+                {
+                    int s0 = g.Start[o], s1 = g.Start[o + 1];
+                    if (g.IsMax)
+                    {
+                        double ml = double.NegativeInfinity, mh = double.NegativeInfinity;
+                        for (int q = s0; q < s1; q++) { ml = Math.Max(ml, lo[g.Index[q]]); mh = Math.Max(mh, hi[g.Index[q]]); }
+                        l[o] = ml; h[o] = mh;
+                        continue;
+                    }
+                    double sl = 0, sh = 0, tl = 0, th = 0;
+                    for (int q = s0; q < s1; q++) { sl += lo[g.Index[q]]; sh += hi[g.Index[q]]; tl += Math.Abs(lo[g.Index[q]]); th += Math.Abs(hi[g.Index[q]]); }
+                    l[o] = Down(sl - DotSlack(tl, s1 - s0)); h[o] = Up(sh + DotSlack(th, s1 - s0));
+                }
                 break;
             default:
                 for (int i = 0; i < l.Length; i++) { l[i] = Math.Max(lo[i], 0); h[i] = Math.Max(hi[i], 0); }
@@ -149,114 +288,143 @@ public sealed class RigorousBox
         return (l, h);
     }
 
-    /// <summary>CROWN bounds for the unstable neurons of the value entering layer k, intersected with its interval bounds.</summary>
-    private void Refine(int k)
+    /// <summary>(Σ w·m, Σ |w|·|m|, Σ |w|·r) over one row (any summation order; callers charge the rounding).</summary>
+    private static (double C, double T, double R) Dot3(ReadOnlySpan<double> w, ReadOnlySpan<double> aw, double[] m, double[] am, double[] r)
     {
-        var lo = _lo[k]; var hi = _hi[k];
-        var unit = new double[lo.Length];
-        for (int i = 0; i < lo.Length; i++)
+        int i = 0, n = w.Length;
+        double c = 0, t = 0, s = 0;
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && n >= 8)
         {
-            if (!(lo[i] < 0 && hi[i] > 0)) continue;
-            unit[i] = 1;
-            double l = Backward(k, unit, out _);
-            unit[i] = -1;
-            double u = Backward(k, unit, out _);
-            unit[i] = 0;
-            if (l > lo[i]) lo[i] = l;
-            if (!double.IsNaN(u) && -u < hi[i]) hi[i] = -u;
+            var vc = System.Runtime.Intrinsics.Vector512<double>.Zero; var vt = vc; var vs = vc;
+            for (; i + 8 <= n; i += 8)
+            {
+                var x = System.Runtime.Intrinsics.Vector512.Create(w[i..]);
+                var ax = System.Runtime.Intrinsics.Vector512.Create(aw[i..]);
+                vc = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(x, System.Runtime.Intrinsics.Vector512.Create(m.AsSpan(i)), vc);
+                vt = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(ax, System.Runtime.Intrinsics.Vector512.Create(am.AsSpan(i)), vt);
+                vs = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(ax, System.Runtime.Intrinsics.Vector512.Create(r.AsSpan(i)), vs);
+            }
+            c = System.Runtime.Intrinsics.Vector512.Sum(vc); t = System.Runtime.Intrinsics.Vector512.Sum(vt); s = System.Runtime.Intrinsics.Vector512.Sum(vs);
+        }
+        for (; i < n; i++) { c += w[i] * m[i]; t += aw[i] * am[i]; s += aw[i] * r[i]; }
+        return (c, t, s);
+    }
+
+    /// <summary>The linear relaxation of a nonlinear node, from its input's final bounds.</summary>
+    private void Relax(int v)
+    {
+        var node = _nodes[v];
+        var lo = Lo[node.Inputs[0]]; var hi = Hi[node.Inputs[0]];
+        int n = node.Size;
+        switch (node)
+        {
+            case ReluNode:
+                {
+                    var s = new double[n]; var t = new double[n];
+                    var fp = new double[n]; var fn = new double[n]; var mg = new double[n];
+                    var mag = MaxAbs[node.Inputs[0]];
+                    double mgSum = 0;
+                    for (int i = 0; i < n; i++)
+                    {
+                        double l = lo[i], u = hi[i];
+                        if (u <= 0) continue;
+                        if (l >= 0) { fp[i] = fn[i] = 1; continue; }
+                        fp[i] = u > -l ? 1 : 0;
+                        mg[i] = mag[i]; mgSum += mag[i];
+                        // relu(v) ≤ s·v + t on [l, u] when the line is above relu at l and at u (relu is convex).
+                        double si = u / (u - l);
+                        if (!(si >= 0 && si <= 1)) si = Math.Clamp(double.IsNaN(si) ? 1 : si, 0, 1);
+                        s[i] = si; fn[i] = si;
+                        t[i] = Math.Max(0, Math.Max(Up(-(si * l)), Up(u - Down(si * u))));
+                    }
+                    _upS[v] = s; _upT[v] = t;
+                    _fPos[v] = fp; _fNeg[v] = fn; _tNeg[v] = t; _magU[v] = mg;
+                    _magUSum[v] = Up(mgSum + DotSlack(mgSum, n));
+                    break;
+                }
+            case SShapeNode sh:
+                {
+                    var us = new double[n]; var ut = new double[n]; var ls = new double[n]; var lt = new double[n];
+                    for (int i = 0; i < n; i++)
+                    {
+                        (us[i], ut[i]) = SShapeLines.Upper(sh.Kind, lo[i], hi[i]);
+                        (ls[i], lt[i]) = SShapeLines.Lower(sh.Kind, lo[i], hi[i]);
+                    }
+                    _upS[v] = us; _upT[v] = ut; _loS[v] = ls; _loT[v] = lt;
+                    break;
+                }
+            case GroupNode { IsMax: true } g:
+                {
+                    var am = new int[n]; var dom = new bool[n]; var mh = new double[n];
+                    for (int o = 0; o < n; o++)
+                    {
+                        int best = g.Index[g.Start[o]];
+                        double hMax = double.NegativeInfinity;
+                        for (int q = g.Start[o]; q < g.Start[o + 1]; q++)
+                        {
+                            int k = g.Index[q];
+                            if (lo[k] > lo[best]) best = k;
+                            hMax = Math.Max(hMax, hi[k]);
+                        }
+                        double others = double.NegativeInfinity;
+                        for (int q = g.Start[o]; q < g.Start[o + 1]; q++)
+                            if (g.Index[q] != best) others = Math.Max(others, hi[g.Index[q]]);
+                        am[o] = best; dom[o] = lo[best] >= others; mh[o] = hMax;
+                    }
+                    _argMax[v] = am; _dominant[v] = dom; _maxHi[v] = mh;
+                    break;
+                }
         }
     }
 
-    /// <summary>
-    /// CROWN: a rigorous lower bound of λ·z over the box, z the value entering layer <paramref name="k"/>. Keeps
-    /// c·z ≥ λ·v + β for the value v entering each earlier layer, with every rounding charged to β.
-    /// </summary>
-    private double Backward(int k, double[] lambda, out double[] inputCoefficients)
+    /// <summary>CROWN bounds for the neurons of node v that a nonlinearity needs, intersected with its interval bounds.</summary>
+    private void RefineNode(int v, byte mode)
     {
-        var lam = (double[])lambda.Clone();
-        double beta = 0;
-        for (int j = k - 1; j >= 0; j--)
+        var lo = Lo[v]; var hi = Hi[v];
+        var idx = new List<int>();
+        for (int i = 0; i < lo.Length; i++)
+            if (mode == 1 ? lo[i] < 0 && hi[i] > 0 : lo[i] < hi[i]) idx.Add(i);
+        if (idx.Count == 0) return;
+        int size = _nodes[v].Size;
+        // Rows +eᵢ (lower bound) and −eᵢ (minus the upper bound), a bounded number at a time.
+        int per = Math.Max(1, Math.Min(idx.Count, (1 << 20) / Math.Max(1, 2 * size)));
+        var ws = _workspace ??= new Workspace();
+        for (int s = 0; s < idx.Count; s += per)
         {
-            var layer = _layers[j];
-            var lo = _lo[j]; var hi = _hi[j];
-            var mu = new double[layer.In];
-            switch (layer)
+            int c = Math.Min(per, idx.Count - s);
+            var res = Workspace.Grow(ref ws.RefRes, 2 * c);
+            if (_nodes[v] is DenseNode d)
             {
-                case DenseLayer d:
-                    {
-                        var t = new double[d.In];
-                        for (int o = 0; o < d.Out; o++)
-                        {
-                            double a = lam[o];
-                            if (a == 0) continue;
-                            AxpyAbs(d.W.AsSpan(o * d.In, d.In), a, mu, t);
-                        }
-                        // (Wᵀλ)·v ≥ μ·v − Σᵢ errᵢ·max|vᵢ|.
-                        double charge = 0;
-                        for (int i = 0; i < d.In; i++)
-                            if (t[i] != 0) charge = AddUp(charge, MulUp(DotSlack(t[i], d.Out), Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]))));
-                        if (d.B != null) beta = AddDown(beta, Directed.DotDown(lam, d.B));
-                        beta = AddDown(beta, -charge);
-                        break;
-                    }
-                case DiagLayer g:
-                    {
-                        double charge = 0;
-                        for (int i = 0; i < g.In; i++)
-                        {
-                            if (g.A == null) { mu[i] = lam[i]; continue; }
-                            double p = lam[i] * g.A[i];
-                            mu[i] = p;
-                            // |fl(λa) − λa| ≤ u|fl(λa)| (+ underflow).
-                            double err = Up(Math.Abs(p) * Ulp1 + Tiny);
-                            charge = AddUp(charge, MulUp(err, Math.Max(Math.Abs(lo[i]), Math.Abs(hi[i]))));
-                        }
-                        if (g.C != null) beta = AddDown(beta, Directed.DotDown(lam, g.C));
-                        beta = AddDown(beta, -charge);
-                        break;
-                    }
-                case PermLayer p:
-                    for (int i = 0; i < p.Out; i++) mu[p.Src[i]] += lam[i];
-                    break;
-                default:
-                    {
-                        double charge = 0;
-                        for (int i = 0; i < layer.In; i++)
-                        {
-                            double a = lam[i], l = lo[i], u = hi[i];
-                            if (a == 0 || u <= 0) continue; // inactive: relu = 0
-                            if (l >= 0) { mu[i] = a; continue; } // active: relu = identity
-                            if (a > 0)
-                            {
-                                // relu(v) ≥ α·v for any α in [0, 1]; 0/1 keeps α·λ exact.
-                                mu[i] = u > -l ? a : 0;
-                                continue;
-                            }
-                            // relu(v) ≤ s·v + t on [l, u] when the line is above relu at l and at u (relu is convex).
-                            double s = u / (u - l);
-                            if (!(s >= 0 && s <= 1)) s = Math.Clamp(double.IsNaN(s) ? 1 : s, 0, 1);
-                            double t = Math.Max(Up(-(s * l)), Up(u - Down(s * u)));
-                            t = Math.Max(t, 0);
-                            double m = a * s;
-                            mu[i] = m;
-                            charge = AddUp(charge, MulUp(Up(Math.Abs(m) * Ulp1 + Tiny), Math.Max(Math.Abs(l), Math.Abs(u))));
-                            beta = AddDown(beta, MulDown(a, t));
-                        }
-                        beta = AddDown(beta, -charge);
-                        break;
-                    }
+                // ±eᵢ through the dense layer is ±(row i of W) and ±bᵢ exactly: start at its input.
+                int inN = d.In;
+                var lam = Workspace.Grow(ref ws.RefLam, 2L * c * inN);
+                var b0 = Workspace.Grow(ref ws.RefBeta, 2 * c);
+                for (int q = 0; q < c; q++)
+                {
+                    var row = d.W.AsSpan(idx[s + q] * inN, inN);
+                    row.CopyTo(lam.AsSpan(2 * q * inN, inN));
+                    var neg = lam.AsSpan((2 * q + 1) * inN, inN);
+                    for (int k = 0; k < inN; k++) neg[k] = -row[k];
+                    double bi = d.B?[idx[s + q]] ?? 0;
+                    b0[2 * q] = bi; b0[2 * q + 1] = -bi;
+                }
+                Backward(d.Inputs[0], 2 * c, lam, b0, null, null, res, null);
             }
-            lam = mu;
+            else
+            {
+                var lam = Workspace.Grow(ref ws.RefLam, 2L * c * size);
+                Array.Clear(lam, 0, 2 * c * size);
+                for (int q = 0; q < c; q++) { lam[2 * q * size + idx[s + q]] = 1; lam[(2 * q + 1) * size + idx[s + q]] = -1; }
+                Backward(v, 2 * c, lam, null, null, null, res, null);
+            }
+            for (int q = 0; q < c; q++)
+            {
+                int i = idx[s + q];
+                double l = res[2 * q], u = -res[2 * q + 1];
+                if (l > hi[i] || u < lo[i]) { Infeasible = true; return; }
+                if (l > lo[i]) lo[i] = l;
+                if (u < hi[i]) hi[i] = u;
+            }
         }
-        inputCoefficients = lam;
-        // Concretise over the input box.
-        double s0 = 0, t0 = 0;
-        for (int i = 0; i < lam.Length; i++)
-        {
-            double p = lam[i] >= 0 ? lam[i] * _lo[0][i] : lam[i] * _hi[0][i];
-            s0 += p; t0 += Math.Abs(p);
-        }
-        double r = AddDown(beta, Down(s0 - DotSlack(t0, lam.Length)));
-        return double.IsNaN(r) ? double.NegativeInfinity : r;
     }
 }

@@ -51,7 +51,7 @@ public sealed class VerificationResult
     /// <summary>Wall time.</summary>
     public TimeSpan Elapsed { get; }
 
-    /// <summary>Input boxes bounded (branch and bound leaves and inner nodes).</summary>
+    /// <summary>Domains (input boxes, possibly cut by ReLU signs) handled by branch and bound, leaves and inner nodes.</summary>
     public int Boxes { get; }
 
     /// <summary>The verdict as VNN-COMP prints it: holds, violated, unknown, timeout.</summary>
@@ -73,7 +73,7 @@ public sealed record VerifierOptions
     /// <summary>Wall-clock limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Branch and bound on the input box is used up to this many inputs (it scales badly beyond ~10).</summary>
+    /// <summary>Branch and bound splits inputs up to this many inputs (it scales badly beyond ~10); above, it splits ReLUs only.</summary>
     public int MaxBranchInputs { get; init; } = 10;
 
     /// <summary>PGD restarts of the first attack (each a batch of random starts).</summary>
@@ -84,6 +84,13 @@ public sealed record VerifierOptions
 
     /// <summary>PGD steps.</summary>
     public int AttackSteps { get; init; } = 50;
+
+    /// <summary>
+    /// Projected-gradient steps on the ReLU lower slopes and the unsafe rows' combination weights per bounded domain
+    /// (0: CROWN's slopes and the best combination of per-row bounds only; at least 20 when there are too many
+    /// inputs to split).
+    /// </summary>
+    public int SlopeIterations { get; init; } = 4;
 
     /// <summary>Seed of the attack's random starts.</summary>
     public ulong Seed { get; init; }

@@ -126,14 +126,14 @@ public class RigorousGuardTests
     [Test]
     public void UnsupportedGraphIsNeverHolds()
     {
-        // Sigmoid is outside the guard: even an obviously safe property stays unknown.
+        // LeakyRelu is outside the guard: even an obviously safe property stays unknown.
         var b = new GraphBuilder();
         var x = b.Input();
         var w = b.Parameter("w", Tensor.FromArray([1f], 1, 1));
-        b.Output(b.Apply(new SigmoidOp(), b.Apply(new LinearOp(), x, w)));
+        b.Output(b.Apply(new LeakyReluOp(0.1f), b.Apply(new LinearOp(), x, w)));
         var graph = b.Build();
         Assert.That(RigorousNetwork.TryCreate(graph, [1], out var why), Is.Null);
-        Assert.That(why, Does.Contain("Sigmoid"));
+        Assert.That(why, Does.Contain("LeakyRelu"));
         var c = new VerificationCase([0.0], [1.0], [new UnsafeConjunction(new double[,] { { 1 } }, [-5])]);
         var r = Verifier.Verify(graph, [1], new VerificationProblem([c]), new VerifierOptions { Timeout = TimeSpan.FromSeconds(10) });
         Assert.That(r.Verdict, Is.EqualTo(Verdict.Unknown), r.Detail);
