@@ -22,7 +22,7 @@ public class ExpectedInstancesTests
 [TestFixture]
 public class FastInstancesTests
 {
-    // Every test/ instance and every ACAS Xu one but 3_3 prop_2 (5-10 s; AllExpected runs it): a few seconds at most
+    // Every test/ instance and every ACAS Xu one but 3_3 prop_2 (3-10 s; AllExpected runs it): a few seconds at most
     // each here, with 60 s limits.
     private static readonly (string, string, string)[] Fast =
     [
