@@ -38,7 +38,7 @@ internal static class VerifyCommand
             var s = parse.GetValue(spec) ?? throw new ArgumentException("SPEC is required.");
             var r = VerifyOne(m, s, parse.GetValue(timeout), parse.GetValue(seed));
             if (parse.GetValue(output) is { } outPath) File.WriteAllText(outPath, VnnResultFile.Format(r.Verdict, r.Counterexample));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {r.Detail} ({r.Elapsed.TotalSeconds:0.###} s, {r.Boxes} boxes)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"# {r.Detail} ({r.Elapsed.TotalSeconds:0.###} s, {r.Boxes} domains)"));
             Console.WriteLine(r.VerdictText);
             return 0;
         }));

@@ -21,7 +21,7 @@ internal static class BranchAndBound
     /// <summary>ReLU neurons tried as split candidates per domain (besides every input).</summary>
     private const int NeuronCandidates = 2;
 
-    /// <summary>Inputs tried as split candidates per domain (the ones with the largest |coefficient| × width).</summary>
+    /// <summary>Inputs tried as split candidates per domain (the ones with the largest |coefficient| × width, and the relatively widest).</summary>
     private const int InputCandidates = 6;
 
     private sealed record Domain(double[] Lo, double[] Hi, bool[] Open, int Depth, RigorousBox? Enclosing, double[]?[]?[]? Alpha, double[]?[]? Lambda,
@@ -120,11 +120,17 @@ internal static class BranchAndBound
         // widest input is split.
         void ChooseSplit(Domain d, Bounded ev)
         {
-            double parent = ev.Gap, best = 0, tol = 1e-9 + 1e-6 * Math.Abs(parent);
-            var inputs = (splitInputs ? splittable : [])
-                .Where(k => d.Lo[k] + 0.5 * (d.Hi[k] - d.Lo[k]) is var m && m > d.Lo[k] && m < d.Hi[k])
-                .OrderByDescending(k => ev.Coeffs == null ? 0 : Math.Abs(ev.Coeffs[k]) * (d.Hi[k] - d.Lo[k]))
-                .Take(InputCandidates);
+            // Gains under 0.1% of the gap are noise (the slope search's own variation), not progress.
+            double parent = ev.Gap, best = 0, tol = 1e-9 + 1e-3 * Math.Abs(parent);
+            // The inputs where the linear bound is most sensitive, and always the relatively widest one (a bound can
+            // hinge on an input its final coefficients hardly show, through unstable ReLUs).
+            var open = (splitInputs ? splittable : []).Where(k => d.Lo[k] + 0.5 * (d.Hi[k] - d.Lo[k]) is var m && m > d.Lo[k] && m < d.Hi[k]).ToArray();
+            var inputs = open.OrderByDescending(k => ev.Coeffs == null ? 0 : Math.Abs(ev.Coeffs[k]) * (d.Hi[k] - d.Lo[k])).Take(Math.Max(1, InputCandidates - 1)).ToList();
+            if (open.Length > 0)
+            {
+                int widest = open.MaxBy(k => (d.Hi[k] - d.Lo[k]) / rootWidth[k]);
+                if (!inputs.Contains(widest)) inputs.Add(widest);
+            }
             var candidates = inputs.Select(k => (Dim: k, Neuron: ((int, int)?)null)).Concat(ev.Neurons.Select(nr => (Dim: -1, Neuron: ((int, int)?)nr)));
             foreach (var (dim, neuron) in candidates)
             {
@@ -139,6 +145,8 @@ internal static class BranchAndBound
                 if (eb.Rb.Infeasible && !ea.Rb.Infeasible) gb = ga;
                 double score = Math.Min(ga, gb) + 1e-3 * Math.Max(ga, gb);
                 if (score > best + tol) { best = score; ev.Dim = dim; ev.Neuron = neuron; ev.First = ea; ev.Second = eb; }
+                // Both halves proven: nothing can beat it.
+                if (!ea.AnyOpen && !eb.AnyOpen) break;
             }
             if (ev.Dim < 0 && ev.Neuron == null && !splitInputs && ev.Neurons.Length > 0)
             {

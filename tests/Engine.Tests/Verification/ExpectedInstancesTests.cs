@@ -13,7 +13,7 @@ public class ExpectedInstancesTests
         foreach (var (onnx, vnnlib, t, expected) in VerifyInstances.Expected())
         {
             var r = VerifyInstances.Run(onnx, vnnlib, t);
-            TestContext.Out.WriteLine($"{onnx} {vnnlib} expected {expected} got {r.VerdictText} in {r.Elapsed.TotalSeconds:0.00}s boxes {r.Boxes}: {r.Detail}");
+            TestContext.Out.WriteLine($"{onnx} {vnnlib} expected {expected} got {r.VerdictText} in {r.Elapsed.TotalSeconds:0.00}s, {r.Boxes} domains: {r.Detail}");
             Assert.That(r.VerdictText == "holds" && expected == "violated" || r.VerdictText == "violated" && expected == "holds", Is.False);
         }
     }
@@ -22,7 +22,7 @@ public class ExpectedInstancesTests
 [TestFixture]
 public class FastInstancesTests
 {
-    // Every test/ instance and every ACAS Xu one but 3_3 prop_2 (5-10 s; AllExpected runs it): a few seconds at most
+    // Every test/ instance and every ACAS Xu one but 3_3 prop_2 (3-10 s; AllExpected runs it): a few seconds at most
     // each here, with 60 s limits.
     private static readonly (string, string, string)[] Fast =
     [
