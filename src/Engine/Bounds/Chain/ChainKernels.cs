@@ -112,43 +112,54 @@ internal static unsafe class ChainKernels
         int l2 = 2 * lanes;
         Clear(tb, l2); Clear(tm, l2);
         int np = 0, nq = 0, inBlock = 0;
-        var zero = Vector512<float>.Zero;
         for (int j = 0; j < cnt; j++)
         {
             int e = idx == null ? j : idx[j];
             byte c = cls[e];
             if (c == 0) continue;
             float* row = a + (long)j * lanes;
-            if (c == 1)
-            {
-                float* dst = p + (long)np * lanes;
-                pIdx[np++] = e;
-                var d = Vector512.Create(dl[e]);
-                for (int v = 0; v < lanes; v += V) St(dst + v, Ld(row + v) * d);
-                continue;
-            }
-            float* ql = q + (long)nq * l2, qu = ql + lanes;
+            if (c == 1) { ExactRow(row, lanes, dl[e], p + (long)np * lanes); pIdx[np++] = e; continue; }
+            UnstableRowPair(row, lanes, dl[e], du[e], bu[e], q + (long)nq * l2, tb, tm);
             qIdx[nq++] = e;
-            var l = Vector512.Create(dl[e]); var u = Vector512.Create(du[e]); var b = Vector512.Create(bu[e]);
-            for (int v = 0; v < lanes; v += V)
-            {
-                var x = Ld(row + v);
-                var pos = Vector512.GreaterThanOrEqual(x, zero);
-                St(ql + v, x * Vector512.ConditionalSelect(pos, l, u));
-                var t = Vector512.ConditionalSelect(pos, zero, x * b);
-                St(tb + v, Ld(tb + v) + t);
-                St(tm + v, Ld(tm + v) + Vector512.Abs(t));
-                var nx = -x;
-                var npos = Vector512.GreaterThanOrEqual(nx, zero);
-                St(qu + v, nx * Vector512.ConditionalSelect(npos, l, u));
-                var tu = Vector512.ConditionalSelect(npos, zero, nx * b);
-                St(tb + lanes + v, Ld(tb + lanes + v) + tu);
-                St(tm + lanes + v, Ld(tm + lanes + v) + Vector512.Abs(tu));
-            }
             if (++inBlock == Block) { Flush(tb, bias, l2); Flush(tm, mag, l2); inBlock = 0; }
         }
         Flush(tb, bias, l2); Flush(tm, mag, l2);
         pCnt = np; qCnt = nq;
+    }
+
+    /// <summary>An exactly relaxed element (slope d on both sides): one shared row dst = row·d.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ExactRow(float* row, int lanes, float d, float* dst)
+    {
+        var vd = Vector512.Create(d);
+        for (int v = 0; v < lanes; v += V) St(dst + v, Ld(row + v) * vd);
+    }
+
+    /// <summary>
+    /// An unstable element (lower slope l, upper line u·x + b): the relaxation of A into q[0, lanes) and of −A into
+    /// q[lanes, 2·lanes); the upper line's intercept terms (and their magnitudes) accumulate into tb / tm, 2·lanes each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void UnstableRowPair(float* row, int lanes, float dl, float du, float bu, float* q, float* tb, float* tm)
+    {
+        var zero = Vector512<float>.Zero;
+        float* qu = q + lanes;
+        var l = Vector512.Create(dl); var u = Vector512.Create(du); var b = Vector512.Create(bu);
+        for (int v = 0; v < lanes; v += V)
+        {
+            var x = Ld(row + v);
+            var pos = Vector512.GreaterThanOrEqual(x, zero);
+            St(q + v, x * Vector512.ConditionalSelect(pos, l, u));
+            var t = Vector512.ConditionalSelect(pos, zero, x * b);
+            St(tb + v, Ld(tb + v) + t);
+            St(tm + v, Ld(tm + v) + Vector512.Abs(t));
+            var nx = -x;
+            var npos = Vector512.GreaterThanOrEqual(nx, zero);
+            St(qu + v, nx * Vector512.ConditionalSelect(npos, l, u));
+            var tu = Vector512.ConditionalSelect(npos, zero, nx * b);
+            St(tb + lanes + v, Ld(tb + lanes + v) + tu);
+            St(tm + lanes + v, Ld(tm + lanes + v) + Vector512.Abs(tu));
+        }
     }
 
     /// <summary>q[i, 0:L] += p[i]; q[i, L:2L] −= p[i] over n rows (p has L lanes, q 2L).</summary>
@@ -413,38 +424,14 @@ internal static unsafe class ChainKernels
         int l2 = 2 * lanes;
         Clear(tb, l2); Clear(tm, l2);
         int np = 0, nq = 0, inBlock = 0;
-        var zero = Vector512<float>.Zero;
         for (int e = 0; e < n; e++)
         {
             byte c = cls[e];
             if (c == 0) continue;
             for (int r = 0; r < lanes; r++) row[r] = off[r] < 0 ? 0f : w[off[r] + e];
-            if (c == 1)
-            {
-                float* dst = p + (long)np * lanes;
-                pIdx[np++] = e;
-                var d = Vector512.Create(dl[e]);
-                for (int v = 0; v < lanes; v += V) St(dst + v, Ld(row + v) * d);
-                continue;
-            }
-            float* ql = q + (long)nq * l2, qu = ql + lanes;
+            if (c == 1) { ExactRow(row, lanes, dl[e], p + (long)np * lanes); pIdx[np++] = e; continue; }
+            UnstableRowPair(row, lanes, dl[e], du[e], bu[e], q + (long)nq * l2, tb, tm);
             qIdx[nq++] = e;
-            var l = Vector512.Create(dl[e]); var u = Vector512.Create(du[e]); var b = Vector512.Create(bu[e]);
-            for (int v = 0; v < lanes; v += V)
-            {
-                var x = Ld(row + v);
-                var pos = Vector512.GreaterThanOrEqual(x, zero);
-                St(ql + v, x * Vector512.ConditionalSelect(pos, l, u));
-                var t = Vector512.ConditionalSelect(pos, zero, x * b);
-                St(tb + v, Ld(tb + v) + t);
-                St(tm + v, Ld(tm + v) + Vector512.Abs(t));
-                var nx = -x;
-                var npos = Vector512.GreaterThanOrEqual(nx, zero);
-                St(qu + v, nx * Vector512.ConditionalSelect(npos, l, u));
-                var tu = Vector512.ConditionalSelect(npos, zero, nx * b);
-                St(tb + lanes + v, Ld(tb + lanes + v) + tu);
-                St(tm + lanes + v, Ld(tm + lanes + v) + Vector512.Abs(tu));
-            }
             if (++inBlock == Block) { Flush(tb, bias, l2); Flush(tm, mag, l2); inBlock = 0; }
         }
         Flush(tb, bias, l2); Flush(tm, mag, l2);
