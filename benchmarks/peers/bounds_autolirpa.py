@@ -36,23 +36,7 @@ torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
 
-def mlp():
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def cnn():
-    return nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
-
-
-def margins(labels, classes=10):
-    c = torch.zeros(len(labels), classes - 1, classes)
-    for b, y in enumerate(labels):
-        others = [j for j in range(classes) if j != y]
-        for r, j in enumerate(others):
-            c[b, r, y] = 1.0
-            c[b, r, j] = -1.0
-    return c
+from bound_nets import mlp, cnn, margins  # noqa: E402,F401
 
 
 METHODS = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "alpha-CROWN"}

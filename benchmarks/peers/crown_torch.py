@@ -82,24 +82,7 @@ def load_safetensors(path):
     return out
 
 
-def mlp():
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def cnn():
-    return nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
-
-
-def margins(labels, classes=10):
-    """C [batch, classes - 1, classes]: row r of example b is y_label - y_j for the r-th j != label (j increasing)."""
-    c = torch.zeros(len(labels), classes - 1, classes)
-    for b, y in enumerate(labels):
-        others = [j for j in range(classes) if j != y]
-        for r, j in enumerate(others):
-            c[b, r, y] = 1.0
-            c[b, r, j] = -1.0
-    return c
+from bound_nets import mlp, cnn, margins  # noqa: E402,F401
 
 
 def is_affine(m):
