@@ -22,6 +22,12 @@ public abstract class Device
     /// <summary>Copies device storage (from an element offset) into host floats.</summary>
     public abstract void CopyToHost(Storage source, int sourceOffset, Span<float> destination);
 
+    /// <summary>Blocks until all work queued on this device has finished (CPU kernels are synchronous: a no-op there).</summary>
+    public virtual void Synchronize() { }
+
+    /// <summary>Memory held by live tensors and by the allocator's cache, or null where the device does not track it (CPU).</summary>
+    public virtual DeviceMemoryStats? MemoryStats => null;
+
     /// <summary>The CPU device.</summary>
     public static Device Cpu => CpuDevice.Instance;
 
@@ -50,6 +56,9 @@ public abstract class Device
     /// <inheritdoc/>
     public override string ToString() => Name;
 }
+
+/// <summary>Bytes of device memory: in live storages, and reserved from the driver (live plus the allocator's cache).</summary>
+public readonly record struct DeviceMemoryStats(long AllocatedBytes, long ReservedBytes);
 
 /// <summary>The CPU device: pinned managed arrays and the SIMD kernels in Engine.Cpu.</summary>
 public sealed class CpuDevice : Device
