@@ -42,13 +42,81 @@ internal sealed partial class CudaKernels : IKernels
     /// <summary>Copies host values into fresh temporary device memory (e.g. index lists), released on Dispose.</summary>
     internal DeviceScratch Upload<T>(ReadOnlySpan<T> values) where T : unmanaged => Context.Upload(values);
 
-    public void Fill(Buf y, int n, float value) => throw new NotImplementedException("Fill: owner cudart");
+    /// <inheritdoc/>
+    public void Fill(Buf y, int n, float value)
+    {
+        CheckCount(n, "Fill");
+        Context.Memset32(Ptr(y, n, "Fill"), BitConverter.SingleToUInt32Bits(value), n);   // any float, NaN payloads included, bit for bit
+    }
 
-    public void Copy(Buf src, Buf dst, int n) => throw new NotImplementedException("Copy: owner cudart");
+    /// <inheritdoc/>
+    public void Copy(Buf src, Buf dst, int n)
+    {
+        CheckCount(n, "Copy");
+        Context.CopyDeviceToDevice(Ptr(src, n, "Copy"), Ptr(dst, n, "Copy"), (long)n * sizeof(float));
+    }
 
-    public void Axpy(float alpha, Buf x, Buf y, int n) => throw new NotImplementedException("Axpy: owner cudart");
+    /// <inheritdoc/>
+    public void Axpy(float alpha, Buf x, Buf y, int n)
+    {
+        CheckCount(n, "Axpy");
+        var p = new KernelParams();
+        p.Float(alpha); p.Pointer(Ptr(x, n, "Axpy")); p.Pointer(Ptr(y, n, "Axpy")); p.Int(n);
+        Launch1D("core", "axpy_f32", n, ref p);
+    }
 
+    /// <summary>
+    /// cuBLAS is column-major; a row-major matrix read column-major is its transpose. So the row-major
+    /// C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: swap the operands and m with n, keep
+    /// each operand's own transpose flag and leading dimension. With beta = 0 cuBLAS does not read C.
+    /// </summary>
     public void Gemm(bool transA, bool transB, int batch, int m, int n, int k, float alpha, Buf a, int lda, long strideA,
                      Buf b, int ldb, long strideB, float beta, Buf c, int ldc, long strideC)
-        => throw new NotImplementedException("Gemm: owner cudart (cuBLAS)");
+    {
+        if (batch < 0 || m < 0 || n < 0 || k < 0) throw new ArgumentException($"Gemm: negative size (batch={batch}, m={m}, n={n}, k={k}).");
+        if (batch == 0 || m == 0 || n == 0) return;
+        // Stored shapes (row-major): A is m x k (k x m when transA), B is k x n (n x k when transB), C is m x n.
+        int aRows = transA ? k : m, aCols = transA ? m : k, bRows = transB ? n : k, bCols = transB ? k : n;
+        ulong pa = 0, pb = 0;
+        if (k > 0)
+        {
+            pa = GemmOperand("A", a, aRows, aCols, lda, strideA, batch);
+            pb = GemmOperand("B", b, bRows, bCols, ldb, strideB, batch);
+        }
+        ulong pc = GemmOperand("C", c, m, n, ldc, strideC, batch);
+        if (batch > 1 && strideC < (long)(m - 1) * ldc + n)
+            throw new ArgumentException($"Gemm: strideC {strideC} makes the {batch} outputs of {m}x{n} (ldc {ldc}) overlap.");
+        // With k = 0 A and B are not read (C = beta C), but cuBLAS still checks their leading dimensions.
+        int la = Math.Max(lda, Math.Max(1, aCols)), lb = Math.Max(ldb, Math.Max(1, bCols));
+        if (batch == 1)
+            Context.Blas.Sgemm(transB, transA, n, m, k, alpha, pb, lb, pa, la, beta, pc, ldc);
+        else
+            Context.Blas.SgemmStridedBatched(transB, transA, n, m, k, alpha, pb, lb, strideB, pa, la, strideA, beta, pc, ldc, strideC, batch);
+    }
+
+    /// <summary>Checks a GEMM operand's leading dimension and that every batch entry lies inside its storage; its address.</summary>
+    private ulong GemmOperand(string which, Buf x, int rows, int cols, int ld, long stride, int batch)
+    {
+        if (ld < Math.Max(1, cols)) throw new ArgumentException($"Gemm: ld{which.ToLowerInvariant()}={ld} is less than the {cols} columns of {which} (stored {rows}x{cols}, row-major).");
+        if (stride < 0) throw new ArgumentException($"Gemm: stride{which}={stride} is negative.");
+        long last = (long)(batch - 1) * stride + (long)(rows - 1) * ld + cols;   // one past the last element read or written
+        var s = CudaStorage.Of(x.Storage, Context);
+        if (x.Offset < 0 || x.Offset + last > s.Length)
+            throw new ArgumentException($"Gemm: {which} ({batch} x {rows}x{cols}, ld {ld}, stride {stride}) at offset {x.Offset} runs past its storage of {s.Length} floats.");
+        return s.Address + (ulong)x.Offset * sizeof(float);
+    }
+
+    /// <summary>Address of <paramref name="b"/>, after checking that n elements from its offset lie inside its storage.</summary>
+    private ulong Ptr(Buf b, int n, string op)
+    {
+        var s = CudaStorage.Of(b.Storage, Context);
+        if (b.Offset < 0 || (long)b.Offset + n > s.Length)
+            throw new ArgumentOutOfRangeException(nameof(b), $"{op}: elements [{b.Offset}, {(long)b.Offset + n}) are outside a storage of {s.Length} floats.");
+        return s.Address + (ulong)b.Offset * sizeof(float);
+    }
+
+    private static void CheckCount(int n, string op)
+    {
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), $"{op}: negative element count {n}.");
+    }
 }

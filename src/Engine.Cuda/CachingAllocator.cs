@@ -1,0 +1,137 @@
+using Engine.Tensors;
+
+namespace Engine.Cuda;
+
+/// <summary>Raw device memory under the caching allocator: cuMemAlloc / cuMemFree in the backend, a fake in tests.</summary>
+internal interface IRawDeviceMemory
+{
+    /// <summary>Allocates <paramref name="bytes"/>; false when the device is out of memory (other failures throw).</summary>
+    bool TryAlloc(long bytes, out ulong address);
+    /// <summary>Frees a block from <see cref="TryAlloc"/>.</summary>
+    void Free(ulong address);
+    /// <summary>Waits for queued work, so that freed blocks are no longer in use by a kernel.</summary>
+    void Synchronize();
+    /// <summary>Free and total device memory in bytes.</summary>
+    (long Free, long Total) MemoryInfo();
+}
+
+/// <summary>
+/// Caches device blocks by rounded size so a training loop, which allocates the same shapes every step, stops calling
+/// cuMemAlloc / cuMemFree (each synchronises the device) after its first step.
+/// <para>
+/// Sizes are rounded up to bins and blocks are reused only for the same bin (no splitting, so no fragmentation
+/// bookkeeping): up to 1 MiB in steps of 512 B (waste at most 512 B a block; 2048 small bins); above, in eight steps
+/// per power of two (waste under 12.5%, and a size that grows or shrinks a little still hits the same bin).
+/// </para>
+/// <para>
+/// <see cref="Free"/> only puts the block back on its bin's list: it makes no CUDA call, so finalizer threads may
+/// call it. That is safe because all work runs on one stream: a kernel that later reuses the block is queued after
+/// every kernel that used it before. Memory goes back to the driver only in <see cref="EmptyCache"/> (after a
+/// synchronise), which also runs once before an out-of-memory error is reported.
+/// </para>
+/// Thread-safe (one lock; the work under it is a dictionary lookup).
+/// </summary>
+internal sealed class CachingAllocator
+{
+    internal const long SmallLimit = 1L << 20;
+    internal const long SmallStep = 512;
+
+    private readonly IRawDeviceMemory _raw;
+    private readonly object _gate = new();
+    private readonly Dictionary<long, Stack<ulong>> _free = new();
+    private long _allocated, _reserved, _cached;
+    private long _allocs, _hits;
+
+    public CachingAllocator(IRawDeviceMemory raw) { _raw = raw; }
+
+    /// <summary>The size a request of <paramref name="bytes"/> occupies (its bin); at least <see cref="SmallStep"/>.</summary>
+    public static long RoundSize(long bytes)
+    {
+        if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), $"Cannot allocate {bytes} bytes.");
+        if (bytes <= SmallLimit) return Math.Max(SmallStep, (bytes + SmallStep - 1) / SmallStep * SmallStep);
+        int log2 = 63 - (int)long.LeadingZeroCount(bytes - 1);   // 2^log2 < bytes <= 2^(log2+1)
+        long step = 1L << (log2 - 3);                              // eight bins per power of two
+        return (bytes + step - 1) / step * step;
+    }
+
+    /// <summary>A block of at least <paramref name="bytes"/> bytes; its size is <see cref="RoundSize"/>(bytes).</summary>
+    public ulong Allocate(long bytes)
+    {
+        long size = RoundSize(bytes);
+        lock (_gate)
+        {
+            _allocs++;
+            if (_free.TryGetValue(size, out var list) && list.Count > 0)
+            {
+                _hits++;
+                _cached -= size;
+                _allocated += size;
+                return list.Pop();
+            }
+        }
+        // Outside the lock: cuMemAlloc may take milliseconds, and finalizers must not wait for it.
+        if (!_raw.TryAlloc(size, out ulong address))
+        {
+            EmptyCache();
+            if (!_raw.TryAlloc(size, out address))
+            {
+                var (free, total) = _raw.MemoryInfo();
+                DeviceMemoryStats s = Stats;
+                throw new CudaException($"cuMemAlloc_v2({size} bytes)",
+                    $"CUDA_ERROR_OUT_OF_MEMORY: could not allocate {Format(size)} (requested {bytes} bytes); the device has {Format(free)} free of {Format(total)}; " +
+                    $"live tensors hold {Format(s.AllocatedBytes)} (the cache was emptied before this error). Dispose tensors or use a TensorScope.", 2);
+            }
+        }
+        lock (_gate)
+        {
+            _allocated += size;
+            _reserved += size;
+        }
+        return address;
+    }
+
+    /// <summary>Returns a block of <paramref name="bytes"/> (the size it was allocated with) to the cache. No CUDA call.</summary>
+    public void Free(ulong address, long bytes)
+    {
+        long size = RoundSize(bytes);
+        lock (_gate)
+        {
+            if (!_free.TryGetValue(size, out var list)) _free[size] = list = new Stack<ulong>();
+            list.Push(address);
+            _allocated -= size;
+            _cached += size;
+        }
+    }
+
+    /// <summary>Gives every cached block back to the driver (after waiting for queued work).</summary>
+    public void EmptyCache()
+    {
+        List<ulong> release = [];
+        lock (_gate)
+        {
+            foreach (var list in _free.Values) { release.AddRange(list); list.Clear(); }
+            _reserved -= _cached;
+            _cached = 0;
+        }
+        if (release.Count == 0) return;
+        _raw.Synchronize();
+        foreach (var a in release) _raw.Free(a);
+    }
+
+    /// <summary>Bytes in live blocks, and reserved from the driver (live plus cached).</summary>
+    public DeviceMemoryStats Stats { get { lock (_gate) return new DeviceMemoryStats(_allocated, _reserved); } }
+
+    /// <summary>Bytes in cached (free) blocks.</summary>
+    public long CachedBytes { get { lock (_gate) return _cached; } }
+
+    /// <summary>Allocations served so far, and how many of them came from the cache.</summary>
+    public (long Allocations, long CacheHits) Counters { get { lock (_gate) return (_allocs, _hits); } }
+
+    internal static string Format(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):F2} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MiB",
+        >= 1L << 10 => $"{bytes / 1024.0:F1} KiB",
+        _ => $"{bytes} B",
+    };
+}

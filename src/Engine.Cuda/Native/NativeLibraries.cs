@@ -1,0 +1,124 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace Engine.Cuda.Native;
+
+/// <summary>The three CUDA libraries the backend binds.</summary>
+internal enum CudaLibrary { Driver, Nvrtc, Cublas }
+
+/// <summary>
+/// Finds libcuda / libnvrtc / libcublas at run time. The bindings name the logical libraries "cuda", "nvrtc" and
+/// "cublas"; a DllImport resolver on this assembly (NativeAOT-compatible, unlike probing paths in a .deps.json) maps
+/// them to the first candidate that loads. Toolkit libraries are versioned in their file names (libnvrtc.so.13,
+/// .so.12, .so.11.2: the 11.x NVRTC ABI is named 11.2), so each major version is tried, newest first, in the
+/// directories users and installers put them in, then by bare name through the system loader (ldconfig,
+/// LD_LIBRARY_PATH). The driver (libcuda.so.1) must match the kernel module, so only ENGINE_CUDA_LIB directories and
+/// the system loader are searched for it, never a toolkit directory.
+/// </summary>
+internal static class NativeLibraries
+{
+    private static readonly object Gate = new();
+    private static readonly Dictionary<CudaLibrary, (nint Handle, string Detail)> Loaded = new();
+    private static int _resolverSet;
+
+    /// <summary>The logical name the [LibraryImport] attributes use for a library.</summary>
+    public static string LogicalName(CudaLibrary lib) => lib switch
+    {
+        CudaLibrary.Driver => "cuda",
+        CudaLibrary.Nvrtc => "nvrtc",
+        _ => "cublas",
+    };
+
+    /// <summary>File names tried for a library, in order.</summary>
+    public static IReadOnlyList<string> FileNames(CudaLibrary lib) => lib switch
+    {
+        CudaLibrary.Driver => ["libcuda.so.1", "libcuda.so"],
+        CudaLibrary.Nvrtc => ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"],
+        _ => ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
+    };
+
+    /// <summary>
+    /// Directories searched before the system loader: ENGINE_CUDA_LIB (colon-separated) first, then for toolkit
+    /// libraries $CUDA_HOME/lib64, /usr/local/cuda/lib64 and /usr/local/cuda/targets/x86_64-linux/lib.
+    /// </summary>
+    public static IReadOnlyList<string> Directories(CudaLibrary lib, Func<string, string?> env)
+    {
+        var dirs = new List<string>();
+        if (env("ENGINE_CUDA_LIB") is { Length: > 0 } extra)
+            dirs.AddRange(extra.Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        if (lib != CudaLibrary.Driver)
+        {
+            if (env("CUDA_HOME") is { Length: > 0 } home) dirs.Add(Path.Combine(home, "lib64"));
+            dirs.Add("/usr/local/cuda/lib64");
+            dirs.Add("/usr/local/cuda/targets/x86_64-linux/lib");
+        }
+        return dirs.Distinct().ToList();
+    }
+
+    /// <summary>
+    /// Every path or bare name tried for a library, in order: each directory with each file name (an explicit
+    /// directory wins over a newer version elsewhere), then each file name through the system loader.
+    /// </summary>
+    public static IReadOnlyList<string> Candidates(CudaLibrary lib, Func<string, string?> env)
+    {
+        var names = FileNames(lib);
+        var list = new List<string>();
+        foreach (var dir in Directories(lib, env))
+            foreach (var name in names) list.Add(Path.Combine(dir, name));
+        list.AddRange(names);
+        return list;
+    }
+
+    /// <summary>Loads a library (once); false with the list of what was tried when none loads.</summary>
+    public static bool TryLoad(CudaLibrary lib, out string detail)
+    {
+        EnsureResolver();
+        lock (Gate)
+        {
+            if (Loaded.TryGetValue(lib, out var done)) { detail = done.Detail; return done.Handle != 0; }
+            var tried = new List<string>();
+            foreach (var candidate in Candidates(lib, Environment.GetEnvironmentVariable))
+            {
+                // A path that does not exist is not worth a dlopen (and its error would drown the useful ones).
+                if (candidate.Contains('/') && !File.Exists(candidate)) continue;
+                if (NativeLibrary.TryLoad(candidate, out nint h))
+                {
+                    Loaded[lib] = (h, candidate);
+                    detail = candidate;
+                    return true;
+                }
+                tried.Add(candidate);
+            }
+            detail = $"{FileNames(lib)[0]} not found (tried {string.Join(", ", tried)}; set ENGINE_CUDA_LIB to the directory that holds it)";
+            Loaded[lib] = (0, detail);
+            return false;
+        }
+    }
+
+    /// <summary>Loads a library or throws <see cref="CudaException"/> saying what was tried.</summary>
+    public static void Require(CudaLibrary lib)
+    {
+        if (!TryLoad(lib, out var detail)) throw new CudaException($"{LogicalName(lib)} library", detail);
+    }
+
+    /// <summary>The file a library was loaded from, or null.</summary>
+    public static string? LoadedFrom(CudaLibrary lib)
+    {
+        lock (Gate) return Loaded.TryGetValue(lib, out var v) && v.Handle != 0 ? v.Detail : null;
+    }
+
+    /// <summary>Installs the resolver; the binding classes call this from their static constructors.</summary>
+    public static void EnsureResolver()
+    {
+        if (Interlocked.Exchange(ref _resolverSet, 1) == 0)
+            NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, Resolve);
+    }
+
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path)
+    {
+        CudaLibrary? lib = name switch { "cuda" => CudaLibrary.Driver, "nvrtc" => CudaLibrary.Nvrtc, "cublas" => CudaLibrary.Cublas, _ => null };
+        if (lib is not { } l) return 0;
+        if (!TryLoad(l, out var detail)) throw new DllNotFoundException(detail);
+        lock (Gate) return Loaded[l].Handle;
+    }
+}
