@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Engine.Cpu;
-using Engine.Tensors;
 
 namespace Engine.Cli;
 
@@ -27,14 +26,11 @@ internal static class InfoCommand
 
     private static string Cuda()
     {
-        try
-        {
-            return $"available: {Device.Get("cuda").Name}";
-        }
-        catch (Exception e) when (e is InvalidOperationException or ArgumentException or DllNotFoundException or TypeInitializationException)
-        {
-            return $"not available ({e.Message})";
-        }
+#if ENGINE_CUDA
+        return Engine.Cuda.CudaBackend.Describe();
+#else
+        return "not available: this build has no CUDA backend (built with --cpu-only)";
+#endif
     }
 
     private static void Line(string key, string value) => Console.WriteLine($"{key,-8} {value}");

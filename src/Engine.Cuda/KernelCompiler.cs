@@ -38,8 +38,11 @@ internal static class KernelCompiler
         return $"compute_{pick}";
     }
 
-    /// <summary>Compiles (or loads from the cache) kernels/<paramref name="module"/>.cu for <paramref name="arch"/> ("compute_90").</summary>
-    public static CompiledModule Compile(string module, string arch)
+    /// <summary>
+    /// Compiles kernels/<paramref name="module"/>.cu for <paramref name="arch"/> ("compute_90"), or loads it from the
+    /// PTX cache unless <paramref name="useCache"/> is false (a compile check must run NVRTC; it still refreshes the cache).
+    /// </summary>
+    public static CompiledModule Compile(string module, string arch, bool useCache = true)
     {
         if (!arch.StartsWith("compute_", StringComparison.Ordinal) || !int.TryParse(arch.AsSpan(8), out _))
             throw new ArgumentException($"Bad CUDA architecture '{arch}': expected compute_XY, e.g. compute_90.");
@@ -49,7 +52,7 @@ internal static class KernelCompiler
         string version = Nvrtc.VersionString();
         string key = CacheKey(source, headers, options, version, arch);
         string? file = CacheFile(module, arch, key);
-        if (file != null && TryRead(file) is { } cached) return new CompiledModule(module, arch, cached, true);
+        if (useCache && file != null && TryRead(file) is { } cached) return new CompiledModule(module, arch, cached, true);
         string ptx = RunNvrtc(module, source, headers, options);
         if (file != null) TryWrite(file, ptx);
         return new CompiledModule(module, arch, ptx, false);

@@ -57,15 +57,20 @@ internal static class NativeLibraries
 
     /// <summary>
     /// Every path or bare name tried for a library, in order: each directory with each file name (an explicit
-    /// directory wins over a newer version elsewhere), then each file name through the system loader.
+    /// directory wins over a newer version elsewhere), then each file name through the system loader, unless
+    /// ENGINE_CUDA_LIB_STRICT=1 limits the search to the ENGINE_CUDA_LIB directories (to pin one toolkit).
     /// </summary>
     public static IReadOnlyList<string> Candidates(CudaLibrary lib, Func<string, string?> env)
     {
         var names = FileNames(lib);
         var list = new List<string>();
-        foreach (var dir in Directories(lib, env))
+        bool strict = env("ENGINE_CUDA_LIB_STRICT") is "1" or "true";
+        var dirs = strict
+            ? (env("ENGINE_CUDA_LIB") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList()
+            : Directories(lib, env);
+        foreach (var dir in dirs)
             foreach (var name in names) list.Add(Path.Combine(dir, name));
-        list.AddRange(names);
+        if (!strict) list.AddRange(names);
         return list;
     }
 
@@ -89,7 +94,7 @@ internal static class NativeLibraries
                 }
                 tried.Add(candidate);
             }
-            detail = $"{FileNames(lib)[0]} not found (tried {string.Join(", ", tried)}; set ENGINE_CUDA_LIB to the directory that holds it)";
+            detail = $"{FileNames(lib)[0]} not found (tried {(tried.Count == 0 ? "nothing" : string.Join(", ", tried))}; set ENGINE_CUDA_LIB to the directory that holds it)";
             Loaded[lib] = (0, detail);
             return false;
         }
@@ -98,7 +103,7 @@ internal static class NativeLibraries
     /// <summary>Loads a library or throws <see cref="CudaException"/> saying what was tried.</summary>
     public static void Require(CudaLibrary lib)
     {
-        if (!TryLoad(lib, out var detail)) throw new CudaException($"{LogicalName(lib)} library", detail);
+        if (!TryLoad(lib, out var detail)) throw new CudaException($"loading {LogicalName(lib)}", detail);
     }
 
     /// <summary>The file a library was loaded from, or null.</summary>
