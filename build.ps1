@@ -3,10 +3,24 @@ param([Parameter(Position = 0)][string]$Verb = "build", [Parameter(ValueFromRema
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
 $env:DOTNET_CLI_TELEMETRY_OPTOUT = "1"; $env:DOTNET_NOLOGO = "1"
+# `build --cpu-only` / `test --cpu-only` leave the CUDA backend (src/Engine.Cuda) out entirely.
+$CpuOnly = $false
+if ($Rest.Count -gt 0 -and $Rest[0] -eq "--cpu-only") { $CpuOnly = $true; $Rest = @($Rest | Select-Object -Skip 1) }
+function Build-All([string[]]$Extra) {
+  if ($CpuOnly) {
+    # Every project except Engine.Cuda (the solution would build it anyway), with nothing referencing it.
+    foreach ($p in @("tests/Engine.Tests/Engine.Tests.csproj", "benchmarks/Engine.Benchmarks/Engine.Benchmarks.csproj")) {
+      dotnet build $p -c Release --nologo -v q -p:CpuOnly=true @Extra; if ($LASTEXITCODE -ne 0) { return $LASTEXITCODE }
+    }
+    return 0
+  }
+  dotnet build Engine.sln -c Release --nologo -v q @Extra
+  return $LASTEXITCODE
+}
 switch ($Verb) {
-  "build" { dotnet build Engine.sln -c Release --nologo -v q @Rest; exit $LASTEXITCODE }
+  "build" { $rc = Build-All $Rest; exit $rc }
   "test" {
-    dotnet build Engine.sln -c Release --nologo -v q; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    $rc = Build-All @(); if ($rc -ne 0) { exit $rc }
     $results = Join-Path ([System.IO.Path]::GetTempPath()) ([System.Guid]::NewGuid().ToString())
     dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build --nologo --logger "console;verbosity=normal" `
       --logger "trx;LogFileName=results.trx" --results-directory $results @Rest
@@ -27,5 +41,5 @@ switch ($Verb) {
     if ($Rest.Count -eq 0) { $Rest = @("train", "--model", "cnn") }
     dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll @Rest; exit $LASTEXITCODE
   }
-  default { Write-Error "usage: ./build.ps1 build|test|bench|run [args...]"; exit 2 }
+  default { Write-Error "usage: ./build.ps1 build|test [--cpu-only] [args...] | bench|run [args...]"; exit 2 }
 }

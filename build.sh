@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # One entry point: ./build.sh build | test | bench [filter...] | run [engine args...]
+# `build --cpu-only` / `test --cpu-only` leave the CUDA backend (src/Engine.Cuda) out entirely.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 verb="${1:-build}"; shift || true
+cpu_only=0
+if [ "${1:-}" = "--cpu-only" ]; then cpu_only=1; shift; fi
+
+# Builds the solution, or with --cpu-only every project except Engine.Cuda (the solution would build it anyway), with
+# -p:CpuOnly=true so that nothing references it and no ENGINE_CUDA code is compiled.
+build_all() {
+  if [ "$cpu_only" = 1 ]; then
+    for p in tests/Engine.Tests/Engine.Tests.csproj benchmarks/Engine.Benchmarks/Engine.Benchmarks.csproj; do
+      dotnet build "$p" -c Release --nologo -v q -p:CpuOnly=true "$@"
+    done
+  else
+    dotnet build Engine.sln -c Release --nologo -v q "$@"
+  fi
+}
 
 case "$verb" in
   build)
-    dotnet build Engine.sln -c Release --nologo -v q "$@"
+    build_all "$@"
     ;;
   test)
-    dotnet build Engine.sln -c Release --nologo -v q
+    build_all
     results=$(mktemp -d)
     set +e
     dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build --nologo \
@@ -40,6 +55,6 @@ case "$verb" in
     dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll "$@"
     ;;
   *)
-    echo "usage: ./build.sh build|test|bench|run [args...]" >&2; exit 2
+    echo "usage: ./build.sh build|test [--cpu-only] [args...] | bench|run [args...]" >&2; exit 2
     ;;
 esac

@@ -84,7 +84,8 @@ internal static class NativeLibraries
             var tried = new List<string>();
             foreach (var candidate in Candidates(lib, Environment.GetEnvironmentVariable))
             {
-                // A path that does not exist is not worth a dlopen (and its error would drown the useful ones).
+                tried.Add(candidate);
+                // A path that does not exist is not worth a dlopen.
                 if (candidate.Contains('/') && !File.Exists(candidate)) continue;
                 if (NativeLibrary.TryLoad(candidate, out nint h))
                 {
@@ -92,7 +93,12 @@ internal static class NativeLibraries
                     detail = candidate;
                     return true;
                 }
-                tried.Add(candidate);
+                // A file that exists but does not load (missing dependency, wrong architecture): keep the loader's reason.
+                if (candidate.Contains('/'))
+                {
+                    try { NativeLibrary.Free(NativeLibrary.Load(candidate)); }
+                    catch (DllNotFoundException e) { tried[^1] += $" [{e.Message}]"; }
+                }
             }
             detail = $"{FileNames(lib)[0]} not found (tried {(tried.Count == 0 ? "nothing" : string.Join(", ", tried))}; set ENGINE_CUDA_LIB to the directory that holds it)";
             Loaded[lib] = (0, detail);
