@@ -58,6 +58,10 @@ internal static class KernelCompiler
         return new CompiledModule(module, arch, ptx, false);
     }
 
+    /// <summary>Compiles arbitrary source (with the embedded headers and the standard options) without the cache: for tests.</summary>
+    internal static string CompileSource(string name, string source, string arch)
+        => RunNvrtc(name, source, KernelSources.Headers, [$"--gpu-architecture={arch}", .. BaseOptions]);
+
     internal static string CacheKey(string source, IReadOnlyList<(string Name, string Text)> headers, string[] options, string nvrtcVersion, string arch)
     {
         var sb = new StringBuilder();

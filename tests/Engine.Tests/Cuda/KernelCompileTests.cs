@@ -1,0 +1,83 @@
+#if ENGINE_CUDA
+using Engine.Cuda;
+using NUnit.Framework;
+
+namespace Engine.Tests.Cuda;
+
+/// <summary>
+/// Every kernels/*.cu compiles under NVRTC for compute_80 and compute_90 (no GPU needed). The cases come from the
+/// repository's kernels/ directory, so a new kernel file is checked without touching this test.
+/// </summary>
+public class KernelCompileTests
+{
+    private static readonly string[] Archs = ["compute_80", "compute_90"];
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var file in CudaTestEnv.KernelFiles())
+            foreach (var arch in Archs)
+                yield return new TestCaseData(file, arch).SetName($"Compiles({file}.cu, {arch})");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Compiles(string module, string arch)
+    {
+        CudaTestEnv.RequireNvrtc();
+        var c = KernelCompiler.Compile(module, arch, useCache: false);
+        Assert.That(c.Ptx, Does.Contain($".target sm_{arch[8..]}"), "PTX for the requested architecture");
+        Assert.That(c.KernelCount, Is.GreaterThan(0), $"{module}.cu defines no extern \"C\" __global__ kernel");
+    }
+
+    [Test]
+    public void EveryKernelFileIsEmbedded()
+    {
+        Assert.That(KernelSources.Modules, Is.EqualTo(CudaTestEnv.KernelFiles()),
+            "the assembly embeds exactly the repository's kernels/*.cu (rebuild Engine.Cuda after adding one)");
+        var headers = Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "kernels"), "*.cuh").Select(Path.GetFileName).Order(StringComparer.Ordinal);
+        Assert.That(KernelSources.Headers.Select(h => h.Name), Is.EqualTo(headers));
+    }
+
+    [Test]
+    public void ACompileErrorNamesTheFileAndCarriesNvrtcsLog()
+    {
+        CudaTestEnv.RequireNvrtc();
+        var ex = Assert.Throws<CudaException>(() => KernelCompiler.CompileSource("broken",
+            "#include \"common.cuh\"\nextern \"C\" __global__ void k(float* y) { y[0] = undeclared_name; }\n", "compute_80"));
+        Assert.That(ex!.Call, Does.StartWith("nvrtcCompileProgram(broken.cu"));
+        Assert.That(ex.Error, Does.Contain("NVRTC_ERROR_COMPILATION").And.Contain("undeclared_name").And.Contain("broken.cu(2)"));
+    }
+
+    [Test]
+    public void CompiledPtxIsCachedAndKeyedOnEveryInput()
+    {
+        CudaTestEnv.RequireNvrtc();
+        var module = KernelSources.Modules[0];
+        var first = KernelCompiler.Compile(module, "compute_80", useCache: false);
+        var second = KernelCompiler.Compile(module, "compute_80");
+        Assert.That(second.Ptx, Is.EqualTo(first.Ptx));
+        if (KernelCompiler.CacheDirectory() != null) Assert.That(second.FromCache, "the compiled PTX was written to the cache and read back");
+
+        (string, string)[] headers = [("common.cuh", "x")];
+        string key = KernelCompiler.CacheKey("src", headers, ["-a"], "11.8", "compute_80");
+        Assert.That(key, Has.Length.EqualTo(64));
+        Assert.That(KernelCompiler.CacheKey("src", headers, ["-a"], "11.8", "compute_80"), Is.EqualTo(key), "deterministic");
+        Assert.That(KernelCompiler.CacheKey("src2", headers, ["-a"], "11.8", "compute_80"), Is.Not.EqualTo(key), "source");
+        Assert.That(KernelCompiler.CacheKey("src", [("common.cuh", "y")], ["-a"], "11.8", "compute_80"), Is.Not.EqualTo(key), "header text");
+        Assert.That(KernelCompiler.CacheKey("src", headers, ["-b"], "11.8", "compute_80"), Is.Not.EqualTo(key), "options");
+        Assert.That(KernelCompiler.CacheKey("src", headers, ["-a"], "12.0", "compute_80"), Is.Not.EqualTo(key), "NVRTC version");
+        Assert.That(KernelCompiler.CacheKey("src", headers, ["-a"], "11.8", "compute_90"), Is.Not.EqualTo(key), "architecture");
+        Assert.That(KernelCompiler.CacheKey("sr", [("ccommon.cuh", "x")], ["-a"], "11.8", "compute_80"), Is.Not.EqualTo(key), "field boundaries");
+    }
+
+    [Test]
+    public void NoFastMathAndTheDeviceArchitectureIsClamped()
+    {
+        Assert.That(KernelCompiler.BaseOptions, Has.None.Contains("fast-math").And.None.Contains("fast_math").And.None.Contains("ftz"));
+        CudaTestEnv.RequireNvrtc();
+        Assert.That(KernelCompiler.ArchFor(8, 0), Is.EqualTo("compute_80"));
+        Assert.That(KernelCompiler.ArchFor(9, 0), Is.EqualTo("compute_90"));
+        int newest = Engine.Cuda.Native.Nvrtc.SupportedArchs().Max();
+        Assert.That(KernelCompiler.ArchFor(99, 9), Is.EqualTo($"compute_{newest}"), "a device newer than NVRTC gets NVRTC's newest PTX (the driver JITs it forward)");
+    }
+}
+#endif
