@@ -35,15 +35,15 @@ __device__ __forceinline__ long long bounds_row(int b, int r, int tRows, int n)
     return ((long long)b * tRows + (tRows == 1 ? 0 : r)) * n;
 }
 
-// y = a·(a ≥ 0 ? lowSlope : upSlope) element-wise; with a bias (lowBias or upBias non-null):
-// bias[row] = Σ t and mag[row] = Σ |t| for t = a·(a ≥ 0 ? lowBias : upBias), an absent bias reading as 0.
+// y = a·(a ≥ 0 ? lowSlope : upSlope) element-wise; withBias (lowBias or upBias given; the host says so, as an empty
+// buffer's address may be 0): bias[row] = Σ t and mag[row] = Σ |t| for t = a·(a ≥ 0 ? lowBias : upBias), an absent
+// (null) bias reading as 0.
 extern "C" __global__ void bound_relax(const float* __restrict__ a, const float* __restrict__ lowSlope, int lowSlopeRows,
                                        const float* __restrict__ lowBias, int lowBiasRows, const float* __restrict__ upSlope, int upSlopeRows,
                                        const float* __restrict__ upBias, int upBiasRows, float* __restrict__ y, float* __restrict__ bias,
-                                       float* __restrict__ mag, int batch, int rows, int n, int warpPerRow)
+                                       float* __restrict__ mag, int withBias, int batch, int rows, int n, int warpPerRow)
 {
     __shared__ double sb[8], sm[8];
-    const bool withBias = lowBias != nullptr || upBias != nullptr;
     const long long totalRows = (long long)batch * rows;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int perBlock = warpPerRow ? (int)(blockDim.x >> 5) : 1;
@@ -92,10 +92,10 @@ extern "C" __global__ void bound_relax(const float* __restrict__ a, const float*
     }
 }
 
-// value[row] = Σ a·c − spread, mag[row] = Σ |a|·|c| + spread, spread = Σ |a|·radius (radius non-null) or eps·Σ |a|;
+// value[row] = Σ a·c − spread, mag[row] = Σ |a|·|c| + spread, spread = Σ |a|·radius (hasRadius) or eps·Σ |a|;
 // c and radius of example b start at b*cBatchStride / b*radiusBatchStride. Products and sums in double.
 extern "C" __global__ void bound_dot(const float* __restrict__ a, const float* __restrict__ c, int cBatchStride,
-                                     const float* __restrict__ radius, int radiusBatchStride, float eps,
+                                     const float* __restrict__ radius, int hasRadius, int radiusBatchStride, float eps,
                                      float* __restrict__ value, float* __restrict__ mag, int batch, int rows, int n, int warpPerRow)
 {
     __shared__ double sd[8], sm[8], ss[8];
@@ -113,13 +113,13 @@ extern "C" __global__ void bound_dot(const float* __restrict__ a, const float* _
             int b = (int)(row / rows);
             const float* ar = a + row * n;
             const float* cr = c + (long long)b * cBatchStride;
-            const float* rr = radius != nullptr ? radius + (long long)b * radiusBatchStride : nullptr;
+            const float* rr = hasRadius ? radius + (long long)b * radiusBatchStride : nullptr;
             for (int i = first; i < n; i += stride)
             {
                 double v = ar[i], cv = cr[i], av = fabs(v);
                 d += v * cv;
                 m += av * fabs(cv);
-                sp += rr != nullptr ? av * (double)rr[i] : av;
+                sp += hasRadius ? av * (double)rr[i] : av;
             }
         }
         if (warpPerRow)
@@ -136,7 +136,7 @@ extern "C" __global__ void bound_dot(const float* __restrict__ a, const float* _
         }
         if ((warpPerRow ? lane : (int)threadIdx.x) == 0 && row < totalRows)
         {
-            if (radius == nullptr) sp *= (double)eps;
+            if (!hasRadius) sp *= (double)eps;
             value[row] = (float)(d - sp);
             mag[row] = (float)(m + sp);
         }

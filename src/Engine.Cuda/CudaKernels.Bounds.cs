@@ -53,7 +53,7 @@ internal sealed partial class CudaKernels
         var p = new KernelParams();
         p.Pointer(Ptr(a)); p.Pointer(Ptr(lowSlope)); p.Int(lowSlopeRows); p.Pointer(hasLow ? Ptr(lowBias) : 0UL); p.Int(lowBiasRows);
         p.Pointer(Ptr(upSlope)); p.Int(upSlopeRows); p.Pointer(hasUp ? Ptr(upBias) : 0UL); p.Int(upBiasRows); p.Pointer(Ptr(y));
-        p.Pointer(withBias ? Ptr(bias) : 0UL); p.Pointer(withBias ? Ptr(mag) : 0UL); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
+        p.Pointer(withBias ? Ptr(bias) : 0UL); p.Pointer(withBias ? Ptr(mag) : 0UL); p.Int(withBias ? 1 : 0); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
         Launch("bounds", "bound_relax", new Dim3(blocks), new Dim3(256), 0, ref p);
     }
 
@@ -74,7 +74,7 @@ internal sealed partial class CudaKernels
         if (hasRadius) NeedElements(radius, (long)(batch - 1) * radiusBatchStride + n, K, "radius");
         var (warp, blocks) = BoundRowLaunch(totalRows, n);
         var p = new KernelParams();
-        p.Pointer(Ptr(a)); p.Pointer(Ptr(c)); p.Int(cBatchStride); p.Pointer(hasRadius ? Ptr(radius) : 0UL); p.Int(radiusBatchStride);
+        p.Pointer(Ptr(a)); p.Pointer(Ptr(c)); p.Int(cBatchStride); p.Pointer(hasRadius ? Ptr(radius) : 0UL); p.Int(hasRadius ? 1 : 0); p.Int(radiusBatchStride);
         p.Float(eps); p.Pointer(Ptr(value)); p.Pointer(Ptr(mag)); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
         Launch("bounds", "bound_dot", new Dim3(blocks), new Dim3(256), 0, ref p);
     }
