@@ -2,14 +2,106 @@ using Engine.Tensors;
 
 namespace Engine.Cuda;
 
-// SKELETON: owned by helper cukern-b; replace every member with a real launch of kernels/*.cu.
+// CROWN's fused backward-sweep passes on CUDA (kernels/bounds.cu; BoundConvTranspose uses kernels/conv.cu's direct
+// transposed convolution). Row reductions run one warp per row when rows are short or plentiful, else one 256-thread
+// block per row, and accumulate in double: the magnitudes (Σ|terms|) that scale the float32 rounding margin are at
+// least as accurate as the CPU's, so the margin stays sound.
 internal sealed partial class CudaKernels
 {
-    public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g) => throw new NotImplementedException("BoundConvSelect: CUDA kernel not written yet (owner: cukern-b)");
+    // Rows at most this long always get one warp each.
+    private const int BoundWarpRowMax = 256;
 
-    public void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g) => throw new NotImplementedException("BoundConvTranspose: CUDA kernel not written yet (owner: cukern-b)");
+    /// <summary>Whether a row reduction over totalRows rows of n runs one warp per row (else one block per row), and its grid.</summary>
+    private (bool WarpPerRow, uint Blocks) BoundRowLaunch(long totalRows, int n)
+    {
+        long fill = Math.Max(1L, Context.MaxResidentBlocks256);
+        bool warp = n <= BoundWarpRowMax || totalRows >= fill * 8;
+        long blocks = warp ? (totalRows + 7) / 8 : totalRows;
+        return (warp, (uint)Math.Clamp(blocks, 1, fill));
+    }
 
-    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n) => throw new NotImplementedException("BoundDot: CUDA kernel not written yet (owner: cukern-b)");
+    /// <summary>Checks that a per-element operand of [batch, rows, n] coefficients has 1 or rows rows, and its length.</summary>
+    private static void CheckRowOperand(Buf t, int tRows, int batch, int rows, int n, string kernel, string name)
+    {
+        if (tRows != 1 && tRows != rows) throw new ArgumentException($"{kernel}: {name} has {tRows} rows; it must have 1 or {rows}.");
+        NeedElements(t, (long)batch * tRows * n, kernel, name);
+    }
 
-    public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n) => throw new NotImplementedException("BoundRelax: CUDA kernel not written yet (owner: cukern-b)");
+    /// <inheritdoc/>
+    public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
+    {
+        const string K = nameof(BoundRelax);
+        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
+        long len = (long)batch * rows * n, totalRows = (long)batch * rows;
+        Items(len, K);
+        NeedElements(a, len, K, "a");
+        NeedElements(y, len, K, "y");
+        CheckRowOperand(lowSlope, lowSlopeRows, batch, rows, n, K, "lowSlope");
+        CheckRowOperand(upSlope, upSlopeRows, batch, rows, n, K, "upSlope");
+        bool hasLow = lowBias.Storage is not null, hasUp = upBias.Storage is not null;
+        if (hasLow) CheckRowOperand(lowBias, lowBiasRows, batch, rows, n, K, "lowBias");
+        if (hasUp) CheckRowOperand(upBias, upBiasRows, batch, rows, n, K, "upBias");
+        bool withBias = hasLow || hasUp;
+        if (withBias)
+        {
+            NeedElements(bias, totalRows, K, "bias");
+            NeedElements(mag, totalRows, K, "mag");
+        }
+        if (totalRows == 0) return;
+        var (warp, blocks) = BoundRowLaunch(totalRows, n);
+        var p = new KernelParams();
+        p.Pointer(Ptr(a)); p.Pointer(Ptr(lowSlope)); p.Int(lowSlopeRows); p.Pointer(hasLow ? Ptr(lowBias) : 0UL); p.Int(lowBiasRows);
+        p.Pointer(Ptr(upSlope)); p.Int(upSlopeRows); p.Pointer(hasUp ? Ptr(upBias) : 0UL); p.Int(upBiasRows); p.Pointer(Ptr(y));
+        p.Pointer(withBias ? Ptr(bias) : 0UL); p.Pointer(withBias ? Ptr(mag) : 0UL); p.Int(withBias ? 1 : 0); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
+        Launch("bounds", "bound_relax", new Dim3(blocks), new Dim3(256), 0, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
+    {
+        const string K = nameof(BoundDot);
+        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
+        if (cBatchStride < 0 || radiusBatchStride < 0) throw new ArgumentException($"{K}: negative batch stride (c {cBatchStride}, radius {radiusBatchStride}).");
+        long len = (long)batch * rows * n, totalRows = (long)batch * rows;
+        Items(len, K);
+        NeedElements(a, len, K, "a");
+        NeedElements(value, totalRows, K, "value");
+        NeedElements(mag, totalRows, K, "mag");
+        if (totalRows == 0) return;
+        NeedElements(c, (long)(batch - 1) * cBatchStride + n, K, "c");
+        bool hasRadius = radius.Storage is not null;
+        if (hasRadius) NeedElements(radius, (long)(batch - 1) * radiusBatchStride + n, K, "radius");
+        var (warp, blocks) = BoundRowLaunch(totalRows, n);
+        var p = new KernelParams();
+        p.Pointer(Ptr(a)); p.Pointer(Ptr(c)); p.Int(cBatchStride); p.Pointer(hasRadius ? Ptr(radius) : 0UL); p.Int(hasRadius ? 1 : 0); p.Int(radiusBatchStride);
+        p.Float(eps); p.Pointer(Ptr(value)); p.Pointer(Ptr(mag)); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
+        Launch("bounds", "bound_dot", new Dim3(blocks), new Dim3(256), 0, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g)
+    {
+        const string K = nameof(BoundConvSelect);
+        CheckGeometry(g, K);
+        if (count < 0) throw new ArgumentException($"{K}: negative count {count}.");
+        long total = (long)count * g.InChannels * g.InPixels;
+        NeedElements(w, (long)g.OutChannels * g.ColRows, K, "w");
+        NeedElements(code, count, K, "code");
+        NeedElements(y, total, K, "y");
+        if (total == 0) return;
+        var p = new KernelParams();
+        p.Pointer(Ptr(w)); p.Pointer(Ptr(code)); p.Pointer(Ptr(y)); ConvArgs(ref p, g); p.Int(Items(total, K));
+        Launch1D("bounds", "bound_conv_select", total, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g)
+    {
+        const string K = nameof(BoundConvTranspose);
+        CheckConvBuffers(g, K, dx, "dx", w, a, "a");
+        if (g.Batch == 0) return;
+        // Direct gather (one thread per dx element): CROWN's many small images with few channels need no GEMM.
+        LaunchConvTransposeDirect(a, w, dx, g, K);
+    }
 }

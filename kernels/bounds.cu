@@ -1,0 +1,184 @@
+// Fused passes of CROWN's backward sweep (IKernels.Bounds.cs), semantics of CpuKernels.Bounds.cs. The row reductions
+// accumulate in double (each thread, then warp shuffles and shared memory), so their rounding error is far below the
+// CPU's float-block accumulation that the float32 rounding margin of Engine.Bounds is sized for; the per-element terms
+// are the same float products as the CPU's (__fmul_rn: never contracted into an FMA).
+//
+// Rows are [rows, n] slices of [batch, rows, n]. A row is reduced either by one warp (warpPerRow = 1: eight rows per
+// 256-thread block, for short rows) or by a whole 256-thread block (warpPerRow = 0, long rows). Blocks walk the rows
+// grid-stride; the loop condition is uniform within a block, so the __syncthreads inside are safe.
+
+#define FULL_MASK 0xffffffffu
+
+__device__ __forceinline__ double bounds_warp_sum(double v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(FULL_MASK, v, o);
+    return v;
+}
+
+// Sums v over the block (256 threads) into the return value of thread 0; every thread must call it.
+__device__ __forceinline__ double bounds_block_sum(double v, double* shared8)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = bounds_warp_sum(v);
+    __syncthreads();   // shared8 may still be read from the previous call
+    if (lane == 0) shared8[warp] = v;
+    __syncthreads();
+    double s = 0;
+    if (threadIdx.x == 0)
+        for (int k = 0; k < (int)(blockDim.x >> 5); k++) s += shared8[k];
+    return s;
+}
+
+// Offset of row (b, r) of an operand with tRows rows per example (1: shared by the example's rows, else rows).
+__device__ __forceinline__ long long bounds_row(int b, int r, int tRows, int n)
+{
+    return ((long long)b * tRows + (tRows == 1 ? 0 : r)) * n;
+}
+
+// y = a·(a ≥ 0 ? lowSlope : upSlope) element-wise; withBias (lowBias or upBias given; the host says so, as an empty
+// buffer's address may be 0): bias[row] = Σ t and mag[row] = Σ |t| for t = a·(a ≥ 0 ? lowBias : upBias), an absent
+// (null) bias reading as 0.
+extern "C" __global__ void bound_relax(const float* __restrict__ a, const float* __restrict__ lowSlope, int lowSlopeRows,
+                                       const float* __restrict__ lowBias, int lowBiasRows, const float* __restrict__ upSlope, int upSlopeRows,
+                                       const float* __restrict__ upBias, int upBiasRows, float* __restrict__ y, float* __restrict__ bias,
+                                       float* __restrict__ mag, int withBias, int batch, int rows, int n, int warpPerRow)
+{
+    __shared__ double sb[8], sm[8];
+    const long long totalRows = (long long)batch * rows;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int perBlock = warpPerRow ? (int)(blockDim.x >> 5) : 1;
+    const int stride = warpPerRow ? 32 : (int)blockDim.x;
+    const int first = warpPerRow ? lane : (int)threadIdx.x;
+    for (long long base = (long long)blockIdx.x * perBlock; base < totalRows; base += (long long)gridDim.x * perBlock)
+    {
+        long long row = base + (warpPerRow ? warp : 0);
+        double s = 0, m = 0;
+        if (row < totalRows)
+        {
+            int b = (int)(row / rows), r = (int)(row % rows);
+            const float* ar = a + row * n;
+            float* yr = y + row * n;
+            const float* ls = lowSlope + bounds_row(b, r, lowSlopeRows, n);
+            const float* us = upSlope + bounds_row(b, r, upSlopeRows, n);
+            const float* lb = lowBias != nullptr ? lowBias + bounds_row(b, r, lowBiasRows, n) : nullptr;
+            const float* ub = upBias != nullptr ? upBias + bounds_row(b, r, upBiasRows, n) : nullptr;
+            for (int i = first; i < n; i += stride)
+            {
+                float v = ar[i];
+                bool pos = v >= 0.f;   // NaN: false, as on the CPU
+                yr[i] = __fmul_rn(v, pos ? ls[i] : us[i]);
+                if (withBias)
+                {
+                    float bv = pos ? (lb != nullptr ? lb[i] : 0.f) : (ub != nullptr ? ub[i] : 0.f);
+                    float t = __fmul_rn(v, bv);
+                    s += (double)t;
+                    m += (double)fabsf(t);
+                }
+            }
+        }
+        if (!withBias) continue;
+        if (warpPerRow)
+        {
+            s = bounds_warp_sum(s);
+            m = bounds_warp_sum(m);
+            if (lane == 0 && row < totalRows) { bias[row] = (float)s; mag[row] = (float)m; }
+        }
+        else
+        {
+            s = bounds_block_sum(s, sb);
+            m = bounds_block_sum(m, sm);
+            if (threadIdx.x == 0) { bias[row] = (float)s; mag[row] = (float)m; }
+        }
+    }
+}
+
+// value[row] = Σ a·c − spread, mag[row] = Σ |a|·|c| + spread, spread = Σ |a|·radius (hasRadius) or eps·Σ |a|;
+// c and radius of example b start at b*cBatchStride / b*radiusBatchStride. Products and sums in double.
+extern "C" __global__ void bound_dot(const float* __restrict__ a, const float* __restrict__ c, int cBatchStride,
+                                     const float* __restrict__ radius, int hasRadius, int radiusBatchStride, float eps,
+                                     float* __restrict__ value, float* __restrict__ mag, int batch, int rows, int n, int warpPerRow)
+{
+    __shared__ double sd[8], sm[8], ss[8];
+    const long long totalRows = (long long)batch * rows;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int perBlock = warpPerRow ? (int)(blockDim.x >> 5) : 1;
+    const int stride = warpPerRow ? 32 : (int)blockDim.x;
+    const int first = warpPerRow ? lane : (int)threadIdx.x;
+    for (long long base = (long long)blockIdx.x * perBlock; base < totalRows; base += (long long)gridDim.x * perBlock)
+    {
+        long long row = base + (warpPerRow ? warp : 0);
+        double d = 0, m = 0, sp = 0;
+        if (row < totalRows)
+        {
+            int b = (int)(row / rows);
+            const float* ar = a + row * n;
+            const float* cr = c + (long long)b * cBatchStride;
+            const float* rr = hasRadius ? radius + (long long)b * radiusBatchStride : nullptr;
+            for (int i = first; i < n; i += stride)
+            {
+                double v = ar[i], cv = cr[i], av = fabs(v);
+                d += v * cv;
+                m += av * fabs(cv);
+                sp += hasRadius ? av * (double)rr[i] : av;
+            }
+        }
+        if (warpPerRow)
+        {
+            d = bounds_warp_sum(d);
+            m = bounds_warp_sum(m);
+            sp = bounds_warp_sum(sp);
+        }
+        else
+        {
+            d = bounds_block_sum(d, sd);
+            m = bounds_block_sum(m, sm);
+            sp = bounds_block_sum(sp, ss);
+        }
+        if ((warpPerRow ? lane : (int)threadIdx.x) == 0 && row < totalRows)
+        {
+            if (!hasRadius) sp *= (double)eps;
+            value[row] = (float)(d - sp);
+            mag[row] = (float)(m + sp);
+        }
+    }
+}
+
+// Convolution geometry, field for field as CudaKernels.ConvArgs packs it (16 ints).
+struct ConvGeo
+{
+    int N, C, H, W, Cout, KH, KW, sH, sW, pH, pW, dH, dW, groups, OH, OW;
+};
+
+// y[i] ([C, H, W]) = sign·(output channel co's kernel laid over output pixel (oh, ow)'s window) for code[i] = ±(p + 1),
+// p = (co*OH + oh)*OW + ow; zero elsewhere and for code 0 (or a code past the output, which the host cannot check).
+// One thread per element of y; each element is under at most one tap of the window. total = count*C*H*W.
+extern "C" __global__ void bound_conv_select(const float* __restrict__ w, const float* __restrict__ code, float* __restrict__ y, ConvGeo g, int total)
+{
+    const int inImage = g.C * g.H * g.W, outPix = g.OH * g.OW;
+    const int cg = g.C / g.groups, og = g.Cout / g.groups;
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (long long)gridDim.x * blockDim.x)
+    {
+        int u = (int)t;
+        int q = u % inImage, i = u / inImage;
+        int cc = (int)code[i];   // truncation, as the CPU's (int) cast
+        float v = 0.f;
+        long long ap = cc < 0 ? -(long long)cc : (long long)cc;
+        if (cc != 0 && ap - 1 < (long long)g.Cout * outPix)
+        {
+            int p = (int)(ap - 1);
+            int co = p / outPix, oh = p % outPix / g.OW, ow = p % g.OW;
+            int gi = co / og;
+            int ci = q / (g.H * g.W), rem = q % (g.H * g.W);
+            int ih = rem / g.W, iw = rem % g.W;
+            int c = ci - gi * cg;
+            int th = ih - (oh * g.sH - g.pH), tw = iw - (ow * g.sW - g.pW);
+            if (c >= 0 && c < cg && th >= 0 && tw >= 0 && th % g.dH == 0 && tw % g.dW == 0)
+            {
+                int kh = th / g.dH, kw = tw / g.dW;
+                if (kh < g.KH && kw < g.KW)
+                    v = __fmul_rn(cc > 0 ? 1.f : -1.f, w[(((long long)co * cg + c) * g.KH + kh) * g.KW + kw]);
+            }
+        }
+        y[t] = v;
+    }
+}
