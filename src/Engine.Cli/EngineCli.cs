@@ -31,6 +31,7 @@ internal static class EngineCli
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(BoundsCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         return root;
     }
 
