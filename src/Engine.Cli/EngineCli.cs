@@ -32,6 +32,7 @@ internal static class EngineCli
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(BoundsCommand.Create());
         root.Subcommands.Add(KernelsCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         return root;
     }
 

@@ -183,7 +183,8 @@ internal static class VMath
         lo = Vector512.Exp(Vector512.Log(lo) * p);
         hi = Vector512.Exp(Vector512.Log(hi) * p);
         var r = Vector512.Narrow(lo, hi);
-        if (!pp.IsInteger) return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), Vector512.Create(float.NaN), r);
+        // Negative finite x with non-integer p is NaN; (-inf)^p is +inf or +0 (IEEE, and MathF.Pow on the scalar tail), which r already is.
+        if (!pp.IsInteger) return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero) & Vector512.GreaterThan(x, Vector512.Create(float.NegativeInfinity)), Vector512.Create(float.NaN), r);
         // The sign bit (not x < 0) so that (-0)^odd keeps its sign like IEEE pow.
         var neg = Vector512.LessThan(x.AsInt32(), Vector512<int>.Zero).AsSingle();
         return pp.IsOdd ? Vector512.ConditionalSelect(neg, -r, r) : r;
@@ -197,7 +198,8 @@ internal static class VMath
         lo = Vector256.Exp(Vector256.Log(lo) * p);
         hi = Vector256.Exp(Vector256.Log(hi) * p);
         var r = Vector256.Narrow(lo, hi);
-        if (!pp.IsInteger) return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), Vector256.Create(float.NaN), r);
+        // Negative finite x with non-integer p is NaN; (-inf)^p is +inf or +0 (IEEE, and MathF.Pow on the scalar tail), which r already is.
+        if (!pp.IsInteger) return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero) & Vector256.GreaterThan(x, Vector256.Create(float.NegativeInfinity)), Vector256.Create(float.NaN), r);
         // The sign bit (not x < 0) so that (-0)^odd keeps its sign like IEEE pow.
         var neg = Vector256.LessThan(x.AsInt32(), Vector256<int>.Zero).AsSingle();
         return pp.IsOdd ? Vector256.ConditionalSelect(neg, -r, r) : r;

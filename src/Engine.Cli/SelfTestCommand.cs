@@ -1,0 +1,42 @@
+using System.CommandLine;
+using Engine.Diagnostics;
+using Engine.Tensors;
+
+namespace Engine.Cli;
+
+/// <summary>
+/// `engine selftest [--device cuda] [--filter TEXT] [--memory-steps N]`: every kernel on the device against the CPU
+/// (the CPU against the scalar reference implementations), one line per op, then "N passed, M failed"; exit code 1
+/// when anything failed.
+/// </summary>
+internal static class SelfTestCommand
+{
+    public static Command Create()
+    {
+        var device = new Option<string>("--device") { Description = "Device under test: cpu, cuda, cuda:1, ...", DefaultValueFactory = _ => "cpu" };
+        var filter = new Option<string?>("--filter") { Description = "Run only the checks whose name contains this text (case-insensitive)" };
+        var memorySteps = new Option<int?>("--memory-steps") { Description = "Also train a small MLP for N steps on the device and fail if its allocated memory grows after step 100" };
+        var seed = new Option<ulong?>("--seed") { Description = "Seed of the random inputs" };
+        memorySteps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--memory-steps must be at least 1."); });
+        var cmd = new Command("selftest", "Run every kernel on random inputs on a device and on the CPU and compare them") { device, filter, memorySteps, seed };
+        cmd.SetAction(EngineCli.Guard(parse =>
+        {
+            var dev = Device.Get(parse.GetValue(device)!);
+            var test = parse.GetValue(seed) is ulong s ? new KernelSelfTest(dev, s) : new KernelSelfTest(dev);
+            string? text = parse.GetValue(filter);
+            Console.WriteLine($"selftest: {dev.Name} against the {test.ReferenceName}, seed 0x{test.Seed:X}{(text == null ? "" : $", filter '{text}'")}");
+            int passed = 0, failed = 0;
+            void Report(SelfTestResult r)
+            {
+                Console.WriteLine(r.ToString());
+                if (r.Passed) passed++; else failed++;
+            }
+            foreach (var r in test.Run(text)) Report(r);
+            if (parse.GetValue(memorySteps) is int steps) Report(MemoryCheck.Run(dev, steps, line => Console.WriteLine($"     {line}")));
+            if (passed + failed == 0) Console.Error.WriteLine($"warning: no check matches the filter '{text}'");
+            Console.WriteLine($"{passed} passed, {failed} failed");
+            return failed == 0 && passed > 0 ? 0 : 1;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,101 @@
+using Engine.Tensors;
+
+namespace Engine.Diagnostics;
+
+// The fused CROWN kernels: BoundRelax, BoundDot, BoundConvSelect, BoundConvTranspose.
+public sealed partial class KernelSelfTest
+{
+    private void RegisterBounds()
+    {
+        Add("BoundRelax", c =>
+        {
+            // (batch, rows, n, lowSlopeRows, lowBiasRows (0: empty), upSlopeRows, upBiasRows (0: empty))
+            (int, int, int, int, int, int, int)[] cases =
+            [
+                (2, 3, 17, 1, 1, 3, 3), (1, 5, 1000, 5, 5, 1, 1), (3, 4, 33, 4, 0, 4, 4), (2, 3, 9, 1, 0, 1, 0),
+                (1, 2, 40000, 1, 1, 2, 2), (1, 1, 1, 1, 1, 1, 1), (4, 2, 7, 2, 2, 1, 0),
+            ];
+            foreach (var (batch, rows, n, lsr, lbr, usr, ubr) in cases)
+            {
+                c.Case($"batch={batch} rows={rows} n={n} slope rows {lsr}/{usr} bias rows {lbr}/{ubr} (0 = none)");
+                int total = batch * rows * n;
+                var a = c.In(c.Sprinkle(c.U(total), 0f, -0f, 0f));
+                var ls = c.In(c.U(batch * lsr * n, 0f, 1f)); var us = c.In(c.U(batch * usr * n, 0f, 1f));
+                var lb = lbr == 0 ? null : c.In(c.U(batch * lbr * n)); var ub = ubr == 0 ? null : c.In(c.U(batch * ubr * n));
+                bool withBias = lb != null || ub != null;
+                var y = c.Out(total);
+                var bias = withBias ? c.Out(batch * rows) : null; var mag = withBias ? c.Out(batch * rows) : null;
+                Buf B(Pair? p, Side s) => p == null ? default : p[s];
+                c.Run((k, s) => k.BoundRelax(a[s], ls[s], lsr, B(lb, s), Math.Max(1, lbr), us[s], usr, B(ub, s), Math.Max(1, ubr),
+                                             y[s], B(bias, s), B(mag, s), batch, rows, n));
+                c.Compare("y", y, Tol.Exact);
+                if (bias == null) continue;
+                var m = c.Payload(mag!, Side.Reference);
+                c.Compare("bias", bias, Tol.Sum, m);
+                c.Compare("mag", mag!, Tol.Sum, m);
+            }
+        });
+        Add("BoundDot", c =>
+        {
+            // (batch, rows, n, c shared by the batch, radius: 0 none / 1 per example / 2 shared, eps)
+            (int, int, int, bool, int, float)[] cases =
+            [
+                (2, 3, 17, false, 0, 0.1f), (1, 5, 1000, true, 1, 0f), (3, 4, 33, false, 2, 0.25f), (1, 2, 40000, false, 1, 0f),
+                (1, 1, 1, true, 0, 0.5f), (4, 9, 5, true, 2, 0f),
+            ];
+            foreach (var (batch, rows, n, shared, rad, eps) in cases)
+            {
+                c.Case($"batch={batch} rows={rows} n={n} c {(shared ? "shared" : "per example")} radius {(rad == 0 ? "none" : rad == 1 ? "per example" : "shared")} eps={eps}");
+                int cStride = shared ? 0 : n, rStride = rad == 2 ? 0 : n;
+                var a = c.In(c.U(batch * rows * n));
+                var cv = c.In(c.U(shared ? n : batch * n, -2f, 2f));
+                var radius = rad == 0 ? null : c.In(c.U(rad == 2 ? n : batch * n, 0f, 0.3f));
+                var value = c.Out(batch * rows); var mag = c.Out(batch * rows);
+                c.Run((k, s) => k.BoundDot(a[s], cv[s], cStride, radius == null ? default : radius[s], rStride, eps, value[s], mag[s], batch, rows, n));
+                var m = c.Payload(mag, Side.Reference);
+                c.Compare("value", value, Tol.Sum, m);
+                c.Compare("mag", mag, Tol.Sum, m);
+            }
+        });
+        Add("BoundConvSelect", c =>
+        {
+            foreach (var (label, g, _) in ConvGeometries)
+            {
+                if (g.Batch * g.InChannels * g.InPixels > 20000) continue;   // rows are whole input images: keep the count small
+                c.Case(label);
+                int outN = g.OutChannels * g.OutPixels, count = 23;
+                var code = new float[count];
+                for (int i = 0; i < count; i++)
+                    code[i] = i % 7 == 3 ? 0 : (c.Rng.Next(0, 2) * 2 - 1) * c.Rng.Next(1, outN + 1);
+                code[0] = outN; code[1] = -1;   // the last and the first position
+                var w = c.In(c.U(WLen(g)));
+                var cd = c.In(code);
+                var y = c.Out(count * g.InChannels * g.InPixels);
+                c.Run((k, s) => k.BoundConvSelect(w[s], cd[s], y[s], count, g));
+                c.Compare("y", y, Tol.Exact);
+            }
+        });
+        Add("BoundConvTranspose", c =>
+        {
+            foreach (var (label, g0, _) in ConvGeometries)
+            {
+                // Many small images (the coefficient rows of CROWN), some of them all zero, and a count that is not a multiple of 16.
+                var g = new Conv2dGeometry(37, g0.InChannels, g0.Height, g0.Width, g0.OutChannels, g0.KernelH, g0.KernelW, g0.StrideH, g0.StrideW,
+                                           g0.PadH, g0.PadW, g0.DilationH, g0.DilationW, g0.Groups);
+                if (YLen(g) > 400000) continue;
+                c.Case(label + " x37 images");
+                var ah = c.Sprinkle(c.U(YLen(g)), 0f);
+                int per = g.OutChannels * g.OutPixels;
+                foreach (int img in new[] { 0, 5, 17, 36 }) Array.Clear(ah, img * per, per);
+                var wh = c.U(WLen(g));
+                var a = c.In(ah); var w = c.In(wh);
+                var dx = c.Out(XLen(g));
+                c.Run((k, s) => k.BoundConvTranspose(a[s], w[s], dx[s], g));
+                var aa = c.RefIn(Check.Abs(ah)); var wa = c.RefIn(Check.Abs(wh));
+                var m = c.RefOut(XLen(g));
+                c.RunReference((k, s) => k.BoundConvTranspose(aa[s], wa[s], m[s], g));
+                c.Compare("dx", dx, Tol.Sum, c.Payload(m, Side.Reference));
+            }
+        });
+    }
+}

@@ -1,0 +1,187 @@
+using Engine.Attacks;
+using Engine.Autograd;
+using Engine.Bounds;
+using Engine.Graph;
+using Engine.Nn;
+using Engine.Tensors;
+
+namespace Engine.Diagnostics;
+
+// End-to-end checks through the tensor API: training steps, bounds on the graph path, a PGD attack.
+public sealed partial class KernelSelfTest
+{
+    private const int Classes = 10;
+
+    private void RegisterEndToEnd()
+    {
+        Add("E2E/MlpTrainStep", c => TrainStepCheck(c, Mlp(), c.U(16 * 20, -1f, 1f), [16, 20], adam: true));
+        Add("E2E/CnnTrainStep", c => TrainStepCheck(c, Cnn(), c.U(6 * 144, 0f, 1f), [6, 1, 12, 12], adam: false));
+        foreach (var method in Enum.GetValues<BoundMethod>())
+            Add($"E2E/Bounds/{method}", c => BoundsCheck(c, method));
+        Add("E2E/Pgd", PgdCheck);
+    }
+
+    private static Module Mlp()
+    {
+        var g = new Generator(11);
+        return new Sequential(new Linear(20, 32, generator: g), new ReLU(), new Linear(32, 16, generator: g), new ReLU(), new Linear(16, Classes, generator: g));
+    }
+
+    private static Module Cnn()
+    {
+        var g = new Generator(12);
+        return new Sequential(new Conv2d(1, 4, 3, padding: 1, generator: g), new ReLU(), new MaxPool2d(2),
+                              new Conv2d(4, 8, 3, padding: 1, generator: g), new ReLU(), new AvgPool2d(2),
+                              new Flatten(), new Linear(8 * 3 * 3, Classes, generator: g));
+    }
+
+    // The same model on CPU and on the device: independent copies of the module's graph (the module itself is not touched).
+    private (ComputeGraph Cpu, ComputeGraph Dev) Copies(Module m) => (CopyGraph(m.Graph, Tensors.Device.Cpu), CopyGraph(m.Graph, Device));
+
+    /// <summary>A copy of <paramref name="graph"/> with every initializer copied to <paramref name="device"/> (parameters as fresh leaves).</summary>
+    internal static ComputeGraph CopyGraph(ComputeGraph graph, Device device)
+    {
+        var b = new GraphBuilder();
+        var map = new Dictionary<Value, Value>(ReferenceEqualityComparer.Instance);
+        foreach (var v in graph.Inputs) map[v] = b.Input(v.Name);
+        foreach (var v in graph.Initializers)
+        {
+            var t = Tensor.FromSpan(v.Data!.ToArray(), v.Data.Shape, device);
+            map[v] = v.Kind switch
+            {
+                ValueKind.Parameter => b.Parameter(v.Name, t.RequiresGrad_()),
+                ValueKind.Buffer => b.Buffer(v.Name, t),
+                _ => b.Constant(v.Name, t),
+            };
+        }
+        foreach (var n in graph.Nodes)
+        {
+            var node = b.AddNode(n.Op, n.Inputs.Select(i => map[i]).ToArray(), n.Name);
+            for (int i = 0; i < node.Outputs.Count; i++) map[n.Outputs[i]] = node.Outputs[i];
+        }
+        foreach (var o in graph.Outputs) b.Output(map[o]);
+        return b.Build();
+    }
+
+    private float[] Labels(Check c, int n) => c.Ints(n, 0, Classes - 1);
+
+    private void TrainStepCheck(Check c, Module model, float[] xh, int[] shape, bool adam)
+    {
+        var (gc, gd) = Copies(model);
+        var lh = Labels(c, shape[0]);
+        c.Case($"forward + loss, input {ShapeUtil.Format(shape)}");
+        var sides = new[] { (G: gc, D: Tensors.Device.Cpu), (G: gd, D: Device) }.Select(s =>
+        {
+            var x = Tensor.FromSpan(xh, shape, s.D);
+            var y = Tensor.FromSpan(lh, [shape[0]], s.D);
+            var logits = Executor.Run(s.G, new ForwardContext(training: true), x)[0];
+            var loss = Losses.CrossEntropy(logits, y);
+            return (s.G, Logits: logits, Loss: loss);
+        }).ToArray();
+        CheckOnDevice(c, sides[1].Logits, "logits");
+        c.CompareValues("logits", sides[1].Logits.ToArray(), sides[0].Logits.ToArray(), new Tol(1e-5, 1e-4, 1e-5));
+        c.CompareValues("loss", [sides[1].Loss.Item()], [sides[0].Loss.Item()], new Tol(1e-6, 1e-5));
+
+        c.Case("backward: every parameter's gradient");
+        foreach (var s in sides) s.Loss.Backward();
+        var pc = gc.Parameters.ToArray(); var pd = gd.Parameters.ToArray();
+        for (int i = 0; i < pc.Length; i++)
+        {
+            var gdv = pd[i].Data!.Grad ?? throw new InvalidOperationException($"parameter {pd[i].Name} got no gradient on {Device.Name}");
+            CheckOnDevice(c, gdv, $"grad {pd[i].Name}");
+            c.CompareValues($"grad {pd[i].Name}", gdv.ToArray(), pc[i].Data!.Grad!.ToArray(), new Tol(1e-6, 1e-4, 1e-4));
+        }
+
+        c.Case(adam ? "Adam step (eps 1e-3 so tiny gradients cannot flip a step)" : "SGD step (momentum 0.9, nesterov, weight decay)");
+        foreach (var s in sides)
+        {
+            var ps = s.G.Parameters.Select(v => v.Data!).ToArray();
+            Optimizer opt = adam ? new Adam(ps, lr: 1e-2f, eps: 1e-3f, weightDecay: 1e-4f) : new Sgd(ps, lr: 0.1f, momentum: 0.9f, weightDecay: 1e-3f, nesterov: true);
+            opt.Step();
+            opt.Step();   // the second step uses the optimiser state of the first
+        }
+        for (int i = 0; i < pc.Length; i++)
+        {
+            CheckOnDevice(c, pd[i].Data!, $"param {pd[i].Name}");
+            c.CompareValues($"param {pd[i].Name}", pd[i].Data!.ToArray(), pc[i].Data!.ToArray(), new Tol(1e-5, 1e-4));
+        }
+    }
+
+    private static void CheckOnDevice(Check c, Tensor t, string what)
+    {
+        if (t.Device != c.Device) c.Fail($"{c.CaseLabel} {what}: came back on {t.Device.Name}, not {c.Device.Name}");
+    }
+
+    private void BoundsCheck(Check c, BoundMethod method)
+    {
+        var opts = new BoundOptions { FastPath = false, AlphaIterations = 5 };
+        // alpha-CROWN optimises through 5 Adam steps, which amplify rounding differences; the others are one pass.
+        var tol = method == BoundMethod.AlphaCrown ? new Tol(1e-4, 1e-3, 1e-3) : method == BoundMethod.Ibp ? new Tol(1e-5, 1e-4, 1e-5) : new Tol(1e-5, 1e-4, 1e-4);
+        foreach (var (label, model, shape, eps) in new[] { ("MLP", Mlp(), new[] { 4, 20 }, 0.05f), ("CNN", Cnn(), new[] { 3, 1, 12, 12 }, 0.02f) })
+        {
+            var (gc, gd) = Copies(model);
+            var xh = c.U(ShapeUtil.Numel(shape), 0f, 1f);
+            var labels = Labels(c, shape[0]).Select(v => (int)v).ToArray();
+            foreach (bool withSpec in new[] { true, false })
+                foreach (var p in new[] { Perturbation.LInf(eps), Perturbation.LInf(eps, 0f, 1f), Perturbation.L2(eps * 4) })
+                {
+                    c.Case($"{label} {(withSpec ? "margin spec" : "raw outputs")} {p.Norm} eps={p.Eps}{(p.ClipLow != null ? " clipped" : "")}");
+                    var spec = withSpec ? Spec.Margins(labels, Classes) : null;
+                    var rc = Engine.Bounds.Bounds.Compute(gc, Tensor.FromSpan(xh, shape, Tensors.Device.Cpu), p, method, spec, opts);
+                    var rd = Engine.Bounds.Bounds.Compute(gd, Tensor.FromSpan(xh, shape, Device), p, method,
+                                                          spec == null ? null : new Spec(spec.C.To(Device)), opts);
+                    CheckOnDevice(c, rd.Lower, "lower");
+                    c.CompareValues("lower", rd.Lower.ToArray(), rc.Lower.ToArray(), tol);
+                    c.CompareValues("upper", rd.Upper.ToArray(), rc.Upper.ToArray(), tol);
+                }
+        }
+    }
+
+    private void PgdCheck(Check c)
+    {
+        var (_, gd) = Copies(Mlp());
+        const int n = 8;
+        const float eps = 0.1f;
+        var x = Tensor.FromSpan(c.U(n * 20, 0f, 1f), [n, 20], Device);
+        var y = Tensor.FromSpan(Labels(c, n), [n], Device);
+        foreach (var norm in new[] { Norm.LInf, Norm.L2 })
+            foreach (var loss in new[] { AttackLoss.CrossEntropy, AttackLoss.Margin })
+            {
+                c.Case($"{norm} {loss}");
+                var r = Pgd.Attack(gd, x, y, new PgdOptions { Norm = norm, Eps = eps, Steps = 5, Restarts = 2, Loss = loss, Seed = 3 });
+                CheckOnDevice(c, r.Adversarial, "adversarial");
+                if (!ShapeUtil.SameShape(r.Adversarial.Dims, x.Dims)) c.Fail($"{c.CaseLabel}: adversarial shape {ShapeUtil.Format(r.Adversarial.Dims)}, expected {ShapeUtil.Format(x.Dims)}");
+                if (r.Margins.Length != n || r.Success.Length != n) c.Fail($"{c.CaseLabel}: {r.Margins.Length} margins / {r.Success.Length} flags for {n} examples");
+                if (r.Margins.Any(m => !float.IsFinite(m))) c.Fail($"{c.CaseLabel}: a margin is not finite");
+                var adv = r.Adversarial.ToArray(); var xs = x.ToArray();
+                double worst = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    double norm2 = 0, normInf = 0;
+                    for (int j = 0; j < 20; j++)
+                    {
+                        double d = adv[i * 20 + j] - xs[i * 20 + j];
+                        norm2 += d * d; normInf = Math.Max(normInf, Math.Abs(d));
+                        if (!(adv[i * 20 + j] >= 0f && adv[i * 20 + j] <= 1f)) c.Fail($"{c.CaseLabel}: adversarial value {adv[i * 20 + j]} outside the domain [0, 1]");
+                    }
+                    worst = Math.Max(worst, norm == Norm.LInf ? normInf : Math.Sqrt(norm2));
+                }
+                if (worst > eps * (1 + 1e-5) + 1e-6) c.Fail($"{c.CaseLabel}: the adversarial example is {worst} from x, outside the {norm} ball of radius {eps}");
+                // The reported margins are the model's margins at the adversarial points (recomputed here on the device).
+                using (new NoGrad())
+                {
+                    var logits = Executor.Forward(gd, r.Adversarial).ToArray();
+                    var lab = y.ToArray();
+                    var recomputed = new float[n];
+                    for (int i = 0; i < n; i++)
+                    {
+                        int t = (int)lab[i];
+                        float best = float.NegativeInfinity;
+                        for (int j = 0; j < Classes; j++) if (j != t) best = Math.Max(best, logits[i * Classes + j]);
+                        recomputed[i] = logits[i * Classes + t] - best;
+                    }
+                    c.CompareValues("margins", r.Margins, recomputed, new Tol(1e-5, 1e-4));
+                }
+            }
+    }
+}
