@@ -1,4 +1,4 @@
-# One entry point: ./build.ps1 build | test | bench [filter...] | run [engine args...]
+# One entry point: ./build.ps1 build | test | bench [filter...] | run [engine args...] | publish [RID]
 param([Parameter(Position = 0)][string]$Verb = "build", [Parameter(ValueFromRemainingArguments = $true)][string[]]$Rest = @())
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
@@ -41,5 +41,19 @@ switch ($Verb) {
     if ($Rest.Count -eq 0) { $Rest = @("train", "--model", "cnn") }
     dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll @Rest; exit $LASTEXITCODE
   }
-  default { Write-Error "usage: ./build.ps1 build|test [--cpu-only] [args...] | bench|run [args...]"; exit 2 }
+  "publish" {
+    # NativeAOT, one self-contained file: out/engine-RID/engine[.exe] (default RID linux-x64); x64 code for x86-64-v3
+    # (AVX2/FMA) unless $env:ENGINE_ISA says otherwise.
+    $rid = if ($Rest.Count -gt 0) { $Rest[0] } else { "linux-x64" }
+    $dir = "out/engine-$rid"
+    $isa = @(); if ($rid -like "*-x64") { $isa = @("-p:IlcInstructionSet=$(if ($env:ENGINE_ISA) { $env:ENGINE_ISA } else { 'x86-64-v3' })") }
+    if (Test-Path $dir) { Remove-Item -Recurse -Force $dir }
+    dotnet publish src/Engine.Cli/Engine.Cli.csproj -c Release -r $rid -p:PublishAot=true @isa --nologo -v q -o $dir
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    $exe = if ($rid -like "win-*") { ".exe" } else { "" }
+    Move-Item -Force "$dir/Engine.Cli$exe" "$dir/engine$exe"
+    Remove-Item -Force "$dir/*.dbg", "$dir/*.pdb", "$dir/*.xml" -ErrorAction SilentlyContinue
+    Get-ChildItem $dir; exit 0
+  }
+  default { Write-Error "usage: ./build.ps1 build|test [--cpu-only] [args...] | bench|run [args...] | publish [RID]"; exit 2 }
 }

@@ -31,9 +31,7 @@ internal static class BoundsCommand
         {
             var m = Load(parse.GetValue(model)!);
             var shape = Verifier.ExampleShape(m.Inputs[0].Shape);
-            float[] x;
-            try { x = JsonSerializer.Deserialize<float[]>(File.ReadAllText(parse.GetValue(input)!)) ?? []; }
-            catch (JsonException je) { throw new InvalidDataException($"--input: not a flat JSON array of numbers ({je.Message})", je); }
+            float[] x = ReadFlatArray(parse.GetValue(input)!);
             if (x.Length != ShapeUtil.Numel(shape))
                 throw new ArgumentException($"--input has {x.Length} values but the model takes {ShapeUtil.Numel(shape)} ({ShapeUtil.Format(shape)}).");
             float e = parse.GetValue(eps);
@@ -84,6 +82,30 @@ internal static class BoundsCommand
         return m;
     }
 
+    /// <summary>
+    /// A JSON file holding one flat array of numbers, read with JsonDocument (reflection-free, so NativeAOT-safe).
+    /// </summary>
+    public static float[] ReadFlatArray(string path)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Array)
+                throw new InvalidDataException($"--input: not a flat JSON array of numbers (the top level is {root.ValueKind}).");
+            var x = new float[root.GetArrayLength()];
+            int i = 0;
+            foreach (var v in root.EnumerateArray())
+            {
+                if (v.ValueKind != JsonValueKind.Number || !v.TryGetSingle(out x[i]) || !float.IsFinite(x[i]))
+                    throw new InvalidDataException($"--input: not a flat JSON array of numbers (element {i} is {v.ValueKind} {v.GetRawText()}).");
+                i++;
+            }
+            return x;
+        }
+        catch (JsonException je) { throw new InvalidDataException($"--input: not a flat JSON array of numbers ({je.Message})", je); }
+    }
+
     private static Spec Margins(string text, int outputs)
     {
         const string prefix = "margins:";
@@ -103,8 +125,9 @@ internal static class BoundsCommand
     }
 
     private static string Json(float[] lower, float[] upper)
-    {
-        static string Arr(float[] v) => "[" + string.Join(",", v.Select(f => float.IsFinite(f) ? f.ToString("R", CultureInfo.InvariantCulture) : "null")) + "]";
-        return new StringBuilder().Append("{\"lower\":").Append(Arr(lower)).Append(",\"upper\":").Append(Arr(upper)).Append('}').ToString();
-    }
+        => new StringBuilder().Append("{\"lower\":").Append(JsonArray(lower)).Append(",\"upper\":").Append(JsonArray(upper)).Append('}').ToString();
+
+    /// <summary>A JSON array of the values, round-trip precision; infinities and NaN (not JSON numbers) as null.</summary>
+    public static string JsonArray(float[] v)
+        => "[" + string.Join(",", v.Select(f => float.IsFinite(f) ? f.ToString("R", CultureInfo.InvariantCulture) : "null")) + "]";
 }

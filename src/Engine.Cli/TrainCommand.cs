@@ -37,14 +37,15 @@ internal static class TrainCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed for initialisation and shuffling", DefaultValueFactory = _ => 0 };
         var data = DataOption();
         var output = new Option<string?>("--out") { Description = "Where to save the weights (safetensors; default: out/MODEL.safetensors)" };
+        var device = DeviceOption.Create();
 
         var cmd = new Command("train", "Train a model on Fashion-MNIST; the last stdout line is {\"test_accuracy\":A,\"seconds\":S}")
         {
-            model, epochs, batch, lr, optim, seed, data, output,
+            model, epochs, batch, lr, optim, seed, data, output, device,
         };
         cmd.SetAction(EngineCli.Guard(parse => Run(
             parse.GetValue(model)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(optim)!,
-            parse.GetValue(seed), parse.GetValue(data), parse.GetValue(output))));
+            parse.GetValue(seed), parse.GetValue(data), parse.GetValue(output), DeviceOption.Resolve(parse.GetValue(device)!))));
         return cmd;
     }
 
@@ -54,7 +55,7 @@ internal static class TrainCommand
         return o;
     }
 
-    private static int Run(string modelName, int epochs, int batch, float lr, string optimName, ulong seed, string? dataDir, string? outPath)
+    private static int Run(string modelName, int epochs, int batch, float lr, string optimName, ulong seed, string? dataDir, string? outPath, Device device)
     {
         var clock = Stopwatch.StartNew();
         outPath ??= Path.Combine("out", modelName + ".safetensors");
@@ -62,7 +63,8 @@ internal static class TrainCommand
 
         var (data, source) = Training.LoadData(dataDir);
         Generator.ManualSeed(seed);
-        var model = ModelZoo.Create(modelName);
+        // Initialised on the CPU (the same weights for a seed on every device), then moved; the optimiser after the move.
+        var model = ModelZoo.Create(modelName).To(device);
         var loader = new DataLoader(data.Train, batch, shuffle: true, seed: seed);
         Optimizer optimizer = optimName == "sgd"
             ? new Sgd(model.Parameters(), lr, momentum: 0.9f)
@@ -71,7 +73,8 @@ internal static class TrainCommand
         var schedule = new CosineAnnealingLR(optimizer, epochs * loader.Count);
 
         Console.WriteLine($"train {modelName} ({model.ParameterCount():N0} parameters) on {source}: {data.Train.Count} train / {data.Test.Count} test, " +
-                          $"{epochs} epochs, batch {batch}, {optimName} lr {lr.ToString(CultureInfo.InvariantCulture)}, seed {seed}, {CpuThreads.Count} threads");
+                          $"{epochs} epochs, batch {batch}, {optimName} lr {lr.ToString(CultureInfo.InvariantCulture)}, seed {seed}, " +
+                          (device == Device.Cpu ? $"{CpuThreads.Count} threads" : $"on {device.Name}"));
 
         double testAccuracy = 0;
         void Epoch(int epoch, Action<double>? onBatch)
@@ -79,8 +82,10 @@ internal static class TrainCommand
             double lossSum = 0;
             int correct = 0, seen = 0;
             var t0 = Stopwatch.GetTimestamp();
-            foreach (var (x, y) in loader)
+            foreach (var (hostX, hostY) in loader)
             {
+                var x = hostX.To(device);
+                var y = hostY.To(device);
                 var loss = Training.Step(model, optimizer, x, y, out var logits);
                 schedule.Step();
                 int b = y.Size(0);
@@ -89,7 +94,7 @@ internal static class TrainCommand
                 seen += b;
                 onBatch?.Invoke(lossSum / seen);
             }
-            var (tc, tn) = Training.Evaluate(model, data.Test);
+            var (tc, tn) = Training.Evaluate(model, data.Test, device: device);
             testAccuracy = (double)tc / tn;
             string line = string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch,2}/{epochs}  loss {lossSum / seen:0.0000}  train acc {100.0 * correct / seen:0.00}%  test acc {100 * testAccuracy:0.00}%  ({Stopwatch.GetElapsedTime(t0).TotalSeconds:0.0} s)");

@@ -41,15 +41,18 @@ internal static class Training
         return correct;
     }
 
-    /// <summary>Accuracy of <paramref name="model"/> on <paramref name="data"/> in eval mode without recording gradients.</summary>
-    public static (int Correct, int Total) Evaluate(Module model, TensorDataset data, int batch = 500)
+    /// <summary>
+    /// Accuracy of <paramref name="model"/> on <paramref name="data"/> in eval mode without recording gradients; the
+    /// batches are moved to <paramref name="device"/> (the model's device; default CPU).
+    /// </summary>
+    public static (int Correct, int Total) Evaluate(Module model, TensorDataset data, int batch = 500, Device? device = null)
     {
         bool wasTraining = model.Training;
         model.Eval();
         int correct = 0;
         using (new NoGrad())
             foreach (var (x, y) in new DataLoader(data, batch, shuffle: false))
-                correct += CountCorrect(model.Forward(x), y);
+                correct += CountCorrect(model.Forward(device is null ? x : x.To(device)), y);
         model.Train(wasTraining);
         return (correct, data.Count);
     }

@@ -24,6 +24,18 @@ public sealed class ComputeGraph
         _consumers = lists.Select(l => l.ToArray()).ToArray();
     }
 
+    /// <summary>
+    /// Moves every initializer (parameters, buffers, constants) to <paramref name="device"/> in place, so that the
+    /// graph runs and is bounded on inputs of that device. The tensors stay the same objects (a module whose graph
+    /// this is follows). Returns this.
+    /// </summary>
+    public ComputeGraph To(Engine.Tensors.Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        foreach (var v in Initializers) v.Data!.MoveDataTo(device);
+        return this;
+    }
+
     /// <summary>Every value, indexed by <see cref="Value.Id"/>.</summary>
     public IReadOnlyList<Value> Values { get; }
 

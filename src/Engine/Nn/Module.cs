@@ -164,6 +164,19 @@ public abstract class Module
                 dst.CopyFrom(src.Device == dst.Device ? src : src.Detach().To(dst.Device));
     }
 
+    /// <summary>
+    /// Moves every parameter and buffer to <paramref name="device"/> in place (torch's <c>module.to(device)</c>): the
+    /// tensors stay the same objects, so the layers' properties and the cached graph follow. Gradients are cleared;
+    /// create the optimiser after the move (its state is allocated on the parameters' device). Returns this.
+    /// </summary>
+    public Module To(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        foreach (var p in Parameters()) p.MoveDataTo(device);
+        foreach (var b in Buffers()) b.MoveDataTo(device);
+        return this;
+    }
+
     /// <summary>Sets training mode on this module and every descendant. Returns this.</summary>
     public Module Train(bool mode = true)
     {
