@@ -195,6 +195,12 @@ internal sealed class CudaContext
         Synchronize();
     }
 
+    /// <summary>Copies <c>destination.Length</c> device bytes to the host, after all queued work, and waits for the copy.</summary>
+    internal unsafe void CopyToHost(ulong source, Span<byte> destination)
+    {
+        fixed (byte* p = destination) CopyDeviceToHost(source, p, destination.Length);
+    }
+
     /// <summary>Queues a device-to-device copy.</summary>
     internal void CopyDeviceToDevice(ulong source, ulong destination, long bytes)
     {

@@ -72,15 +72,3 @@ internal sealed partial class CudaKernels
         Launch1D(OptModule, "scale_inplace", Quads(n), ref p);
     }
 }
-
-/// <summary>
-/// TEMPORARY bridge until CudaContext (owner: cudart) gains its device-to-host copy: the kernels call
-/// <c>Context.CopyToHost(address, destination)</c>, and an instance member of that name and signature takes
-/// precedence over this extension, which then is dead code to delete at merge.
-/// </summary>
-internal static class CudaContextCopyToHostBridge
-{
-    /// <summary>Copies destination.Length bytes from device address to the host after the stream's pending work.</summary>
-    public static void CopyToHost(this CudaContext context, ulong address, Span<byte> destination)
-        => throw new NotImplementedException("CudaContext.CopyToHost(ulong, Span<byte>) is provided by the CUDA runtime helper (cudart).");
-}
