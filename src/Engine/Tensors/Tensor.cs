@@ -208,6 +208,9 @@ public sealed partial class Tensor
         return GradRecorder.Record(r, this, static (g, x) => [g.To(x.Device)]);
     }
 
+    /// <summary>A copy on the CPU (this tensor itself when already there). Differentiable.</summary>
+    public Tensor ToCpu() => To(Device.Cpu);
+
     /// <summary>A contiguous copy with its own storage. Differentiable.</summary>
     public Tensor Clone()
     {
