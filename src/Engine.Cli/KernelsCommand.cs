@@ -24,12 +24,13 @@ internal static class KernelsCommand
             Description = "Comma-separated NVRTC targets for --compile",
             DefaultValueFactory = _ => "compute_80,compute_90",
         };
-        var cmd = new Command("kernels", "List the embedded CUDA kernel files, or compile them all with NVRTC (--compile)") { compile, arch };
-        cmd.SetAction(EngineCli.Guard(parse => Run(parse.GetValue(compile), parse.GetValue(arch)!)));
+        var load = new Option<bool>("--load") { Description = "With --compile: also load every module into cuda:0 for its own architecture (needs a GPU)" };
+        var cmd = new Command("kernels", "List the embedded CUDA kernel files, or compile them all with NVRTC (--compile)") { compile, arch, load };
+        cmd.SetAction(EngineCli.Guard(parse => Run(parse.GetValue(compile), parse.GetValue(arch)!, parse.GetValue(load))));
         return cmd;
     }
 
-    private static int Run(bool compile, string archList)
+    private static int Run(bool compile, string archList, bool load)
     {
 #if ENGINE_CUDA
         var modules = KernelSources.Modules;
@@ -80,10 +81,21 @@ internal static class KernelsCommand
             Console.Error.WriteLine($"error: {failures} of {modules.Count * archs.Length} compilations failed (see NVRTC's log above)");
             return 1;
         }
+        if (load)
+        {
+            // The driver JIT-compiles the PTX to the GPU's machine code: catches a PTX the driver rejects.
+            var dev = (CudaDevice)Engine.Tensors.Device.Get("cuda");
+            foreach (var m in modules)
+            {
+                var sw = Stopwatch.StartNew();
+                dev.Context.Module(m);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{m}.cu loaded on {dev.Name} ({dev.Context.Name}, {dev.Context.Arch}), {sw.Elapsed.TotalSeconds:F2} s"));
+            }
+        }
         Console.WriteLine($"{kernels} kernels compiled ({modules.Count} files x {archs.Length} architectures: {string.Join(", ", archs)})");
         return 0;
 #else
-        _ = compile; _ = archList;
+        _ = compile; _ = archList; _ = load;
         throw new InvalidOperationException("this build has no CUDA backend (built with --cpu-only), so it holds no kernels to compile.");
 #endif
     }

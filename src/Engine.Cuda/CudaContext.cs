@@ -106,13 +106,13 @@ internal sealed class CudaContext
         CuResult r;
         fixed (byte* p = args.AsSpan())
         {
-            // CU_LAUNCH_PARAM_BUFFER_POINTER = 1, CU_LAUNCH_PARAM_BUFFER_SIZE = 2, CU_LAUNCH_PARAM_END = 0.
-            byte dummy = 0;
+            // CU_LAUNCH_PARAM_BUFFER_POINTER = 1, CU_LAUNCH_PARAM_BUFFER_SIZE = 2, CU_LAUNCH_PARAM_END = 0: the packed
+            // parameter block in one piece (a kernel without parameters gets neither array).
             void** extra = stackalloc void*[5];
-            extra[0] = (void*)1; extra[1] = size == 0 ? &dummy : p;
+            extra[0] = (void*)1; extra[1] = p;
             extra[2] = (void*)2; extra[3] = &size;
             extra[4] = null;
-            r = CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, Stream, null, extra);
+            r = CudaDriver.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, Stream, null, size == 0 ? null : extra);
         }
         if (r != CuResult.Success)
             throw new CudaException($"cuLaunchKernel({module}.{name}, grid {grid.X}x{grid.Y}x{grid.Z}, block {block.X}x{block.Y}x{block.Z}, {sharedBytes} B shared, {args.Size} B of parameters)", CudaDriver.Describe(r), (int)r);

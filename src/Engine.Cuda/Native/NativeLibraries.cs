@@ -13,7 +13,8 @@ internal enum CudaLibrary { Driver, Nvrtc, Cublas }
 /// .so.12, .so.11.2: the 11.x NVRTC ABI is named 11.2), so each major version is tried, newest first, in the
 /// directories users and installers put them in, then by bare name through the system loader (ldconfig,
 /// LD_LIBRARY_PATH). The driver (libcuda.so.1) must match the kernel module, so only ENGINE_CUDA_LIB directories and
-/// the system loader are searched for it, never a toolkit directory.
+/// the system loader are searched for it, never a toolkit directory. Last before the system loader come the lib
+/// directories of pip's nvidia-* wheels (a PyTorch install), so a machine with PyTorch but no toolkit works too.
 /// </summary>
 internal static class NativeLibraries
 {
@@ -60,7 +61,7 @@ internal static class NativeLibraries
     /// directory wins over a newer version elsewhere), then each file name through the system loader, unless
     /// ENGINE_CUDA_LIB_STRICT=1 limits the search to the ENGINE_CUDA_LIB directories (to pin one toolkit).
     /// </summary>
-    public static IReadOnlyList<string> Candidates(CudaLibrary lib, Func<string, string?> env)
+    public static IReadOnlyList<string> Candidates(CudaLibrary lib, Func<string, string?> env, bool includePython = false)
     {
         var names = FileNames(lib);
         var list = new List<string>();
@@ -68,10 +69,44 @@ internal static class NativeLibraries
         var dirs = strict
             ? (env("ENGINE_CUDA_LIB") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList()
             : Directories(lib, env);
+        if (!strict && includePython && lib != CudaLibrary.Driver) dirs = [.. dirs, .. PythonDirectories(env)];
         foreach (var dir in dirs)
             foreach (var name in names) list.Add(Path.Combine(dir, name));
         if (!strict) list.AddRange(names);
         return list;
+    }
+
+    /// <summary>
+    /// The lib directories of pip's NVIDIA wheels (nvidia/&lt;package&gt;/lib under a site-packages), where a PyTorch
+    /// install keeps its own libnvrtc and libcublas: in $VIRTUAL_ENV, $CONDA_PREFIX, ~/.local, /usr/local, /usr, /opt/conda.
+    /// </summary>
+    public static IReadOnlyList<string> PythonDirectories(Func<string, string?> env)
+    {
+        var roots = new List<string>();
+        foreach (var v in new[] { "VIRTUAL_ENV", "CONDA_PREFIX" })
+            if (env(v) is { Length: > 0 } r) roots.Add(Path.Combine(r, "lib"));
+        string home = env("HOME") ?? "";
+        if (home.Length > 0) roots.Add(Path.Combine(home, ".local", "lib"));
+        roots.AddRange(["/usr/local/lib", "/usr/lib", "/opt/conda/lib"]);
+        var found = new List<string>();
+        foreach (var root in roots)
+        {
+            try
+            {
+                if (!Directory.Exists(root)) continue;
+                foreach (var py in Directory.EnumerateDirectories(root, "python3*").Order(StringComparer.Ordinal))
+                    foreach (var pkgs in new[] { "site-packages", "dist-packages" })
+                    {
+                        string nvidia = Path.Combine(py, pkgs, "nvidia");
+                        if (!Directory.Exists(nvidia)) continue;
+                        // Newest layout first (nvidia/cu13/lib holds every CUDA 13 library), then per-library wheels.
+                        foreach (var pkg in Directory.EnumerateDirectories(nvidia).OrderByDescending(d => Path.GetFileName(d).StartsWith("cu1", StringComparison.Ordinal)).ThenBy(d => d, StringComparer.Ordinal))
+                            if (Directory.Exists(Path.Combine(pkg, "lib"))) found.Add(Path.Combine(pkg, "lib"));
+                    }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return found.Distinct().ToList();
     }
 
     /// <summary>Loads a library (once); false with the list of what was tried when none loads.</summary>
@@ -82,7 +117,7 @@ internal static class NativeLibraries
         {
             if (Loaded.TryGetValue(lib, out var done)) { detail = done.Detail; return done.Handle != 0; }
             var tried = new List<string>();
-            foreach (var candidate in Candidates(lib, Environment.GetEnvironmentVariable))
+            foreach (var candidate in Candidates(lib, Environment.GetEnvironmentVariable, includePython: true))
             {
                 tried.Add(candidate);
                 // A path that does not exist is not worth a dlopen.

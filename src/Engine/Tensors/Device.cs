@@ -31,6 +31,9 @@ public abstract class Device
     /// <summary>The CPU device.</summary>
     public static Device Cpu => CpuDevice.Instance;
 
+    /// <summary>The first CUDA device ("cuda:0"); throws with the reason when CUDA is not available (see <see cref="Get"/>).</summary>
+    public static Device Cuda => Get("cuda");
+
     /// <summary>Backends call this when loaded, e.g. Register("cuda", index => ...).</summary>
     public static void Register(string prefix, Func<int, Device> factory) => Factories[prefix] = factory;
 

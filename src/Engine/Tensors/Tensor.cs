@@ -225,6 +225,9 @@ public sealed partial class Tensor
         Grad = null;
     }
 
+    /// <summary>A copy on the CPU (this tensor itself when already there). Differentiable.</summary>
+    public Tensor ToCpu() => To(Device.Cpu);
+
     /// <summary>A contiguous copy with its own storage. Differentiable.</summary>
     public Tensor Clone()
     {
