@@ -28,7 +28,7 @@ internal static class SelfTestCommand
             int passed = 0, failed = 0;
             void Report(SelfTestResult r)
             {
-                Console.WriteLine(r.ToString());
+                Console.WriteLine(r.Message == null ? $"{r}  {r.Elapsed.TotalMilliseconds:0} ms" : r.ToString());
                 if (r.Passed) passed++; else failed++;
             }
             foreach (var r in test.Run(text)) Report(r);

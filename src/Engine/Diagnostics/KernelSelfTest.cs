@@ -73,6 +73,7 @@ public sealed partial class KernelSelfTest
     private SelfTestResult RunOne(string name, Action<Check> body)
     {
         var c = new Check(this, name);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             body(c);
@@ -84,7 +85,7 @@ public sealed partial class KernelSelfTest
             c.EndCase();
             c.Fail($"{c.CaseLabel}: {Describe(e)}");
         }
-        return c.Result();
+        return c.Result() with { Elapsed = clock.Elapsed };
     }
 
     private static string Describe(Exception e)

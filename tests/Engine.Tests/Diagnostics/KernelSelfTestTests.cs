@@ -83,7 +83,7 @@ public class KernelSelfTestTests
     {
         var a = new KernelSelfTest(Device.Cpu, 5).Run("Reduce/Sum").Single();
         var b = new KernelSelfTest(Device.Cpu, 5).Run("Reduce/Sum").Single();
-        Assert.That(a, Is.EqualTo(b));
+        Assert.That(a with { Elapsed = default }, Is.EqualTo(b with { Elapsed = default }));
         Assert.That(a.Passed, Is.True, a.ToString());
     }
 
