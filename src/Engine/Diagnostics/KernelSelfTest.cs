@@ -62,12 +62,14 @@ public sealed partial class KernelSelfTest
     /// result as soon as it is known.
     /// </summary>
     public IEnumerable<SelfTestResult> Run(string? filter = null)
+        => Run(name => filter == null || name.Contains(filter, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Runs the checks whose name <paramref name="select"/> accepts, yielding each result as soon as it is known.</summary>
+    public IEnumerable<SelfTestResult> Run(Func<string, bool> select)
     {
+        ArgumentNullException.ThrowIfNull(select);
         foreach (var (name, body) in _checks)
-        {
-            if (filter != null && !name.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
-            yield return RunOne(name, body);
-        }
+            if (select(name)) yield return RunOne(name, body);
     }
 
     private SelfTestResult RunOne(string name, Action<Check> body)
