@@ -30,11 +30,24 @@ internal class EmulatedDevice : Device
     public override IKernels Kernels => EmuKernels;
     public EmulatedKernels EmuKernels { get; }
 
-    public override Storage Allocate(int length, bool zero = false) => new EmulatedStorage(this, length, zero);
+    /// <summary>Set once a planted fault "crashed" the device: like a faulted CUDA context, every later call fails.</summary>
+    public bool Broken { get; set; }
+
+    internal void ThrowIfBroken()
+    {
+        if (Broken) throw new InvalidOperationException($"{Name}: the device is unusable after an earlier fault (sticky error).");
+    }
+
+    public override Storage Allocate(int length, bool zero = false)
+    {
+        ThrowIfBroken();
+        return new EmulatedStorage(this, length, zero);
+    }
 
     public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
     {
         var s = Own(destination);
+        ThrowIfBroken();
         if (destinationOffset < 0 || destinationOffset + source.Length > s.Length)
             throw new ArgumentOutOfRangeException(nameof(destinationOffset), $"{Name}: copy of {source.Length} floats at {destinationOffset} overruns a storage of {s.Length}.");
         Cpu.CopyFromHost(source, s.Inner, destinationOffset);
@@ -43,6 +56,7 @@ internal class EmulatedDevice : Device
     public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
     {
         var s = Own(source);
+        ThrowIfBroken();
         if (sourceOffset < 0 || sourceOffset + destination.Length > s.Length)
             throw new ArgumentOutOfRangeException(nameof(sourceOffset), $"{Name}: copy of {destination.Length} floats at {sourceOffset} overruns a storage of {s.Length}.");
         Cpu.CopyToHost(s.Inner, sourceOffset, destination);
@@ -120,6 +134,7 @@ internal class EmulatedKernels : IKernels
     {
         if (b.Storage == null) return b;
         if (b.Storage is not EmulatedStorage e) throw new InvalidOperationException($"A {b.Storage.Device.Name} buffer ({b.Storage.GetType().Name}) was passed to the emulated device's kernels.");
+        ((EmulatedDevice)e.Device).ThrowIfBroken();
         return new Buf(e.Inner, b.Offset);
     }
 

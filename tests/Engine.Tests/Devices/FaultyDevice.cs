@@ -17,6 +17,8 @@ public enum Fault
     CopyIgnoresOffset,
     /// <summary>Reduce drops the last element of each row (an off-by-one loop bound).</summary>
     ReduceDropsLast,
+    /// <summary>Permute faults and leaves the device unusable (an illegal address in a CUDA kernel).</summary>
+    PermuteCrashesDevice,
 }
 
 /// <summary>The emulated device's kernels with one planted <see cref="Fault"/>: the self-test must report exactly that op.</summary>
@@ -50,6 +52,16 @@ internal sealed class FaultyKernels(Fault fault) : EmulatedKernels
 
     public override void Copy(Buf src, Buf dst, int n)
         => base.Copy(Fault == Fault.CopyIgnoresOffset ? new Buf(src.Storage, 0) : src, Fault == Fault.CopyIgnoresOffset ? new Buf(dst.Storage, 0) : dst, n);
+
+    public override void Permute(Buf x, int[] shape, int[] perm, Buf y)
+    {
+        if (Fault == Fault.PermuteCrashesDevice)
+        {
+            ((EmulatedDevice)y.Storage.Device).Broken = true;
+            throw new InvalidOperationException("planted: illegal memory access");
+        }
+        base.Permute(x, shape, perm, y);
+    }
 
     public override void Reduce(ReduceOp op, Buf x, Buf y, int outer, int size, int inner)
     {

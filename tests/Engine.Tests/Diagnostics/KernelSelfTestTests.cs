@@ -100,6 +100,22 @@ public class KernelSelfTestTests
         Assert.That(results.Single(r => r.Name == "Fill").Passed, Is.True);
     }
 
+    [Test]
+    public void ADeviceThatStopsWorkingIsReportedOnceNotAsEveryLaterOp()
+    {
+        var names = new KernelSelfTest(EmulatedDevice.Instance).CheckNames.ToList();
+        int at = names.IndexOf("Permute");
+        var results = new KernelSelfTest(FaultyKernels.Device(Fault.PermuteCrashesDevice)).Run(n => names.IndexOf(n) >= at - 3 && names.IndexOf(n) <= at + 3).ToList();
+        Assert.That(results.Take(3).All(r => r.Passed), Report(results));
+        Assert.That(results[3].Name, Is.EqualTo("Permute"));
+        Assert.That(results[3].Message, Does.Contain("illegal memory access"));
+        foreach (var r in results.Skip(4))
+        {
+            Assert.That(r.Passed, Is.False);
+            Assert.That(r.Message, Does.StartWith("not run: the device stopped working after Permute").And.Contain("sticky"));
+        }
+    }
+
     private sealed class ThrowingCopyKernels : EmulatedKernels
     {
         public override void Copy(Buf src, Buf dst, int n) => throw new NotSupportedException("planted failure");
