@@ -241,6 +241,22 @@ public class EmulatedDeviceTests
     }
 
     [Test]
+    public void BoundsThroughOtherOpRulesMatchTheCpu([Values(BoundMethod.Ibp, BoundMethod.Crown, BoundMethod.AlphaCrown)] BoundMethod method)
+    {
+        var g = new Generator(15);
+        var model = new Sequential(new Conv2d(1, 2, 3, padding: 1, generator: g), new BatchNorm2d(2), new Sigmoid(), new MaxPool2d(2),
+                                   new AvgPool2d(2), new Flatten(), new Linear(8, 6, generator: g), new Tanh(),
+                                   new Residual(new Sequential(new Linear(6, 6, generator: g), new ReLU())), new Linear(6, 4, generator: g));
+        model.Eval();
+        var x = Data(2 * 64, 16, 0f, 1f);
+        var opts = new BoundOptions { FastPath = false, AlphaIterations = 3 };
+        var rc = BoundsApi.Compute(On(Device.Cpu, model), Tensor.FromSpan(x, [2, 1, 8, 8], Device.Cpu), Perturbation.LInf(0.05f), method, null, opts);
+        var re = BoundsApi.Compute(On(Emu, model), Tensor.FromSpan(x, [2, 1, 8, 8], Emu), Perturbation.LInf(0.05f), method, null, opts);
+        AssertBitwise(re.Lower.ToArray(), rc.Lower.ToArray(), "lower");
+        AssertBitwise(re.Upper.ToArray(), rc.Upper.ToArray(), "upper");
+    }
+
+    [Test]
     public void SpecOnTheCpuIsAcceptedForDeviceInputs()
     {
         var model = BoundNet(8);
