@@ -100,7 +100,7 @@ public static class Bounds
         int b = ob.Shape[0];
         if (spec == null)
             return new BoundResult(ob.Lower.Reshape(b, ob.Lower.Numel / b), ob.Upper.Reshape(b, ob.Upper.Numel / b));
-        var c = CheckSpec(spec, b, ob.Lower.Numel / b);
+        var c = CheckSpec(spec, b, ob.Lower.Numel / b, ob.Lower.Device);
         // Fold C into a last Linear layer ((C·W) h + C·b), much tighter than C applied to the output box.
         if (outV.Producer is { Op: LinearOp } last && p.Bounds(last.Inputs[0]) is { IsConstant: false, Shape.Length: 2 } h
             && p.Bounds(last.Inputs[1]).IsConstant && (last.Inputs.Count < 3 || p.Bounds(last.Inputs[2]).IsConstant))
@@ -201,17 +201,19 @@ public static class Bounds
             for (int i = 0; i < n; i++) eye[i * n + i] = 1f;
             c = Tensor.FromSpan(eye, [n, n], ob.Lower.Device).Unsqueeze(0).Expand(b, n, n);
         }
-        else c = CheckSpec(spec, b, n);
+        else c = CheckSpec(spec, b, n, ob.Lower.Device);
         s = c.Dims[1];
         if (upper) c = Tensor.Concat([c, -c], 1);
         return c.Reshape([b, c.Dims[1], .. shape.AsSpan(1)]);
     }
 
-    private static Tensor CheckSpec(Spec spec, int batch, int outputs)
+    private static Tensor CheckSpec(Spec spec, int batch, int outputs, Device device)
     {
         if (spec.Outputs != outputs)
             throw new ArgumentException($"Bounds: the spec has {spec.Outputs} output columns (C {ShapeUtil.Format(spec.C.Dims)}) but the network has {outputs} outputs per example.");
-        return spec.Batched(batch);
+        // Spec.Margins builds C on the CPU: follow the network's device (To is differentiable, so a learned C still trains).
+        var c = spec.Batched(batch);
+        return c.Device == device ? c : c.To(device);
     }
 
     private static BoundResult Split(Tensor lb, int s, bool upper)

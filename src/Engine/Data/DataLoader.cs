@@ -12,8 +12,8 @@ public readonly record struct Batch(Tensor Inputs, Tensor Targets);
 /// Iterates a <see cref="TensorDataset"/> in mini-batches, like torch's DataLoader. Every enumeration is one epoch;
 /// with <c>shuffle</c> each epoch draws a fresh permutation (Fisher-Yates on a Philox <see cref="Generator"/>), so the
 /// sequence of epochs depends only on the seed. Samples are gathered by copying rows into the batch tensors (the
-/// only per-batch allocations); the dataset itself must be on the CPU, and batches are moved to
-/// <c>device</c> when one is given.
+/// only per-batch allocations) when the dataset is on the CPU, or by the IndexSelect kernel on the dataset's own
+/// device; batches are moved to <c>device</c> when one is given.
 /// </summary>
 public sealed class DataLoader : IEnumerable<Batch>
 {
@@ -23,19 +23,17 @@ public sealed class DataLoader : IEnumerable<Batch>
     private readonly int _inputRow, _targetRow;
 
     /// <summary>Creates a loader.</summary>
-    /// <param name="dataset">The samples (CPU tensors).</param>
+    /// <param name="dataset">The samples (on any device; a dataset already on the batches' device is gathered there).</param>
     /// <param name="batchSize">Samples per batch (the last batch may be smaller unless <paramref name="dropLast"/>).</param>
     /// <param name="shuffle">Draw a new random order each epoch; otherwise keep dataset order.</param>
     /// <param name="dropLast">Skip a final batch smaller than <paramref name="batchSize"/>.</param>
     /// <param name="seed">Seed of the shuffling stream.</param>
     /// <param name="device">Where batches are delivered (default CPU).</param>
-    /// <exception cref="ArgumentException">The batch size is not positive or the dataset is not on the CPU.</exception>
+    /// <exception cref="ArgumentException">The batch size is not positive.</exception>
     public DataLoader(TensorDataset dataset, int batchSize, bool shuffle = true, bool dropLast = false, ulong seed = 0, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         if (batchSize < 1) throw new ArgumentException($"DataLoader: batch size must be at least 1, got {batchSize}.", nameof(batchSize));
-        if (dataset.Inputs.Device != Device.Cpu || dataset.Targets.Device != Device.Cpu)
-            throw new ArgumentException($"DataLoader: the dataset must be on the CPU (inputs on {dataset.Inputs.Device.Name}, targets on {dataset.Targets.Device.Name}); pass device: to move batches instead.", nameof(dataset));
         _dataset = dataset;
         BatchSize = batchSize;
         Shuffle = shuffle;
@@ -104,6 +102,13 @@ public sealed class DataLoader : IEnumerable<Batch>
     {
         var shape = source.Shape;
         shape[0] = indices.Length;
+        if (source.Device != Device.Cpu)
+        {
+            // A dataset kept on a device (e.g. uploaded to the GPU once) is gathered there by the IndexSelect kernel.
+            foreach (int k in indices)
+                if ((uint)k >= (uint)_dataset.Count) throw new ArgumentOutOfRangeException(nameof(indices), $"DataLoader: sample index {k} is outside the dataset of {_dataset.Count} samples.");
+            return source.Detach().IndexSelect(0, indices.ToArray());
+        }
         var result = Tensor.Empty(shape);
         var src = source.AsSpan();
         var dst = result.AsSpan();

@@ -51,7 +51,11 @@ public sealed partial class KernelSelfTest
         public void EndCase()
         {
             if (_t.Device != Tensors.Device.Cpu)
-                foreach (var s in _live) s.Dispose();
+                foreach (var s in _live)
+                {
+                    try { s.Dispose(); }
+                    catch (Exception e) { Fail($"{CaseLabel}: releasing a device buffer threw {Describe(e)}"); }
+                }
             _live.Clear();
         }
 

@@ -62,17 +62,51 @@ public sealed partial class KernelSelfTest
     /// result as soon as it is known.
     /// </summary>
     public IEnumerable<SelfTestResult> Run(string? filter = null)
+        => Run(name => filter == null || name.Contains(filter, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Runs the checks whose name <paramref name="select"/> accepts, yielding each result as soon as it is known.</summary>
+    public IEnumerable<SelfTestResult> Run(Func<string, bool> select)
     {
+        ArgumentNullException.ThrowIfNull(select);
         foreach (var (name, body) in _checks)
-        {
-            if (filter != null && !name.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
-            yield return RunOne(name, body);
-        }
+            if (select(name)) yield return RunOne(name, body);
     }
 
     private SelfTestResult RunOne(string name, Action<Check> body)
     {
+        // A GPU kernel that faults leaves its context unusable: every later check would fail with the same sticky
+        // error, so say once what broke it instead.
+        if (_broken != null) return new SelfTestResult(name, 0, 0, 0, false, $"not run: {_broken}");
+        var result = RunChecked(name, body);
+        if (!result.Passed && Probe() is { } why) _broken = $"the device stopped working after {name} ({why})";
+        return result;
+    }
+
+    private string? _broken;
+
+    // Fills a few floats on the device and reads them back; the failure message when that no longer works.
+    private string? Probe()
+    {
+        try
+        {
+            using var s = Device.Allocate(4);
+            Device.Kernels.Fill(new Buf(s, 0), 4, 2.5f);
+            Device.Synchronize();
+            Span<float> back = stackalloc float[4];
+            Device.CopyToHost(s, 0, back);
+            foreach (var v in back) if (v != 2.5f) return $"a Fill of 2.5 read back as {v}";
+            return null;
+        }
+        catch (Exception e)
+        {
+            return Describe(e);
+        }
+    }
+
+    private SelfTestResult RunChecked(string name, Action<Check> body)
+    {
         var c = new Check(this, name);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             body(c);
@@ -84,7 +118,7 @@ public sealed partial class KernelSelfTest
             c.EndCase();
             c.Fail($"{c.CaseLabel}: {Describe(e)}");
         }
-        return c.Result();
+        return c.Result() with { Elapsed = clock.Elapsed };
     }
 
     private static string Describe(Exception e)

@@ -17,6 +17,9 @@ namespace Engine.Diagnostics;
 /// <param name="Message">Why it failed (the first mismatching element or the exception), or a note; null when there is nothing to say.</param>
 public sealed record SelfTestResult(string Name, int Cases, double MaxAbsError, double MaxRelError, bool Passed, string? Message)
 {
+    /// <summary>Wall time of the check (device and reference together, with input generation and read-back).</summary>
+    public TimeSpan Elapsed { get; init; }
+
     /// <summary>One line: "ok   Unary/Exp  cases=12 maxabs=1.2e-07 maxrel=3.4e-07", then the message where there is one.</summary>
     public override string ToString()
     {
