@@ -1,4 +1,4 @@
-# One entry point: ./build.ps1 build | test | bench [filter...] | run [engine args...] | publish [RID]
+# One entry point: ./build.ps1 build | test | bench [filter...] | run [engine args...]
 param([Parameter(Position = 0)][string]$Verb = "build", [Parameter(ValueFromRemainingArguments = $true)][string[]]$Rest = @())
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
@@ -41,5 +41,5 @@ switch ($Verb) {
     Remove-Item -Force "$dir/*.dbg", "$dir/*.pdb", "$dir/*.xml" -ErrorAction SilentlyContinue
     Get-ChildItem $dir; exit 0
   }
-  default { Write-Error "usage: ./build.ps1 build|test|bench|run|publish [args...]"; exit 2 }
+  default { Write-Error "usage: ./build.ps1 build|test|bench|run [args...]"; exit 2 }
 }

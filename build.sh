@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One entry point: ./build.sh build | test | bench [filter...] | run [engine args...] | publish [RID]
+# One entry point: ./build.sh build | test | bench [filter...] | run [engine args...]
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -51,6 +51,6 @@ case "$verb" in
     ls -l "$dir"
     ;;
   *)
-    echo "usage: ./build.sh build|test|bench|run|publish [args...]" >&2; exit 2
+    echo "usage: ./build.sh build|test|bench|run [args...]" >&2; exit 2
     ;;
 esac
