@@ -22,11 +22,6 @@ switch ($Verb) {
     exit $rc
   }
   "bench" { dotnet run -c Release --project benchmarks/Engine.Benchmarks -- @Rest; exit $LASTEXITCODE }
-  "run" {
-    dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
-    if ($Rest.Count -eq 0) { $Rest = @("train", "--model", "cnn") }
-    dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll @Rest; exit $LASTEXITCODE
-  }
   "publish" {
     # NativeAOT, one self-contained file: out/engine-RID/engine[.exe] (default RID linux-x64); x64 code for x86-64-v3
     # (AVX2/FMA) unless $env:ENGINE_ISA says otherwise.
@@ -40,6 +35,11 @@ switch ($Verb) {
     Move-Item -Force "$dir/Engine.Cli$exe" "$dir/engine$exe"
     Remove-Item -Force "$dir/*.dbg", "$dir/*.pdb", "$dir/*.xml" -ErrorAction SilentlyContinue
     Get-ChildItem $dir; exit 0
+  }
+  "run" {
+    dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    if ($Rest.Count -eq 0) { $Rest = @("train", "--model", "cnn") }
+    dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll @Rest; exit $LASTEXITCODE
   }
   default { Write-Error "usage: ./build.ps1 build|test|bench|run [args...]"; exit 2 }
 }
