@@ -77,20 +77,22 @@ for want in libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13 libnvrtc.so.12 libc
   [ -n "$d" ] && case ":$dirs:" in *":$d:"*) ;; *) dirs="${dirs:+$dirs:}$d" ;; esac
 done
 export ENGINE_CUDA_LIB="${ENGINE_CUDA_LIB:+$ENGINE_CUDA_LIB:}$dirs"
-export LD_LIBRARY_PATH="$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "library dirs: ${dirs:-none found (the engine falls back to the system loader)}"
 
 chmod +x "$ENGINE" 2>/dev/null
 if [ ! -x "$ENGINE" ]; then say "no engine binary at $ENGINE (build it with ./build.sh publish)"; fi
+# The engine gets the directories on its library path too (the libraries' own dependencies: cublasLt, NVRTC's
+# builtins); PyTorch keeps its own environment, so that it loads the libraries it was built with.
+EN=(env "LD_LIBRARY_PATH=$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$ENGINE")
 
 # ---------------------------------------------------------------- checks
-step "engine info" 30 "$SUMMARY" - -- "$ENGINE" info
-step "kernels --compile" 120 - - -- "$ENGINE" kernels --compile
-step "selftest" 150 "$OUT/selftest.txt" - -- "$ENGINE" "${SELFTEST_ARGS[@]}"
-step "selftest memory (10,000 steps)" 120 "$OUT/selftest_memory.txt" - -- "$ENGINE" "${MEMORY_ARGS[@]}"
+step "engine info" 30 "$SUMMARY" - -- "${EN[@]}" info
+step "kernels --compile" 120 - - -- "${EN[@]}" kernels --compile
+step "selftest" 150 "$OUT/selftest.txt" - -- "${EN[@]}" "${SELFTEST_ARGS[@]}"
+step "selftest memory (10,000 steps)" 120 "$OUT/selftest_memory.txt" - -- "${EN[@]}" "${MEMORY_ARGS[@]}"
 
 # ---------------------------------------------------------------- engine GPU benchmarks
-B=("$ENGINE" bench)
+B=("${EN[@]}" bench)
 for net in mlp cnn; do
   step "bench crown $net" 60 - "$EJSON" -- "${B[@]}" crown --net "$net" --batch "$BATCH" --device "$DEVICE" --export "$WORK/nets"
 done
@@ -104,7 +106,7 @@ for m in mlp cnn; do
 done
 step "bench conv2d" 45 - "$EJSON" -- "${B[@]}" conv2d --device "$DEVICE"
 # End to end: two epochs on the embedded Fashion-MNIST subset on the GPU (the last line has the test accuracy).
-step "train mlp 2 epochs" 60 - "$EJSON" -- "$ENGINE" train --model mlp --epochs 2 --batch 128 --device "$DEVICE" --out "$WORK/mlp.safetensors"
+step "train mlp 2 epochs" 60 - "$EJSON" -- "${EN[@]}" train --model mlp --epochs 2 --batch 128 --device "$DEVICE" --out "$WORK/mlp.safetensors"
 
 # ---------------------------------------------------------------- the PyTorch peer (same work, same weights for CROWN)
 step "gpu_torch.py" 180 - "$TJSON" -- "$PYTHON" benchmarks/peers/gpu_torch.py --dir "$WORK/nets" --batch "$BATCH" --n "$ELEMENTWISE_N" \
