@@ -4,7 +4,7 @@ bound benchmark networks, for the timing ratio and, above all, the tightness com
 auto_LiRPA itself cannot be installed here, and bounds_autolirpa.py can only build the same shapes with torch's own
 weights; this script loads the Engine's weights instead, so the bounds are comparable number for number.
 
-Usage: python3 benchmarks/peers/crown_torch.py --dir DIR [--threads 1] [--iters 10] [--no-time]
+Usage: python3 benchmarks/peers/crown_torch.py --dir DIR [--threads 1] [--iters 10] [--no-time] [--device cpu|cuda]
 where DIR was written by
   dotnet run -c Release --project benchmarks/Engine.Benchmarks -- --export-bound-nets DIR
 (DIR/{mlp,cnn}.safetensors: the modules' state dicts, PyTorch nn.Sequential names; DIR/inputs.safetensors: "x1",
@@ -53,15 +53,18 @@ p.add_argument("--dir", required=True, help="directory written by Engine.Benchma
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--iters", type=int, default=10)
 p.add_argument("--no-time", action="store_true", help="compare the bounds only")
-args = p.parse_args()
-setup_threads(args.threads)
+p.add_argument("--device", default="cpu", help="torch device of the peer (cpu, cuda, cuda:N)")
+# Imported as a module (benchmarks/peers/gpu_torch.py reuses the algorithm), the importer owns the command line.
+args = p.parse_args() if __name__ == "__main__" else None
+if args is not None:
+    setup_threads(args.threads)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-torch.set_num_threads(args.threads)
+if args is not None:
+    torch.set_num_threads(args.threads)
 
 
 def load_safetensors(path):
@@ -77,8 +80,9 @@ def load_safetensors(path):
         if info["dtype"] != "F32":
             sys.exit(f"{path}: tensor {name} has dtype {info['dtype']}, expected F32")
         begin, end = info["data_offsets"]
-        arr = np.frombuffer(data, dtype="<f4", count=(end - begin) // 4, offset=8 + n + begin)
-        out[name] = torch.from_numpy(arr.reshape(info["shape"]).copy())
+        # torch.frombuffer rather than numpy, which a CUDA machine's torch install may lack; little-endian hosts only.
+        raw = bytearray(data[8 + n + begin:8 + n + end])
+        out[name] = torch.frombuffer(raw, dtype=torch.float32).reshape(info["shape"]).clone()
     return out
 
 
@@ -131,7 +135,7 @@ def backward(layers, end, a, boxes, x, eps):
     back-substitution through layers[end], ..., layers[0]; boxes[k] holds the bounds of the input of layers[k].
     Returns [R, B].
     """
-    bias = torch.zeros(a.shape[:2])
+    bias = torch.zeros(a.shape[:2], device=a.device)
     for k in range(end, -1, -1):
         m = layers[k]
         if isinstance(m, nn.Linear):
@@ -178,12 +182,13 @@ def crown(layers, x, eps, c):
             idx = unstable.nonzero().flatten()
             if idx.numel() > 0:
                 if idx.numel() > 0.9 * dim:
-                    idx = torch.arange(dim)
+                    idx = torch.arange(dim, device=x.device)
                 rows = idx.numel()
                 # Lower rows +e_i and upper rows -e_i in one pass: [2R, B, ...].
-                a = torch.zeros(2 * rows, x.shape[0], dim)
-                a[torch.arange(rows), :, idx] = 1.0
-                a[rows + torch.arange(rows), :, idx] = -1.0
+                a = torch.zeros(2 * rows, x.shape[0], dim, device=x.device)
+                r = torch.arange(rows, device=x.device)
+                a[r, :, idx] = 1.0
+                a[rows + r, :, idx] = -1.0
                 lb = backward(layers, k, a.reshape(2 * rows, x.shape[0], *shape), boxes, x, eps)   # [2R, B]
                 lo_f, hi_f = lo.flatten(1).clone(), hi.flatten(1).clone()
                 lo_f[:, idx] = torch.maximum(lo_f[:, idx], lb[:rows].t())
@@ -195,7 +200,13 @@ def crown(layers, x, eps, c):
 
 def timings_ms(fn, iters, budget_s=5.0):
     """Median and min ms of fn after warm-up: 2 warm-up calls (1 for a call over a second), then up to iters calls
-    within about budget_s seconds, at least 3."""
+    within about budget_s seconds, at least 3. On a GPU each call ends with a synchronize, inside its time."""
+    if args is not None and args.device != "cpu":
+        inner = fn
+
+        def fn():
+            inner()
+            torch.cuda.synchronize()
     t = time.perf_counter()
     fn()
     if time.perf_counter() - t < 1.0:
@@ -221,17 +232,20 @@ def main():
     for name, make in (("mlp", mlp), ("cnn", cnn)):
         model = make().eval()
         model.load_state_dict(load_safetensors(os.path.join(args.dir, f"{name}.safetensors")))
+        model.to(args.device)
         layers = list(model)
         for batch in (1, 32):
-            x = inputs[f"x{batch}"]
-            c = margins([i % 10 for i in range(batch)])
+            x = inputs[f"x{batch}"].to(args.device)
+            c = margins([i % 10 for i in range(batch)]).to(args.device)
             for method, fn in methods.items():
                 with torch.no_grad():
                     lower = fn(layers, x, eps, c)
                     median, best = (float("nan"),) * 2 if args.no_time else timings_ms(lambda: fn(layers, x, eps, c), iters=args.iters)
                 if not args.no_time:
                     emit({"peer": "crown_torch", "op": "crown", "method": method, "net": name, "batch": batch,
-                          "threads": args.threads, "ms": round(median, 3), "min_ms": round(best, 3)})
+                          "threads": args.threads, **({"device": args.device} if args.device != "cpu" else {}),
+                          "ms": round(median, 3), "min_ms": round(best, 3)})
+                lower = lower.cpu()
                 mine = torch.tensor(engine["lower"][name][str(batch)][method], dtype=torch.float64)
                 bare = torch.tensor(engine["lower_no_margin"][name][str(batch)][method], dtype=torch.float64)
                 diff, diff_bare = mine - lower.double(), bare - lower.double()

@@ -65,6 +65,6 @@ internal static class BenchElementwise
     {
         double gbps = bytes / seconds / 1e9;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{{\"op\":\"elementwise\",\"name\":\"{name}\",\"n\":{n},{BenchTiming.DeviceField(dev)}\"threads\":{CpuThreads.Count},\"ms\":{seconds * 1e3:0.####},\"gbps\":{gbps:0.##},\"copy_gbps\":{copyGbps:0.##},\"ratio\":{gbps / copyGbps:0.####}}}"));
+            $"{{\"op\":\"elementwise\",\"name\":\"{name}\",\"n\":{n},{BenchTiming.DeviceField(dev)}\"threads\":{CpuThreads.Count},\"ms\":{seconds * 1e3:G6},\"gbps\":{gbps:0.##},\"copy_gbps\":{copyGbps:0.##},\"ratio\":{gbps / copyGbps:0.####}}}"));
     }
 }

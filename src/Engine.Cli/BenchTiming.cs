@@ -31,18 +31,31 @@ internal static class BenchTiming
     /// Median seconds per call of <paramref name="body"/> on <paramref name="device"/>: each sample runs it
     /// <paramref name="reps"/> times and then waits for the device (<see cref="Device.Synchronize"/>), so queued
     /// asynchronous work is inside the sample it belongs to (the warm-up ends with a wait as well). Several calls per
-    /// sample amortise the wait's own latency for short GPU kernels. On the CPU the wait is a no-op.
+    /// sample amortise the wait's own latency for short GPU kernels; on the CPU the wait is a no-op. A sample shorter
+    /// than <see cref="MinSampleSeconds"/> (too short for the clock) doubles the calls per sample until it is not.
     /// </summary>
     public static double MedianSeconds(Action body, Device device, int reps = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(reps, 1);
         device.Synchronize();
-        return MedianSeconds(() =>
+        void Sample()
         {
             for (int r = 0; r < reps; r++) body();
             device.Synchronize();
-        }) / reps;
+        }
+        Sample();
+        while (reps < 1 << 20)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Sample();
+            if (Stopwatch.GetElapsedTime(t0).TotalSeconds >= MinSampleSeconds) break;
+            reps *= 2;
+        }
+        return MedianSeconds(Sample) / reps;
     }
+
+    /// <summary>The shortest timed sample: 0.1 ms, far above the clock's resolution and a device wait's latency.</summary>
+    public const double MinSampleSeconds = 1e-4;
 
     /// <summary>
     /// Calls per timing sample: 1 on the CPU (each call is long and synchronous); on an asynchronous device enough to
