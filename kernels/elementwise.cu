@@ -28,12 +28,13 @@ __device__ __forceinline__ float ew_min(float a, float b)
 }
 
 // x^p as the CPU's vector path (VMath.Pow): exp(p * log|x|) in double, rounded once to float, with IEEE pow's
-// sign rules for negative x (odd integer p keeps the sign bit, even integer p drops it, non-integer p gives NaN).
+// sign rules for negative x (odd integer p keeps the sign bit, even integer p drops it, non-integer p gives NaN for
+// negative finite x; (-inf)^p is +inf or +0 as IEEE pow says, which r already is).
 __device__ __forceinline__ float ew_pow(float x, float p)
 {
     float r = (float)exp((double)p * log(fabs((double)x)));
     bool isInt = rintf(p) == p;
-    if (!isInt) return x < 0.f ? __int_as_float(0x7fc00000) : r;
+    if (!isInt) return (x < 0.f && !isinf(x)) ? __int_as_float(0x7fc00000) : r;
     bool isOdd = fabsf(p) < 16777216.f && (((long long)p) & 1LL) != 0;
     return (isOdd && __float_as_int(x) < 0) ? -r : r;
 }

@@ -14,14 +14,29 @@ internal static class Training
             ? (FashionMnist.LoadEmbedded(), "embedded Fashion-MNIST subset")
             : (FashionMnist.Load(dir), $"Fashion-MNIST from {dir}");
 
-    /// <summary>Zero grads, forward, cross-entropy, backward, update; returns the batch's mean loss and the logits.</summary>
+    /// <summary>
+    /// Zero grads, forward, cross-entropy, backward, update; returns the batch's mean loss and the logits.
+    /// On a device that frees memory early (CUDA), the step's temporaries (activations, gradients) go back to the
+    /// allocator when it ends, rather than when the GC finalizes them: each step then reuses the last one's blocks.
+    /// The gradients are among them, so read them inside the step or not at all (ZeroGrad drops them anyway);
+    /// optimiser state created lazily by the first update is exempt, and so are the returned logits.
+    /// </summary>
     public static float Step(Module model, Optimizer optimizer, Tensor x, Tensor y, out Tensor logits)
     {
+#if ENGINE_CUDA
+        // TensorScope comes with the CUDA backend's core changes; on the CPU it registers nothing (a no-op).
+        using var scope = TensorScope.Begin();
+#endif
         optimizer.ZeroGrad();
         logits = model.Forward(x);
         var loss = Losses.CrossEntropy(logits, y);
         loss.Backward();
+#if ENGINE_CUDA
+        using (TensorScope.Suspend()) optimizer.Step();
+        scope.Keep(logits);
+#else
         optimizer.Step();
+#endif
         return loss.Item();
     }
 

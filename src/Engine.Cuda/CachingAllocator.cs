@@ -40,7 +40,13 @@ internal sealed class CachingAllocator
     private readonly object _gate = new();
     private readonly Dictionary<long, Stack<ulong>> _free = new();
     private long _allocated, _reserved, _cached;
-    private long _allocs, _hits;
+    private long _allocs, _hits, _collections;
+    // Reserved bytes above which a cache miss first runs the GC (see Allocate). Tensors nobody disposes come back
+    // only through finalizers, and the GC cannot see device memory: without this, a training loop that relies on
+    // finalizers grows its reservation without bound (5.4 GB after 10,000 MLP steps on an H100) while the live
+    // bytes stay flat.
+    private long _collectAbove = CollectSlack;
+    internal const long CollectSlack = 256L << 20;
 
     public CachingAllocator(IRawDeviceMemory raw) { _raw = raw; }
 
@@ -69,9 +75,13 @@ internal sealed class CachingAllocator
                 return list.Pop();
             }
         }
+        bool collect;
+        lock (_gate) collect = _reserved + size > _collectAbove;
+        if (collect && TryCollectGarbage(size, out ulong reused)) return reused;
         // Outside the lock: cuMemAlloc may take milliseconds, and finalizers must not wait for it.
         if (!_raw.TryAlloc(size, out ulong address))
         {
+            TryCollectGarbage(size, out _, reuse: false);
             EmptyCache();
             if (!_raw.TryAlloc(size, out address))
             {
@@ -89,6 +99,36 @@ internal sealed class CachingAllocator
         }
         return address;
     }
+
+    /// <summary>
+    /// Runs the GC and waits for finalizers, so that unreachable tensors hand their blocks back, then takes a cached
+    /// block of <paramref name="size"/> if one came back. The threshold moves to the reservation after the collection
+    /// plus a slack (at least <see cref="CollectSlack"/>, or the live bytes), so a steady loop collects rarely and its
+    /// reservation stays flat, while a growing working set is not made to collect on every miss.
+    /// </summary>
+    private bool TryCollectGarbage(long size, out ulong address, bool reuse = true)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        lock (_gate)
+        {
+            _collections++;
+            _collectAbove = _reserved + size + Math.Max(CollectSlack, _allocated);
+            if (reuse && _free.TryGetValue(size, out var list) && list.Count > 0)
+            {
+                _hits++;
+                _cached -= size;
+                _allocated += size;
+                address = list.Pop();
+                return true;
+            }
+        }
+        address = 0;
+        return false;
+    }
+
+    /// <summary>How many times a cache miss ran the GC to recover blocks of unreachable tensors.</summary>
+    public long Collections { get { lock (_gate) return _collections; } }
 
     /// <summary>Returns a block of <paramref name="bytes"/> (the size it was allocated with) to the cache. No CUDA call.</summary>
     public void Free(ulong address, long bytes)
