@@ -17,6 +17,13 @@ public sealed class BoundOptions
     /// </summary>
     public bool SparseIntermediates { get; init; } = true;
 
+    /// <summary>
+    /// Most intermediate-bound rows (over the examples of a chunk) back-substituted together; null picks a per-device
+    /// default: 384 on the CPU (coefficients stay in cache), 32,768 on other devices (fewer, larger kernel launches).
+    /// Chunking changes only the order of work, not the bounds beyond float rounding.
+    /// </summary>
+    public int? IntermediateChunkRows { get; init; }
+
     /// <summary>alpha-CROWN: Adam steps on the slopes (the bound is evaluated Iterations + 1 times).</summary>
     public int AlphaIterations { get; init; } = 20;
 

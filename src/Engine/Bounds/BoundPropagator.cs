@@ -128,12 +128,14 @@ internal sealed class BoundPropagator
         int offset = b * n;
         var order = Enumerable.Range(0, b).Where(i => rows[i].Length > 0).OrderByDescending(i => rows[i].Length).ToArray();
         bool cpu = ibp.Lower.Device == Device.Cpu;
-        int maxChunkRows = cpu ? MaxChunkRows : MaxChunkRowsAccelerator;
+        int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : MaxChunkRowsAccelerator);
+        bool large = maxChunkRows > MaxChunkRows;
+        if (maxChunkRows < 1) throw new ArgumentOutOfRangeException(nameof(BoundOptions.IntermediateChunkRows), $"IntermediateChunkRows must be at least 1, got {maxChunkRows}.");
         for (int p0 = 0; p0 < order.Length;)
         {
             int r = rows[order[p0]].Length, p1 = p0 + 1;
-            // On an accelerator a launch costs more than the padding rows: chunks are large and mix more counts.
-            while (p1 < order.Length && (p1 - p0 + 1) * 2 * r <= maxChunkRows && rows[order[p1]].Length * (cpu ? 4 : 2) >= r * (cpu ? 3 : 1)) p1++;
+            // Large chunks (accelerators: a launch costs more than padding rows) also mix more different row counts.
+            while (p1 < order.Length && (p1 - p0 + 1) * 2 * r <= maxChunkRows && rows[order[p1]].Length * (large ? 2 : 4) >= r * (large ? 1 : 3)) p1++;
             int[] ex = order[p0..p1];
             int c = ex.Length;
             var lb = RefineChunk(v, ibp, rows, ex, r, n, c == b && ex.SequenceEqual(Enumerable.Range(0, b)) ? null : ex);

@@ -225,7 +225,8 @@ public class EmulatedDeviceTests
         var x = Data(3 * 64, 9, 0f, 1f);
         var labels = new[] { 1, 4, 7 };
         var gc = On(Device.Cpu, model); var ge = On(Emu, model);
-        var opts = new BoundOptions { FastPath = false, AlphaIterations = 4 };
+        // The CPU's chunking on both devices, so that the work (and its rounding) is the same.
+        var opts = new BoundOptions { FastPath = false, AlphaIterations = 4, IntermediateChunkRows = 384 };
         foreach (var p in new[] { Perturbation.LInf(0.03f, 0f, 1f), Perturbation.L2(0.2f) })
         {
             var spec = Spec.Margins(labels, 10);
@@ -237,6 +238,11 @@ public class EmulatedDeviceTests
             // The CPU's default (fast path where it applies) gives the same bounds up to rounding.
             var fast = BoundsApi.Compute(gc, Tensor.FromSpan(x, [3, 1, 8, 8], Device.Cpu), p, method, spec, new BoundOptions { AlphaIterations = 4 });
             Assert.That(re.Lower.ToArray(), Is.EqualTo(fast.Lower.ToArray()).Within(1e-3f));
+            // The accelerator's default chunking (all examples' rows together) gives the same bounds up to rounding.
+            var big = BoundsApi.Compute(ge, Tensor.FromSpan(x, [3, 1, 8, 8], Emu), p, method, new Spec(spec.C.To(Emu)), new BoundOptions { FastPath = false, AlphaIterations = 4 });
+            Assert.That(big.Lower.ToArray(), Is.EqualTo(re.Lower.ToArray()).Within(1e-4f), $"{method} {p.Norm}: default accelerator chunking");
+            var one = BoundsApi.Compute(gc, Tensor.FromSpan(x, [3, 1, 8, 8], Device.Cpu), p, method, spec, new BoundOptions { FastPath = false, AlphaIterations = 4, IntermediateChunkRows = 1 });
+            Assert.That(one.Lower.ToArray(), Is.EqualTo(rc.Lower.ToArray()).Within(1e-4f), $"{method} {p.Norm}: one example per chunk");
         }
     }
 
