@@ -102,18 +102,21 @@ internal sealed class CachingAllocator
 
     /// <summary>
     /// Runs the GC and waits for finalizers, so that unreachable tensors hand their blocks back, then takes a cached
-    /// block of <paramref name="size"/> if one came back. The threshold moves to the reservation after the collection
-    /// plus a slack (at least <see cref="CollectSlack"/>, or the live bytes), so a steady loop collects rarely and its
-    /// reservation stays flat, while a growing working set is not made to collect on every miss.
+    /// block of <paramref name="size"/> if one came back. The threshold moves to the live bytes after the collection
+    /// plus a slack (at least <see cref="CollectSlack"/>, or the live bytes again), so a steady loop collects once per
+    /// slack's worth of garbage and a growing working set collects only each time it doubles. When no block of this
+    /// size came back and the cache alone would put the reservation past the threshold, the cache (blocks of other
+    /// sizes) goes back to the driver.
     /// </summary>
     private bool TryCollectGarbage(long size, out ulong address, bool reuse = true)
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        bool release;
         lock (_gate)
         {
             _collections++;
-            _collectAbove = _reserved + size + Math.Max(CollectSlack, _allocated);
+            _collectAbove = _allocated + size + Math.Max(CollectSlack, _allocated);
             if (reuse && _free.TryGetValue(size, out var list) && list.Count > 0)
             {
                 _hits++;
@@ -122,7 +125,9 @@ internal sealed class CachingAllocator
                 address = list.Pop();
                 return true;
             }
+            release = _reserved + size > _collectAbove;
         }
+        if (release && reuse) EmptyCache();
         address = 0;
         return false;
     }

@@ -130,6 +130,29 @@ public class CachingAllocatorTests
         Assert.That(a.Stats.AllocatedBytes, Is.EqualTo(3L << 20), "a failed allocation changes no counter");
     }
 
+    /// <summary>A block that goes back only when its owner is finalized, as a tensor nobody disposes.</summary>
+    private sealed class FinalizedBlock(CachingAllocator allocator, long bytes)
+    {
+        private readonly ulong _address = allocator.Allocate(bytes);
+        ~FinalizedBlock() => allocator.Free(_address, bytes);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void Garbage(CachingAllocator a, long bytes) => _ = new FinalizedBlock(a, bytes);
+
+    [Test]
+    public void BlocksReleasedOnlyByFinalizersKeepTheReservationBounded()
+    {
+        // 4 MiB per step, never disposed: without a collection on cache misses the reservation would reach 4 GiB.
+        var raw = new FakeMemory(64L << 30);
+        var a = new CachingAllocator(raw);
+        const long block = 4L << 20;
+        for (int step = 0; step < 1000; step++) Garbage(a, block);
+        Assert.That(a.Collections, Is.GreaterThan(0), "cache misses past the slack run the GC");
+        Assert.That(a.Stats.ReservedBytes, Is.LessThanOrEqualTo(2 * CachingAllocator.CollectSlack + block),
+                    $"reserved {a.Stats.ReservedBytes} bytes after 1000 x 4 MiB of garbage");
+    }
+
     [Test]
     public void ConcurrentAllocateAndFreeNeverShareABlock()
     {
