@@ -12,6 +12,8 @@ public sealed partial class Tensor
         if (device == Device) return;
         if (!IsLeaf) throw new InvalidOperationException("Only a leaf tensor (a parameter, buffer or constant) can be moved in place; use To(device) for a copy.");
         var host = ToArray();
+        // A parameter outlives any TensorScope the move happens in: its new storage must not be registered there.
+        using var outside = TensorScope.Suspend();
         var storage = device.Allocate(Numel);
         device.CopyFromHost(host, storage, 0);
         Storage = storage;
