@@ -51,6 +51,7 @@ internal static unsafe partial class ChainBounds
         {
             if (!Prepare(run, x, perturbation, o)) return null;
             run.ExactMargins = method != BoundMethod.Ibp;
+            PlanLanes(run, method == BoundMethod.Ibp, spec != null);
             var result = method == BoundMethod.Ibp ? Ibp(run, spec) : Crown(run, spec, refine: method == BoundMethod.Crown);
             _taken++;
             return result;
@@ -91,6 +92,44 @@ internal static unsafe partial class ChainBounds
                 el.Fill(new Span<float>(run.S[k].Get(n), n), new Span<float>(run.T[k].Get(n), n), out run.HasS[k], out run.HasT[k]);
             }
         return true;
+    }
+
+    /// <summary>
+    /// Which values stay in lane layout between layers (ChainLanes.cs): for IBP alone on a batch above
+    /// <see cref="SmallBatch"/>, an affine layer hands its output on in lanes when, past any activations, the next
+    /// layer is a Linear or a convolution that reads lanes (the Linear a spec folds into reads rows); activations keep
+    /// their input's layout. Everything else (CROWN's intermediate bounds, the output, element-wise layers) is rows.
+    /// </summary>
+    private static void PlanLanes(ChainRun run, bool ibp, bool hasSpec)
+    {
+        var layers = run.Plan.Layers;
+        int last = layers.Length - 1;
+        Array.Clear(run.LaneOut);
+        if (!ibp || run.Batch <= SmallBatch) return;
+        for (int k = 0; k < last; k++)
+        {
+            if (layers[k] is ActLayer) { run.LaneOut[k] = k > 0 && run.LaneOut[k - 1]; continue; }
+            if (!TakesLanes(run, k)) continue;
+            int j = k + 1;
+            while (j <= last && layers[j] is ActLayer) j++;
+            run.LaneOut[k] = j <= last && TakesLanes(run, j) && !(j == last && hasSpec);
+        }
+    }
+
+    /// <summary>Layer k is computed in lane layout (ChainLanes.cs) at this call's batch size.</summary>
+    private static bool TakesLanes(ChainRun run, int k)
+    {
+        if (run.Batch <= SmallBatch) return false;
+        var layer = run.Plan.Layers[k];
+        long lanes = LaneCount(run.Batch);
+        return layer switch
+        {
+            DenseLayer d => (long)d.InSize * lanes <= int.MaxValue,
+            // The L2 ball at a first convolution keeps its own rule (per-example kernels); offsets are ints.
+            ConvLayer g => !(k == 0 && run.Ball && run.Norm == PerturbationNorm.L2)
+                           && (long)g.Cin * (g.H + 2 * g.PH) * (g.Wd + 2 * g.PW) * lanes <= int.MaxValue,
+            _ => false,
+        };
     }
 
     /// <summary>Every value finite and inside [lo, hi].</summary>

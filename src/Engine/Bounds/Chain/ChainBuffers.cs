@@ -54,6 +54,11 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     public readonly bool[] HasS = new bool[plan.Layers.Length], HasT = new bool[plan.Layers.Length];
     public readonly Pinned<float> C = new(), R = new(), WAbs = new(), Tmp = new(), Tmp2 = new(), Tmp3 = new();
     public readonly Pinned<float> OutLo = new(), OutHi = new();
+    /// <summary>Lane layout (ChainLanes.cs): tap offsets, pixel offsets and the double totals of long sums.</summary>
+    public readonly Pinned<int> Offsets = new(), PixelOffsets = new();
+    /// <summary>Per value: held in lane layout [n, lanes] instead of [batch, n] rows (pure IBP only; see ChainBounds.PlanLanes).</summary>
+    public readonly bool[] LaneOut = new bool[plan.Layers.Length];
+    public readonly Pinned<double> DAcc = new();
     private readonly System.Collections.Concurrent.ConcurrentBag<ChainBackward> _workers = [];
 
     public ChainBackward RentWorker() => _workers.TryTake(out var w) ? w : new ChainBackward(this);

@@ -30,6 +30,11 @@ internal static unsafe partial class ChainBounds
         int bsz = run.Batch, nout = g.OutSize, opix = g.OH * g.OW;
         float rho = run.Rho, alpha = run.Alpha;
         bool l2Ball = k == 0 && run.Ball && run.Norm == PerturbationNorm.L2;
+        if (TakesLanes(run, k))
+        {
+            ConvLanes(run, k, g, olo, ohi);
+            return;
+        }
         // Vectorise over output pixels of a row when that fills more lanes than the output channels do.
         bool byRows = Math.Min(g.OW, 16) / 16.0 > g.Cout / (double)((g.Cout + 15) & ~15);
         int hp = g.H + 2 * g.PH, wp = g.Wd + 2 * g.PW, pw = (wp + g.SW - 1) / g.SW + 16;
@@ -96,6 +101,77 @@ internal static unsafe partial class ChainBounds
                 }
             }
         }
+        GC.KeepAlive(g);
+    }
+
+    /// <summary>
+    /// The box rule for a batch in lane layout (ChainLanes.cs): the centre and widened radius of every input element
+    /// into zero-padded planes [Cin, H + 2·PH, W + 2·PW, lanes], then conv(c, W) and conv(r', |W|) as lane products
+    /// over the taps (a padding tap adds an exact zero), then c + b ± (r + |b|·ρ + α).
+    /// </summary>
+    private static void ConvLanes(ChainRun run, int k, ConvLayer g, float* olo, float* ohi)
+    {
+        int bsz = run.Batch, lanes = LaneCount(bsz), cin = g.Cin, h = g.H, wd = g.Wd, padH = g.PH, padW = g.PW;
+        int hp = h + 2 * padH, wp = wd + 2 * padW, opix = g.OH * g.OW, nout = g.OutSize, taps = g.Taps;
+        float rho = run.Rho, alpha = run.Alpha, onePlus = 1 + rho, re = run.Eps * onePlus;
+        bool ball = k == 0 && run.Ball, inLanes = k > 0 && run.LaneOut[k - 1];
+        long plane = (long)hp * wp * lanes, row = (long)wp * lanes, n0 = (long)cin * h * wd;
+        float* xc = run.C.Get(cin * plane), xr = run.R.Get(cin * plane);
+        float* lo = ball ? run.X0.Get(0) : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
+        float* hi = ball ? lo : k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
+        for (int ci = 0; ci < cin; ci++)
+        {
+            float* pc = xc + ci * plane, pr = xr + ci * plane;
+            // Only the padding needs zeros: the rows above and below the image and each image row's margins.
+            ChainKernels.Clear(pc, padH * row); ChainKernels.Clear(pr, padH * row);
+            ChainKernels.Clear(pc + (padH + h) * row, padH * row); ChainKernels.Clear(pr + (padH + h) * row, padH * row);
+            for (int y = 0; y < h; y++)
+            {
+                long r0 = (y + padH) * row;
+                ChainKernels.Clear(pc + r0, (long)padW * lanes); ChainKernels.Clear(pr + r0, (long)padW * lanes);
+                long r1 = r0 + (long)(padW + wd) * lanes;
+                ChainKernels.Clear(pc + r1, (long)padW * lanes); ChainKernels.Clear(pr + r1, (long)padW * lanes);
+                long src = ((long)ci * h + y) * wd, at = r0 + (long)padW * lanes, len = (long)wd * lanes;
+                if (inLanes)
+                {
+                    BoxToCenterRadius(lo + src * lanes, hi + src * lanes, pc + at, pr + at, len, rho);
+                    continue;
+                }
+                ToLanes(lo + src, n0, bsz, wd, pc + at, lanes);
+                if (ball)
+                {
+                    // The unclipped ball: c = x₀, r' = eps·(1 + ρ) + |x₀|·ρ.
+                    var vre = Vector512.Create(re); var vr = Vector512.Create(rho);
+                    for (long i = 0; i < len; i += 16) Vector512.Store(vre + Vector512.Abs(Vector512.Load(pc + at + i)) * vr, pr + at + i);
+                }
+                else
+                {
+                    ToLanes(hi + src, n0, bsz, wd, pr + at, lanes);
+                    BoxToCenterRadius(pc + at, pr + at, pc + at, pr + at, len, rho);
+                }
+            }
+        }
+        int* toff = run.Offsets.Get(taps), pbase = run.PixelOffsets.Get(opix);
+        for (int ci = 0, t = 0; ci < cin; ci++)
+            for (int kh = 0; kh < g.KH; kh++)
+                for (int kw = 0; kw < g.KW; kw++, t++)
+                    toff[t] = (int)(ci * plane + (long)kh * g.DH * row + (long)kw * g.DW * lanes);
+        for (int oh = 0, p = 0; oh < g.OH; oh++)
+            for (int ow = 0; ow < g.OW; ow++, p++) pbase[p] = (int)((long)oh * g.SH * row + (long)ow * g.SW * lanes);
+        float* w = Ptr(g.W);
+        float* bias = g.B == null ? null : Ptr(g.B);
+        float* yc = run.Tmp.Get((long)nout * lanes), yr = run.Tmp2.Get((long)nout * lanes);
+        double* dacc = run.DAcc.Get(2L * nout * lanes);
+        LaneAffine(xc, toff, taps, pbase, opix, w, taps, g.Cout, false, lanes, yc, dacc);
+        LaneAffine(xr, toff, taps, pbase, opix, w, taps, g.Cout, true, lanes, yr, dacc + (long)nout * lanes);
+        float* addC = run.Tmp3.Get(2L * nout), addR = addC + nout;
+        for (int co = 0; co < g.Cout; co++)
+        {
+            float bc = bias == null ? 0f : bias[co];
+            new Span<float>(addC + (long)co * opix, opix).Fill(bc);
+            new Span<float>(addR + (long)co * opix, opix).Fill(bias == null ? alpha : MathF.Abs(bc) * rho + alpha);
+        }
+        FinishLanes(yc, yr, bias == null ? null : addC, addR, nout, bsz, lanes, olo, ohi, run.LaneOut[k]);
         GC.KeepAlive(g);
     }
 

@@ -23,13 +23,15 @@ internal static unsafe partial class ChainBounds
         float rho = run.Rho, alpha = run.Alpha;
         float* lo = k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
         float* hi = k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
-        float* olo = run.Lo[k].Get((long)b * nout), ohi = run.Hi[k].Get((long)b * nout);
+        long held = (long)(run.LaneOut[k] ? LaneCount(b) : b) * nout;
+        float* olo = run.Lo[k].Get(held), ohi = run.Hi[k].Get(held);
         bool ball = k == 0 && run.Ball;
         switch (layer)
         {
             case ActLayer act:
             {
-                long n = (long)b * nout;
+                // Element-wise: the same in either layout.
+                long n = held;
                 Activate(lo, olo, n, act.Slope);
                 Activate(hi, ohi, n, act.Slope);
                 return;
@@ -122,33 +124,43 @@ internal static unsafe partial class ChainBounds
     {
         int bsz = run.Batch, nin = d.InSize, nout = d.OutSize;
         float rho = run.Rho, alpha = run.Alpha;
-        float* c = run.C.Get((long)bsz * nin), r = run.R.Get((long)bsz * nin);
-        CenterRadius(run, k, c, r);
         float* w = Ptr(d.W);
         float* bias = d.B == null ? null : Ptr(d.B);
-        float* center = run.Tmp.Get((long)bsz * nout), rad = run.Tmp2.Get((long)bsz * nout);
-        if (bsz <= SmallBatch)
-        {
-            for (int j = 0; j < nout; j++)
-            {
-                float* wr = w + (long)j * nin;
-                for (int e = 0; e < bsz; e++)
-                {
-                    var (dc, dr) = DotAndAbsDot(wr, c + (long)e * nin, r + (long)e * nin, nin);
-                    center[(long)e * nout + j] = (float)dc;
-                    rad[(long)e * nout + j] = (float)dr;
-                }
-            }
-        }
-        else
-        {
-            float* wa = run.WAbs.Get((long)nout * nin);
-            AbsCopy(w, wa, (long)nout * nin);
-            Sgemm.Run(false, true, bsz, nout, nin, 1f, c, nin, w, nin, 0f, center, nout);
-            Sgemm.Run(false, true, bsz, nout, nin, 1f, r, nin, wa, nin, 0f, rad, nout);
-        }
         float* ra = run.Tmp3.Get(nout);
         for (int j = 0; j < nout; j++) ra[j] = bias == null ? alpha : MathF.Abs(bias[j]) * rho + alpha;
+        if (TakesLanes(run, k))
+        {
+            // Lane layout: the box of every input element for all examples, then W·c and |W|·r' as two lane products.
+            int lanes = LaneCount(bsz);
+            float* lo = k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0), hi = k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
+            float* xc = run.C.Get((long)nin * lanes), xr = run.R.Get((long)nin * lanes);
+            if (k > 0 && run.LaneOut[k - 1]) BoxToCenterRadius(lo, hi, xc, xr, (long)nin * lanes, rho);
+            else
+            {
+                ToLanes(lo, nin, bsz, nin, xc, lanes);
+                ToLanes(hi, nin, bsz, nin, xr, lanes);
+                BoxToCenterRadius(xc, xr, xc, xr, (long)nin * lanes, rho);
+            }
+            float* yc = run.Tmp.Get((long)nout * lanes), yr = run.Tmp2.Get((long)nout * lanes);
+            DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0);
+            DenseLanes(run, w, nin, nout, xr, true, lanes, yr, 1);
+            FinishLanes(yc, yr, bias, ra, nout, bsz, lanes, olo, ohi, run.LaneOut[k]);
+            GC.KeepAlive(d);
+            return;
+        }
+        float* c = run.C.Get((long)bsz * nin), r = run.R.Get((long)bsz * nin);
+        CenterRadius(run, k, c, r);
+        float* center = run.Tmp.Get((long)bsz * nout), rad = run.Tmp2.Get((long)bsz * nout);
+        for (int j = 0; j < nout; j++)
+        {
+            float* wr = w + (long)j * nin;
+            for (int e = 0; e < bsz; e++)
+            {
+                var (dc, dr) = DotAndAbsDot(wr, c + (long)e * nin, r + (long)e * nin, nin);
+                center[(long)e * nout + j] = (float)dc;
+                rad[(long)e * nout + j] = (float)dr;
+            }
+        }
         for (int e = 0; e < bsz; e++)
             Finish(center + (long)e * nout, bias, rad + (long)e * nout, ra, olo + (long)e * nout, ohi + (long)e * nout, nout);
         GC.KeepAlive(d);
@@ -171,7 +183,7 @@ internal static unsafe partial class ChainBounds
         float* xn = norms + 2 * nout;
         for (int e = 0; e < bsz; e++) xn[e] = (float)Math.Sqrt(SumSquares(x0 + (long)e * nin, nin));
         float* exact = null;
-        if (bsz <= SmallBatch)
+        if (!TakesLanes(run, 0))
         {
             // Reading W once anyway: the magnitude |W|·|x₀| comes exactly, in the same pass.
             exact = run.Tmp3.Get((long)bsz * nout + (long)bsz * nin);
@@ -197,17 +209,29 @@ internal static unsafe partial class ChainBounds
                 var (l1, sq) = Norms(w + (long)j * nin, nin);
                 norms[j] = (float)(l2 ? Math.Sqrt(sq) : l1); norms[nout + j] = (float)Math.Sqrt(sq);
             }
-            Sgemm.Run(false, true, bsz, nout, nin, 1f, x0, nin, w, nin, 0f, center, nout);
+            int lanes = LaneCount(bsz);
+            float* xc = run.C.Get((long)nin * lanes);
+            ToLanes(x0, nin, bsz, nin, xc, lanes);
+            float* yc = run.Tmp.Get((long)nout * lanes);
+            DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0);
+            float* ye = null;
             if (run.ExactMargins)
             {
                 // CROWN spends far more than this product elsewhere: take the exact magnitude |W|·|x₀| (as the generic path).
-                exact = run.Tmp3.Get((long)bsz * nout + (long)bsz * nin);
-                float* ax = exact + (long)bsz * nout;
-                for (long i = 0; i < (long)bsz * nin; i++) ax[i] = MathF.Abs(x0[i]);
-                float* wa = run.WAbs.Get((long)nout * nin);
-                AbsCopy(w, wa, (long)nout * nin);
-                Sgemm.Run(false, true, bsz, nout, nin, 1f, ax, nin, wa, nin, 0f, exact, nout);
+                float* xa = run.R.Get((long)nin * lanes);
+                AbsCopy(xc, xa, (long)nin * lanes);
+                ye = run.Tmp3.Get((long)nout * lanes);
+                DenseLanes(run, w, nin, nout, xa, true, lanes, ye, 1);
             }
+            float* xnl = run.WAbs.Get(lanes + 2L * nout);
+            new Span<float>(xnl, lanes).Clear();
+            for (int e = 0; e < bsz; e++) xnl[e] = xn[e];
+            float* sp = xnl + lanes, ba = sp + nout;
+            float erl = run.Eps * (1 + rho);
+            for (int j = 0; j < nout; j++) { sp[j] = norms[j] * erl; ba[j] = bias == null ? 0f : MathF.Abs(bias[j]); }
+            FinishBallLanes(yc, ye, bias, sp, ba, norms + nout, xnl, rho, alpha, nout, bsz, lanes, olo, ohi, run.LaneOut[0]);
+            GC.KeepAlive(d);
+            return;
         }
         float er = run.Eps * (1 + rho);
         // Per output: spread = ‖W_j‖·eps·(1 + ρ) and |b_j| (zero without a bias), then per example and output
@@ -237,6 +261,78 @@ internal static unsafe partial class ChainBounds
             }
         }
         GC.KeepAlive(d);
+    }
+
+    /// <summary>
+    /// The lane products of a Linear layer (rows of W, taps = inputs): y = W·x or |W|·x over all lanes; slot picks one
+    /// of two disjoint halves of the double scratch so the centre and radius products can share it.
+    /// </summary>
+    private static void DenseLanes(ChainRun run, float* w, int nin, int nout, float* x, bool abs, int lanes, float* y, int slot)
+    {
+        int* toff = run.Offsets.Get(nin);
+        for (int t = 0; t < nin; t++) toff[t] = t * lanes;
+        double* dacc = run.DAcc.Get(2L * nout * lanes) + (long)slot * nout * lanes;
+        LaneAffine(x, toff, nin, null, 1, w, nin, nout, abs, lanes, y, dacc);
+    }
+
+    /// <summary>
+    /// (lo, hi) → the generic box rule's c = (l + u)/2 and r' = ((u − l)/2)·(1 + ρ) + |c|·ρ (as <see cref="CenterRadius"/>);
+    /// c and r may be lo and hi themselves.
+    /// </summary>
+    private static void BoxToCenterRadius(float* lo, float* hi, float* c, float* r, long n, float rho)
+    {
+        float onePlus = 1 + rho;
+        var half = Vector512.Create(0.5f); var op = Vector512.Create(onePlus); var vr = Vector512.Create(rho);
+        long i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            var l = Vector512.Load(lo + i); var u = Vector512.Load(hi + i);
+            var cc = (l + u) * half;
+            Vector512.Store(cc, c + i);
+            Vector512.Store((u - l) * half * op + Vector512.Abs(cc) * vr, r + i);
+        }
+        for (; i < n; i++)
+        {
+            float l = lo[i], u = hi[i], cc = (l + u) * 0.5f;
+            c[i] = cc;
+            r[i] = (u - l) * 0.5f * onePlus + MathF.Abs(cc) * rho;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="DenseBall"/>'s output from lane-layout centres: c + b ± (spread + (mag + |b|)·ρ + α) per output j and
+    /// example, mag = the exact |W_j|·|x₀| (exact, lane layout) or ‖W_j‖₂·‖x₀‖₂ (n2[j]·xn[lane]); written as [batch, n]
+    /// rows, or in lane layout when <paramref name="lanesOut"/>.
+    /// </summary>
+    private static void FinishBallLanes(float* c, float* exact, float* bias, float* spread, float* babs, float* n2, float* xn,
+                                        float rho, float alpha, int n, int batch, int lanes, float* lo, float* hi, bool lanesOut)
+    {
+        float* tl = stackalloc float[512];
+        float* th = tl + 256;
+        var vr = Vector512.Create(rho); var va = Vector512.Create(alpha);
+        for (int j0 = 0; j0 < n; j0 += 16)
+        {
+            int jr = Math.Min(16, n - j0);
+            for (int g = 0; g < lanes; g += 16)
+            {
+                var vx = Vector512.Load(xn + g);
+                for (int q = 0; q < jr; q++)
+                {
+                    int j = j0 + q;
+                    long at = (long)j * lanes + g;
+                    var mag = exact != null ? Vector512.Load(exact + at) : Vector512.Create(n2[j]) * vx;
+                    var cc = Vector512.Load(c + at);
+                    if (bias != null) cc += Vector512.Create(bias[j]);
+                    var rr = Vector512.Create(spread[j]) + (mag + Vector512.Create(babs[j])) * vr + va;
+                    if (lanesOut) { Vector512.Store(cc - rr, lo + at); Vector512.Store(cc + rr, hi + at); }
+                    else { Vector512.Store(cc - rr, tl + q * 16); Vector512.Store(cc + rr, th + q * 16); }
+                }
+                if (lanesOut) continue;
+                int cols = Math.Min(16, batch - g);
+                Transpose16(tl, 16, jr, cols, lo + (long)g * n + j0, n, jr);
+                Transpose16(th, 16, jr, cols, hi + (long)g * n + j0, n, jr);
+            }
+        }
     }
 
     /// <summary>lo = (c + addC) − (r + addR), hi = (c + addC) + (r + addR) over n elements (addC may be null: none).</summary>

@@ -1,0 +1,220 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Engine.Cpu;
+
+namespace Engine.Bounds;
+
+/// <summary>
+/// Batched IBP of affine layers in lane layout: a batched value is held as [element, lane] with example e in lane e
+/// (the batch padded with zero examples to a multiple of 16), so one vector holds one element of 16 examples. A
+/// Linear layer, or a convolution read as a map from its taps, is then a register-blocked product
+/// (<see cref="ChainLaneKernel"/>): each weight is broadcast once and multiplied into a block of up to 12 rows × 32
+/// lanes of accumulators, each input vector serves every row of the block, and the weights are read in place (no
+/// packing, |W| formed in registers). Centre and radius are two such products, W·c and |W|·r'.
+/// <para>
+/// Rounding. An output is the float sum, in tap order from zero, of at most <see cref="LaneChunk"/> products (a fused
+/// multiply-add each: one rounding per term); longer rows are cut into chunks whose float sums are added in double
+/// and rounded to float once. The error is therefore at most γ₁₂₈ + u (about 129 units of roundoff) times the sum of
+/// the terms' magnitudes, inside the ρ·Σ|terms| margin the IBP rule charges (ρ = 1e-5 by default, about 168 units):
+/// the same guarantee as the per-example kernels, whose sums are at most a convolution's taps or 16 float terms
+/// per lane. Padding lanes hold zero examples and are never written back.
+/// </para>
+/// </summary>
+internal static unsafe partial class ChainBounds
+{
+    /// <summary>Longest run of terms summed in float before a chunk is added into the double total.</summary>
+    internal const int LaneChunk = 128;
+
+    /// <summary>Lanes of a batch: the batch rounded up to a multiple of 16.</summary>
+    internal static int LaneCount(int batch) => (batch + 15) & ~15;
+
+    /// <summary>
+    /// Hands a chunk's accumulator to its output: 0 stores it (the only chunk); 1 starts the double total, 2 adds to
+    /// it, 3 adds the last chunk and stores the total rounded to float. y and d address the same element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Emit(Vector512<float> v, float* y, double* d, int emit)
+    {
+        if (emit == 0) { Vector512.Store(v, y); return; }
+        var lo = Vector512.WidenLower(v); var hi = Vector512.WidenUpper(v);
+        if (emit != 1) { lo += Vector512.Load(d); hi += Vector512.Load(d + 8); }
+        if (emit == 3) Vector512.Store(Vector512.Narrow(lo, hi), y);
+        else { Vector512.Store(lo, d); Vector512.Store(hi, d + 8); }
+    }
+
+    /// <summary>
+    /// y[(r·pixels + p)·lanes + e] = Σ_t W[r, t]·x[pbase[p] + toff[t] + e] (|W| when <paramref name="abs"/>) for rows
+    /// r &lt; m, pixels p &lt; pixels (pbase null: one pixel at 0) and all lanes; W row r at w + r·ldw. d is double scratch
+    /// of y's size (used when taps exceed <see cref="LaneChunk"/>).
+    /// </summary>
+    internal static void LaneAffine(float* x, int* toff, int taps, int* pbase, int pixels, float* w, long ldw, int m, bool abs,
+                                    int lanes, float* y, double* d)
+    {
+        int blocks = (m + 11) / 12, chunks = (taps + LaneChunk - 1) / LaneChunk, step = (taps + chunks - 1) / chunks;
+        int groups = lanes / 16;
+        long ldy = (long)pixels * lanes;
+        // Items are (row block, pixel) pairs; blocks share rows evenly (sizes differ by at most one).
+        int items = blocks * pixels;
+        double perItem = (double)taps * lanes * m / blocks;
+        int minChunk = (int)Math.Max(1, Math.Ceiling(LaneParallelWork / perItem));
+        CpuThreads.For(items, minChunk, (i0, i1) =>
+        {
+            for (int c = 0; c < chunks; c++)
+            {
+                int t0 = c * step, t1 = Math.Min(taps, t0 + step);
+                int emit = chunks == 1 ? 0 : c == 0 ? 1 : c == chunks - 1 ? 3 : 2;
+                for (int it = i0; it < i1; it++)
+                {
+                    int blk = it / pixels, p = it - blk * pixels;
+                    int r0 = (int)((long)blk * m / blocks), rows = (int)((long)(blk + 1) * m / blocks) - r0;
+                    float* xp = pbase == null ? x : x + pbase[p];
+                    long yo = (long)r0 * ldy + (long)p * lanes;
+                    for (int g = 0; g < groups; g += 2)
+                    {
+                        int tg = Math.Min(2, groups - g);
+                        var kernel = ChainLaneKernel.Blocks[((abs ? 2 : 0) + tg - 1) * 12 + rows - 1];
+                        kernel(xp + g * 16, toff, t0, t1, w + (long)r0 * ldw, ldw, y + yo + g * 16, d + yo + g * 16, ldy, emit);
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>Multiply-adds per parallel chunk below which a lane product stays on one thread (a hand-off costs a few µs).</summary>
+    private const double LaneParallelWork = 1 << 18;
+
+    /// <summary>
+    /// [batch, n] rows (example e at src + e·lds) into lane layout: dst[j·lanes + e] for j &lt; n, zero for the padding lanes.
+    /// </summary>
+    internal static void ToLanes(float* src, long lds, int batch, int n, float* dst, int lanes)
+    {
+        for (int g = 0; g < lanes; g += 16)
+        {
+            int rows = Math.Min(16, batch - g);
+            for (int j = 0; j < n; j += 16)
+                Transpose16(src + g * lds + j, lds, rows, Math.Min(16, n - j), dst + (long)j * lanes + g, lanes, 16);
+        }
+    }
+
+    /// <summary>
+    /// Transposes a block: d[c·ldd + r] = s[r·lds + c] for c &lt; cols and r &lt; store (both ≤ 16); source rows r ≥ rows
+    /// read as zero and nothing past column cols of a source row is read.
+    /// </summary>
+    private static void Transpose16(float* s, long lds, int rows, int cols, float* d, long ldd, int store)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            for (int c = 0; c < cols; c++)
+                for (int r = 0; r < store; r++) d[c * ldd + r] = r < rows ? s[r * lds + c] : 0f;
+            return;
+        }
+        var z = Vector512<float>.Zero;
+        var m = Mask(cols);
+        bool full = cols == 16;
+        Vector512<float> Row(int r) => r >= rows ? z : full ? Vector512.Load(s + r * lds) : Avx512F.MaskLoad(s + r * lds, m, z);
+        Vector512<float> r0 = Row(0), r1 = Row(1), r2 = Row(2), r3 = Row(3), r4 = Row(4), r5 = Row(5), r6 = Row(6), r7 = Row(7),
+            r8 = Row(8), r9 = Row(9), r10 = Row(10), r11 = Row(11), r12 = Row(12), r13 = Row(13), r14 = Row(14), r15 = Row(15);
+        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+        var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+        var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        var u8 = Avx512F.Shuffle(t8, t10, 0x44); var u9 = Avx512F.Shuffle(t8, t10, 0xEE);
+        var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
+        var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
+        var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
+        Quad(u0, u4, u8, u12, out var o0, out var o4, out var o8, out var o12);
+        Quad(u1, u5, u9, u13, out var o1, out var o5, out var o9, out var o13);
+        Quad(u2, u6, u10, u14, out var o2, out var o6, out var o10, out var o14);
+        Quad(u3, u7, u11, u15, out var o3, out var o7, out var o11, out var o15);
+        if (store == 16)
+        {
+            Vector512.Store(o0, d);
+            if (cols > 1) Vector512.Store(o1, d + ldd);
+            if (cols > 2) Vector512.Store(o2, d + 2 * ldd);
+            if (cols > 3) Vector512.Store(o3, d + 3 * ldd);
+            if (cols > 4) Vector512.Store(o4, d + 4 * ldd);
+            if (cols > 5) Vector512.Store(o5, d + 5 * ldd);
+            if (cols > 6) Vector512.Store(o6, d + 6 * ldd);
+            if (cols > 7) Vector512.Store(o7, d + 7 * ldd);
+            if (cols > 8) Vector512.Store(o8, d + 8 * ldd);
+            if (cols > 9) Vector512.Store(o9, d + 9 * ldd);
+            if (cols > 10) Vector512.Store(o10, d + 10 * ldd);
+            if (cols > 11) Vector512.Store(o11, d + 11 * ldd);
+            if (cols > 12) Vector512.Store(o12, d + 12 * ldd);
+            if (cols > 13) Vector512.Store(o13, d + 13 * ldd);
+            if (cols > 14) Vector512.Store(o14, d + 14 * ldd);
+            if (cols > 15) Vector512.Store(o15, d + 15 * ldd);
+            return;
+        }
+        var sm = Mask(store);
+        Avx512F.MaskStore(d, sm, o0);
+        if (cols > 1) Avx512F.MaskStore(d + ldd, sm, o1);
+        if (cols > 2) Avx512F.MaskStore(d + 2 * ldd, sm, o2);
+        if (cols > 3) Avx512F.MaskStore(d + 3 * ldd, sm, o3);
+        if (cols > 4) Avx512F.MaskStore(d + 4 * ldd, sm, o4);
+        if (cols > 5) Avx512F.MaskStore(d + 5 * ldd, sm, o5);
+        if (cols > 6) Avx512F.MaskStore(d + 6 * ldd, sm, o6);
+        if (cols > 7) Avx512F.MaskStore(d + 7 * ldd, sm, o7);
+        if (cols > 8) Avx512F.MaskStore(d + 8 * ldd, sm, o8);
+        if (cols > 9) Avx512F.MaskStore(d + 9 * ldd, sm, o9);
+        if (cols > 10) Avx512F.MaskStore(d + 10 * ldd, sm, o10);
+        if (cols > 11) Avx512F.MaskStore(d + 11 * ldd, sm, o11);
+        if (cols > 12) Avx512F.MaskStore(d + 12 * ldd, sm, o12);
+        if (cols > 13) Avx512F.MaskStore(d + 13 * ldd, sm, o13);
+        if (cols > 14) Avx512F.MaskStore(d + 14 * ldd, sm, o14);
+        if (cols > 15) Avx512F.MaskStore(d + 15 * ldd, sm, o15);
+    }
+
+    /// <summary>Columns q, 4+q, 8+q, 12+q of a 16×16 transpose from the four stage-2 vectors of quad q.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Quad(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e,
+                             out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3)
+    {
+        var v0 = Avx512F.Shuffle4x128(a, b, 0x88); var v1 = Avx512F.Shuffle4x128(a, b, 0xDD);
+        var w0 = Avx512F.Shuffle4x128(c, e, 0x88); var w1 = Avx512F.Shuffle4x128(c, e, 0xDD);
+        o0 = Avx512F.Shuffle4x128(v0, w0, 0x88);
+        o1 = Avx512F.Shuffle4x128(v1, w1, 0x88);
+        o2 = Avx512F.Shuffle4x128(v0, w0, 0xDD);
+        o3 = Avx512F.Shuffle4x128(v1, w1, 0xDD);
+    }
+
+    /// <summary>
+    /// The box rule's output from lane-layout sums: lo = (c + addC) − (r + addR), hi = (c + addC) + (r + addR) per
+    /// element j &lt; n (addC null: none), as <see cref="Finish"/>, written back as [batch, n] rows, or in lane layout when
+    /// <paramref name="lanesOut"/>.
+    /// </summary>
+    internal static void FinishLanes(float* c, float* r, float* addC, float* addR, int n, int batch, int lanes, float* lo, float* hi, bool lanesOut = false)
+    {
+        float* tl = stackalloc float[512];
+        float* th = tl + 256;
+        for (int j0 = 0; j0 < n; j0 += 16)
+        {
+            int jr = Math.Min(16, n - j0);
+            for (int g = 0; g < lanes; g += 16)
+            {
+                for (int q = 0; q < jr; q++)
+                {
+                    long at = (long)(j0 + q) * lanes + g;
+                    var cc = Vector512.Load(c + at);
+                    if (addC != null) cc += Vector512.Create(addC[j0 + q]);
+                    var rr = Vector512.Load(r + at) + Vector512.Create(addR[j0 + q]);
+                    if (lanesOut) { Vector512.Store(cc - rr, lo + at); Vector512.Store(cc + rr, hi + at); }
+                    else { Vector512.Store(cc - rr, tl + q * 16); Vector512.Store(cc + rr, th + q * 16); }
+                }
+                if (lanesOut) continue;
+                int cols = Math.Min(16, batch - g);
+                Transpose16(tl, 16, jr, cols, lo + (long)g * n + j0, n, jr);
+                Transpose16(th, 16, jr, cols, hi + (long)g * n + j0, n, jr);
+            }
+        }
+    }
+}
