@@ -49,7 +49,8 @@ internal static unsafe partial class ChainBounds
         var run = plan.Rent();
         try
         {
-            if (!Prepare(run, x, perturbation, o)) return null;
+            // IBP over a ball into a Linear or convolution reads x₀ only: the box itself is not needed.
+            if (!Prepare(run, x, perturbation, o, x0Only: method == BoundMethod.Ibp && plan.Layers[0] is DenseLayer or ConvLayer)) return null;
             run.ExactMargins = method != BoundMethod.Ibp;
             PlanLanes(run, method == BoundMethod.Ibp, spec != null);
             var result = method == BoundMethod.Ibp ? Ibp(run, spec) : Crown(run, spec, refine: method == BoundMethod.Crown);
@@ -63,8 +64,11 @@ internal static unsafe partial class ChainBounds
         }
     }
 
-    /// <summary>Copies the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and forms the input box.</summary>
-    private static bool Prepare(ChainRun run, Tensor x, Perturbation p, BoundOptions o)
+    /// <summary>
+    /// Copies the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and
+    /// forms the input box (not needed, and skipped, for a ball when only x₀ is read: <paramref name="x0Only"/>).
+    /// </summary>
+    private static bool Prepare(ChainRun run, Tensor x, Perturbation p, BoundOptions o, bool x0Only = false)
     {
         var plan = run.Plan;
         int b = x.Dims[0], n0 = plan.InputSize;
@@ -79,7 +83,7 @@ internal static unsafe partial class ChainBounds
         run.Ball = p.Norm == PerturbationNorm.L2 || !clip;
         float* x0 = run.X0.Get(total), lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
         Buffer.MemoryCopy(xs, x0, total * 4, total * 4);
-        Box(xs, lo, hi, total, eps, cl, ch);
+        if (!(x0Only && run.Ball)) Box(xs, lo, hi, total, eps, cl, ch);
         if (!run.Ball)
         {
             float* bc = run.BoxC.Get(total), br = run.BoxR.Get(total);
@@ -105,6 +109,7 @@ internal static unsafe partial class ChainBounds
         var layers = run.Plan.Layers;
         int last = layers.Length - 1;
         Array.Clear(run.LaneOut);
+        Array.Clear(run.ActFused);
         if (!ibp || run.Batch <= SmallBatch) return;
         for (int k = 0; k < last; k++)
         {
@@ -113,6 +118,8 @@ internal static unsafe partial class ChainBounds
             int j = k + 1;
             while (j <= last && layers[j] is ActLayer) j++;
             run.LaneOut[k] = j <= last && TakesLanes(run, j) && !(j == last && hasSpec);
+            // The activation right after it is applied as the outputs are formed (its input is read by nobody else).
+            if (run.LaneOut[k] && layers[k + 1] is ActLayer) run.ActFused[k + 1] = true;
         }
     }
 
@@ -163,14 +170,6 @@ internal static unsafe partial class ChainBounds
         for (; i < n; i++) { l[i] = Math.Max(x[i] - eps, lo); h[i] = Math.Min(x[i] + eps, hi); }
     }
 
-    private static void Axpy(float a, float* x, float* y, int n)
-    {
-        int i = 0;
-        var va = Vector512.Create(a);
-        for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
-        for (; i < n; i++) y[i] += a * x[i];
-    }
-
     private static BoundResult Ibp(ChainRun run, Spec? spec)
     {
         var layers = run.Plan.Layers;
@@ -208,24 +207,35 @@ internal static unsafe partial class ChainBounds
         else CenterRadius(run, k, c, r);
         float* w = Ptr(d.W);
         float* bias = d.B == null ? null : Ptr(d.B);
-        float* cw = run.Tmp.Get((long)s * nin);
+        // C·W depends on the example only through C: examples that share C (a shared spec, or margins of one label)
+        // share the folded rows, formed once per call in one of MaxFolds slots.
+        int ld = (nin + 15) & ~15;
+        float* q = run.Tmp.Get((long)MaxFolds * s * ld);
+        double* qb = run.DAcc.Get(MaxFolds * 3L * s + 2L * s);
+        double* dots = qb + MaxFolds * 3L * s;
+        float** keys = stackalloc float*[MaxFolds];
+        float** nzw = (float**)run.Offsets.Get(2L * nout + 2);
+        float* nzc = run.Tmp2.Get(nout);
+        int used = 0, next = 0, cn = s * nout;
         for (int e = 0; e < b; e++)
         {
             float* ce = SpecRows(spec, e);
+            int slot = -1;
+            for (int u = 0; u < used && slot < 0; u++)
+                if (keys[u] == ce || new ReadOnlySpan<int>(keys[u], cn).SequenceEqual(new ReadOnlySpan<int>(ce, cn))) slot = u;
+            if (slot < 0)
+            {
+                slot = used < MaxFolds ? used++ : next++ % MaxFolds;
+                keys[slot] = ce;
+                FoldRows(ce, w, bias, nout, nin, s, l2Ball, q + (long)slot * s * ld, ld, qb + slot * 3L * s, nzw, nzc);
+            }
+            float* qs = q + (long)slot * s * ld;
+            double* bs = qb + slot * 3L * s;
+            FoldDots(qs, ld, s, c + (long)e * nin, r + (long)e * nin, nin, dots);
             for (int row = 0; row < s; row++)
             {
-                float* dst = cw + (long)row * nin;
-                new Span<float>(dst, nin).Clear();
-                double cb = 0, cba = 0;
-                for (int j = 0; j < nout; j++)
-                {
-                    float cj = ce[(long)row * nout + j];
-                    if (cj == 0) continue;
-                    Axpy(cj, w + (long)j * nin, dst, nin);
-                    if (bias != null) { cb += (double)cj * bias[j]; cba += Math.Abs((double)cj) * Math.Abs(bias[j]); }
-                }
-                var (dc, rad) = DotAndAbsDot(dst, c + (long)e * nin, r + (long)e * nin, nin);
-                double center = cb + dc, sq = l2Ball ? Norms(dst, nin).Item2 : 0;
+                double cb = bs[row], cba = bs[s + row], sq = bs[2 * s + row], rad = dots[s + row];
+                double center = cb + dots[row];
                 double radius = l2Ball ? Math.Sqrt(sq) * (run.Eps * (1 + rho)) + (rad + cba) * rho + alpha
                               : bias != null ? rad + (cba * rho + alpha) : rad + alpha;
                 lower[(long)e * s + row] = (float)(center - radius);
@@ -233,6 +243,78 @@ internal static unsafe partial class ChainBounds
             }
         }
         GC.KeepAlive(d); GC.KeepAlive(spec);
+    }
+
+    /// <summary>Distinct spec matrices whose folded rows a call keeps at once.</summary>
+    private const int MaxFolds = 16;
+
+    /// <summary>
+    /// The spec rows folded into the last Linear, as the generic C·W forms them: q_row = Σ_j C[row, j]·W_j by fused
+    /// multiply-adds over the nonzero coefficients, j ascending (rows of stride ld, zero past nin); per row in bq the
+    /// bias terms Σ C·b and Σ |C|·|b| (double) and, for the L2 ball, Σ q².
+    /// </summary>
+    private static void FoldRows(float* ce, float* w, float* bias, int nout, int nin, int s, bool squares, float* q, int ld, double* bq, float** nzw, float* nzc)
+    {
+        for (int row = 0; row < s; row++)
+        {
+            float* cr = ce + (long)row * nout, qr = q + (long)row * ld;
+            double cb = 0, cba = 0;
+            int nz = 0;
+            for (int j = 0; j < nout; j++)
+            {
+                if (cr[j] == 0) continue;
+                nzw[nz] = w + (long)j * nin; nzc[nz++] = cr[j];
+                if (bias != null) { cb += (double)cr[j] * bias[j]; cba += Math.Abs((double)cr[j]) * Math.Abs(bias[j]); }
+            }
+            double sq = 0;
+            var aq = Vector512<float>.Zero;
+            for (int i = 0; i < nin; i += 16)
+            {
+                int n = Math.Min(16, nin - i);
+                var v = Vector512<float>.Zero;
+                for (int z = 0; z < nz; z++) v = Vector512.FusedMultiplyAdd(Vector512.Create(nzc[z]), Load(nzw[z] + i, n), v);
+                Vector512.Store(v, qr + i);
+                aq = Vector512.FusedMultiplyAdd(v, v, aq);
+                // At most 64 float terms per lane before the total moves to double.
+                if ((i & 1023) == 1008) { sq += Vector512.Sum(aq); aq = Vector512<float>.Zero; }
+            }
+            bq[row] = cb; bq[s + row] = cba; bq[2 * s + row] = squares ? sq + Vector512.Sum(aq) : 0;
+        }
+    }
+
+    /// <summary>
+    /// out[row] = Σ_i q_i·c_i and out[s + row] = Σ_i |q_i|·r_i for the folded rows q (stride ld, zero past n), four rows per
+    /// pass over c and r; each lane sums at most 64 terms in float before its total moves to double.
+    /// </summary>
+    private static void FoldDots(float* q, int ld, int s, float* c, float* r, int n, double* dots)
+    {
+        for (int row0 = 0; row0 < s; row0 += 4)
+        {
+            int rows = Math.Min(4, s - row0);
+            float* q0 = q + (long)row0 * ld, q1 = rows > 1 ? q0 + ld : q0, q2 = rows > 2 ? q0 + 2L * ld : q0, q3 = rows > 3 ? q0 + 3L * ld : q0;
+            double d0 = 0, d1 = 0, d2 = 0, d3 = 0, e0 = 0, e1 = 0, e2 = 0, e3 = 0;
+            for (int i0 = 0; i0 < n; i0 += 1024)
+            {
+                int i1 = Math.Min(n, i0 + 1024);
+                var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var b0 = a0; var b1 = a0; var b2 = a0; var b3 = a0;
+                for (int i = i0; i < i1; i += 16)
+                {
+                    int m = Math.Min(16, i1 - i);
+                    var cv = Load(c + i, m); var rv = Load(r + i, m);
+                    var v0 = Vector512.Load(q0 + i); var v1 = Vector512.Load(q1 + i); var v2 = Vector512.Load(q2 + i); var v3 = Vector512.Load(q3 + i);
+                    a0 = Vector512.FusedMultiplyAdd(v0, cv, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Abs(v0), rv, b0);
+                    a1 = Vector512.FusedMultiplyAdd(v1, cv, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Abs(v1), rv, b1);
+                    a2 = Vector512.FusedMultiplyAdd(v2, cv, a2); b2 = Vector512.FusedMultiplyAdd(Vector512.Abs(v2), rv, b2);
+                    a3 = Vector512.FusedMultiplyAdd(v3, cv, a3); b3 = Vector512.FusedMultiplyAdd(Vector512.Abs(v3), rv, b3);
+                }
+                d0 += Vector512.Sum(a0); d1 += Vector512.Sum(a1); d2 += Vector512.Sum(a2); d3 += Vector512.Sum(a3);
+                e0 += Vector512.Sum(b0); e1 += Vector512.Sum(b1); e2 += Vector512.Sum(b2); e3 += Vector512.Sum(b3);
+            }
+            dots[row0] = d0; dots[s + row0] = e0;
+            if (rows > 1) { dots[row0 + 1] = d1; dots[s + row0 + 1] = e1; }
+            if (rows > 2) { dots[row0 + 2] = d2; dots[s + row0 + 2] = e2; }
+            if (rows > 3) { dots[row0 + 3] = d3; dots[s + row0 + 3] = e3; }
+        }
     }
 
     /// <summary>The generic rule when the output is not produced by a Linear: C⁺l + C⁻u ∓ (ρ·|C|·max(|l|, |u|) + α).</summary>

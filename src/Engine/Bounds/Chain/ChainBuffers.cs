@@ -58,6 +58,8 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     public readonly Pinned<int> Offsets = new(), PixelOffsets = new();
     /// <summary>Per value: held in lane layout [n, lanes] instead of [batch, n] rows (pure IBP only; see ChainBounds.PlanLanes).</summary>
     public readonly bool[] LaneOut = new bool[plan.Layers.Length];
+    /// <summary>Per activation layer: its output is written by the affine layer before it (lane layout, pure IBP).</summary>
+    public readonly bool[] ActFused = new bool[plan.Layers.Length];
     public readonly Pinned<double> DAcc = new();
     private readonly System.Collections.Concurrent.ConcurrentBag<ChainBackward> _workers = [];
 

@@ -171,7 +171,7 @@ internal static unsafe partial class ChainBounds
             new Span<float>(addC + (long)co * opix, opix).Fill(bc);
             new Span<float>(addR + (long)co * opix, opix).Fill(bias == null ? alpha : MathF.Abs(bc) * rho + alpha);
         }
-        FinishLanes(yc, yr, bias == null ? null : addC, addR, nout, bsz, lanes, olo, ohi, run.LaneOut[k]);
+        FinishLanes(yc, yr, bias == null ? null : addC, addR, nout, bsz, lanes, olo, ohi, run.LaneOut[k], FusedAct(run, k));
         GC.KeepAlive(g);
     }
 

@@ -23,8 +23,11 @@ internal static unsafe partial class ChainBounds
         float rho = run.Rho, alpha = run.Alpha;
         float* lo = k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
         float* hi = k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
+        // An activation fused into the layer before it is already done.
+        if (run.ActFused[k]) return;
         long held = (long)(run.LaneOut[k] ? LaneCount(b) : b) * nout;
-        float* olo = run.Lo[k].Get(held), ohi = run.Hi[k].Get(held);
+        int into = k + 1 < run.ActFused.Length && run.ActFused[k + 1] ? k + 1 : k;
+        float* olo = run.Lo[into].Get(held), ohi = run.Hi[into].Get(held);
         bool ball = k == 0 && run.Ball;
         switch (layer)
         {
@@ -144,7 +147,7 @@ internal static unsafe partial class ChainBounds
             float* yc = run.Tmp.Get((long)nout * lanes), yr = run.Tmp2.Get((long)nout * lanes);
             DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0);
             DenseLanes(run, w, nin, nout, xr, true, lanes, yr, 1);
-            FinishLanes(yc, yr, bias, ra, nout, bsz, lanes, olo, ohi, run.LaneOut[k]);
+            FinishLanes(yc, yr, bias, ra, nout, bsz, lanes, olo, ohi, run.LaneOut[k], FusedAct(run, k));
             GC.KeepAlive(d);
             return;
         }
@@ -204,16 +207,17 @@ internal static unsafe partial class ChainBounds
         }
         else
         {
-            for (int j = 0; j < nout; j++)
-            {
-                var (l1, sq) = Norms(w + (long)j * nin, nin);
-                norms[j] = (float)(l2 ? Math.Sqrt(sq) : l1); norms[nout + j] = (float)Math.Sqrt(sq);
-            }
             int lanes = LaneCount(bsz);
             float* xc = run.C.Get((long)nin * lanes);
             ToLanes(x0, nin, bsz, nin, xc, lanes);
             float* yc = run.Tmp.Get((long)nout * lanes);
-            DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0);
+            double* dn = run.DAcc.Get(2L * nout * lanes + 2L * nout) + 2L * nout * lanes;
+            DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0, dn);
+            for (int j = 0; j < nout; j++)
+            {
+                double l1 = dn[j], sq = dn[nout + j];
+                norms[j] = (float)(l2 ? Math.Sqrt(sq) : l1); norms[nout + j] = (float)Math.Sqrt(sq);
+            }
             float* ye = null;
             if (run.ExactMargins)
             {
@@ -229,7 +233,7 @@ internal static unsafe partial class ChainBounds
             float* sp = xnl + lanes, ba = sp + nout;
             float erl = run.Eps * (1 + rho);
             for (int j = 0; j < nout; j++) { sp[j] = norms[j] * erl; ba[j] = bias == null ? 0f : MathF.Abs(bias[j]); }
-            FinishBallLanes(yc, ye, bias, sp, ba, norms + nout, xnl, rho, alpha, nout, bsz, lanes, olo, ohi, run.LaneOut[0]);
+            FinishBallLanes(yc, ye, bias, sp, ba, norms + nout, xnl, rho, alpha, nout, bsz, lanes, olo, ohi, run.LaneOut[0], FusedAct(run, 0));
             GC.KeepAlive(d);
             return;
         }
@@ -267,12 +271,12 @@ internal static unsafe partial class ChainBounds
     /// The lane products of a Linear layer (rows of W, taps = inputs): y = W·x or |W|·x over all lanes; slot picks one
     /// of two disjoint halves of the double scratch so the centre and radius products can share it.
     /// </summary>
-    private static void DenseLanes(ChainRun run, float* w, int nin, int nout, float* x, bool abs, int lanes, float* y, int slot)
+    private static void DenseLanes(ChainRun run, float* w, int nin, int nout, float* x, bool abs, int lanes, float* y, int slot, double* norms = null)
     {
         int* toff = run.Offsets.Get(nin);
         for (int t = 0; t < nin; t++) toff[t] = t * lanes;
         double* dacc = run.DAcc.Get(2L * nout * lanes) + (long)slot * nout * lanes;
-        LaneAffine(x, toff, nin, null, 1, w, nin, nout, abs, lanes, y, dacc);
+        LaneAffine(x, toff, nin, null, 1, w, nin, nout, abs, lanes, y, dacc, norms);
     }
 
     /// <summary>
@@ -305,8 +309,9 @@ internal static unsafe partial class ChainBounds
     /// rows, or in lane layout when <paramref name="lanesOut"/>.
     /// </summary>
     private static void FinishBallLanes(float* c, float* exact, float* bias, float* spread, float* babs, float* n2, float* xn,
-                                        float rho, float alpha, int n, int batch, int lanes, float* lo, float* hi, bool lanesOut)
+                                        float rho, float alpha, int n, int batch, int lanes, float* lo, float* hi, bool lanesOut, ActLayer? act)
     {
+        var vs = Vector512.Create(act?.Slope ?? 0f);
         float* tl = stackalloc float[512];
         float* th = tl + 256;
         var vr = Vector512.Create(rho); var va = Vector512.Create(alpha);
@@ -324,7 +329,7 @@ internal static unsafe partial class ChainBounds
                     var cc = Vector512.Load(c + at);
                     if (bias != null) cc += Vector512.Create(bias[j]);
                     var rr = Vector512.Create(spread[j]) + (mag + Vector512.Create(babs[j])) * vr + va;
-                    if (lanesOut) { Vector512.Store(cc - rr, lo + at); Vector512.Store(cc + rr, hi + at); }
+                    if (lanesOut) { Vector512.Store(Act(cc - rr, act, vs), lo + at); Vector512.Store(Act(cc + rr, act, vs), hi + at); }
                     else { Vector512.Store(cc - rr, tl + q * 16); Vector512.Store(cc + rr, th + q * 16); }
                 }
                 if (lanesOut) continue;
@@ -359,6 +364,17 @@ internal static unsafe partial class ChainBounds
         for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.Load(a + i) * Vector512.Load(b + i), y + i);
         for (; i < n; i++) y[i] = a[i] * b[i];
     }
+
+    /// <summary>The activation layer whose output layer k writes (ChainRun.ActFused), or null.</summary>
+    private static ActLayer? FusedAct(ChainRun run, int k)
+        => k + 1 < run.ActFused.Length && run.ActFused[k + 1] ? (ActLayer)run.Plan.Layers[k + 1] : null;
+
+    /// <summary><see cref="Activate"/> of one vector (none when act is null); s holds the slope.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Act(Vector512<float> v, ActLayer? act, Vector512<float> s)
+        => act == null ? v
+         : act.Slope == 0 ? Vector512.Max(v, Vector512<float>.Zero)
+         : Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), v, v * s);
 
     /// <summary>y = x for x ≥ 0, slope·x otherwise (ReLU: max(x, 0)).</summary>
     private static void Activate(float* x, float* y, long n, float slope)
@@ -404,21 +420,6 @@ internal static unsafe partial class ChainBounds
         }
         for (; i < n; i++) { s0 += w[i] * x[i]; s1 += MathF.Abs(w[i]) * y[i]; }
         return (s0, s1);
-    }
-
-    private static double Dot(float* w, float* x, int n)
-    {
-        double s0 = 0;
-        int i = 0;
-        while (i + 16 <= n)
-        {
-            var a0 = Vector512<float>.Zero;
-            int end = Math.Min(n - 16, i + 256 - 16);
-            for (; i <= end; i += 16) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a0);
-            s0 += Vector512.Sum(a0);
-        }
-        for (; i < n; i++) s0 += w[i] * x[i];
-        return s0;
     }
 
     /// <summary>(Σ |w|, Σ w²).</summary>

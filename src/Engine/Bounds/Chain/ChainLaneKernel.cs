@@ -50,92 +50,95 @@ internal static unsafe class ChainLaneKernel
         var b10 = a0;
         var a11 = a0;
         var b11 = a0;
-        float* w0 = w, w1 = w + 1 * ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw, w4 = w + 4 * ldw, w5 = w + 5 * ldw, w6 = w + 6 * ldw, w7 = w + 7 * ldw, w8 = w + 8 * ldw, w9 = w + 9 * ldw, w10 = w + 10 * ldw, w11 = w + 11 * ldw;
-        for (int t = t0; t < t1; t++)
+        // Three row pointers walk the taps; rows 4k + 1..3 are reached through byte offsets held in registers.
+        nint l1 = (nint)(ldw * sizeof(float)), l2 = 2 * l1, l3 = 3 * l1;
+        byte* pa = (byte*)(w + t0), pb = (byte*)(w + 4 * ldw + t0), pc = (byte*)(w + 8 * ldw + t0);
+        int* to = toff + t0, end = toff + t1;
+        for (; to < end; to++, pa += sizeof(float), pb += sizeof(float), pc += sizeof(float))
         {
-            float* p = x + toff[t];
+            float* p = x + *to;
             var x0 = Vector512.Load(p);
             var x1 = TG.Value > 1 ? Vector512.Load(p + 16) : x0;
             if (TM.Value > 0)
             {
-                var v = Vector512.Create(w0[t]);
+                var v = Vector512.Create(*(float*)(pa));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a0 = Vector512.FusedMultiplyAdd(v, x0, a0);
                 if (TG.Value > 1) b0 = Vector512.FusedMultiplyAdd(v, x1, b0);
             }
             if (TM.Value > 1)
             {
-                var v = Vector512.Create(w1[t]);
+                var v = Vector512.Create(*(float*)(pa + l1));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a1 = Vector512.FusedMultiplyAdd(v, x0, a1);
                 if (TG.Value > 1) b1 = Vector512.FusedMultiplyAdd(v, x1, b1);
             }
             if (TM.Value > 2)
             {
-                var v = Vector512.Create(w2[t]);
+                var v = Vector512.Create(*(float*)(pa + l2));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a2 = Vector512.FusedMultiplyAdd(v, x0, a2);
                 if (TG.Value > 1) b2 = Vector512.FusedMultiplyAdd(v, x1, b2);
             }
             if (TM.Value > 3)
             {
-                var v = Vector512.Create(w3[t]);
+                var v = Vector512.Create(*(float*)(pa + l3));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a3 = Vector512.FusedMultiplyAdd(v, x0, a3);
                 if (TG.Value > 1) b3 = Vector512.FusedMultiplyAdd(v, x1, b3);
             }
             if (TM.Value > 4)
             {
-                var v = Vector512.Create(w4[t]);
+                var v = Vector512.Create(*(float*)(pb));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a4 = Vector512.FusedMultiplyAdd(v, x0, a4);
                 if (TG.Value > 1) b4 = Vector512.FusedMultiplyAdd(v, x1, b4);
             }
             if (TM.Value > 5)
             {
-                var v = Vector512.Create(w5[t]);
+                var v = Vector512.Create(*(float*)(pb + l1));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a5 = Vector512.FusedMultiplyAdd(v, x0, a5);
                 if (TG.Value > 1) b5 = Vector512.FusedMultiplyAdd(v, x1, b5);
             }
             if (TM.Value > 6)
             {
-                var v = Vector512.Create(w6[t]);
+                var v = Vector512.Create(*(float*)(pb + l2));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a6 = Vector512.FusedMultiplyAdd(v, x0, a6);
                 if (TG.Value > 1) b6 = Vector512.FusedMultiplyAdd(v, x1, b6);
             }
             if (TM.Value > 7)
             {
-                var v = Vector512.Create(w7[t]);
+                var v = Vector512.Create(*(float*)(pb + l3));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a7 = Vector512.FusedMultiplyAdd(v, x0, a7);
                 if (TG.Value > 1) b7 = Vector512.FusedMultiplyAdd(v, x1, b7);
             }
             if (TM.Value > 8)
             {
-                var v = Vector512.Create(w8[t]);
+                var v = Vector512.Create(*(float*)(pc));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a8 = Vector512.FusedMultiplyAdd(v, x0, a8);
                 if (TG.Value > 1) b8 = Vector512.FusedMultiplyAdd(v, x1, b8);
             }
             if (TM.Value > 9)
             {
-                var v = Vector512.Create(w9[t]);
+                var v = Vector512.Create(*(float*)(pc + l1));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a9 = Vector512.FusedMultiplyAdd(v, x0, a9);
                 if (TG.Value > 1) b9 = Vector512.FusedMultiplyAdd(v, x1, b9);
             }
             if (TM.Value > 10)
             {
-                var v = Vector512.Create(w10[t]);
+                var v = Vector512.Create(*(float*)(pc + l2));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a10 = Vector512.FusedMultiplyAdd(v, x0, a10);
                 if (TG.Value > 1) b10 = Vector512.FusedMultiplyAdd(v, x1, b10);
             }
             if (TM.Value > 11)
             {
-                var v = Vector512.Create(w11[t]);
+                var v = Vector512.Create(*(float*)(pc + l3));
                 if (TA.Value != 0) v = Vector512.Abs(v);
                 a11 = Vector512.FusedMultiplyAdd(v, x0, a11);
                 if (TG.Value > 1) b11 = Vector512.FusedMultiplyAdd(v, x1, b11);

@@ -46,10 +46,11 @@ internal static unsafe partial class ChainBounds
     /// <summary>
     /// y[(r·pixels + p)·lanes + e] = Σ_t W[r, t]·x[pbase[p] + toff[t] + e] (|W| when <paramref name="abs"/>) for rows
     /// r &lt; m, pixels p &lt; pixels (pbase null: one pixel at 0) and all lanes; W row r at w + r·ldw. d is double scratch
-    /// of y's size (used when taps exceed <see cref="LaneChunk"/>).
+    /// of y's size (used when taps exceed <see cref="LaneChunk"/>). With <paramref name="norms"/> (one pixel), also each
+    /// row's Σ|w| (norms[r]) and Σw² (norms[m + r]).
     /// </summary>
     internal static void LaneAffine(float* x, int* toff, int taps, int* pbase, int pixels, float* w, long ldw, int m, bool abs,
-                                    int lanes, float* y, double* d)
+                                    int lanes, float* y, double* d, double* norms = null)
     {
         int blocks = (m + 11) / 12, chunks = (taps + LaneChunk - 1) / LaneChunk, step = (taps + chunks - 1) / chunks;
         int groups = lanes / 16;
@@ -76,9 +77,33 @@ internal static unsafe partial class ChainBounds
                         var kernel = ChainLaneKernel.Blocks[((abs ? 2 : 0) + tg - 1) * 12 + rows - 1];
                         kernel(xp + g * 16, toff, t0, t1, w + (long)r0 * ldw, ldw, y + yo + g * 16, d + yo + g * 16, ldy, emit);
                     }
+                    // The rows' chunk is in L1 now: their norms cost no second pass over W.
+                    if (norms != null && p == 0) RowNorms(w + (long)r0 * ldw, ldw, rows, t0, t1, norms + r0, norms + m + r0, c == 0);
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Σ|w| into l1[r] and Σw² into sq[r] (double; set when <paramref name="first"/>, else added) over columns [t0, t1) of
+    /// rows r &lt; rows (stride ldw), each lane summing at most 8 terms in float.
+    /// </summary>
+    private static void RowNorms(float* w, long ldw, int rows, int t0, int t1, double* l1, double* sq, bool first)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* wr = w + r * ldw;
+            var a = Vector512<float>.Zero; var q = a;
+            for (int t = t0; t < t1; t += 16)
+            {
+                var v = Load(wr + t, Math.Min(16, t1 - t));
+                a += Vector512.Abs(v);
+                q = Vector512.FusedMultiplyAdd(v, v, q);
+            }
+            double sa = Vector512.Sum(a), sb = Vector512.Sum(q);
+            if (first) { l1[r] = sa; sq[r] = sb; }
+            else { l1[r] += sa; sq[r] += sb; }
+        }
     }
 
     /// <summary>Multiply-adds per parallel chunk below which a lane product stays on one thread (a hand-off costs a few µs).</summary>
@@ -190,10 +215,12 @@ internal static unsafe partial class ChainBounds
     /// <summary>
     /// The box rule's output from lane-layout sums: lo = (c + addC) − (r + addR), hi = (c + addC) + (r + addR) per
     /// element j &lt; n (addC null: none), as <see cref="Finish"/>, written back as [batch, n] rows, or in lane layout when
-    /// <paramref name="lanesOut"/>.
+    /// <paramref name="lanesOut"/> (then with the activation <paramref name="act"/> applied when given).
     /// </summary>
-    internal static void FinishLanes(float* c, float* r, float* addC, float* addR, int n, int batch, int lanes, float* lo, float* hi, bool lanesOut = false)
+    internal static void FinishLanes(float* c, float* r, float* addC, float* addR, int n, int batch, int lanes, float* lo, float* hi,
+                                     bool lanesOut = false, ActLayer? act = null)
     {
+        var vs = Vector512.Create(act?.Slope ?? 0f);
         float* tl = stackalloc float[512];
         float* th = tl + 256;
         for (int j0 = 0; j0 < n; j0 += 16)
@@ -207,7 +234,7 @@ internal static unsafe partial class ChainBounds
                     var cc = Vector512.Load(c + at);
                     if (addC != null) cc += Vector512.Create(addC[j0 + q]);
                     var rr = Vector512.Load(r + at) + Vector512.Create(addR[j0 + q]);
-                    if (lanesOut) { Vector512.Store(cc - rr, lo + at); Vector512.Store(cc + rr, hi + at); }
+                    if (lanesOut) { Vector512.Store(Act(cc - rr, act, vs), lo + at); Vector512.Store(Act(cc + rr, act, vs), hi + at); }
                     else { Vector512.Store(cc - rr, tl + q * 16); Vector512.Store(cc + rr, th + q * 16); }
                 }
                 if (lanesOut) continue;
