@@ -63,6 +63,8 @@ public unsafe class FastBoundsLaneTests
         yield return (3, 18, 16, 7);
         yield return (16, 128, 32, 5);
         yield return (9, 200, 48, 3);
+        // Rows too long for float chunk totals (their chunks are totalled in double).
+        yield return (2, 5000, 16, 1);
     }
 
     /// <summary>

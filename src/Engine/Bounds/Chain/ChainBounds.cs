@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Engine.Autograd;
 using Engine.Cpu;
 using Engine.Graph;
@@ -300,7 +301,7 @@ internal static unsafe partial class ChainBounds
                 for (int i = i0; i < i1; i += 16)
                 {
                     int m = Math.Min(16, i1 - i);
-                    var cv = Load(c + i, m); var rv = Load(r + i, m);
+                    var cv = m == 16 ? Vector512.Load(c + i) : Load(c + i, m); var rv = m == 16 ? Vector512.Load(r + i) : Load(r + i, m);
                     var v0 = Vector512.Load(q0 + i); var v1 = Vector512.Load(q1 + i); var v2 = Vector512.Load(q2 + i); var v3 = Vector512.Load(q3 + i);
                     a0 = Vector512.FusedMultiplyAdd(v0, cv, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Abs(v0), rv, b0);
                     a1 = Vector512.FusedMultiplyAdd(v1, cv, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Abs(v1), rv, b1);

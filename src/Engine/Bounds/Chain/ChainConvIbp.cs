@@ -279,40 +279,43 @@ internal static unsafe partial class ChainBounds
         }
     }
 
+    // Masked loads and stores: one instruction with AVX-512; the element-wise fallbacks live in methods of their own so
+    // that these stay small enough to inline into the vector loops.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Load(float* p, Vector512<float> mask)
+        => Avx512F.IsSupported ? Avx512F.MaskLoad(p, mask, Vector512<float>.Zero) : LoadSlow(p, mask);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> v, float* p, Vector512<float> mask)
     {
-        if (Avx512F.IsSupported) return Avx512F.MaskLoad(p, mask, Vector512<float>.Zero);
+        if (Avx512F.IsSupported) Avx512F.MaskStore(p, mask, v);
+        else StoreSlow(v, p, mask);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load(float* p, int n)
+        => n == 16 ? Vector512.Load(p) : Avx512F.IsSupported ? Avx512F.MaskLoad(p, Mask(n), Vector512<float>.Zero) : LoadSlow(p, Mask(n));
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> v, float* p, int n)
+    {
+        if (n == 16) Vector512.Store(v, p);
+        else if (Avx512F.IsSupported) Avx512F.MaskStore(p, Mask(n), v);
+        else StoreSlow(v, p, Mask(n));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static Vector512<float> LoadSlow(float* p, Vector512<float> mask)
+    {
         var t = stackalloc float[16];
         for (int i = 0; i < 16; i++) t[i] = mask[i] != 0 ? p[i] : 0f;
         return Vector512.Load(t);
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> v, float* p, Vector512<float> mask)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void StoreSlow(Vector512<float> v, float* p, Vector512<float> mask)
     {
-        if (Avx512F.IsSupported) { Avx512F.MaskStore(p, mask, v); return; }
         for (int i = 0; i < 16; i++) if (mask[i] != 0) p[i] = v[i];
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load(float* p, int n)
-    {
-        if (n == 16) return Vector512.Load(p);
-        if (Avx512F.IsSupported) return Avx512F.MaskLoad(p, Mask(n), Vector512<float>.Zero);
-        var t = stackalloc float[16];
-        for (int i = 0; i < 16; i++) t[i] = i < n ? p[i] : 0f;
-        return Vector512.Load(t);
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> v, float* p, int n)
-    {
-        if (n == 16) { Vector512.Store(v, p); return; }
-        if (Avx512F.IsSupported) { Avx512F.MaskStore(p, Mask(n), v); return; }
-        var t = stackalloc float[16];
-        Vector512.Store(v, t);
-        for (int i = 0; i < n; i++) p[i] = t[i];
     }
 
     /// <summary>A lane mask with the first n lanes set.</summary>

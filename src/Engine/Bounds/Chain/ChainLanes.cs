@@ -14,29 +14,33 @@ namespace Engine.Bounds;
 /// packing, |W| formed in registers). Centre and radius are two such products, W·c and |W|·r'.
 /// <para>
 /// Rounding. An output is the float sum, in tap order from zero, of at most <see cref="LaneChunk"/> products (a fused
-/// multiply-add each: one rounding per term); longer rows are cut into chunks whose float sums are added in double
-/// and rounded to float once. The error is therefore at most γ₁₂₈ + u (about 129 units of roundoff) times the sum of
-/// the terms' magnitudes, inside the ρ·Σ|terms| margin the IBP rule charges (ρ = 1e-5 by default, about 168 units):
+/// multiply-add each: one rounding per term); longer rows are cut into chunks whose float sums are added in float
+/// when no term then meets more than <see cref="LaneChunk"/> roundings in all (chunk length + chunks − 1 ≤ 128, rows
+/// up to about 4000 taps), else in double and rounded to float once. The error is therefore at most γ₁₂₈ + u (about
+/// 129 units of roundoff) times the sum of the terms' magnitudes, inside the ρ·Σ|terms| margin the IBP rule charges
+/// (ρ = 1e-5 by default, about 168 units):
 /// the same guarantee as the per-example kernels, whose sums are at most a convolution's taps or 16 float terms
 /// per lane. Padding lanes hold zero examples and are never written back.
 /// </para>
 /// </summary>
 internal static unsafe partial class ChainBounds
 {
-    /// <summary>Longest run of terms summed in float before a chunk is added into the double total.</summary>
+    /// <summary>Most roundings any term of a lane product meets: its chunk's sum, then one per later chunk when chunk totals stay in float.</summary>
     internal const int LaneChunk = 128;
 
     /// <summary>Lanes of a batch: the batch rounded up to a multiple of 16.</summary>
     internal static int LaneCount(int batch) => (batch + 15) & ~15;
 
     /// <summary>
-    /// Hands a chunk's accumulator to its output: 0 stores it (the only chunk); 1 starts the double total, 2 adds to
-    /// it, 3 adds the last chunk and stores the total rounded to float. y and d address the same element.
+    /// Hands a chunk's accumulator to its output: 0 stores it (the first or only chunk), 4 adds it to the float total;
+    /// 1 starts a double total, 2 adds to it, 3 adds the last chunk and stores the total rounded to float. y and d
+    /// address the same element.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Emit(Vector512<float> v, float* y, double* d, int emit)
     {
         if (emit == 0) { Vector512.Store(v, y); return; }
+        if (emit == 4) { Vector512.Store(Vector512.Load(y) + v, y); return; }
         var lo = Vector512.WidenLower(v); var hi = Vector512.WidenUpper(v);
         if (emit != 1) { lo += Vector512.Load(d); hi += Vector512.Load(d + 8); }
         if (emit == 3) Vector512.Store(Vector512.Narrow(lo, hi), y);
@@ -52,19 +56,28 @@ internal static unsafe partial class ChainBounds
     internal static void LaneAffine(float* x, int* toff, int taps, int* pbase, int pixels, float* w, long ldw, int m, bool abs,
                                     int lanes, float* y, double* d, double* norms = null)
     {
-        int blocks = (m + 11) / 12, chunks = (taps + LaneChunk - 1) / LaneChunk, step = (taps + chunks - 1) / chunks;
+        int blocks = (m + 11) / 12, chunks = (taps + LaneChunk - 1) / LaneChunk;
+        // Chunk totals in float while every term meets at most LaneChunk roundings (its chunk's, then one per later
+        // chunk): step + chunks − 1 ≤ LaneChunk, up to about 4000 taps; longer rows total in double.
+        bool inFloat = chunks == 1;
+        for (int c = Math.Max(2, chunks); !inFloat && c <= LaneChunk / 2; c++)
+            if ((taps + c - 1) / c + c - 1 <= LaneChunk) { chunks = c; inFloat = true; }
+        int step = (taps + chunks - 1) / chunks;
         int groups = lanes / 16;
         long ldy = (long)pixels * lanes;
         // Items are (row block, pixel) pairs; blocks share rows evenly (sizes differ by at most one).
         int items = blocks * pixels;
         double perItem = (double)taps * lanes * m / blocks;
         int minChunk = (int)Math.Max(1, Math.Ceiling(LaneParallelWork / perItem));
+        // Per row, lane vectors of Σ|w| and Σw² (moved to double every 8 chunks: at most 64 float terms per lane).
+        float[]? nva = norms == null ? null : ScratchPool.Rent(32L * m);
+        float* nv = nva == null ? null : ScratchPool.Ptr(nva);
         CpuThreads.For(items, minChunk, (i0, i1) =>
         {
             for (int c = 0; c < chunks; c++)
             {
                 int t0 = c * step, t1 = Math.Min(taps, t0 + step);
-                int emit = chunks == 1 ? 0 : c == 0 ? 1 : c == chunks - 1 ? 3 : 2;
+                int emit = inFloat ? (c == 0 ? 0 : 4) : c == 0 ? 1 : c == chunks - 1 ? 3 : 2;
                 for (int it = i0; it < i1; it++)
                 {
                     int blk = it / pixels, p = it - blk * pixels;
@@ -78,31 +91,64 @@ internal static unsafe partial class ChainBounds
                         kernel(xp + g * 16, toff, t0, t1, w + (long)r0 * ldw, ldw, y + yo + g * 16, d + yo + g * 16, ldy, emit);
                     }
                     // The rows' chunk is in L1 now: their norms cost no second pass over W.
-                    if (norms != null && p == 0) RowNorms(w + (long)r0 * ldw, ldw, rows, t0, t1, norms + r0, norms + m + r0, c == 0);
+                    if (nv != null && p == 0)
+                        RowNorms(w + (long)r0 * ldw, ldw, rows, t0, t1, nv + (long)r0 * 32, c % 8 == 0, c % 8 == 7 || c == chunks - 1 ? norms + r0 : null, m, c < 8);
                 }
             }
         });
+        if (nva != null) ScratchPool.Return(nva);
     }
 
     /// <summary>
-    /// Σ|w| into l1[r] and Σw² into sq[r] (double; set when <paramref name="first"/>, else added) over columns [t0, t1) of
-    /// rows r &lt; rows (stride ldw), each lane summing at most 8 terms in float.
+    /// Adds Σ|w| and Σw² over columns [t0, t1) of rows r &lt; rows (stride ldw) into their lane vectors nv[32r..] and
+    /// nv[32r + 16..] (restarted when <paramref name="start"/>); with <paramref name="flush"/>, moves the lane sums into
+    /// flush[r] (Σ|w|) and flush[m + r] (Σw²), in double (set when <paramref name="set"/>, else added).
     /// </summary>
-    private static void RowNorms(float* w, long ldw, int rows, int t0, int t1, double* l1, double* sq, bool first)
+    private static void RowNorms(float* w, long ldw, int rows, int t0, int t1, float* nv, bool start, double* flush, int m, bool set)
     {
-        for (int r = 0; r < rows; r++)
+        // Four rows at a time: eight independent sums keep the adds from waiting on each other.
+        for (int r0 = 0; r0 < rows; r0 += 4)
         {
-            float* wr = w + r * ldw;
-            var a = Vector512<float>.Zero; var q = a;
-            for (int t = t0; t < t1; t += 16)
+            int nr = Math.Min(4, rows - r0);
+            float* w0 = w + r0 * ldw, w1 = nr > 1 ? w0 + ldw : w0, w2 = nr > 2 ? w0 + 2 * ldw : w0, w3 = nr > 3 ? w0 + 3 * ldw : w0;
+            float* v0 = nv + r0 * 32;
+            var z = Vector512<float>.Zero;
+            Vector512<float> a0 = z, a1 = z, a2 = z, a3 = z, q0 = z, q1 = z, q2 = z, q3 = z;
+            if (!start)
             {
-                var v = Load(wr + t, Math.Min(16, t1 - t));
-                a += Vector512.Abs(v);
-                q = Vector512.FusedMultiplyAdd(v, v, q);
+                a0 = Vector512.Load(v0); q0 = Vector512.Load(v0 + 16);
+                if (nr > 1) { a1 = Vector512.Load(v0 + 32); q1 = Vector512.Load(v0 + 48); }
+                if (nr > 2) { a2 = Vector512.Load(v0 + 64); q2 = Vector512.Load(v0 + 80); }
+                if (nr > 3) { a3 = Vector512.Load(v0 + 96); q3 = Vector512.Load(v0 + 112); }
             }
-            double sa = Vector512.Sum(a), sb = Vector512.Sum(q);
-            if (first) { l1[r] = sa; sq[r] = sb; }
-            else { l1[r] += sa; sq[r] += sb; }
+            int t = t0;
+            for (; t + 16 <= t1; t += 16)
+            {
+                var x0 = Vector512.Load(w0 + t); var x1 = Vector512.Load(w1 + t); var x2 = Vector512.Load(w2 + t); var x3 = Vector512.Load(w3 + t);
+                a0 += Vector512.Abs(x0); q0 = Vector512.FusedMultiplyAdd(x0, x0, q0);
+                a1 += Vector512.Abs(x1); q1 = Vector512.FusedMultiplyAdd(x1, x1, q1);
+                a2 += Vector512.Abs(x2); q2 = Vector512.FusedMultiplyAdd(x2, x2, q2);
+                a3 += Vector512.Abs(x3); q3 = Vector512.FusedMultiplyAdd(x3, x3, q3);
+            }
+            if (t < t1)
+            {
+                int n = t1 - t;
+                var x0 = Load(w0 + t, n); var x1 = Load(w1 + t, n); var x2 = Load(w2 + t, n); var x3 = Load(w3 + t, n);
+                a0 += Vector512.Abs(x0); q0 = Vector512.FusedMultiplyAdd(x0, x0, q0);
+                a1 += Vector512.Abs(x1); q1 = Vector512.FusedMultiplyAdd(x1, x1, q1);
+                a2 += Vector512.Abs(x2); q2 = Vector512.FusedMultiplyAdd(x2, x2, q2);
+                a3 += Vector512.Abs(x3); q3 = Vector512.FusedMultiplyAdd(x3, x3, q3);
+            }
+            for (int i = 0; i < nr; i++)
+            {
+                var a = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3;
+                var q = i == 0 ? q0 : i == 1 ? q1 : i == 2 ? q2 : q3;
+                if (flush == null) { Vector512.Store(a, v0 + i * 32); Vector512.Store(q, v0 + i * 32 + 16); continue; }
+                double sa = Vector512.Sum(a), sb = Vector512.Sum(q);
+                int r = r0 + i;
+                if (set) { flush[r] = sa; flush[m + r] = sb; }
+                else { flush[r] += sa; flush[m + r] += sb; }
+            }
         }
     }
 
