@@ -107,6 +107,31 @@ public unsafe class FastBoundsLaneTests
             }
     }
 
+    /// <summary>
+    /// The centre-and-radius kernel forms each sum exactly as the single products do (same terms, same order), so
+    /// both of its outputs equal W·xc and |W|·xr bit for bit; rows that need double chunk totals are declined.
+    /// </summary>
+    [Test]
+    public void LanePairEqualsTheTwoSingleProducts()
+    {
+        var rng = new Random(10);
+        foreach (var (m, taps, lanes, pixels) in Shapes())
+        {
+            var (xc, toff, pbase) = Inputs(rng, taps, lanes, pixels, integers: false);
+            var xr = xc.Select(v => Math.Abs(v) * 0.5f).ToArray();
+            var w = Enumerable.Range(0, m * taps).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var yc = new float[(long)m * pixels * lanes]; var yr = new float[yc.Length];
+            bool done;
+            fixed (float* pc = xc, pr = xr, pw = w, pyc = yc, pyr = yr)
+            fixed (int* pt = toff, pb = pbase)
+                done = ChainBounds.LanePair(pc, pr, pt, taps, pbase == null ? null : pb, pixels, pw, taps, m, lanes, pyc, pyr, null);
+            Assert.That(done, Is.EqualTo(ChainBounds.Chunks(taps, out _, out _)), $"taps {taps}");
+            if (!done) continue;
+            Assert.That(yc, Is.EqualTo(LaneAffine(xc, toff, pbase, pixels, w, m, taps, false, lanes)), $"m {m} taps {taps} lanes {lanes}: centre");
+            Assert.That(yr, Is.EqualTo(LaneAffine(xr, toff, pbase, pixels, w, m, taps, true, lanes)), $"m {m} taps {taps} lanes {lanes}: radius");
+        }
+    }
+
     [Test]
     public void LaneAffineDoesNotDependOnTheThreadCount()
     {
@@ -171,11 +196,15 @@ public unsafe class FastBoundsLaneTests
                     var c = R(n * lanes); var r = R(n * lanes).Select(Math.Abs).ToArray(); var addC = R(n); var addR = R(n).Select(Math.Abs).ToArray();
                     var lo = Enumerable.Repeat(float.NaN, batch * n + 8).ToArray(); var hi = (float[])lo.Clone();
                     var ll = new float[n * lanes]; var lh = new float[n * lanes];
-                    var leaky = new ActLayer(0.25f);
-                    fixed (float* pc = c, pr = r, pa = addC, pb = addR, pl = lo, ph = hi, pll = ll, plh = lh)
+                    var lc = new float[n * lanes]; var lr = new float[n * lanes];
+                    fixed (float* pc = c, pr = r, pa = addC, pb = addR, pl = lo, ph = hi, pll = ll, plh = lh, plc = lc, plr = lr)
                     {
                         ChainBounds.FinishLanes(pc, pr, bias ? pa : null, pb, n, batch, lanes, pl, ph);
-                        ChainBounds.FinishLanes(pc, pr, bias ? pa : null, pb, n, batch, lanes, pll, plh, lanesOut: true, act: leaky);
+                        // Kept in lanes with a leaky activation, then as the next layer's centre and radius.
+                        var ep = new ChainBounds.LaneEpilogue { OutA = pll, OutB = plh, Lanes = lanes, Act = true, Slope = 0.25f };
+                        ChainBounds.FinishLanes(pc, pr, bias ? pa : null, pb, n, batch, lanes, null, null, &ep);
+                        var ec = new ChainBounds.LaneEpilogue { OutA = plc, OutB = plr, Lanes = lanes, Act = true, Slope = 0.25f, Center = true, Rho = 1e-5f };
+                        ChainBounds.FinishLanes(pc, pr, bias ? pa : null, pb, n, batch, lanes, null, null, &ec);
                     }
                     for (int e = 0; e < batch; e++)
                         for (int j = 0; j < n; j++)
@@ -184,8 +213,13 @@ public unsafe class FastBoundsLaneTests
                             Assert.That(lo[e * n + j], Is.EqualTo(cc - rr), $"batch {batch} n {n}: lower of ({e}, {j})");
                             Assert.That(hi[e * n + j], Is.EqualTo(cc + rr), $"batch {batch} n {n}: upper of ({e}, {j})");
                             float Act(float v) => v >= 0 ? v : v * 0.25f;
-                            Assert.That(ll[j * lanes + e], Is.EqualTo(Act(cc - rr)));
-                            Assert.That(lh[j * lanes + e], Is.EqualTo(Act(cc + rr)));
+                            float l = Act(cc - rr), h = Act(cc + rr);
+                            Assert.That(ll[j * lanes + e], Is.EqualTo(l));
+                            Assert.That(lh[j * lanes + e], Is.EqualTo(h));
+                            // The box rule's centre and widened radius (ChainBounds.CenterRadius).
+                            float mid = (l + h) * 0.5f;
+                            Assert.That(lc[j * lanes + e], Is.EqualTo(mid));
+                            Assert.That(lr[j * lanes + e], Is.EqualTo((h - l) * 0.5f * (1 + 1e-5f) + MathF.Abs(mid) * 1e-5f));
                         }
                     Assert.That(lo[batch * n], Is.NaN, "nothing is written past the rows");
                 }

@@ -111,6 +111,7 @@ internal static unsafe partial class ChainBounds
         int last = layers.Length - 1;
         Array.Clear(run.LaneOut);
         Array.Clear(run.ActFused);
+        Array.Clear(run.Centered);
         if (!ibp || run.Batch <= SmallBatch) return;
         for (int k = 0; k < last; k++)
         {
@@ -121,6 +122,9 @@ internal static unsafe partial class ChainBounds
             run.LaneOut[k] = j <= last && TakesLanes(run, j) && !(j == last && hasSpec);
             // The activation right after it is applied as the outputs are formed (its input is read by nobody else).
             if (run.LaneOut[k] && layers[k + 1] is ActLayer) run.ActFused[k + 1] = true;
+            // Handed straight to the next affine layer: as that layer's box-rule centre and radius.
+            int v = run.ActFused[k + 1] ? k + 1 : k;
+            if (run.LaneOut[k] && v + 1 <= last && layers[v + 1] is DenseLayer or ConvLayer) { run.Centered[v] = true; run.Consumer[v] = v + 1; }
         }
     }
 

@@ -60,6 +60,14 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     public readonly bool[] LaneOut = new bool[plan.Layers.Length];
     /// <summary>Per activation layer: its output is written by the affine layer before it (lane layout, pure IBP).</summary>
     public readonly bool[] ActFused = new bool[plan.Layers.Length];
+    /// <summary>
+    /// Per value in lane layout: held as the box rule's centre and widened radius of its consumer (layer Consumer[v],
+    /// in that convolution's padded planes when it is one) instead of (lo, hi).
+    /// </summary>
+    public readonly bool[] Centered = new bool[plan.Layers.Length];
+    public readonly int[] Consumer = new int[plan.Layers.Length];
+    /// <summary>Per output element of a layer that writes its consumer's padded planes: the element's lane row there.</summary>
+    public readonly Pinned<int> DstOffsets = new();
     public readonly Pinned<double> DAcc = new();
     private readonly System.Collections.Concurrent.ConcurrentBag<ChainBackward> _workers = [];
 

@@ -116,10 +116,12 @@ internal static unsafe partial class ChainBounds
         float rho = run.Rho, alpha = run.Alpha, onePlus = 1 + rho, re = run.Eps * onePlus;
         bool ball = k == 0 && run.Ball, inLanes = k > 0 && run.LaneOut[k - 1];
         long plane = (long)hp * wp * lanes, row = (long)wp * lanes, n0 = (long)cin * h * wd;
-        float* xc = run.C.Get(cin * plane), xr = run.R.Get(cin * plane);
         float* lo = ball ? run.X0.Get(0) : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
         float* hi = ball ? lo : k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
-        for (int ci = 0; ci < cin; ci++)
+        // The layer before may have written the centre and radius into these planes already.
+        bool handed = k > 0 && run.Centered[k - 1];
+        float* xc = handed ? lo : run.C.Get(cin * plane), xr = handed ? hi : run.R.Get(cin * plane);
+        for (int ci = 0; ci < cin && !handed; ci++)
         {
             float* pc = xc + ci * plane, pr = xr + ci * plane;
             // Only the padding needs zeros: the rows above and below the image and each image row's margins.
@@ -161,9 +163,6 @@ internal static unsafe partial class ChainBounds
         float* w = Ptr(g.W);
         float* bias = g.B == null ? null : Ptr(g.B);
         float* yc = run.Tmp.Get((long)nout * lanes), yr = run.Tmp2.Get((long)nout * lanes);
-        double* dacc = run.DAcc.Get(2L * nout * lanes);
-        LaneAffine(xc, toff, taps, pbase, opix, w, taps, g.Cout, false, lanes, yc, dacc);
-        LaneAffine(xr, toff, taps, pbase, opix, w, taps, g.Cout, true, lanes, yr, dacc + (long)nout * lanes);
         float* addC = run.Tmp3.Get(2L * nout), addR = addC + nout;
         for (int co = 0; co < g.Cout; co++)
         {
@@ -171,7 +170,16 @@ internal static unsafe partial class ChainBounds
             new Span<float>(addC + (long)co * opix, opix).Fill(bc);
             new Span<float>(addR + (long)co * opix, opix).Fill(bias == null ? alpha : MathF.Abs(bc) * rho + alpha);
         }
-        FinishLanes(yc, yr, bias == null ? null : addC, addR, nout, bsz, lanes, olo, ohi, run.LaneOut[k], FusedAct(run, k));
+        if (bias == null) addC = null;
+        bool lanesOut = OutEpilogue(run, k, olo, ohi, addC, addR, out var ep);
+        if (!LanePair(xc, xr, toff, taps, pbase, opix, w, taps, g.Cout, lanes, yc, yr, lanesOut ? &ep : null))
+        {
+            double* dacc = run.DAcc.Get(2L * nout * lanes);
+            LaneAffine(xc, toff, taps, pbase, opix, w, taps, g.Cout, false, lanes, yc, dacc);
+            LaneAffine(xr, toff, taps, pbase, opix, w, taps, g.Cout, true, lanes, yr, dacc + (long)nout * lanes);
+            FinishLanes(yc, yr, addC, addR, nout, bsz, lanes, olo, ohi, lanesOut ? &ep : null);
+        }
+        else if (!lanesOut) FinishLanes(yc, yr, addC, addR, nout, bsz, lanes, olo, ohi);
         GC.KeepAlive(g);
     }
 

@@ -25,8 +25,10 @@ internal static unsafe partial class ChainBounds
         float* hi = k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
         // An activation fused into the layer before it is already done.
         if (run.ActFused[k]) return;
-        long held = (long)(run.LaneOut[k] ? LaneCount(b) : b) * nout;
         int into = k + 1 < run.ActFused.Length && run.ActFused[k + 1] ? k + 1 : k;
+        long held = (long)(run.LaneOut[k] ? LaneCount(b) : b) * nout;
+        if (run.Centered[into] && run.Plan.Layers[run.Consumer[into]] is ConvLayer next)
+            held = (long)next.Cin * (next.H + 2 * next.PH) * (next.Wd + 2 * next.PW) * LaneCount(b);
         float* olo = run.Lo[into].Get(held), ohi = run.Hi[into].Get(held);
         bool ball = k == 0 && run.Ball;
         switch (layer)
@@ -136,18 +138,30 @@ internal static unsafe partial class ChainBounds
             // Lane layout: the box of every input element for all examples, then W·c and |W|·r' as two lane products.
             int lanes = LaneCount(bsz);
             float* lo = k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0), hi = k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
-            float* xc = run.C.Get((long)nin * lanes), xr = run.R.Get((long)nin * lanes);
-            if (k > 0 && run.LaneOut[k - 1]) BoxToCenterRadius(lo, hi, xc, xr, (long)nin * lanes, rho);
+            float* xc, xr;
+            // The layer before may have handed over the centre and radius already.
+            if (k > 0 && run.Centered[k - 1]) { xc = lo; xr = hi; }
             else
             {
-                ToLanes(lo, nin, bsz, nin, xc, lanes);
-                ToLanes(hi, nin, bsz, nin, xr, lanes);
-                BoxToCenterRadius(xc, xr, xc, xr, (long)nin * lanes, rho);
+                xc = run.C.Get((long)nin * lanes); xr = run.R.Get((long)nin * lanes);
+                if (k > 0 && run.LaneOut[k - 1]) BoxToCenterRadius(lo, hi, xc, xr, (long)nin * lanes, rho);
+                else
+                {
+                    ToLanes(lo, nin, bsz, nin, xc, lanes);
+                    ToLanes(hi, nin, bsz, nin, xr, lanes);
+                    BoxToCenterRadius(xc, xr, xc, xr, (long)nin * lanes, rho);
+                }
             }
             float* yc = run.Tmp.Get((long)nout * lanes), yr = run.Tmp2.Get((long)nout * lanes);
-            DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0);
-            DenseLanes(run, w, nin, nout, xr, true, lanes, yr, 1);
-            FinishLanes(yc, yr, bias, ra, nout, bsz, lanes, olo, ohi, run.LaneOut[k], FusedAct(run, k));
+            bool lanesOut = OutEpilogue(run, k, olo, ohi, bias, ra, out var ep);
+            int* toff = DenseOffsets(run, nin, lanes);
+            if (!LanePair(xc, xr, toff, nin, null, 1, w, nin, nout, lanes, yc, yr, lanesOut ? &ep : null))
+            {
+                DenseLanes(run, w, nin, nout, xc, false, lanes, yc, 0);
+                DenseLanes(run, w, nin, nout, xr, true, lanes, yr, 1);
+                FinishLanes(yc, yr, bias, ra, nout, bsz, lanes, olo, ohi, lanesOut ? &ep : null);
+            }
+            else if (!lanesOut) FinishLanes(yc, yr, bias, ra, nout, bsz, lanes, olo, ohi);
             GC.KeepAlive(d);
             return;
         }
@@ -233,7 +247,8 @@ internal static unsafe partial class ChainBounds
             float* sp = xnl + lanes, ba = sp + nout;
             float erl = run.Eps * (1 + rho);
             for (int j = 0; j < nout; j++) { sp[j] = norms[j] * erl; ba[j] = bias == null ? 0f : MathF.Abs(bias[j]); }
-            FinishBallLanes(yc, ye, bias, sp, ba, norms + nout, xnl, rho, alpha, nout, bsz, lanes, olo, ohi, run.LaneOut[0], FusedAct(run, 0));
+            bool lanesOut = OutEpilogue(run, 0, olo, ohi, null, null, out var ep);
+            FinishBallLanes(yc, ye, bias, sp, ba, norms + nout, xnl, rho, alpha, nout, bsz, lanes, olo, ohi, lanesOut ? &ep : null);
             GC.KeepAlive(d);
             return;
         }
@@ -273,10 +288,17 @@ internal static unsafe partial class ChainBounds
     /// </summary>
     private static void DenseLanes(ChainRun run, float* w, int nin, int nout, float* x, bool abs, int lanes, float* y, int slot, double* norms = null)
     {
-        int* toff = run.Offsets.Get(nin);
-        for (int t = 0; t < nin; t++) toff[t] = t * lanes;
+        int* toff = DenseOffsets(run, nin, lanes);
         double* dacc = run.DAcc.Get(2L * nout * lanes) + (long)slot * nout * lanes;
         LaneAffine(x, toff, nin, null, 1, w, nin, nout, abs, lanes, y, dacc, norms);
+    }
+
+    /// <summary>The tap offsets of a Linear layer's lane product: input i at i·lanes.</summary>
+    private static int* DenseOffsets(ChainRun run, int nin, int lanes)
+    {
+        int* toff = run.Offsets.Get(nin);
+        for (int t = 0; t < nin; t++) toff[t] = t * lanes;
+        return toff;
     }
 
     /// <summary>
@@ -306,12 +328,11 @@ internal static unsafe partial class ChainBounds
     /// <summary>
     /// <see cref="DenseBall"/>'s output from lane-layout centres: c + b ± (spread + (mag + |b|)·ρ + α) per output j and
     /// example, mag = the exact |W_j|·|x₀| (exact, lane layout) or ‖W_j‖₂·‖x₀‖₂ (n2[j]·xn[lane]); written as [batch, n]
-    /// rows, or in lane layout when <paramref name="lanesOut"/>.
+    /// rows, or through the epilogue ep when given (its constants unused).
     /// </summary>
     private static void FinishBallLanes(float* c, float* exact, float* bias, float* spread, float* babs, float* n2, float* xn,
-                                        float rho, float alpha, int n, int batch, int lanes, float* lo, float* hi, bool lanesOut, ActLayer? act)
+                                        float rho, float alpha, int n, int batch, int lanes, float* lo, float* hi, LaneEpilogue* ep)
     {
-        var vs = Vector512.Create(act?.Slope ?? 0f);
         float* tl = stackalloc float[512];
         float* th = tl + 256;
         var vr = Vector512.Create(rho); var va = Vector512.Create(alpha);
@@ -329,10 +350,10 @@ internal static unsafe partial class ChainBounds
                     var cc = Vector512.Load(c + at);
                     if (bias != null) cc += Vector512.Create(bias[j]);
                     var rr = Vector512.Create(spread[j]) + (mag + Vector512.Create(babs[j])) * vr + va;
-                    if (lanesOut) { Vector512.Store(Act(cc - rr, act, vs), lo + at); Vector512.Store(Act(cc + rr, act, vs), hi + at); }
+                    if (ep != null) StoreOut(ep, cc - rr, cc + rr, j, g);
                     else { Vector512.Store(cc - rr, tl + q * 16); Vector512.Store(cc + rr, th + q * 16); }
                 }
-                if (lanesOut) continue;
+                if (ep != null) continue;
                 int cols = Math.Min(16, batch - g);
                 Transpose16(tl, 16, jr, cols, lo + (long)g * n + j0, n, jr);
                 Transpose16(th, 16, jr, cols, hi + (long)g * n + j0, n, jr);
@@ -368,13 +389,6 @@ internal static unsafe partial class ChainBounds
     /// <summary>The activation layer whose output layer k writes (ChainRun.ActFused), or null.</summary>
     private static ActLayer? FusedAct(ChainRun run, int k)
         => k + 1 < run.ActFused.Length && run.ActFused[k + 1] ? (ActLayer)run.Plan.Layers[k + 1] : null;
-
-    /// <summary><see cref="Activate"/> of one vector (none when act is null); s holds the slope.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> Act(Vector512<float> v, ActLayer? act, Vector512<float> s)
-        => act == null ? v
-         : act.Slope == 0 ? Vector512.Max(v, Vector512<float>.Zero)
-         : Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), v, v * s);
 
     /// <summary>y = x for x ≥ 0, slope·x otherwise (ReLU: max(x, 0)).</summary>
     private static void Activate(float* x, float* y, long n, float slope)

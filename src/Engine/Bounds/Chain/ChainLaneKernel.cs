@@ -211,4 +211,119 @@ internal static unsafe class ChainLaneKernel
         &Block<One, One, One>, &Block<Two, One, One>, &Block<C3, One, One>, &Block<C4, One, One>, &Block<C5, One, One>, &Block<C6, One, One>, &Block<C7, One, One>, &Block<C8, One, One>, &Block<C9, One, One>, &Block<C10, One, One>, &Block<C11, One, One>, &Block<C12, One, One>,
         &Block<One, Two, One>, &Block<Two, Two, One>, &Block<C3, Two, One>, &Block<C4, Two, One>, &Block<C5, Two, One>, &Block<C6, Two, One>, &Block<C7, Two, One>, &Block<C8, Two, One>, &Block<C9, Two, One>, &Block<C10, Two, One>, &Block<C11, Two, One>, &Block<C12, Two, One>,
     ];
+
+    /// <summary>
+    /// Centre and radius together: a block of TM (≤ 6) rows times TG groups of 16 lanes, W·c into one set of
+    /// accumulators and |W|·r' into another over taps [t0, t1) (each input vector and weight loaded once for both),
+    /// then handed to <see cref="ChainBounds.EmitPair"/>: stored or added as a chunk total, or finished by the epilogue.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Pair<TM, TG>(float* xc, float* xr, int* toff, int t0, int t1, float* w, long ldw, float* yc, float* yr, long ldy,
+                                    int emit, ChainBounds.LaneEpilogue* ep, int j0, int jstride, int lane0)
+        where TM : struct, IConst where TG : struct, IConst
+    {
+        var c00 = Vector512<float>.Zero;
+        var r00 = c00;
+        var c01 = c00;
+        var r01 = c00;
+        var c10 = c00;
+        var r10 = c00;
+        var c11 = c00;
+        var r11 = c00;
+        var c20 = c00;
+        var r20 = c00;
+        var c21 = c00;
+        var r21 = c00;
+        var c30 = c00;
+        var r30 = c00;
+        var c31 = c00;
+        var r31 = c00;
+        var c40 = c00;
+        var r40 = c00;
+        var c41 = c00;
+        var r41 = c00;
+        var c50 = c00;
+        var r50 = c00;
+        var c51 = c00;
+        var r51 = c00;
+        nint l1 = (nint)(ldw * sizeof(float)), l2 = 2 * l1;
+        byte* pa = (byte*)(w + t0), pb = (byte*)(w + 3 * ldw + t0);
+        int* to = toff + t0, end = toff + t1;
+        for (; to < end; to++, pa += sizeof(float), pb += sizeof(float))
+        {
+            int at = *to;
+            var x0 = Vector512.Load(xc + at); var u0 = Vector512.Load(xr + at);
+            var x1 = TG.Value > 1 ? Vector512.Load(xc + at + 16) : x0; var u1 = TG.Value > 1 ? Vector512.Load(xr + at + 16) : u0;
+            if (TM.Value > 0)
+            {
+                var v = Vector512.Create(*(float*)(pa)); var a = Vector512.Abs(v);
+                c00 = Vector512.FusedMultiplyAdd(v, x0, c00); r00 = Vector512.FusedMultiplyAdd(a, u0, r00);
+                if (TG.Value > 1) { c01 = Vector512.FusedMultiplyAdd(v, x1, c01); r01 = Vector512.FusedMultiplyAdd(a, u1, r01); }
+            }
+            if (TM.Value > 1)
+            {
+                var v = Vector512.Create(*(float*)(pa + l1)); var a = Vector512.Abs(v);
+                c10 = Vector512.FusedMultiplyAdd(v, x0, c10); r10 = Vector512.FusedMultiplyAdd(a, u0, r10);
+                if (TG.Value > 1) { c11 = Vector512.FusedMultiplyAdd(v, x1, c11); r11 = Vector512.FusedMultiplyAdd(a, u1, r11); }
+            }
+            if (TM.Value > 2)
+            {
+                var v = Vector512.Create(*(float*)(pa + l2)); var a = Vector512.Abs(v);
+                c20 = Vector512.FusedMultiplyAdd(v, x0, c20); r20 = Vector512.FusedMultiplyAdd(a, u0, r20);
+                if (TG.Value > 1) { c21 = Vector512.FusedMultiplyAdd(v, x1, c21); r21 = Vector512.FusedMultiplyAdd(a, u1, r21); }
+            }
+            if (TM.Value > 3)
+            {
+                var v = Vector512.Create(*(float*)(pb)); var a = Vector512.Abs(v);
+                c30 = Vector512.FusedMultiplyAdd(v, x0, c30); r30 = Vector512.FusedMultiplyAdd(a, u0, r30);
+                if (TG.Value > 1) { c31 = Vector512.FusedMultiplyAdd(v, x1, c31); r31 = Vector512.FusedMultiplyAdd(a, u1, r31); }
+            }
+            if (TM.Value > 4)
+            {
+                var v = Vector512.Create(*(float*)(pb + l1)); var a = Vector512.Abs(v);
+                c40 = Vector512.FusedMultiplyAdd(v, x0, c40); r40 = Vector512.FusedMultiplyAdd(a, u0, r40);
+                if (TG.Value > 1) { c41 = Vector512.FusedMultiplyAdd(v, x1, c41); r41 = Vector512.FusedMultiplyAdd(a, u1, r41); }
+            }
+            if (TM.Value > 5)
+            {
+                var v = Vector512.Create(*(float*)(pb + l2)); var a = Vector512.Abs(v);
+                c50 = Vector512.FusedMultiplyAdd(v, x0, c50); r50 = Vector512.FusedMultiplyAdd(a, u0, r50);
+                if (TG.Value > 1) { c51 = Vector512.FusedMultiplyAdd(v, x1, c51); r51 = Vector512.FusedMultiplyAdd(a, u1, r51); }
+            }
+        }
+        ChainBounds.EmitPair(c00, r00, yc + 0 * ldy, yr + 0 * ldy, emit, ep, j0 + 0 * jstride, lane0);
+        if (TG.Value > 1) ChainBounds.EmitPair(c01, r01, yc + 0 * ldy + 16, yr + 0 * ldy + 16, emit, ep, j0 + 0 * jstride, lane0 + 16);
+        if (TM.Value > 1)
+        {
+            ChainBounds.EmitPair(c10, r10, yc + 1 * ldy, yr + 1 * ldy, emit, ep, j0 + 1 * jstride, lane0);
+            if (TG.Value > 1) ChainBounds.EmitPair(c11, r11, yc + 1 * ldy + 16, yr + 1 * ldy + 16, emit, ep, j0 + 1 * jstride, lane0 + 16);
+        }
+        if (TM.Value > 2)
+        {
+            ChainBounds.EmitPair(c20, r20, yc + 2 * ldy, yr + 2 * ldy, emit, ep, j0 + 2 * jstride, lane0);
+            if (TG.Value > 1) ChainBounds.EmitPair(c21, r21, yc + 2 * ldy + 16, yr + 2 * ldy + 16, emit, ep, j0 + 2 * jstride, lane0 + 16);
+        }
+        if (TM.Value > 3)
+        {
+            ChainBounds.EmitPair(c30, r30, yc + 3 * ldy, yr + 3 * ldy, emit, ep, j0 + 3 * jstride, lane0);
+            if (TG.Value > 1) ChainBounds.EmitPair(c31, r31, yc + 3 * ldy + 16, yr + 3 * ldy + 16, emit, ep, j0 + 3 * jstride, lane0 + 16);
+        }
+        if (TM.Value > 4)
+        {
+            ChainBounds.EmitPair(c40, r40, yc + 4 * ldy, yr + 4 * ldy, emit, ep, j0 + 4 * jstride, lane0);
+            if (TG.Value > 1) ChainBounds.EmitPair(c41, r41, yc + 4 * ldy + 16, yr + 4 * ldy + 16, emit, ep, j0 + 4 * jstride, lane0 + 16);
+        }
+        if (TM.Value > 5)
+        {
+            ChainBounds.EmitPair(c50, r50, yc + 5 * ldy, yr + 5 * ldy, emit, ep, j0 + 5 * jstride, lane0);
+            if (TG.Value > 1) ChainBounds.EmitPair(c51, r51, yc + 5 * ldy + 16, yr + 5 * ldy + 16, emit, ep, j0 + 5 * jstride, lane0 + 16);
+        }
+    }
+
+    /// <summary>Pair&lt;TM, TG&gt; by [(TG − 1) · 6 + TM − 1].</summary>
+    public static readonly delegate*<float*, float*, int*, int, int, float*, long, float*, float*, long, int, ChainBounds.LaneEpilogue*, int, int, int, void>[] Pairs =
+    [
+        &Pair<One, One>, &Pair<Two, One>, &Pair<C3, One>, &Pair<C4, One>, &Pair<C5, One>, &Pair<C6, One>,
+        &Pair<One, Two>, &Pair<Two, Two>, &Pair<C3, Two>, &Pair<C4, Two>, &Pair<C5, Two>, &Pair<C6, Two>,
+    ];
 }

@@ -56,16 +56,12 @@ internal static unsafe partial class ChainBounds
     internal static void LaneAffine(float* x, int* toff, int taps, int* pbase, int pixels, float* w, long ldw, int m, bool abs,
                                     int lanes, float* y, double* d, double* norms = null)
     {
-        int blocks = (m + 11) / 12, chunks = (taps + LaneChunk - 1) / LaneChunk;
-        // Chunk totals in float while every term meets at most LaneChunk roundings (its chunk's, then one per later
-        // chunk): step + chunks − 1 ≤ LaneChunk, up to about 4000 taps; longer rows total in double.
-        bool inFloat = chunks == 1;
-        for (int c = Math.Max(2, chunks); !inFloat && c <= LaneChunk / 2; c++)
-            if ((taps + c - 1) / c + c - 1 <= LaneChunk) { chunks = c; inFloat = true; }
-        int step = (taps + chunks - 1) / chunks;
+        int blocks = (m + 11) / 12;
+        bool inFloat = Chunks(taps, out int chunks, out int step);
         int groups = lanes / 16;
         long ldy = (long)pixels * lanes;
-        // Items are (row block, pixel) pairs; blocks share rows evenly (sizes differ by at most one).
+        // Items are (pixel, row block) pairs, pixel-major so the blocks of a pixel reuse its inputs from L1; blocks share
+        // rows evenly (sizes differ by at most one).
         int items = blocks * pixels;
         double perItem = (double)taps * lanes * m / blocks;
         int minChunk = (int)Math.Max(1, Math.Ceiling(LaneParallelWork / perItem));
@@ -80,7 +76,7 @@ internal static unsafe partial class ChainBounds
                 int emit = inFloat ? (c == 0 ? 0 : 4) : c == 0 ? 1 : c == chunks - 1 ? 3 : 2;
                 for (int it = i0; it < i1; it++)
                 {
-                    int blk = it / pixels, p = it - blk * pixels;
+                    int p = it / blocks, blk = it - p * blocks;
                     int r0 = (int)((long)blk * m / blocks), rows = (int)((long)(blk + 1) * m / blocks) - r0;
                     float* xp = pbase == null ? x : x + pbase[p];
                     long yo = (long)r0 * ldy + (long)p * lanes;
@@ -97,6 +93,112 @@ internal static unsafe partial class ChainBounds
             }
         });
         if (nva != null) ScratchPool.Return(nva);
+    }
+
+    /// <summary>
+    /// How a row of <paramref name="taps"/> terms is cut into chunks: true when the chunk totals can stay in float, every
+    /// term then meeting at most <see cref="LaneChunk"/> roundings (its chunk's, then one per later chunk:
+    /// step + chunks − 1 ≤ LaneChunk, rows up to about 4000 taps); false: chunks of LaneChunk totalled in double.
+    /// </summary>
+    internal static bool Chunks(int taps, out int chunks, out int step)
+    {
+        chunks = (taps + LaneChunk - 1) / LaneChunk;
+        bool inFloat = chunks == 1;
+        for (int c = Math.Max(2, chunks); !inFloat && c <= LaneChunk / 2; c++)
+            if ((taps + c - 1) / c + c - 1 <= LaneChunk) { chunks = c; inFloat = true; }
+        step = (taps + chunks - 1) / chunks;
+        return inFloat;
+    }
+
+    /// <summary>
+    /// What the last chunk of a lane pair (<see cref="LanePair"/>) does with an element's centre and radius sums: adds
+    /// the layer's constants (c + AddC, r + AddR: the bias and the rounding margin), forms lo = c − r and hi = c + r,
+    /// applies the activation fused after the layer, and stores either (lo, hi) or, when <see cref="Center"/>, the next
+    /// layer's box-rule centre and widened radius (as <see cref="BoxToCenterRadius"/>), into OutA / OutB at the
+    /// element's lane row (Dst[j], or j·lanes).
+    /// </summary>
+    internal struct LaneEpilogue
+    {
+        public float* AddC, AddR, OutA, OutB;
+        public int* Dst;
+        public int Lanes;
+        public bool Act, Center;
+        public float Slope, Rho;
+    }
+
+    /// <summary>
+    /// A pair kernel's sums of one element and 16 lanes: 0 stores them as the first chunk's totals, 4 adds them to the
+    /// totals; 5 finishes them through the epilogue, 6 adds the earlier totals first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void EmitPair(Vector512<float> c, Vector512<float> r, float* yc, float* yr, int emit, LaneEpilogue* ep, int j, int lane0)
+    {
+        if (emit == 0) { Vector512.Store(c, yc); Vector512.Store(r, yr); return; }
+        if (emit == 4) { Vector512.Store(Vector512.Load(yc) + c, yc); Vector512.Store(Vector512.Load(yr) + r, yr); return; }
+        if (emit == 6) { c = Vector512.Load(yc) + c; r = Vector512.Load(yr) + r; }
+        if (ep->AddC != null) c += Vector512.Create(ep->AddC[j]);
+        r += Vector512.Create(ep->AddR[j]);
+        StoreOut(ep, c - r, c + r, j, lane0);
+    }
+
+    /// <summary>The epilogue's activation and store of (lo, hi) for element j, lanes [lane0, lane0 + 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreOut(LaneEpilogue* ep, Vector512<float> lo, Vector512<float> hi, int j, int lane0)
+    {
+        if (ep->Act)
+        {
+            if (ep->Slope == 0) { lo = Vector512.Max(lo, Vector512<float>.Zero); hi = Vector512.Max(hi, Vector512<float>.Zero); }
+            else
+            {
+                var s = Vector512.Create(ep->Slope);
+                lo = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(lo, Vector512<float>.Zero), lo, lo * s);
+                hi = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(hi, Vector512<float>.Zero), hi, hi * s);
+            }
+        }
+        long at = (ep->Dst != null ? ep->Dst[j] : (long)j * ep->Lanes) + lane0;
+        if (!ep->Center) { Vector512.Store(lo, ep->OutA + at); Vector512.Store(hi, ep->OutB + at); return; }
+        var half = Vector512.Create(0.5f);
+        var cc = (lo + hi) * half;
+        Vector512.Store(cc, ep->OutA + at);
+        Vector512.Store((hi - lo) * half * Vector512.Create(1 + ep->Rho) + Vector512.Abs(cc) * Vector512.Create(ep->Rho), ep->OutB + at);
+    }
+
+    /// <summary>
+    /// Centre and radius of an affine map in one pass (<see cref="ChainLaneKernel.Pair{TM, TG}"/>): W·xc and |W|·xr
+    /// over the taps as <see cref="LaneAffine"/> forms each (same sums, same order), finished by the epilogue, or, when
+    /// ep is null, left in yc / yr ([(r·pixels + p)·lanes + e]). False, and nothing done, when the rows need double
+    /// chunk totals (<see cref="Chunks"/>): the caller takes two <see cref="LaneAffine"/> products then.
+    /// </summary>
+    internal static bool LanePair(float* xc, float* xr, int* toff, int taps, int* pbase, int pixels, float* w, long ldw, int m,
+                                  int lanes, float* yc, float* yr, LaneEpilogue* ep)
+    {
+        if (!Chunks(taps, out int chunks, out int step)) return false;
+        int blocks = (m + 5) / 6, groups = lanes / 16, items = blocks * pixels;
+        long ldy = (long)pixels * lanes;
+        double perItem = 2.0 * taps * lanes * m / blocks;
+        int minChunk = (int)Math.Max(1, Math.Ceiling(LaneParallelWork / perItem));
+        CpuThreads.For(items, minChunk, (i0, i1) =>
+        {
+            for (int c = 0; c < chunks; c++)
+            {
+                int t0 = c * step, t1 = Math.Min(taps, t0 + step);
+                bool last = c == chunks - 1;
+                int emit = last && ep != null ? (c == 0 ? 5 : 6) : c == 0 ? 0 : 4;
+                for (int it = i0; it < i1; it++)
+                {
+                    int p = it / blocks, blk = it - p * blocks;
+                    int r0 = (int)((long)blk * m / blocks), rows = (int)((long)(blk + 1) * m / blocks) - r0;
+                    long xo = pbase == null ? 0 : pbase[p], yo = (long)r0 * ldy + (long)p * lanes;
+                    for (int g = 0; g < groups; g += 2)
+                    {
+                        int tg = Math.Min(2, groups - g);
+                        ChainLaneKernel.Pairs[(tg - 1) * 6 + rows - 1](xc + xo + g * 16, xr + xo + g * 16, toff, t0, t1, w + (long)r0 * ldw, ldw,
+                            yc + yo + g * 16, yr + yo + g * 16, ldy, emit, ep, r0 * pixels + p, pixels, g * 16);
+                    }
+                }
+            }
+        });
+        return true;
     }
 
     /// <summary>
@@ -260,13 +362,11 @@ internal static unsafe partial class ChainBounds
 
     /// <summary>
     /// The box rule's output from lane-layout sums: lo = (c + addC) − (r + addR), hi = (c + addC) + (r + addR) per
-    /// element j &lt; n (addC null: none), as <see cref="Finish"/>, written back as [batch, n] rows, or in lane layout when
-    /// <paramref name="lanesOut"/> (then with the activation <paramref name="act"/> applied when given).
+    /// element j &lt; n (addC null: none), as <see cref="Finish"/>: through the epilogue ep (its constants are addC and
+    /// addR), or, when ep is null, written back as [batch, n] rows into lo / hi.
     /// </summary>
-    internal static void FinishLanes(float* c, float* r, float* addC, float* addR, int n, int batch, int lanes, float* lo, float* hi,
-                                     bool lanesOut = false, ActLayer? act = null)
+    internal static void FinishLanes(float* c, float* r, float* addC, float* addR, int n, int batch, int lanes, float* lo, float* hi, LaneEpilogue* ep = null)
     {
-        var vs = Vector512.Create(act?.Slope ?? 0f);
         float* tl = stackalloc float[512];
         float* th = tl + 256;
         for (int j0 = 0; j0 < n; j0 += 16)
@@ -280,13 +380,63 @@ internal static unsafe partial class ChainBounds
                     var cc = Vector512.Load(c + at);
                     if (addC != null) cc += Vector512.Create(addC[j0 + q]);
                     var rr = Vector512.Load(r + at) + Vector512.Create(addR[j0 + q]);
-                    if (lanesOut) { Vector512.Store(Act(cc - rr, act, vs), lo + at); Vector512.Store(Act(cc + rr, act, vs), hi + at); }
+                    if (ep != null) StoreOut(ep, cc - rr, cc + rr, j0 + q, g);
                     else { Vector512.Store(cc - rr, tl + q * 16); Vector512.Store(cc + rr, th + q * 16); }
                 }
-                if (lanesOut) continue;
+                if (ep != null) continue;
                 int cols = Math.Min(16, batch - g);
                 Transpose16(tl, 16, jr, cols, lo + (long)g * n + j0, n, jr);
                 Transpose16(th, 16, jr, cols, hi + (long)g * n + j0, n, jr);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Where layer k's lane-layout output goes (value k, or k + 1 with its activation fused): the epilogue that stores
+    /// it there with the layer's constants addC / addR, as (lo, hi) or as the consumer's centre and radius (in the
+    /// consumer convolution's padded planes, whose padding is cleared here). Null when the output goes back to rows.
+    /// </summary>
+    private static bool OutEpilogue(ChainRun run, int k, float* olo, float* ohi, float* addC, float* addR, out LaneEpilogue ep)
+    {
+        ep = default;
+        if (!run.LaneOut[k]) return false;
+        var act = FusedAct(run, k);
+        int v = act == null ? k : k + 1, n = run.Plan.Layers[k].OutSize, lanes = LaneCount(run.Batch);
+        ep = new LaneEpilogue
+        {
+            AddC = addC, AddR = addR, OutA = olo, OutB = ohi, Lanes = lanes, Act = act != null, Slope = act?.Slope ?? 0f,
+            Center = run.Centered[v], Rho = run.Rho,
+        };
+        if (run.Centered[v] && run.Plan.Layers[run.Consumer[v]] is ConvLayer g)
+        {
+            int hp = g.H + 2 * g.PH, wp = g.Wd + 2 * g.PW;
+            long row = (long)wp * lanes, plane = hp * row;
+            int* dst = run.DstOffsets.Get(n);
+            for (int ci = 0, j = 0; ci < g.Cin; ci++)
+                for (int y = 0; y < g.H; y++)
+                    for (int x = 0; x < g.Wd; x++, j++) dst[j] = (int)(ci * plane + (y + g.PH) * row + (long)(x + g.PW) * lanes);
+            ep.Dst = dst;
+            ClearPadding(olo, g, lanes); ClearPadding(ohi, g, lanes);
+        }
+        return true;
+    }
+
+    /// <summary>Zeroes the padding of a convolution's input planes [Cin, H + 2·PH, W + 2·PW, lanes]: the rows above and below the image and each image row's margins.</summary>
+    private static void ClearPadding(float* planes, ConvLayer g, int lanes)
+    {
+        int hp = g.H + 2 * g.PH, wp = g.Wd + 2 * g.PW;
+        long row = (long)wp * lanes, plane = hp * row, margin = (long)g.PW * lanes;
+        for (int ci = 0; ci < g.Cin; ci++)
+        {
+            float* pc = planes + ci * plane;
+            ChainKernels.Clear(pc, g.PH * row);
+            ChainKernels.Clear(pc + (g.PH + g.H) * row, g.PH * row);
+            if (margin == 0) continue;
+            for (int y = 0; y < g.H; y++)
+            {
+                float* r0 = pc + (y + g.PH) * row;
+                ChainKernels.Clear(r0, margin);
+                ChainKernels.Clear(r0 + margin + (long)g.Wd * lanes, margin);
             }
         }
     }
