@@ -398,10 +398,11 @@ public unsafe class FastBoundsLaneTests
             var xs = x.ToArray();
             int k = ShapeOut(graph, x);
             foreach (var (setName, p) in Sets)
-                foreach (bool withSpec in new[] { false, true })
+                foreach (int specKind in new[] { 0, 1, 2, 3 })
                 {
-                    var spec = withSpec ? Spec.Margins(Enumerable.Range(0, batch).Select(i => i % k).ToArray(), k) : null;
-                    string what = $"{name} batch {batch} {setName} spec {withSpec}";
+                    bool withSpec = specKind > 0;
+                    var spec = SpecOf(specKind, batch, k);
+                    string what = $"{name} batch {batch} {setName} spec {specKind}";
                     int before = ChainBounds.TakenOnThisThread;
                     var r = B.Compute(graph, x, p, BoundMethod.Ibp, spec);
                     Assert.That(ChainBounds.TakenOnThisThread, Is.EqualTo(before + 1), $"{what}: the fast path was not taken");
@@ -435,6 +436,29 @@ public unsafe class FastBoundsLaneTests
                         }
                     }
                 }
+        }
+    }
+
+    /// <summary>
+    /// 0: none; 1: margins (two nonzeros a row); 2: dense random rows per example; 3: one scaled output per row (one
+    /// nonzero a row, some rows of an example with none in a lane's place).
+    /// </summary>
+    private static Spec? SpecOf(int kind, int batch, int k)
+    {
+        var g = new Generator((ulong)(kind * 100 + batch));
+        switch (kind)
+        {
+            case 1: return Spec.Margins(Enumerable.Range(0, batch).Select(i => i % k).ToArray(), k);
+            case 2: return new Spec(Tensor.Uniform([batch, 3, k], -1f, 1f, g));
+            case 3:
+            {
+                var c = new float[batch * 2 * k];
+                var rng = new Random(kind + batch);
+                for (int e = 0; e < batch; e++)
+                    for (int row = 0; row < 2; row++) c[(e * 2 + row) * k + rng.Next(k)] = (float)(rng.NextDouble() * 4 - 2);
+                return new Spec(Tensor.FromArray(c, batch, 2, k));
+            }
+            default: return null;
         }
     }
 

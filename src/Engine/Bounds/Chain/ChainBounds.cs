@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Engine.Autograd;
@@ -53,7 +54,7 @@ internal static unsafe partial class ChainBounds
             // IBP over a ball into a Linear or convolution reads x₀ only: the box itself is not needed.
             if (!Prepare(run, x, perturbation, o, x0Only: method == BoundMethod.Ibp && plan.Layers[0] is DenseLayer or ConvLayer)) return null;
             run.ExactMargins = method != BoundMethod.Ibp;
-            PlanLanes(run, method == BoundMethod.Ibp, spec != null);
+            PlanLanes(run, method == BoundMethod.Ibp, spec);
             var result = method == BoundMethod.Ibp ? Ibp(run, spec) : Crown(run, spec, refine: method == BoundMethod.Crown);
             _taken++;
             return result;
@@ -105,10 +106,11 @@ internal static unsafe partial class ChainBounds
     /// layer is a Linear or a convolution that reads lanes (the Linear a spec folds into reads rows); activations keep
     /// their input's layout. Everything else (CROWN's intermediate bounds, the output, element-wise layers) is rows.
     /// </summary>
-    private static void PlanLanes(ChainRun run, bool ibp, bool hasSpec)
+    private static void PlanLanes(ChainRun run, bool ibp, Spec? spec)
     {
         var layers = run.Plan.Layers;
         int last = layers.Length - 1;
+        bool hasSpec = spec != null && !FoldsInLanes(run, spec);
         Array.Clear(run.LaneOut);
         Array.Clear(run.ActFused);
         Array.Clear(run.Centered);
@@ -126,6 +128,17 @@ internal static unsafe partial class ChainBounds
             int v = run.ActFused[k + 1] ? k + 1 : k;
             if (run.LaneOut[k] && v + 1 <= last && layers[v + 1] is DenseLayer or ConvLayer) { run.Centered[v] = true; run.Consumer[v] = v + 1; }
         }
+    }
+
+    /// <summary>
+    /// The spec folds into the last Linear in lane layout (<see cref="FoldSpecLanes"/>): a Linear after another layer
+    /// with at most 16 outputs (one vector holds a column of W) and rows short enough for float chunk totals.
+    /// </summary>
+    private static bool FoldsInLanes(ChainRun run, Spec spec)
+    {
+        var layers = run.Plan.Layers;
+        return Avx512F.IsSupported && layers.Length > 1 && layers[^1] is DenseLayer d && d.OutSize <= 16 && run.Batch > SmallBatch
+               && Chunks(d.InSize, out _, out _) && (long)d.InSize * LaneCount(run.Batch) <= int.MaxValue && spec.Outputs == d.OutSize;
     }
 
     /// <summary>Layer k is computed in lane layout (ChainLanes.cs) at this call's batch size.</summary>
@@ -186,7 +199,8 @@ internal static unsafe partial class ChainBounds
                                    Tensor.FromSpan(new ReadOnlySpan<float>(run.Hi[last].Get(0), b * nout), [b, nout], null));
         int s = spec.Count;
         float* lower = run.OutLo.Get((long)b * s), upper = run.OutHi.Get((long)b * s);
-        if (fold) FoldSpec(run, (DenseLayer)layers[last], spec, lower, upper);
+        if (fold && last > 0 && run.Centered[last - 1]) FoldSpecLanes(run, (DenseLayer)layers[last], spec, lower, upper);
+        else if (fold) FoldSpec(run, (DenseLayer)layers[last], spec, lower, upper);
         else SpecOnBox(run, spec, lower, upper);
         return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
                                Tensor.FromSpan(new ReadOnlySpan<float>(upper, b * s), [b, s], null));
@@ -248,6 +262,171 @@ internal static unsafe partial class ChainBounds
             }
         }
         GC.KeepAlive(d); GC.KeepAlive(spec);
+    }
+
+    /// <summary>
+    /// <see cref="FoldSpec"/> on a batch whose last hidden value is in lane layout (handed over as its box-rule centre
+    /// and widened radius): every example's rows at once, one lane each. A column of W is one vector, so example e's
+    /// folded coefficient q = Σ_j C_e[row, j]·W[j, i] is formed in lane e by permuting that column: fused multiply-adds
+    /// over e's nonzero coefficients, j ascending, as the generic C·W (lanes with fewer nonzeros add exact zeros).
+    /// The sums Σ q·c and Σ |q|·r' run in float chunks as the lane products (<see cref="Chunks"/>).
+    /// </summary>
+    private static void FoldSpecLanes(ChainRun run, DenseLayer d, Spec spec, float* lower, float* upper)
+    {
+        int b = run.Batch, lanes = LaneCount(b), s = spec.Count, nout = d.OutSize, nin = d.InSize, last = run.Plan.Layers.Length - 1;
+        float rho = run.Rho, alpha = run.Alpha;
+        float* c = run.Lo[last - 1].Get(0), r = run.Hi[last - 1].Get(0);
+        float* w = Ptr(d.W);
+        float* bias = d.B == null ? null : Ptr(d.B);
+        // Columns of W as vectors: wt[16·i + j] = W[j, i] (zero past nout).
+        float* wt = run.WAbs.Get(16L * nin + 16);
+        for (int i0 = 0; i0 < nin; i0 += 16) Transpose16(w + i0, nin, nout, Math.Min(16, nin - i0), wt + 16L * i0, 16, 16);
+        // Per row and k-th nonzero: each lane's output index and coefficient (padding lanes and missing ones: 0, 0).
+        // Each row's nonzero coefficients as a bit mask over the outputs (nout ≤ 16), taken in ascending j.
+        int* nzm = run.PixelOffsets.Get((long)b * s);
+        int kmax = 1;
+        var outs = Mask(nout);
+        for (int e = 0; e < b; e++)
+        {
+            float* ce = SpecRows(spec, e);
+            for (int row = 0; row < s; row++)
+            {
+                var v = Load(ce + (long)row * nout, outs);
+                int m = (int)Vector512.ExtractMostSignificantBits(~Vector512.Equals(v, Vector512<float>.Zero) & outs.AsSingle());
+                nzm[e * s + row] = m;
+                kmax = Math.Max(kmax, BitOperations.PopCount((uint)m));
+            }
+        }
+        long slots = (long)s * kmax * lanes;
+        int* idx = run.Offsets.Get(slots);
+        float* coef = run.Tmp.Get(slots);
+        new Span<int>(idx, (int)slots).Clear(); new Span<float>(coef, (int)slots).Clear();
+        double* bterms = run.DAcc.Get(2L * b * s);
+        for (int e = 0; e < b; e++)
+        {
+            float* ce = SpecRows(spec, e);
+            for (int row = 0; row < s; row++)
+            {
+                float* cr = ce + (long)row * nout;
+                double cb = 0, cba = 0;
+                long at = (long)row * kmax * lanes + e;
+                for (uint m = (uint)nzm[e * s + row]; m != 0; m &= m - 1, at += lanes)
+                {
+                    int j = BitOperations.TrailingZeroCount(m);
+                    idx[at] = j; coef[at] = cr[j];
+                    if (bias != null) { cb += (double)cr[j] * bias[j]; cba += Math.Abs((double)cr[j]) * Math.Abs(bias[j]); }
+                }
+                bterms[(long)e * s + row] = cb; bterms[(long)(b + e) * s + row] = cba;
+            }
+        }
+        float* sums = run.Tmp2.Get(2L * s * lanes);
+        Chunks(nin, out int chunks, out int step);
+        for (int row0 = 0; row0 < s; row0 += 4)
+        {
+            int rows = Math.Min(4, s - row0);
+            for (int g = 0; g < lanes; g += 16)
+                for (int ch = 0; ch < chunks; ch++)
+                {
+                    int t0 = ch * step, t1 = Math.Min(nin, t0 + step);
+                    var z = Vector512<float>.Zero;
+                    Vector512<float> a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+                    if (kmax <= 2)
+                    {
+                        // The common case (margins: two nonzeros per row), with each row's indices and coefficients in registers.
+                        FoldDots2(wt, c, r, idx, coef, row0, rows, kmax, lanes, g, t0, t1, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3);
+                        goto emit;
+                    }
+                    for (int i = t0; i < t1; i++)
+                    {
+                        var wv = Vector512.Load(wt + 16L * i);
+                        var cv = Vector512.Load(c + (long)i * lanes + g); var rv = Vector512.Load(r + (long)i * lanes + g);
+                        var q = Folded(wv, idx, coef, row0, kmax, lanes, g);
+                        a0 = Vector512.FusedMultiplyAdd(q, cv, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b0);
+                        if (rows > 1)
+                        {
+                            q = Folded(wv, idx, coef, row0 + 1, kmax, lanes, g);
+                            a1 = Vector512.FusedMultiplyAdd(q, cv, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b1);
+                        }
+                        if (rows > 2)
+                        {
+                            q = Folded(wv, idx, coef, row0 + 2, kmax, lanes, g);
+                            a2 = Vector512.FusedMultiplyAdd(q, cv, a2); b2 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b2);
+                        }
+                        if (rows > 3)
+                        {
+                            q = Folded(wv, idx, coef, row0 + 3, kmax, lanes, g);
+                            a3 = Vector512.FusedMultiplyAdd(q, cv, a3); b3 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b3);
+                        }
+                    }
+                    emit:
+                    int emit = ch == 0 ? 0 : 4;
+                    Emit(a0, sums + (long)row0 * lanes + g, null, emit); Emit(b0, sums + (long)(s + row0) * lanes + g, null, emit);
+                    if (rows > 1) { Emit(a1, sums + (long)(row0 + 1) * lanes + g, null, emit); Emit(b1, sums + (long)(s + row0 + 1) * lanes + g, null, emit); }
+                    if (rows > 2) { Emit(a2, sums + (long)(row0 + 2) * lanes + g, null, emit); Emit(b2, sums + (long)(s + row0 + 2) * lanes + g, null, emit); }
+                    if (rows > 3) { Emit(a3, sums + (long)(row0 + 3) * lanes + g, null, emit); Emit(b3, sums + (long)(s + row0 + 3) * lanes + g, null, emit); }
+                }
+        }
+        for (int e = 0; e < b; e++)
+            for (int row = 0; row < s; row++)
+            {
+                double cb = bterms[(long)e * s + row], cba = bterms[(long)(b + e) * s + row];
+                double center = cb + sums[(long)row * lanes + e], rad = sums[(long)(s + row) * lanes + e];
+                double radius = bias != null ? rad + (cba * rho + alpha) : rad + alpha;
+                lower[(long)e * s + row] = (float)(center - radius);
+                upper[(long)e * s + row] = (float)(center + radius);
+            }
+        GC.KeepAlive(d); GC.KeepAlive(spec);
+    }
+
+    /// <summary>
+    /// <see cref="FoldSpecLanes"/>'s sums for four rows with at most two nonzero coefficients per lane (kmax ≤ 2; a
+    /// second coefficient of zero adds an exact zero), indices and coefficients held in registers across the inputs.
+    /// </summary>
+    private static void FoldDots2(float* wt, float* c, float* r, int* idx, float* coef, int row0, int rows, int kmax, int lanes, int g, int t0, int t1,
+                                  ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+                                  ref Vector512<float> b0, ref Vector512<float> b1, ref Vector512<float> b2, ref Vector512<float> b3)
+    {
+        // Each row's slots (rows past the last repeat the first; their sums are not stored); a missing second
+        // coefficient (kmax = 1) is read as the first times zero.
+        long next = (long)kmax * lanes, k1 = kmax > 1 ? lanes : 0;
+        long p0 = (long)row0 * next + g, p1 = rows > 1 ? p0 + next : p0, p2 = rows > 2 ? p0 + 2 * next : p0, p3 = rows > 3 ? p0 + 3 * next : p0;
+        float second = kmax > 1 ? 1f : 0f;
+        var i00 = Vector512.Load(idx + p0); var i01 = Vector512.Load(idx + p0 + k1);
+        var c00 = Vector512.Load(coef + p0); var c01 = Vector512.Load(coef + p0 + k1) * second;
+        var i10 = Vector512.Load(idx + p1); var i11 = Vector512.Load(idx + p1 + k1);
+        var c10 = Vector512.Load(coef + p1); var c11 = Vector512.Load(coef + p1 + k1) * second;
+        var i20 = Vector512.Load(idx + p2); var i21 = Vector512.Load(idx + p2 + k1);
+        var c20 = Vector512.Load(coef + p2); var c21 = Vector512.Load(coef + p2 + k1) * second;
+        var i30 = Vector512.Load(idx + p3); var i31 = Vector512.Load(idx + p3 + k1);
+        var c30 = Vector512.Load(coef + p3); var c31 = Vector512.Load(coef + p3 + k1) * second;
+        var z = Vector512<float>.Zero;
+        // Local accumulators (the JIT keeps them in registers, not the caller's).
+        Vector512<float> s0 = z, s1 = z, s2 = z, s3 = z, u0 = z, u1 = z, u2 = z, u3 = z;
+        for (int i = t0; i < t1; i++)
+        {
+            var wv = Vector512.Load(wt + 16L * i);
+            var cv = Vector512.Load(c + (long)i * lanes + g); var rv = Vector512.Load(r + (long)i * lanes + g);
+            var q = Vector512.FusedMultiplyAdd(c01, Avx512F.PermuteVar16x32(wv, i01), Vector512.FusedMultiplyAdd(c00, Avx512F.PermuteVar16x32(wv, i00), z));
+            s0 = Vector512.FusedMultiplyAdd(q, cv, s0); u0 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u0);
+            q = Vector512.FusedMultiplyAdd(c11, Avx512F.PermuteVar16x32(wv, i11), Vector512.FusedMultiplyAdd(c10, Avx512F.PermuteVar16x32(wv, i10), z));
+            s1 = Vector512.FusedMultiplyAdd(q, cv, s1); u1 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u1);
+            q = Vector512.FusedMultiplyAdd(c21, Avx512F.PermuteVar16x32(wv, i21), Vector512.FusedMultiplyAdd(c20, Avx512F.PermuteVar16x32(wv, i20), z));
+            s2 = Vector512.FusedMultiplyAdd(q, cv, s2); u2 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u2);
+            q = Vector512.FusedMultiplyAdd(c31, Avx512F.PermuteVar16x32(wv, i31), Vector512.FusedMultiplyAdd(c30, Avx512F.PermuteVar16x32(wv, i30), z));
+            s3 = Vector512.FusedMultiplyAdd(q, cv, s3); u3 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u3);
+        }
+        a0 = s0; a1 = s1; a2 = s2; a3 = s3; b0 = u0; b1 = u1; b2 = u2; b3 = u3;
+    }
+
+    /// <summary>Lane e of the result: Σ_k coef[row, k, e]·w[idx[row, k, e]] by fused multiply-adds from zero, k ascending.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Folded(Vector512<float> w, int* idx, float* coef, int row, int kmax, int lanes, int g)
+    {
+        var q = Vector512<float>.Zero;
+        long at = (long)row * kmax * lanes + g;
+        for (int k = 0; k < kmax; k++, at += lanes)
+            q = Vector512.FusedMultiplyAdd(Vector512.Load(coef + at), Avx512F.PermuteVar16x32(w, Vector512.Load(idx + at)), q);
+        return q;
     }
 
     /// <summary>Distinct spec matrices whose folded rows a call keeps at once.</summary>
