@@ -67,7 +67,7 @@ internal static unsafe partial class ChainBounds
     }
 
     /// <summary>
-    /// Copies the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and
+    /// Takes the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and
     /// forms the input box (not needed, and skipped, for a ball when only x₀ is read: <paramref name="x0Only"/>).
     /// </summary>
     private static bool Prepare(ChainRun run, Tensor x, Perturbation p, BoundOptions o, bool x0Only = false)
@@ -83,8 +83,9 @@ internal static unsafe partial class ChainBounds
         run.Batch = b; run.Eps = eps; run.Norm = p.Norm; run.Options = o; run.CallId++;
         run.Rho = o.RoundingRelative; run.Alpha = o.RoundingAbsolute;
         run.Ball = p.Norm == PerturbationNorm.L2 || !clip;
-        float* x0 = run.X0.Get(total), lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
-        Buffer.MemoryCopy(xs, x0, total * 4, total * 4);
+        // x₀ is read in place: the caller keeps x alive for the whole call.
+        run.X0 = xs;
+        float* lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
         if (!(x0Only && run.Ball)) Box(xs, lo, hi, total, eps, cl, ch);
         if (!run.Ball)
         {
@@ -220,7 +221,7 @@ internal static unsafe partial class ChainBounds
         float* c = run.C.Get((long)b * nin), r = run.R.Get((long)b * nin);
         if (l2Ball)
         {
-            float* x0 = run.X0.Get(0);
+            float* x0 = run.X0;
             for (long i = 0; i < (long)b * nin; i++) { c[i] = x0[i]; r[i] = MathF.Abs(x0[i]); }
         }
         else CenterRadius(run, k, c, r);

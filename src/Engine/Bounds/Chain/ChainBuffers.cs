@@ -36,7 +36,9 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     public BoundOptions Options = BoundOptions.Default;
     /// <summary>Form the first layer's rounding magnitude exactly whatever the batch (CROWN; see ChainIbp.cs).</summary>
     public bool ExactMargins;
-    public readonly Pinned<float> X0 = new(), BoxLo = new(), BoxHi = new(), BoxC = new(), BoxR = new();
+    /// <summary>The input x₀ of this call, [batch, n₀] (the caller's tensor, alive for the call).</summary>
+    public float* X0;
+    public readonly Pinned<float> BoxLo = new(), BoxHi = new(), BoxC = new(), BoxR = new();
     public readonly Pinned<float>[] Lo = NewArray(plan.Layers.Length), Hi = NewArray(plan.Layers.Length);
     // Per activation layer (indexed by the layer), per example: class (0 zero, 1 exact, 2 unstable), slopes, intercept.
     public readonly Pinned<byte>[] Cls = NewBytes(plan.Layers.Length);

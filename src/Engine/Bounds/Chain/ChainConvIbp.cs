@@ -116,7 +116,7 @@ internal static unsafe partial class ChainBounds
         float rho = run.Rho, alpha = run.Alpha, onePlus = 1 + rho, re = run.Eps * onePlus;
         bool ball = k == 0 && run.Ball, inLanes = k > 0 && run.LaneOut[k - 1];
         long plane = (long)hp * wp * lanes, row = (long)wp * lanes, n0 = (long)cin * h * wd;
-        float* lo = ball ? run.X0.Get(0) : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
+        float* lo = ball ? run.X0 : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
         float* hi = ball ? lo : k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
         // The layer before may have written the centre and radius into these planes already.
         bool handed = k > 0 && run.Centered[k - 1];
@@ -194,7 +194,7 @@ internal static unsafe partial class ChainBounds
         int hp = h + 2 * padH, wp = wd + 2 * padW, pw = (wp + sw - 1) / sw + 16;
         float rho = run.Rho, onePlus = 1 + rho, re = run.Eps * onePlus;
         bool ball = k == 0 && run.Ball;
-        float* lo = ball ? run.X0.Get(0) : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
+        float* lo = ball ? run.X0 : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
         float* hi = ball ? lo : k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
         if (phases) { ChainKernels.Clear(pc, bsz * per); ChainKernels.Clear(pr, bsz * per); }
         else

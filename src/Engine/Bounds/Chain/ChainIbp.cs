@@ -97,7 +97,7 @@ internal static unsafe partial class ChainBounds
         float rho = run.Rho, onePlus = 1 + rho;
         if (k == 0 && run.Ball)
         {
-            float* x0 = run.X0.Get(0);
+            float* x0 = run.X0;
             float re = run.Eps * onePlus;
             for (long i = 0; i < total; i++) { c[i] = x0[i]; r[i] = re + MathF.Abs(x0[i]) * rho; }
             return;
@@ -192,7 +192,7 @@ internal static unsafe partial class ChainBounds
         int bsz = run.Batch, nin = d.InSize, nout = d.OutSize;
         float rho = run.Rho, alpha = run.Alpha;
         bool l2 = run.Norm == PerturbationNorm.L2;
-        float* x0 = run.X0.Get(0);
+        float* x0 = run.X0;
         float* w = Ptr(d.W);
         float* bias = d.B == null ? null : Ptr(d.B);
         float* center = run.Tmp.Get((long)bsz * nout);
