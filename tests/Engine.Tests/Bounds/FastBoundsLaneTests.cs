@@ -391,51 +391,63 @@ public unsafe class FastBoundsLaneTests
     {
         using var _ = new NoGrad();
         foreach (var (name, net) in Nets())
-        {
-            var graph = net.Graph();
-            int d = net.InShape.Aggregate(1, (a, v) => a * v);
-            var x = Tensor.Uniform([batch, .. net.InShape], 0f, 1f, new Generator((ulong)(batch + 3)));
-            var xs = x.ToArray();
-            int k = ShapeOut(graph, x);
             foreach (var (setName, p) in Sets)
                 foreach (int specKind in new[] { 0, 1, 2, 3 })
-                {
-                    bool withSpec = specKind > 0;
-                    var spec = SpecOf(specKind, batch, k);
-                    string what = $"{name} batch {batch} {setName} spec {specKind}";
-                    int before = ChainBounds.TakenOnThisThread;
-                    var r = B.Compute(graph, x, p, BoundMethod.Ibp, spec);
-                    Assert.That(ChainBounds.TakenOnThisThread, Is.EqualTo(before + 1), $"{what}: the fast path was not taken");
-                    var lo = r.Lower.ToArray(); var hi = r.Upper.ToArray();
-                    int outs = lo.Length / batch;
-                    for (int e = 0; e < batch; e++)
-                    {
-                        var x0 = xs.AsSpan(e * d, d).ToArray().Select(v => (double)v).ToArray();
-                        double eps = p.Eps;
-                        bool l2 = p.Norm == PerturbationNorm.L2, clip = p.ClipLow != null;
-                        var l = x0.Select(v => clip ? Math.Max(v - eps, 0) : v - eps).ToArray();
-                        var h = x0.Select(v => clip ? Math.Min(v + eps, 1) : v + eps).ToArray();
-                        if (l2) { l = x0.Select(v => v - eps).ToArray(); h = x0.Select(v => v + eps).ToArray(); }
-                        double[,]? c = null;
-                        if (withSpec)
-                        {
-                            var cs = spec!.C.ToArray();
-                            c = new double[outs, k];
-                            for (int row = 0; row < outs; row++)
-                                for (int j = 0; j < k; j++) c[row, j] = cs[(e * outs + row) * k + j];
-                        }
-                        var (rl, rh) = net.Ibp(l, h, clip ? null : x0, l2 ? eps : 0, c);
-                        double scale = Math.Max(1e-3, rl.Concat(rh).Max(Math.Abs));
-                        for (int i = 0; i < outs; i++)
-                        {
-                            double fl = lo[e * outs + i], fh = hi[e * outs + i];
-                            Assert.That(fl, Is.LessThanOrEqualTo(rl[i] + 1e-12 * scale), $"{what}: example {e} lower[{i}] {fl} above the exact IBP {rl[i]}");
-                            Assert.That(fh, Is.GreaterThanOrEqualTo(rh[i] - 1e-12 * scale), $"{what}: example {e} upper[{i}] {fh} below the exact IBP {rh[i]}");
-                            Assert.That(rl[i] - fl, Is.LessThanOrEqualTo(1e-3 * scale), $"{what}: example {e} lower[{i}] far below the exact IBP");
-                            Assert.That(fh - rh[i], Is.LessThanOrEqualTo(1e-3 * scale), $"{what}: example {e} upper[{i}] far above the exact IBP");
-                        }
-                    }
-                }
+                    AssertContainsExactIbp(name, net, batch, setName, p, specKind);
+    }
+
+    /// <summary>Every batch size from 1 to 33 (the per-example path up to four, then one, two and three lane groups).</summary>
+    [Test]
+    public void EveryBatchSizeContainsIbpInDoublePrecision()
+    {
+        using var _ = new NoGrad();
+        var (name, net) = Nets().First(n => n.Name == "cnn");
+        for (int batch = 1; batch <= 33; batch++)
+        {
+            AssertContainsExactIbp(name, net, batch, "linf", Sets[0].P, 1);
+            AssertContainsExactIbp(name, net, batch, "linf-clipped", Sets[1].P, 0);
+        }
+    }
+
+    private static void AssertContainsExactIbp(string name, Net net, int batch, string setName, Perturbation p, int specKind)
+    {
+        var graph = net.Graph();
+        int d = net.InShape.Aggregate(1, (a, v) => a * v);
+        var x = Tensor.Uniform([batch, .. net.InShape], 0f, 1f, new Generator((ulong)(batch + 3)));
+        var xs = x.ToArray();
+        int k = ShapeOut(graph, x);
+        var spec = SpecOf(specKind, batch, k);
+        string what = $"{name} batch {batch} {setName} spec {specKind}";
+        int before = ChainBounds.TakenOnThisThread;
+        var r = B.Compute(graph, x, p, BoundMethod.Ibp, spec);
+        Assert.That(ChainBounds.TakenOnThisThread, Is.EqualTo(before + 1), $"{what}: the fast path was not taken");
+        var lo = r.Lower.ToArray(); var hi = r.Upper.ToArray();
+        int outs = lo.Length / batch;
+        for (int e = 0; e < batch; e++)
+        {
+            var x0 = xs.AsSpan(e * d, d).ToArray().Select(v => (double)v).ToArray();
+            double eps = p.Eps;
+            bool l2 = p.Norm == PerturbationNorm.L2, clip = p.ClipLow != null;
+            var l = x0.Select(v => clip ? Math.Max(v - eps, 0) : v - eps).ToArray();
+            var h = x0.Select(v => clip ? Math.Min(v + eps, 1) : v + eps).ToArray();
+            double[,]? c = null;
+            if (spec != null)
+            {
+                var cs = spec.C.ToArray();
+                c = new double[outs, k];
+                for (int row = 0; row < outs; row++)
+                    for (int j = 0; j < k; j++) c[row, j] = cs[(e * outs + row) * k + j];
+            }
+            var (rl, rh) = net.Ibp(l, h, clip ? null : x0, l2 ? eps : 0, c);
+            double scale = Math.Max(1e-3, rl.Concat(rh).Max(Math.Abs));
+            for (int i = 0; i < outs; i++)
+            {
+                double fl = lo[e * outs + i], fh = hi[e * outs + i];
+                Assert.That(fl, Is.LessThanOrEqualTo(rl[i] + 1e-12 * scale), $"{what}: example {e} lower[{i}] {fl} above the exact IBP {rl[i]}");
+                Assert.That(fh, Is.GreaterThanOrEqualTo(rh[i] - 1e-12 * scale), $"{what}: example {e} upper[{i}] {fh} below the exact IBP {rh[i]}");
+                Assert.That(rl[i] - fl, Is.LessThanOrEqualTo(1e-3 * scale), $"{what}: example {e} lower[{i}] far below the exact IBP");
+                Assert.That(fh - rh[i], Is.LessThanOrEqualTo(1e-3 * scale), $"{what}: example {e} upper[{i}] far above the exact IBP");
+            }
         }
     }
 

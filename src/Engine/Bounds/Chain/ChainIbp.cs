@@ -12,6 +12,8 @@ namespace Engine.Bounds;
 /// which costs one pass over W instead of a second matrix product as large as the layer itself; that margin is up
 /// to ~1.3× the exact one (uniform inputs), i.e. the bound is looser by about 1e-4 of its scale. Small batches read
 /// W once and get the exact magnitude for free, and CROWN (whose cost is elsewhere) always takes it exactly.
+/// Batches above <see cref="SmallBatch"/> run the affine layers in lane layout (ChainLanes.cs); smaller ones per
+/// example on [B, n] rows.
 /// </summary>
 internal static unsafe partial class ChainBounds
 {

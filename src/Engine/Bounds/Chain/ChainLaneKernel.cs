@@ -15,13 +15,17 @@ internal struct C11 : IConst { public static int Value => 11; }
 internal struct C12 : IConst { public static int Value => 12; }
 
 /// <summary>
-/// The micro-kernel of the lane layout (ChainLanes.cs), written out for up to 12 rows: a block of TM rows of an affine
-/// map times TG groups of 16 lanes, accumulated over taps [t0, t1) in registers (each tap: one or two input vectors,
-/// TM broadcast weights, TM·TG fused multiply-adds), then handed to <see cref="ChainBounds.Emit"/>. TA = 1 multiplies
-/// by |W| instead of W. Every accumulator lane is one output's float sum over the taps in order, starting from zero.
+/// The micro-kernels of the lane layout (ChainLanes.cs), written out by hand for each row count (the JIT drops the
+/// branches of a specialisation, so a block's accumulators stay in registers). Every accumulator lane is one output's
+/// float sum over the taps in order, starting from zero.
 /// </summary>
 internal static unsafe class ChainLaneKernel
 {
+    /// <summary>
+    /// One product: a block of TM (≤ 12) rows of an affine map times TG groups of 16 lanes over taps [t0, t1) (each tap:
+    /// one or two input vectors, TM broadcast weights, TM·TG fused multiply-adds), then handed to
+    /// <see cref="ChainBounds.Emit"/>. TA = 1 multiplies by |W| instead of W.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Block<TM, TG, TA>(float* x, int* toff, int t0, int t1, float* w, long ldw, float* y, double* d, long ldy, int emit)
         where TM : struct, IConst where TG : struct, IConst where TA : struct, IConst

@@ -6,21 +6,25 @@ using Engine.Cpu;
 namespace Engine.Bounds;
 
 /// <summary>
-/// Batched IBP of affine layers in lane layout: a batched value is held as [element, lane] with example e in lane e
-/// (the batch padded with zero examples to a multiple of 16), so one vector holds one element of 16 examples. A
-/// Linear layer, or a convolution read as a map from its taps, is then a register-blocked product
-/// (<see cref="ChainLaneKernel"/>): each weight is broadcast once and multiplied into a block of up to 12 rows × 32
-/// lanes of accumulators, each input vector serves every row of the block, and the weights are read in place (no
-/// packing, |W| formed in registers). Centre and radius are two such products, W·c and |W|·r'.
+/// Batched IBP of affine layers in lane layout (taken above <see cref="SmallBatch"/> examples): a batched value is held
+/// as [element, lane] with example e in lane e (the batch padded with zero examples to a multiple of 16), so one
+/// vector holds one element of 16 examples. A Linear layer, or a convolution read as a map from its taps, is then a
+/// register-blocked product (<see cref="ChainLaneKernel"/>): each weight is broadcast once and multiplied into a
+/// block of rows × 32 lanes of accumulators, each input vector serves every row of the block, and the weights are read
+/// in place (no packing, |W| formed in registers). <see cref="LanePair"/> forms the centre W·c and radius |W|·r' in one
+/// pass and finishes them in registers (<see cref="LaneEpilogue"/>): bias and rounding margin, lo/hi, the activation
+/// that follows, and, when the next layer is affine too, that layer's box-rule centre and widened radius, written
+/// straight into its input (a convolution's zero-padded planes). For IBP alone values stay in lanes from layer to layer
+/// (<see cref="PlanLanes"/>); CROWN's intermediate bounds and the output go back to [batch, n] rows.
 /// <para>
 /// Rounding. An output is the float sum, in tap order from zero, of at most <see cref="LaneChunk"/> products (a fused
 /// multiply-add each: one rounding per term); longer rows are cut into chunks whose float sums are added in float
 /// when no term then meets more than <see cref="LaneChunk"/> roundings in all (chunk length + chunks − 1 ≤ 128, rows
 /// up to about 4000 taps), else in double and rounded to float once. The error is therefore at most γ₁₂₈ + u (about
 /// 129 units of roundoff) times the sum of the terms' magnitudes, inside the ρ·Σ|terms| margin the IBP rule charges
-/// (ρ = 1e-5 by default, about 168 units):
-/// the same guarantee as the per-example kernels, whose sums are at most a convolution's taps or 16 float terms
-/// per lane. Padding lanes hold zero examples and are never written back.
+/// (ρ = 1e-5 by default, about 168 units), with room left for the few roundings of the epilogue: the same guarantee as
+/// the per-example kernels, whose sums are at most a convolution's taps or 16 float terms per lane. Padding lanes
+/// hold zero examples and are never written back.
 /// </para>
 /// </summary>
 internal static unsafe partial class ChainBounds
