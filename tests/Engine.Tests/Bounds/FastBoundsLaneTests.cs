@@ -374,6 +374,9 @@ public unsafe class FastBoundsLaneTests
         var b1 = MakeConv(rng, 1, 14, 14, 8, 4, 2, 1, 1);
         var b2 = MakeConv(rng, 8, b1.OH, b1.OW, 20, 4, 2, 1, 1);
         yield return ("cnn-bench", new Net([1, 14, 14], [b1, new Relu(0), b2, new Relu(0), MakeLin(rng, 20 * b2.OH * b2.OW, 33), new Relu(0), MakeLin(rng, 33, 10)]));
+        // Two activations in a row (the second is not fused into the layer before), before a Linear and before the fold.
+        yield return ("double-act", new Net([23], [MakeLin(rng, 23, 40), new Relu(0), new Relu(0.1f), MakeLin(rng, 40, 19), new Relu(0.3f), new Relu(0),
+                                                   MakeLin(rng, 19, 5)]));
         // A convolution last: its output leaves in rows.
         var e1 = MakeConv(rng, 2, 7, 6, 3, 3, 1, 1, 1);
         yield return ("ends-in-conv", new Net([2, 7, 6], [e1, new Relu(0), MakeConv(rng, 3, e1.OH, e1.OW, 2, 2, 1, 0, 1)]));

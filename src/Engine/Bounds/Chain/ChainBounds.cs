@@ -200,7 +200,7 @@ internal static unsafe partial class ChainBounds
                                    Tensor.FromSpan(new ReadOnlySpan<float>(run.Hi[last].Get(0), b * nout), [b, nout], null));
         int s = spec.Count;
         float* lower = run.OutLo.Get((long)b * s), upper = run.OutHi.Get((long)b * s);
-        if (fold && last > 0 && run.Centered[last - 1]) FoldSpecLanes(run, (DenseLayer)layers[last], spec, lower, upper);
+        if (fold && last > 0 && run.LaneOut[last - 1]) FoldSpecLanes(run, (DenseLayer)layers[last], spec, lower, upper);
         else if (fold) FoldSpec(run, (DenseLayer)layers[last], spec, lower, upper);
         else SpecOnBox(run, spec, lower, upper);
         return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
@@ -277,6 +277,13 @@ internal static unsafe partial class ChainBounds
         int b = run.Batch, lanes = LaneCount(b), s = spec.Count, nout = d.OutSize, nin = d.InSize, last = run.Plan.Layers.Length - 1;
         float rho = run.Rho, alpha = run.Alpha;
         float* c = run.Lo[last - 1].Get(0), r = run.Hi[last - 1].Get(0);
+        if (!run.Centered[last - 1])
+        {
+            // (lo, hi) in lanes (activations left unfused before the Linear): the box rule's centre and radius first.
+            float* bc = run.C.Get((long)nin * lanes), br = run.R.Get((long)nin * lanes);
+            BoxToCenterRadius(c, r, bc, br, (long)nin * lanes, rho);
+            c = bc; r = br;
+        }
         float* w = Ptr(d.W);
         float* bias = d.B == null ? null : Ptr(d.B);
         // Columns of W as vectors: wt[16·i + j] = W[j, i] (zero past nout).
