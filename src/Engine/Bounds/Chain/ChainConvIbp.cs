@@ -106,8 +106,9 @@ internal static unsafe partial class ChainBounds
 
     /// <summary>
     /// The box rule for a batch in lane layout (ChainLanes.cs): the centre and widened radius of every input element
-    /// into zero-padded planes [Cin, H + 2·PH, W + 2·PW, lanes], then conv(c, W) and conv(r', |W|) as lane products
-    /// over the taps (a padding tap adds an exact zero), then c + b ± (r + |b|·ρ + α).
+    /// in zero-padded planes [Cin, H + 2·PH, W + 2·PW, lanes] (formed here, or handed over by the layer before), then
+    /// conv(c, W) and conv(r', |W|) in one lane pass over the taps (a padding tap adds an exact zero), finished as
+    /// c + b ± (r + |b|·ρ + α) by the epilogue or back in rows.
     /// </summary>
     private static void ConvLanes(ChainRun run, int k, ConvLayer g, float* olo, float* ohi)
     {

@@ -137,7 +137,7 @@ internal static unsafe partial class ChainBounds
         for (int j = 0; j < nout; j++) ra[j] = bias == null ? alpha : MathF.Abs(bias[j]) * rho + alpha;
         if (TakesLanes(run, k))
         {
-            // Lane layout: the box of every input element for all examples, then W·c and |W|·r' as two lane products.
+            // Lane layout: the box of every input element for all examples, then W·c and |W|·r' in one lane pass.
             int lanes = LaneCount(bsz);
             float* lo = k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0), hi = k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
             float* xc, xr;
