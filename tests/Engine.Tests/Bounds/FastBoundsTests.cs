@@ -16,7 +16,7 @@ using B = Engine.Bounds.Bounds;
 /// bounds up to float rounding, sound on sampled points, taken exactly when it should be.
 /// </summary>
 [NonParallelizable]
-public class FastBoundsTests
+public partial class FastBoundsTests
 {
     private static readonly BoundMethod[] Methods = [BoundMethod.Ibp, BoundMethod.Crown, BoundMethod.CrownIbp];
 

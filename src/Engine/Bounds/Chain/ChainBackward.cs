@@ -634,7 +634,7 @@ internal sealed unsafe class ChainBackward
         new Span<double>(acc, 4 * lanes).Clear();
         var run = _run;
         int n0 = _plan.InputSize;
-        float* center = run.Ball ? run.X0.Get(0) + (long)_ex * n0 : run.BoxC.Get(0) + (long)_ex * n0;
+        float* center = run.Ball ? run.X0 + (long)_ex * n0 : run.BoxC.Get(0) + (long)_ex * n0;
         float* radius = run.Ball ? null : run.BoxR.Get(0) + (long)_ex * n0;
         ChainKernels.ConcretiseSplit(_a, _q, n0, _lanes, center, radius, run.Norm == PerturbationNorm.L2, dot, spread, mag, sq, _tmp.Get(8L * lanes));
         _split = _splitAtInput = false; _qBuf = -1; _lanes = lanes;
@@ -671,7 +671,7 @@ internal sealed unsafe class ChainBackward
         var run = _run;
         int n0 = _plan.InputSize;
         bool l2 = run.Norm == PerturbationNorm.L2;
-        float* center = run.Ball ? run.X0.Get(0) + (long)_ex * n0 : run.BoxC.Get(0) + (long)_ex * n0;
+        float* center = run.Ball ? run.X0 + (long)_ex * n0 : run.BoxC.Get(0) + (long)_ex * n0;
         float* radius = run.Ball ? null : run.BoxR.Get(0) + (long)_ex * n0;
         if (_form == Form.Windows)
         {

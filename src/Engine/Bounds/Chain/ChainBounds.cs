@@ -1,4 +1,6 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Engine.Autograd;
 using Engine.Cpu;
 using Engine.Graph;
@@ -49,8 +51,10 @@ internal static unsafe partial class ChainBounds
         var run = plan.Rent();
         try
         {
-            if (!Prepare(run, x, perturbation, o)) return null;
+            // IBP over a ball into a Linear or convolution reads x₀ only: the box itself is not needed.
+            if (!Prepare(run, x, perturbation, o, x0Only: method == BoundMethod.Ibp && plan.Layers[0] is DenseLayer or ConvLayer)) return null;
             run.ExactMargins = method != BoundMethod.Ibp;
+            PlanLanes(run, method == BoundMethod.Ibp, spec);
             var result = method == BoundMethod.Ibp ? Ibp(run, spec) : Crown(run, spec, refine: method == BoundMethod.Crown);
             _taken++;
             return result;
@@ -62,8 +66,11 @@ internal static unsafe partial class ChainBounds
         }
     }
 
-    /// <summary>Copies the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and forms the input box.</summary>
-    private static bool Prepare(ChainRun run, Tensor x, Perturbation p, BoundOptions o)
+    /// <summary>
+    /// Takes the input, checks it as <see cref="Perturbation.InputInterval"/> does (false: let the generic path throw) and
+    /// forms the input box (not needed, and skipped, for a ball when only x₀ is read: <paramref name="x0Only"/>).
+    /// </summary>
+    private static bool Prepare(ChainRun run, Tensor x, Perturbation p, BoundOptions o, bool x0Only = false)
     {
         var plan = run.Plan;
         int b = x.Dims[0], n0 = plan.InputSize;
@@ -76,9 +83,10 @@ internal static unsafe partial class ChainBounds
         run.Batch = b; run.Eps = eps; run.Norm = p.Norm; run.Options = o; run.CallId++;
         run.Rho = o.RoundingRelative; run.Alpha = o.RoundingAbsolute;
         run.Ball = p.Norm == PerturbationNorm.L2 || !clip;
-        float* x0 = run.X0.Get(total), lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
-        Buffer.MemoryCopy(xs, x0, total * 4, total * 4);
-        Box(xs, lo, hi, total, eps, cl, ch);
+        // x₀ is read in place: the caller keeps x alive for the whole call.
+        run.X0 = xs;
+        float* lo = run.BoxLo.Get(total), hi = run.BoxHi.Get(total);
+        if (!(x0Only && run.Ball)) Box(xs, lo, hi, total, eps, cl, ch);
         if (!run.Ball)
         {
             float* bc = run.BoxC.Get(total), br = run.BoxR.Get(total);
@@ -91,6 +99,63 @@ internal static unsafe partial class ChainBounds
                 el.Fill(new Span<float>(run.S[k].Get(n), n), new Span<float>(run.T[k].Get(n), n), out run.HasS[k], out run.HasT[k]);
             }
         return true;
+    }
+
+    /// <summary>
+    /// Which values stay in lane layout between layers (ChainLanes.cs): for IBP alone on a batch above
+    /// <see cref="SmallBatch"/>, an affine layer hands its output on in lanes when, past any activations, the next
+    /// layer is a Linear or a convolution that reads lanes (the Linear a spec folds into reads rows); activations keep
+    /// their input's layout. Everything else (CROWN's intermediate bounds, the output, element-wise layers) is rows.
+    /// </summary>
+    private static void PlanLanes(ChainRun run, bool ibp, Spec? spec)
+    {
+        var layers = run.Plan.Layers;
+        int last = layers.Length - 1;
+        bool hasSpec = spec != null && !FoldsInLanes(run, spec);
+        Array.Clear(run.LaneOut);
+        Array.Clear(run.ActFused);
+        Array.Clear(run.Centered);
+        if (!ibp || run.Batch <= SmallBatch) return;
+        for (int k = 0; k < last; k++)
+        {
+            if (layers[k] is ActLayer) { run.LaneOut[k] = k > 0 && run.LaneOut[k - 1]; continue; }
+            if (!TakesLanes(run, k)) continue;
+            int j = k + 1;
+            while (j <= last && layers[j] is ActLayer) j++;
+            run.LaneOut[k] = j <= last && TakesLanes(run, j) && !(j == last && hasSpec);
+            // The activation right after it is applied as the outputs are formed (its input is read by nobody else).
+            if (run.LaneOut[k] && layers[k + 1] is ActLayer) run.ActFused[k + 1] = true;
+            // Handed straight to the next affine layer: as that layer's box-rule centre and radius.
+            int v = run.ActFused[k + 1] ? k + 1 : k;
+            if (run.LaneOut[k] && v + 1 <= last && layers[v + 1] is DenseLayer or ConvLayer) { run.Centered[v] = true; run.Consumer[v] = v + 1; }
+        }
+    }
+
+    /// <summary>
+    /// The spec folds into the last Linear in lane layout (<see cref="FoldSpecLanes"/>): a Linear after another layer
+    /// with at most 16 outputs (one vector holds a column of W) and rows short enough for float chunk totals.
+    /// </summary>
+    private static bool FoldsInLanes(ChainRun run, Spec spec)
+    {
+        var layers = run.Plan.Layers;
+        return Avx512F.IsSupported && layers.Length > 1 && layers[^1] is DenseLayer d && d.OutSize <= 16 && run.Batch > SmallBatch
+               && Chunks(d.InSize, out _, out _) && (long)d.InSize * LaneCount(run.Batch) <= int.MaxValue && spec.Outputs == d.OutSize;
+    }
+
+    /// <summary>Layer k is computed in lane layout (ChainLanes.cs) at this call's batch size.</summary>
+    private static bool TakesLanes(ChainRun run, int k)
+    {
+        if (run.Batch <= SmallBatch) return false;
+        var layer = run.Plan.Layers[k];
+        long lanes = LaneCount(run.Batch);
+        return layer switch
+        {
+            DenseLayer d => (long)d.InSize * lanes <= int.MaxValue,
+            // The L2 ball at a first convolution keeps its own rule (per-example kernels); offsets are ints.
+            ConvLayer g => !(k == 0 && run.Ball && run.Norm == PerturbationNorm.L2)
+                           && (long)g.Cin * (g.H + 2 * g.PH) * (g.Wd + 2 * g.PW) * lanes <= int.MaxValue,
+            _ => false,
+        };
     }
 
     /// <summary>Every value finite and inside [lo, hi].</summary>
@@ -124,14 +189,6 @@ internal static unsafe partial class ChainBounds
         for (; i < n; i++) { l[i] = Math.Max(x[i] - eps, lo); h[i] = Math.Min(x[i] + eps, hi); }
     }
 
-    private static void Axpy(float a, float* x, float* y, int n)
-    {
-        int i = 0;
-        var va = Vector512.Create(a);
-        for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
-        for (; i < n; i++) y[i] += a * x[i];
-    }
-
     private static BoundResult Ibp(ChainRun run, Spec? spec)
     {
         var layers = run.Plan.Layers;
@@ -143,7 +200,8 @@ internal static unsafe partial class ChainBounds
                                    Tensor.FromSpan(new ReadOnlySpan<float>(run.Hi[last].Get(0), b * nout), [b, nout], null));
         int s = spec.Count;
         float* lower = run.OutLo.Get((long)b * s), upper = run.OutHi.Get((long)b * s);
-        if (fold) FoldSpec(run, (DenseLayer)layers[last], spec, lower, upper);
+        if (fold && last > 0 && run.LaneOut[last - 1]) FoldSpecLanes(run, (DenseLayer)layers[last], spec, lower, upper);
+        else if (fold) FoldSpec(run, (DenseLayer)layers[last], spec, lower, upper);
         else SpecOnBox(run, spec, lower, upper);
         return new BoundResult(Tensor.FromSpan(new ReadOnlySpan<float>(lower, b * s), [b, s], null),
                                Tensor.FromSpan(new ReadOnlySpan<float>(upper, b * s), [b, s], null));
@@ -163,30 +221,41 @@ internal static unsafe partial class ChainBounds
         float* c = run.C.Get((long)b * nin), r = run.R.Get((long)b * nin);
         if (l2Ball)
         {
-            float* x0 = run.X0.Get(0);
+            float* x0 = run.X0;
             for (long i = 0; i < (long)b * nin; i++) { c[i] = x0[i]; r[i] = MathF.Abs(x0[i]); }
         }
         else CenterRadius(run, k, c, r);
         float* w = Ptr(d.W);
         float* bias = d.B == null ? null : Ptr(d.B);
-        float* cw = run.Tmp.Get((long)s * nin);
+        // C·W depends on the example only through C: examples that share C (a shared spec, or margins of one label)
+        // share the folded rows, formed once per call in one of MaxFolds slots.
+        int ld = (nin + 15) & ~15;
+        float* q = run.Tmp.Get((long)MaxFolds * s * ld);
+        double* qb = run.DAcc.Get(MaxFolds * 3L * s + 2L * s);
+        double* dots = qb + MaxFolds * 3L * s;
+        float** keys = stackalloc float*[MaxFolds];
+        float** nzw = (float**)run.Offsets.Get(2L * nout + 2);
+        float* nzc = run.Tmp2.Get(nout);
+        int used = 0, next = 0, cn = s * nout;
         for (int e = 0; e < b; e++)
         {
             float* ce = SpecRows(spec, e);
+            int slot = -1;
+            for (int u = 0; u < used && slot < 0; u++)
+                if (keys[u] == ce || new ReadOnlySpan<int>(keys[u], cn).SequenceEqual(new ReadOnlySpan<int>(ce, cn))) slot = u;
+            if (slot < 0)
+            {
+                slot = used < MaxFolds ? used++ : next++ % MaxFolds;
+                keys[slot] = ce;
+                FoldRows(ce, w, bias, nout, nin, s, l2Ball, q + (long)slot * s * ld, ld, qb + slot * 3L * s, nzw, nzc);
+            }
+            float* qs = q + (long)slot * s * ld;
+            double* bs = qb + slot * 3L * s;
+            FoldDots(qs, ld, s, c + (long)e * nin, r + (long)e * nin, nin, dots);
             for (int row = 0; row < s; row++)
             {
-                float* dst = cw + (long)row * nin;
-                new Span<float>(dst, nin).Clear();
-                double cb = 0, cba = 0;
-                for (int j = 0; j < nout; j++)
-                {
-                    float cj = ce[(long)row * nout + j];
-                    if (cj == 0) continue;
-                    Axpy(cj, w + (long)j * nin, dst, nin);
-                    if (bias != null) { cb += (double)cj * bias[j]; cba += Math.Abs((double)cj) * Math.Abs(bias[j]); }
-                }
-                var (dc, rad) = DotAndAbsDot(dst, c + (long)e * nin, r + (long)e * nin, nin);
-                double center = cb + dc, sq = l2Ball ? Norms(dst, nin).Item2 : 0;
+                double cb = bs[row], cba = bs[s + row], sq = bs[2 * s + row], rad = dots[s + row];
+                double center = cb + dots[row];
                 double radius = l2Ball ? Math.Sqrt(sq) * (run.Eps * (1 + rho)) + (rad + cba) * rho + alpha
                               : bias != null ? rad + (cba * rho + alpha) : rad + alpha;
                 lower[(long)e * s + row] = (float)(center - radius);
@@ -194,6 +263,250 @@ internal static unsafe partial class ChainBounds
             }
         }
         GC.KeepAlive(d); GC.KeepAlive(spec);
+    }
+
+    /// <summary>
+    /// <see cref="FoldSpec"/> on a batch whose last hidden value is in lane layout (handed over as its box-rule centre
+    /// and widened radius): every example's rows at once, one lane each. A column of W is one vector, so example e's
+    /// folded coefficient q = Σ_j C_e[row, j]·W[j, i] is formed in lane e by permuting that column: fused multiply-adds
+    /// over e's nonzero coefficients, j ascending, as the generic C·W (lanes with fewer nonzeros add exact zeros).
+    /// The sums Σ q·c and Σ |q|·r' run in float chunks as the lane products (<see cref="Chunks"/>).
+    /// </summary>
+    private static void FoldSpecLanes(ChainRun run, DenseLayer d, Spec spec, float* lower, float* upper)
+    {
+        int b = run.Batch, lanes = LaneCount(b), s = spec.Count, nout = d.OutSize, nin = d.InSize, last = run.Plan.Layers.Length - 1;
+        float rho = run.Rho, alpha = run.Alpha;
+        float* c = run.Lo[last - 1].Get(0), r = run.Hi[last - 1].Get(0);
+        if (!run.Centered[last - 1])
+        {
+            // (lo, hi) in lanes (activations left unfused before the Linear): the box rule's centre and radius first.
+            float* bc = run.C.Get((long)nin * lanes), br = run.R.Get((long)nin * lanes);
+            BoxToCenterRadius(c, r, bc, br, (long)nin * lanes, rho);
+            c = bc; r = br;
+        }
+        float* w = Ptr(d.W);
+        float* bias = d.B == null ? null : Ptr(d.B);
+        // Columns of W as vectors: wt[16·i + j] = W[j, i] (zero past nout).
+        float* wt = run.WAbs.Get(16L * nin + 16);
+        for (int i0 = 0; i0 < nin; i0 += 16) Transpose16(w + i0, nin, nout, Math.Min(16, nin - i0), wt + 16L * i0, 16, 16);
+        // Per row and k-th nonzero: each lane's output index and coefficient (padding lanes and missing ones: 0, 0).
+        // Each row's nonzero coefficients as a bit mask over the outputs (nout ≤ 16), taken in ascending j.
+        int* nzm = run.PixelOffsets.Get((long)b * s);
+        int kmax = 1;
+        var outs = Mask(nout);
+        for (int e = 0; e < b; e++)
+        {
+            float* ce = SpecRows(spec, e);
+            for (int row = 0; row < s; row++)
+            {
+                var v = Load(ce + (long)row * nout, outs);
+                int m = (int)Vector512.ExtractMostSignificantBits(~Vector512.Equals(v, Vector512<float>.Zero) & outs.AsSingle());
+                nzm[e * s + row] = m;
+                kmax = Math.Max(kmax, BitOperations.PopCount((uint)m));
+            }
+        }
+        long slots = (long)s * kmax * lanes;
+        int* idx = run.Offsets.Get(slots);
+        float* coef = run.Tmp.Get(slots);
+        new Span<int>(idx, (int)slots).Clear(); new Span<float>(coef, (int)slots).Clear();
+        double* bterms = run.DAcc.Get(2L * b * s);
+        for (int e = 0; e < b; e++)
+        {
+            float* ce = SpecRows(spec, e);
+            for (int row = 0; row < s; row++)
+            {
+                float* cr = ce + (long)row * nout;
+                double cb = 0, cba = 0;
+                long at = (long)row * kmax * lanes + e;
+                for (uint m = (uint)nzm[e * s + row]; m != 0; m &= m - 1, at += lanes)
+                {
+                    int j = BitOperations.TrailingZeroCount(m);
+                    idx[at] = j; coef[at] = cr[j];
+                    if (bias != null) { cb += (double)cr[j] * bias[j]; cba += Math.Abs((double)cr[j]) * Math.Abs(bias[j]); }
+                }
+                bterms[(long)e * s + row] = cb; bterms[(long)(b + e) * s + row] = cba;
+            }
+        }
+        float* sums = run.Tmp2.Get(2L * s * lanes);
+        Chunks(nin, out int chunks, out int step);
+        for (int row0 = 0; row0 < s; row0 += 4)
+        {
+            int rows = Math.Min(4, s - row0);
+            for (int g = 0; g < lanes; g += 16)
+                for (int ch = 0; ch < chunks; ch++)
+                {
+                    int t0 = ch * step, t1 = Math.Min(nin, t0 + step);
+                    var z = Vector512<float>.Zero;
+                    Vector512<float> a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+                    if (kmax <= 2)
+                    {
+                        // The common case (margins: two nonzeros per row), with each row's indices and coefficients in registers.
+                        FoldDots2(wt, c, r, idx, coef, row0, rows, kmax, lanes, g, t0, t1, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3);
+                        goto emit;
+                    }
+                    for (int i = t0; i < t1; i++)
+                    {
+                        var wv = Vector512.Load(wt + 16L * i);
+                        var cv = Vector512.Load(c + (long)i * lanes + g); var rv = Vector512.Load(r + (long)i * lanes + g);
+                        var q = Folded(wv, idx, coef, row0, kmax, lanes, g);
+                        a0 = Vector512.FusedMultiplyAdd(q, cv, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b0);
+                        if (rows > 1)
+                        {
+                            q = Folded(wv, idx, coef, row0 + 1, kmax, lanes, g);
+                            a1 = Vector512.FusedMultiplyAdd(q, cv, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b1);
+                        }
+                        if (rows > 2)
+                        {
+                            q = Folded(wv, idx, coef, row0 + 2, kmax, lanes, g);
+                            a2 = Vector512.FusedMultiplyAdd(q, cv, a2); b2 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b2);
+                        }
+                        if (rows > 3)
+                        {
+                            q = Folded(wv, idx, coef, row0 + 3, kmax, lanes, g);
+                            a3 = Vector512.FusedMultiplyAdd(q, cv, a3); b3 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, b3);
+                        }
+                    }
+                    emit:
+                    int emit = ch == 0 ? 0 : 4;
+                    Emit(a0, sums + (long)row0 * lanes + g, null, emit); Emit(b0, sums + (long)(s + row0) * lanes + g, null, emit);
+                    if (rows > 1) { Emit(a1, sums + (long)(row0 + 1) * lanes + g, null, emit); Emit(b1, sums + (long)(s + row0 + 1) * lanes + g, null, emit); }
+                    if (rows > 2) { Emit(a2, sums + (long)(row0 + 2) * lanes + g, null, emit); Emit(b2, sums + (long)(s + row0 + 2) * lanes + g, null, emit); }
+                    if (rows > 3) { Emit(a3, sums + (long)(row0 + 3) * lanes + g, null, emit); Emit(b3, sums + (long)(s + row0 + 3) * lanes + g, null, emit); }
+                }
+        }
+        for (int e = 0; e < b; e++)
+            for (int row = 0; row < s; row++)
+            {
+                double cb = bterms[(long)e * s + row], cba = bterms[(long)(b + e) * s + row];
+                double center = cb + sums[(long)row * lanes + e], rad = sums[(long)(s + row) * lanes + e];
+                double radius = bias != null ? rad + (cba * rho + alpha) : rad + alpha;
+                lower[(long)e * s + row] = (float)(center - radius);
+                upper[(long)e * s + row] = (float)(center + radius);
+            }
+        GC.KeepAlive(d); GC.KeepAlive(spec);
+    }
+
+    /// <summary>
+    /// <see cref="FoldSpecLanes"/>'s sums for four rows with at most two nonzero coefficients per lane (kmax ≤ 2; a
+    /// second coefficient of zero adds an exact zero), indices and coefficients held in registers across the inputs.
+    /// </summary>
+    private static void FoldDots2(float* wt, float* c, float* r, int* idx, float* coef, int row0, int rows, int kmax, int lanes, int g, int t0, int t1,
+                                  ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+                                  ref Vector512<float> b0, ref Vector512<float> b1, ref Vector512<float> b2, ref Vector512<float> b3)
+    {
+        // Each row's slots (rows past the last repeat the first; their sums are not stored); a missing second
+        // coefficient (kmax = 1) is read as the first times zero.
+        long next = (long)kmax * lanes, k1 = kmax > 1 ? lanes : 0;
+        long p0 = (long)row0 * next + g, p1 = rows > 1 ? p0 + next : p0, p2 = rows > 2 ? p0 + 2 * next : p0, p3 = rows > 3 ? p0 + 3 * next : p0;
+        float second = kmax > 1 ? 1f : 0f;
+        var i00 = Vector512.Load(idx + p0); var i01 = Vector512.Load(idx + p0 + k1);
+        var c00 = Vector512.Load(coef + p0); var c01 = Vector512.Load(coef + p0 + k1) * second;
+        var i10 = Vector512.Load(idx + p1); var i11 = Vector512.Load(idx + p1 + k1);
+        var c10 = Vector512.Load(coef + p1); var c11 = Vector512.Load(coef + p1 + k1) * second;
+        var i20 = Vector512.Load(idx + p2); var i21 = Vector512.Load(idx + p2 + k1);
+        var c20 = Vector512.Load(coef + p2); var c21 = Vector512.Load(coef + p2 + k1) * second;
+        var i30 = Vector512.Load(idx + p3); var i31 = Vector512.Load(idx + p3 + k1);
+        var c30 = Vector512.Load(coef + p3); var c31 = Vector512.Load(coef + p3 + k1) * second;
+        var z = Vector512<float>.Zero;
+        // Local accumulators (the JIT keeps them in registers, not the caller's).
+        Vector512<float> s0 = z, s1 = z, s2 = z, s3 = z, u0 = z, u1 = z, u2 = z, u3 = z;
+        for (int i = t0; i < t1; i++)
+        {
+            var wv = Vector512.Load(wt + 16L * i);
+            var cv = Vector512.Load(c + (long)i * lanes + g); var rv = Vector512.Load(r + (long)i * lanes + g);
+            var q = Vector512.FusedMultiplyAdd(c01, Avx512F.PermuteVar16x32(wv, i01), Vector512.FusedMultiplyAdd(c00, Avx512F.PermuteVar16x32(wv, i00), z));
+            s0 = Vector512.FusedMultiplyAdd(q, cv, s0); u0 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u0);
+            q = Vector512.FusedMultiplyAdd(c11, Avx512F.PermuteVar16x32(wv, i11), Vector512.FusedMultiplyAdd(c10, Avx512F.PermuteVar16x32(wv, i10), z));
+            s1 = Vector512.FusedMultiplyAdd(q, cv, s1); u1 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u1);
+            q = Vector512.FusedMultiplyAdd(c21, Avx512F.PermuteVar16x32(wv, i21), Vector512.FusedMultiplyAdd(c20, Avx512F.PermuteVar16x32(wv, i20), z));
+            s2 = Vector512.FusedMultiplyAdd(q, cv, s2); u2 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u2);
+            q = Vector512.FusedMultiplyAdd(c31, Avx512F.PermuteVar16x32(wv, i31), Vector512.FusedMultiplyAdd(c30, Avx512F.PermuteVar16x32(wv, i30), z));
+            s3 = Vector512.FusedMultiplyAdd(q, cv, s3); u3 = Vector512.FusedMultiplyAdd(Vector512.Abs(q), rv, u3);
+        }
+        a0 = s0; a1 = s1; a2 = s2; a3 = s3; b0 = u0; b1 = u1; b2 = u2; b3 = u3;
+    }
+
+    /// <summary>Lane e of the result: Σ_k coef[row, k, e]·w[idx[row, k, e]] by fused multiply-adds from zero, k ascending.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Folded(Vector512<float> w, int* idx, float* coef, int row, int kmax, int lanes, int g)
+    {
+        var q = Vector512<float>.Zero;
+        long at = (long)row * kmax * lanes + g;
+        for (int k = 0; k < kmax; k++, at += lanes)
+            q = Vector512.FusedMultiplyAdd(Vector512.Load(coef + at), Avx512F.PermuteVar16x32(w, Vector512.Load(idx + at)), q);
+        return q;
+    }
+
+    /// <summary>Distinct spec matrices whose folded rows a call keeps at once.</summary>
+    private const int MaxFolds = 16;
+
+    /// <summary>
+    /// The spec rows folded into the last Linear, as the generic C·W forms them: q_row = Σ_j C[row, j]·W_j by fused
+    /// multiply-adds over the nonzero coefficients, j ascending (rows of stride ld, zero past nin); per row in bq the
+    /// bias terms Σ C·b and Σ |C|·|b| (double) and, for the L2 ball, Σ q².
+    /// </summary>
+    private static void FoldRows(float* ce, float* w, float* bias, int nout, int nin, int s, bool squares, float* q, int ld, double* bq, float** nzw, float* nzc)
+    {
+        for (int row = 0; row < s; row++)
+        {
+            float* cr = ce + (long)row * nout, qr = q + (long)row * ld;
+            double cb = 0, cba = 0;
+            int nz = 0;
+            for (int j = 0; j < nout; j++)
+            {
+                if (cr[j] == 0) continue;
+                nzw[nz] = w + (long)j * nin; nzc[nz++] = cr[j];
+                if (bias != null) { cb += (double)cr[j] * bias[j]; cba += Math.Abs((double)cr[j]) * Math.Abs(bias[j]); }
+            }
+            double sq = 0;
+            var aq = Vector512<float>.Zero;
+            for (int i = 0; i < nin; i += 16)
+            {
+                int n = Math.Min(16, nin - i);
+                var v = Vector512<float>.Zero;
+                for (int z = 0; z < nz; z++) v = Vector512.FusedMultiplyAdd(Vector512.Create(nzc[z]), Load(nzw[z] + i, n), v);
+                Vector512.Store(v, qr + i);
+                aq = Vector512.FusedMultiplyAdd(v, v, aq);
+                // At most 64 float terms per lane before the total moves to double.
+                if ((i & 1023) == 1008) { sq += Vector512.Sum(aq); aq = Vector512<float>.Zero; }
+            }
+            bq[row] = cb; bq[s + row] = cba; bq[2 * s + row] = squares ? sq + Vector512.Sum(aq) : 0;
+        }
+    }
+
+    /// <summary>
+    /// out[row] = Σ_i q_i·c_i and out[s + row] = Σ_i |q_i|·r_i for the folded rows q (stride ld, zero past n), four rows per
+    /// pass over c and r; each lane sums at most 64 terms in float before its total moves to double.
+    /// </summary>
+    private static void FoldDots(float* q, int ld, int s, float* c, float* r, int n, double* dots)
+    {
+        for (int row0 = 0; row0 < s; row0 += 4)
+        {
+            int rows = Math.Min(4, s - row0);
+            float* q0 = q + (long)row0 * ld, q1 = rows > 1 ? q0 + ld : q0, q2 = rows > 2 ? q0 + 2L * ld : q0, q3 = rows > 3 ? q0 + 3L * ld : q0;
+            double d0 = 0, d1 = 0, d2 = 0, d3 = 0, e0 = 0, e1 = 0, e2 = 0, e3 = 0;
+            for (int i0 = 0; i0 < n; i0 += 1024)
+            {
+                int i1 = Math.Min(n, i0 + 1024);
+                var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var b0 = a0; var b1 = a0; var b2 = a0; var b3 = a0;
+                for (int i = i0; i < i1; i += 16)
+                {
+                    int m = Math.Min(16, i1 - i);
+                    var cv = m == 16 ? Vector512.Load(c + i) : Load(c + i, m); var rv = m == 16 ? Vector512.Load(r + i) : Load(r + i, m);
+                    var v0 = Vector512.Load(q0 + i); var v1 = Vector512.Load(q1 + i); var v2 = Vector512.Load(q2 + i); var v3 = Vector512.Load(q3 + i);
+                    a0 = Vector512.FusedMultiplyAdd(v0, cv, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Abs(v0), rv, b0);
+                    a1 = Vector512.FusedMultiplyAdd(v1, cv, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Abs(v1), rv, b1);
+                    a2 = Vector512.FusedMultiplyAdd(v2, cv, a2); b2 = Vector512.FusedMultiplyAdd(Vector512.Abs(v2), rv, b2);
+                    a3 = Vector512.FusedMultiplyAdd(v3, cv, a3); b3 = Vector512.FusedMultiplyAdd(Vector512.Abs(v3), rv, b3);
+                }
+                d0 += Vector512.Sum(a0); d1 += Vector512.Sum(a1); d2 += Vector512.Sum(a2); d3 += Vector512.Sum(a3);
+                e0 += Vector512.Sum(b0); e1 += Vector512.Sum(b1); e2 += Vector512.Sum(b2); e3 += Vector512.Sum(b3);
+            }
+            dots[row0] = d0; dots[s + row0] = e0;
+            if (rows > 1) { dots[row0 + 1] = d1; dots[s + row0 + 1] = e1; }
+            if (rows > 2) { dots[row0 + 2] = d2; dots[s + row0 + 2] = e2; }
+            if (rows > 3) { dots[row0 + 3] = d3; dots[s + row0 + 3] = e3; }
+        }
     }
 
     /// <summary>The generic rule when the output is not produced by a Linear: C⁺l + C⁻u ∓ (ρ·|C|·max(|l|, |u|) + α).</summary>

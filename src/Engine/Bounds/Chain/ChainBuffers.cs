@@ -36,7 +36,9 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     public BoundOptions Options = BoundOptions.Default;
     /// <summary>Form the first layer's rounding magnitude exactly whatever the batch (CROWN; see ChainIbp.cs).</summary>
     public bool ExactMargins;
-    public readonly Pinned<float> X0 = new(), BoxLo = new(), BoxHi = new(), BoxC = new(), BoxR = new();
+    /// <summary>The input x₀ of this call, [batch, n₀] (the caller's tensor, alive for the call).</summary>
+    public float* X0;
+    public readonly Pinned<float> BoxLo = new(), BoxHi = new(), BoxC = new(), BoxR = new();
     public readonly Pinned<float>[] Lo = NewArray(plan.Layers.Length), Hi = NewArray(plan.Layers.Length);
     // Per activation layer (indexed by the layer), per example: class (0 zero, 1 exact, 2 unstable), slopes, intercept.
     public readonly Pinned<byte>[] Cls = NewBytes(plan.Layers.Length);
@@ -54,6 +56,21 @@ internal sealed unsafe class ChainRun(ChainPlan plan)
     public readonly bool[] HasS = new bool[plan.Layers.Length], HasT = new bool[plan.Layers.Length];
     public readonly Pinned<float> C = new(), R = new(), WAbs = new(), Tmp = new(), Tmp2 = new(), Tmp3 = new();
     public readonly Pinned<float> OutLo = new(), OutHi = new();
+    /// <summary>Lane layout (ChainLanes.cs): tap offsets, pixel offsets and the double totals of long sums.</summary>
+    public readonly Pinned<int> Offsets = new(), PixelOffsets = new();
+    /// <summary>Per value: held in lane layout [n, lanes] instead of [batch, n] rows (pure IBP only; see ChainBounds.PlanLanes).</summary>
+    public readonly bool[] LaneOut = new bool[plan.Layers.Length];
+    /// <summary>Per activation layer: its output is written by the affine layer before it (lane layout, pure IBP).</summary>
+    public readonly bool[] ActFused = new bool[plan.Layers.Length];
+    /// <summary>
+    /// Per value in lane layout: held as the box rule's centre and widened radius of its consumer (layer Consumer[v],
+    /// in that convolution's padded planes when it is one) instead of (lo, hi).
+    /// </summary>
+    public readonly bool[] Centered = new bool[plan.Layers.Length];
+    public readonly int[] Consumer = new int[plan.Layers.Length];
+    /// <summary>Per output element of a layer that writes its consumer's padded planes: the element's lane row there.</summary>
+    public readonly Pinned<int> DstOffsets = new();
+    public readonly Pinned<double> DAcc = new();
     private readonly System.Collections.Concurrent.ConcurrentBag<ChainBackward> _workers = [];
 
     public ChainBackward RentWorker() => _workers.TryTake(out var w) ? w : new ChainBackward(this);

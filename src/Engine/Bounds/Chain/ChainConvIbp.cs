@@ -30,6 +30,11 @@ internal static unsafe partial class ChainBounds
         int bsz = run.Batch, nout = g.OutSize, opix = g.OH * g.OW;
         float rho = run.Rho, alpha = run.Alpha;
         bool l2Ball = k == 0 && run.Ball && run.Norm == PerturbationNorm.L2;
+        if (TakesLanes(run, k))
+        {
+            ConvLanes(run, k, g, olo, ohi);
+            return;
+        }
         // Vectorise over output pixels of a row when that fills more lanes than the output channels do.
         bool byRows = Math.Min(g.OW, 16) / 16.0 > g.Cout / (double)((g.Cout + 15) & ~15);
         int hp = g.H + 2 * g.PH, wp = g.Wd + 2 * g.PW, pw = (wp + g.SW - 1) / g.SW + 16;
@@ -100,6 +105,86 @@ internal static unsafe partial class ChainBounds
     }
 
     /// <summary>
+    /// The box rule for a batch in lane layout (ChainLanes.cs): the centre and widened radius of every input element
+    /// in zero-padded planes [Cin, H + 2·PH, W + 2·PW, lanes] (formed here, or handed over by the layer before), then
+    /// conv(c, W) and conv(r', |W|) in one lane pass over the taps (a padding tap adds an exact zero), finished as
+    /// c + b ± (r + |b|·ρ + α) by the epilogue or back in rows.
+    /// </summary>
+    private static void ConvLanes(ChainRun run, int k, ConvLayer g, float* olo, float* ohi)
+    {
+        int bsz = run.Batch, lanes = LaneCount(bsz), cin = g.Cin, h = g.H, wd = g.Wd, padH = g.PH, padW = g.PW;
+        int hp = h + 2 * padH, wp = wd + 2 * padW, opix = g.OH * g.OW, nout = g.OutSize, taps = g.Taps;
+        float rho = run.Rho, alpha = run.Alpha, onePlus = 1 + rho, re = run.Eps * onePlus;
+        bool ball = k == 0 && run.Ball, inLanes = k > 0 && run.LaneOut[k - 1];
+        long plane = (long)hp * wp * lanes, row = (long)wp * lanes, n0 = (long)cin * h * wd;
+        float* lo = ball ? run.X0 : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
+        float* hi = ball ? lo : k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
+        // The layer before may have written the centre and radius into these planes already.
+        bool handed = k > 0 && run.Centered[k - 1];
+        float* xc = handed ? lo : run.C.Get(cin * plane), xr = handed ? hi : run.R.Get(cin * plane);
+        for (int ci = 0; ci < cin && !handed; ci++)
+        {
+            float* pc = xc + ci * plane, pr = xr + ci * plane;
+            // Only the padding needs zeros: the rows above and below the image and each image row's margins.
+            ChainKernels.Clear(pc, padH * row); ChainKernels.Clear(pr, padH * row);
+            ChainKernels.Clear(pc + (padH + h) * row, padH * row); ChainKernels.Clear(pr + (padH + h) * row, padH * row);
+            for (int y = 0; y < h; y++)
+            {
+                long r0 = (y + padH) * row;
+                ChainKernels.Clear(pc + r0, (long)padW * lanes); ChainKernels.Clear(pr + r0, (long)padW * lanes);
+                long r1 = r0 + (long)(padW + wd) * lanes;
+                ChainKernels.Clear(pc + r1, (long)padW * lanes); ChainKernels.Clear(pr + r1, (long)padW * lanes);
+                long src = ((long)ci * h + y) * wd, at = r0 + (long)padW * lanes, len = (long)wd * lanes;
+                if (inLanes)
+                {
+                    BoxToCenterRadius(lo + src * lanes, hi + src * lanes, pc + at, pr + at, len, rho);
+                    continue;
+                }
+                ToLanes(lo + src, n0, bsz, wd, pc + at, lanes);
+                if (ball)
+                {
+                    // The unclipped ball: c = x₀, r' = eps·(1 + ρ) + |x₀|·ρ.
+                    var vre = Vector512.Create(re); var vr = Vector512.Create(rho);
+                    for (long i = 0; i < len; i += 16) Vector512.Store(vre + Vector512.Abs(Vector512.Load(pc + at + i)) * vr, pr + at + i);
+                }
+                else
+                {
+                    ToLanes(hi + src, n0, bsz, wd, pr + at, lanes);
+                    BoxToCenterRadius(pc + at, pr + at, pc + at, pr + at, len, rho);
+                }
+            }
+        }
+        int* toff = run.Offsets.Get(taps), pbase = run.PixelOffsets.Get(opix);
+        for (int ci = 0, t = 0; ci < cin; ci++)
+            for (int kh = 0; kh < g.KH; kh++)
+                for (int kw = 0; kw < g.KW; kw++, t++)
+                    toff[t] = (int)(ci * plane + (long)kh * g.DH * row + (long)kw * g.DW * lanes);
+        for (int oh = 0, p = 0; oh < g.OH; oh++)
+            for (int ow = 0; ow < g.OW; ow++, p++) pbase[p] = (int)((long)oh * g.SH * row + (long)ow * g.SW * lanes);
+        float* w = Ptr(g.W);
+        float* bias = g.B == null ? null : Ptr(g.B);
+        float* yc = run.Tmp.Get((long)nout * lanes), yr = run.Tmp2.Get((long)nout * lanes);
+        float* addC = run.Tmp3.Get(2L * nout), addR = addC + nout;
+        for (int co = 0; co < g.Cout; co++)
+        {
+            float bc = bias == null ? 0f : bias[co];
+            new Span<float>(addC + (long)co * opix, opix).Fill(bc);
+            new Span<float>(addR + (long)co * opix, opix).Fill(bias == null ? alpha : MathF.Abs(bc) * rho + alpha);
+        }
+        if (bias == null) addC = null;
+        bool lanesOut = OutEpilogue(run, k, olo, ohi, addC, addR, out var ep);
+        if (!LanePair(xc, xr, toff, taps, pbase, opix, w, taps, g.Cout, lanes, yc, yr, lanesOut ? &ep : null))
+        {
+            double* dacc = run.DAcc.Get(2L * nout * lanes);
+            LaneAffine(xc, toff, taps, pbase, opix, w, taps, g.Cout, false, lanes, yc, dacc);
+            LaneAffine(xr, toff, taps, pbase, opix, w, taps, g.Cout, true, lanes, yr, dacc + (long)nout * lanes);
+            FinishLanes(yc, yr, addC, addR, nout, bsz, lanes, olo, ohi, lanesOut ? &ep : null);
+        }
+        else if (!lanesOut) FinishLanes(yc, yr, addC, addR, nout, bsz, lanes, olo, ohi);
+        GC.KeepAlive(g);
+    }
+
+    /// <summary>
     /// The centre c and widened radius r' (the generic box rule's, or x₀ and eps at an unclipped input ball, or x₀
     /// and |x₀| for the L2 ball rule) of every input element of the convolution, written into zero-padded planes
     /// [Cin, H + 2·PH, W + 2·PW] per example, or into their stride phases [Cin, SW, H + 2·PH, ⌈(W + 2·PW)/SW⌉ + 16].
@@ -110,7 +195,7 @@ internal static unsafe partial class ChainBounds
         int hp = h + 2 * padH, wp = wd + 2 * padW, pw = (wp + sw - 1) / sw + 16;
         float rho = run.Rho, onePlus = 1 + rho, re = run.Eps * onePlus;
         bool ball = k == 0 && run.Ball;
-        float* lo = ball ? run.X0.Get(0) : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
+        float* lo = ball ? run.X0 : k == 0 ? run.BoxLo.Get(0) : run.Lo[k - 1].Get(0);
         float* hi = ball ? lo : k == 0 ? run.BoxHi.Get(0) : run.Hi[k - 1].Get(0);
         if (phases) { ChainKernels.Clear(pc, bsz * per); ChainKernels.Clear(pr, bsz * per); }
         else
@@ -203,40 +288,43 @@ internal static unsafe partial class ChainBounds
         }
     }
 
+    // Masked loads and stores: one instruction with AVX-512; the element-wise fallbacks live in methods of their own so
+    // that these stay small enough to inline into the vector loops.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Load(float* p, Vector512<float> mask)
+        => Avx512F.IsSupported ? Avx512F.MaskLoad(p, mask, Vector512<float>.Zero) : LoadSlow(p, mask);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> v, float* p, Vector512<float> mask)
     {
-        if (Avx512F.IsSupported) return Avx512F.MaskLoad(p, mask, Vector512<float>.Zero);
+        if (Avx512F.IsSupported) Avx512F.MaskStore(p, mask, v);
+        else StoreSlow(v, p, mask);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load(float* p, int n)
+        => n == 16 ? Vector512.Load(p) : Avx512F.IsSupported ? Avx512F.MaskLoad(p, Mask(n), Vector512<float>.Zero) : LoadSlow(p, Mask(n));
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> v, float* p, int n)
+    {
+        if (n == 16) Vector512.Store(v, p);
+        else if (Avx512F.IsSupported) Avx512F.MaskStore(p, Mask(n), v);
+        else StoreSlow(v, p, Mask(n));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static Vector512<float> LoadSlow(float* p, Vector512<float> mask)
+    {
         var t = stackalloc float[16];
         for (int i = 0; i < 16; i++) t[i] = mask[i] != 0 ? p[i] : 0f;
         return Vector512.Load(t);
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> v, float* p, Vector512<float> mask)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void StoreSlow(Vector512<float> v, float* p, Vector512<float> mask)
     {
-        if (Avx512F.IsSupported) { Avx512F.MaskStore(p, mask, v); return; }
         for (int i = 0; i < 16; i++) if (mask[i] != 0) p[i] = v[i];
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load(float* p, int n)
-    {
-        if (n == 16) return Vector512.Load(p);
-        if (Avx512F.IsSupported) return Avx512F.MaskLoad(p, Mask(n), Vector512<float>.Zero);
-        var t = stackalloc float[16];
-        for (int i = 0; i < 16; i++) t[i] = i < n ? p[i] : 0f;
-        return Vector512.Load(t);
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static void Store(Vector512<float> v, float* p, int n)
-    {
-        if (n == 16) { Vector512.Store(v, p); return; }
-        if (Avx512F.IsSupported) { Avx512F.MaskStore(p, Mask(n), v); return; }
-        var t = stackalloc float[16];
-        Vector512.Store(v, t);
-        for (int i = 0; i < n; i++) p[i] = t[i];
     }
 
     /// <summary>A lane mask with the first n lanes set.</summary>
