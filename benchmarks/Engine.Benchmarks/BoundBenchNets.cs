@@ -15,24 +15,11 @@ public static class BoundBenchNets
     /// <summary>The L∞ radius of the benchmark perturbation.</summary>
     public const float Eps = 0.01f;
 
-    /// <summary>The network "mlp" or "cnn", seeded.</summary>
-    public static Module Make(string net, ulong seed = 1)
-    {
-        var g = new Generator(seed);
-        Module m = net switch
-        {
-            "mlp" => new Sequential(new Flatten(), new Linear(784, 256, generator: g), new ReLU(), new Linear(256, 256, generator: g), new ReLU(),
-                                    new Linear(256, 10, generator: g)),
-            "cnn" => new Sequential(new Conv2d(1, 8, 4, 2, 1, generator: g), new ReLU(), new Conv2d(8, 16, 4, 2, 1, generator: g), new ReLU(),
-                                    new Flatten(), new Linear(784, 100, generator: g), new ReLU(), new Linear(100, 10, generator: g)),
-            _ => throw new ArgumentException($"Unknown bound benchmark net '{net}' (mlp or cnn)."),
-        };
-        m.Eval();
-        return m;
-    }
+    /// <summary>The network "mlp" or "cnn", seeded (the CLI's definition, so `engine bench crown --net` has the same weights).</summary>
+    public static Module Make(string net, ulong seed = 1) => Engine.Cli.BenchNets.Make(net, seed);
 
     /// <summary>A seeded batch of inputs [batch, 1, 28, 28] in [0, 1].</summary>
-    public static Tensor Input(int batch, ulong seed = 2) => Tensor.Uniform([batch, 1, 28, 28], 0f, 1f, new Generator(seed));
+    public static Tensor Input(int batch, ulong seed = 2) => Engine.Cli.BenchNets.Input(batch, seed);
 
     /// <summary>Margin specs for labels i mod 10.</summary>
     public static Spec Margins(int batch) => Spec.Margins(Enumerable.Range(0, batch).Select(i => i % 10).ToArray(), 10);

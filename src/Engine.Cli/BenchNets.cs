@@ -4,8 +4,8 @@ using Engine.Tensors;
 namespace Engine.Cli;
 
 /// <summary>
-/// The bound benchmark networks of benchmarks/Engine.Benchmarks/BoundBenchNets.cs, built the same way (same layers,
-/// same seeds, so the same weights), for `engine bench crown --net`: the CLI is what runs on a GPU machine without
+/// The bound benchmark networks (benchmarks/Engine.Benchmarks compiles this file too, so BoundBenchNets has the same
+/// layers, seeds and weights), for `engine bench crown --net`: the CLI is what runs on a GPU machine without
 /// .NET, and its `--export` writes these weights for the PyTorch peer (benchmarks/peers/gpu_torch.py).
 /// </summary>
 internal static class BenchNets

@@ -30,7 +30,7 @@ internal sealed partial class CudaKernels
         NeedElements(x, n, K, "x");
         NeedElements(y, n, K, "y");
         if (n == 0) return;
-        var (dims, p) = Coalesce(shape, perm);
+        var (dims, p) = ShapeUtil.CoalescePermutation(shape, perm);
         int r = dims.Length;
         var pr = new KernelParams();
         if (r <= 1)
@@ -67,41 +67,6 @@ internal sealed partial class CudaKernels
         pr.Int(otherRank); pr.Ints(oSize, 8); pr.Ints(oxs, 8); pr.Ints(oys, 8); pr.Long(items);
         uint blocks = (uint)Math.Min(items, Math.Max(1L, Context.MaxResidentBlocks256));
         Launch("shape", "permute_transpose", new Dim3(blocks), new Dim3(32, 8), 0, ref pr);
-    }
-
-    /// <summary>
-    /// The permutation without size-1 dimensions and with input dimensions that stay adjacent and in order merged
-    /// (as the CPU's CoalescePermutation): [N, C, H, W] → [N, H, W, C] becomes [N, C, HW] → [N, HW, C].
-    /// </summary>
-    private static (int[] Dims, int[] Perm) Coalesce(int[] shape, int[] perm)
-    {
-        int rank = shape.Length;
-        var newIndex = new int[rank];
-        int kept = 0;
-        for (int d = 0; d < rank; d++) newIndex[d] = shape[d] == 1 ? -1 : kept++;
-        var pf = new List<int>(kept);
-        foreach (int d in perm) if (newIndex[d] >= 0) pf.Add(newIndex[d]);
-        var dimsF = new int[kept];
-        for (int d = 0; d < rank; d++) if (newIndex[d] >= 0) dimsF[newIndex[d]] = shape[d];
-        var runStart = new List<int>(); var runLen = new List<int>();
-        foreach (int d in pf)
-        {
-            if (runStart.Count > 0 && runStart[^1] + runLen[^1] == d) runLen[^1]++;
-            else { runStart.Add(d); runLen.Add(1); }
-        }
-        int rr = runStart.Count;
-        var order = Enumerable.Range(0, rr).OrderBy(i => runStart[i]).ToArray();
-        var rankOf = new int[rr];
-        for (int i = 0; i < rr; i++) rankOf[order[i]] = i;
-        var dims = new int[rr]; var p = new int[rr];
-        for (int k = 0; k < rr; k++)
-        {
-            int size = 1;
-            for (int d = runStart[k]; d < runStart[k] + runLen[k]; d++) size *= dimsF[d];
-            dims[rankOf[k]] = size;
-            p[k] = rankOf[k];
-        }
-        return (dims, p);
     }
 
     /// <summary>Checks an [outer, dim, inner] block copy's sizes and that the slices start + j*step lie in [0, dim).</summary>

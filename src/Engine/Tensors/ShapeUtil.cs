@@ -102,4 +102,40 @@ public static class ShapeUtil
 
     /// <summary>True when both shapes have the same rank and dimensions.</summary>
     public static bool SameShape(ReadOnlySpan<int> a, ReadOnlySpan<int> b) => a.SequenceEqual(b);
+
+    /// <summary>
+    /// Simplifies a permutation without changing its effect: drops size-1 dimensions and merges input dimensions
+    /// that stay adjacent and in order in the output, so e.g. [N, C, H, W] -> [N, H, W, C] becomes [N, C, HW] -> [N, HW, C].
+    /// </summary>
+    internal static (int[] dims, int[] perm) CoalescePermutation(int[] shape, int[] perm)
+    {
+        int rank = shape.Length;
+        var newIndex = new int[rank];
+        int kept = 0;
+        for (int d = 0; d < rank; d++) newIndex[d] = shape[d] == 1 ? -1 : kept++;
+        var pf = new List<int>(kept);
+        foreach (int d in perm) if (newIndex[d] >= 0) pf.Add(newIndex[d]);
+        var dimsF = new int[kept];
+        for (int d = 0; d < rank; d++) if (newIndex[d] >= 0) dimsF[newIndex[d]] = shape[d];
+
+        var runStart = new List<int>(); var runLen = new List<int>();
+        foreach (int d in pf)
+        {
+            if (runStart.Count > 0 && runStart[^1] + runLen[^1] == d) runLen[^1]++;
+            else { runStart.Add(d); runLen.Add(1); }
+        }
+        int rr = runStart.Count;
+        var order = Enumerable.Range(0, rr).OrderBy(i => runStart[i]).ToArray();
+        var rank2 = new int[rr];
+        for (int i = 0; i < rr; i++) rank2[order[i]] = i;
+        var dims = new int[rr]; var p = new int[rr];
+        for (int k = 0; k < rr; k++)
+        {
+            int size = 1;
+            for (int d = runStart[k]; d < runStart[k] + runLen[k]; d++) size *= dimsF[d];
+            dims[rank2[k]] = size;
+            p[k] = rank2[k];
+        }
+        return (dims, p);
+    }
 }

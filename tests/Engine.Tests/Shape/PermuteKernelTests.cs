@@ -71,7 +71,7 @@ public class PermuteKernelTests
     [Test]
     public void CoalescingMergesAdjacentDimensionsAndDropsOnes()
     {
-        var (dims, perm) = CpuKernels.CoalescePermutation([2, 1, 3, 4, 5], [0, 3, 4, 1, 2]);
+        var (dims, perm) = ShapeUtil.CoalescePermutation([2, 1, 3, 4, 5], [0, 3, 4, 1, 2]);
         Assert.That(dims, Is.EqualTo(new[] { 2, 3, 20 }));
         Assert.That(perm, Is.EqualTo(new[] { 0, 2, 1 }));
     }
