@@ -20,8 +20,12 @@ namespace Engine.Certify;
 /// </summary>
 public sealed class CertifiedTrainer
 {
-    /// <summary>A trainer for <paramref name="model"/> (put it on its device first) with the options' schedule over epochs of <paramref name="batchesPerEpoch"/> batches.</summary>
-    public CertifiedTrainer(Module model, CertifiedTrainingOptions options, int batchesPerEpoch)
+    /// <summary>
+    /// A trainer for <paramref name="model"/> (put it on its device first) with the options' schedule over epochs of
+    /// <paramref name="batchesPerEpoch"/> batches. <paramref name="optimizer"/> (default: Adam) must optimise the model's
+    /// parameters; the schedule sets its learning rate before every step from <see cref="CertifiedTrainingOptions.LearningRate"/>.
+    /// </summary>
+    public CertifiedTrainer(Module model, CertifiedTrainingOptions options, int batchesPerEpoch, Optimizer? optimizer = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -34,7 +38,10 @@ public sealed class CertifiedTrainer
         Device = Parameters[0].Device;
         foreach (var p in Parameters)
             if (p.Device != Device) throw new ArgumentException($"CertifiedTrainer: the model's parameters are on {Device.Name} and {p.Device.Name}; move the whole model with Module.To.");
-        Optimizer = new Adam(Parameters, options.LearningRate);
+        if (optimizer != null)
+            foreach (var p in optimizer.Params)
+                if (!Parameters.Any(q => ReferenceEquals(q, p))) throw new ArgumentException("CertifiedTrainer: the optimiser holds a tensor that is not a parameter of the model.");
+        Optimizer = optimizer ?? new Adam(Parameters, options.LearningRate);
     }
 
     /// <summary>The model being trained.</summary>
@@ -47,7 +54,7 @@ public sealed class CertifiedTrainer
     public TrainingSchedule Schedule { get; }
 
     /// <summary>The optimiser (its learning rate is set by the schedule before every step).</summary>
-    public Adam Optimizer { get; }
+    public Optimizer Optimizer { get; }
 
     /// <summary>The model's device, where batches are moved.</summary>
     public Device Device { get; }
