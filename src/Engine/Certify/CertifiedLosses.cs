@@ -161,16 +161,16 @@ public static class CertifiedLosses
             {
                 // De Palma et al.: CE of the convex combination of the logit differences, which for margins m is
                 // CE([0, −((1 − alpha)·m_adv + alpha·m_IBP)]); alpha = 0 is the CE at the attack point, alpha = 1 the IBP loss.
-                var xa = Attack(model, x, labels, o, at.Eps, seed);
-                var mAdv = o.Alpha < 1 ? Margins(model.Forward(xa), c) : null;
+                var xa = o.Alpha < 1 ? Attack(model, x, labels, o, at.Eps, seed) : null;
+                var mAdv = xa != null ? Margins(model.Forward(xa), c) : null;
                 var mIbp = o.Alpha > 0 ? IbpLower(model, x, c, full) : null;
                 var m = mAdv == null ? mIbp! : mIbp == null ? mAdv : mAdv * (1 - o.Alpha) + mIbp * o.Alpha;
                 return (WorstCaseCrossEntropy(m), xa);
             }
             case TrainMethod.MtlIbp:
             {
-                var xa = Attack(model, x, labels, o, at.Eps, seed);
-                Tensor? adv = o.Alpha < 1 ? Losses.CrossEntropy(model.Forward(xa), labels) : null;
+                var xa = o.Alpha < 1 ? Attack(model, x, labels, o, at.Eps, seed) : null;
+                Tensor? adv = xa != null ? Losses.CrossEntropy(model.Forward(xa), labels) : null;
                 Tensor? ibp = o.Alpha > 0 ? WorstCaseCrossEntropy(IbpLower(model, x, c, full)) : null;
                 var loss = adv == null ? ibp! : ibp == null ? adv : adv * (1 - o.Alpha) + ibp * o.Alpha;
                 return (loss, xa);
