@@ -5,7 +5,7 @@ namespace Engine.Cli;
 /// <summary>The models the CLI trains, evaluates and benchmarks, defined once here.</summary>
 internal static class ModelZoo
 {
-    public static readonly string[] Names = ["mlp", "cnn"];
+    public static readonly string[] Names = ["mlp", "cnn", "cnn-small"];
 
     /// <summary>Builds a freshly initialised model for 1×28×28 inputs and 10 classes (init draws from Generator.Default).</summary>
     public static Module Create(string name) => name switch
@@ -22,6 +22,13 @@ internal static class ModelZoo
             new Conv2d(16, 32, 4, stride: 2, padding: 1), new ReLU(),
             new Flatten(),
             new Linear(32 * 7 * 7, 100), new ReLU(),
+            new Linear(100, 10)),
+        // The small CNN of the certified-training literature (auto_LiRPA's peer recipe; BenchNets "cnn"): 28 -> 14 -> 7.
+        "cnn-small" => new Sequential(
+            new Conv2d(1, 8, 4, stride: 2, padding: 1), new ReLU(),
+            new Conv2d(8, 16, 4, stride: 2, padding: 1), new ReLU(),
+            new Flatten(),
+            new Linear(16 * 7 * 7, 100), new ReLU(),
             new Linear(100, 10)),
         _ => throw new ArgumentException($"Unknown model '{name}'; choose one of: {string.Join(", ", Names)}."),
     };

@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using Engine.Data;
+using Engine.Nn;
+using Engine.Tensors;
+
+namespace Engine.Certify;
+
+/// <summary>
+/// Trains a classifier with one of the <see cref="TrainMethod"/>s: per batch it reads the schedule
+/// (<see cref="TrainingSchedule"/>), sets Adam's learning rate, computes the method's loss
+/// (<see cref="CertifiedLosses.Compute"/>), back-propagates through it (through the bound computation for the
+/// certified methods), clips the gradient norm and steps. Batches are moved to the model's device. Each step runs in a
+/// <see cref="TensorScope"/>, so on devices that free memory early (CUDA) its temporaries go back to the allocator when
+/// it ends.
+/// <code>
+/// var model = ...;   // e.g. the small CNN
+/// var opts = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.1f };
+/// CertifiedTrainer.Fit(model, FashionMnist.LoadEmbedded().Train, opts, onEpoch: e => Console.WriteLine(e.Loss));
+/// </code>
+/// </summary>
+public sealed class CertifiedTrainer
+{
+    /// <summary>
+    /// A trainer for <paramref name="model"/> (put it on its device first) with the options' schedule over epochs of
+    /// <paramref name="batchesPerEpoch"/> batches. <paramref name="optimizer"/> (default: Adam) must optimise the model's
+    /// parameters; the schedule sets its learning rate before every step from <see cref="CertifiedTrainingOptions.LearningRate"/>.
+    /// </summary>
+    public CertifiedTrainer(Module model, CertifiedTrainingOptions options, int batchesPerEpoch, Optimizer? optimizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Model = model;
+        Options = options;
+        Schedule = new TrainingSchedule(options, batchesPerEpoch);
+        Parameters = model.Parameters().ToArray();
+        if (Parameters.Count == 0) throw new ArgumentException("CertifiedTrainer: the model has no parameters.");
+        Device = Parameters[0].Device;
+        foreach (var p in Parameters)
+            if (p.Device != Device) throw new ArgumentException($"CertifiedTrainer: the model's parameters are on {Device.Name} and {p.Device.Name}; move the whole model with Module.To.");
+        if (optimizer != null)
+            foreach (var p in optimizer.Params)
+                if (!Parameters.Any(q => ReferenceEquals(q, p))) throw new ArgumentException("CertifiedTrainer: the optimiser holds a tensor that is not a parameter of the model.");
+        Optimizer = optimizer ?? new Adam(Parameters, options.LearningRate);
+    }
+
+    /// <summary>The model being trained.</summary>
+    public Module Model { get; }
+
+    /// <summary>The settings.</summary>
+    public CertifiedTrainingOptions Options { get; }
+
+    /// <summary>The per-batch schedule.</summary>
+    public TrainingSchedule Schedule { get; }
+
+    /// <summary>The optimiser (its learning rate is set by the schedule before every step).</summary>
+    public Optimizer Optimizer { get; }
+
+    /// <summary>The model's device, where batches are moved.</summary>
+    public Device Device { get; }
+
+    /// <summary>Batches trained so far (the schedule's step of the next batch).</summary>
+    public int StepCount { get; private set; }
+
+    private IReadOnlyList<Tensor> Parameters { get; }
+
+    /// <summary>Trains one batch (inputs [B, ...], class indices [B]) at the schedule's current step and advances it.</summary>
+    public StepResult Step(Tensor x, Tensor labels)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (x.Rank < 1 || labels.Rank != 1 || labels.Dims[0] != x.Dims[0] || x.Dims[0] < 1)
+            throw new ArgumentException($"CertifiedTrainer: need a batch [B, ...] with labels [B], got {ShapeUtil.Format(x.Dims)} and {ShapeUtil.Format(labels.Dims)}.");
+        if (x.Device != Device) x = x.To(Device);
+        if (labels.Device != Device) labels = labels.To(Device);
+        var at = Schedule.At(StepCount);
+        Optimizer.LearningRate = at.LearningRate;
+        Model.Train();
+        float loss, norm;
+        int? correct = null;
+        using (var scope = TensorScope.Begin())
+        {
+            Optimizer.ZeroGrad();
+            // A distinct stream per step for the attack's random start or the noise, reproducible from the seed.
+            ulong seed = unchecked(Options.Seed * 0x9E3779B97F4A7C15UL + (ulong)StepCount);
+            var r = CertifiedLosses.Compute(Model, x, labels, Options, at, seed);
+            loss = r.Loss.Item();
+            if (!float.IsFinite(loss))
+                throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients.");
+            r.Loss.Backward();
+            float clip = Options.ResolvedGradClipNorm;
+            norm = clip > 0 ? GradClip.ClipGradNorm(Parameters, clip) : GradClip.GradNorm(Parameters);
+            if (!float.IsFinite(norm))
+                throw new InvalidOperationException($"CertifiedTrainer: the gradient norm is {norm} at step {StepCount}; the weights were left unchanged.");
+            // Adam's moments are created lazily by the first update and must outlive the step.
+            using (TensorScope.Suspend()) Optimizer.Step();
+            if (r.CleanLogits != null) correct = CountCorrect(r.CleanLogits, labels);
+        }
+        int batchInEpoch = StepCount % Schedule.BatchesPerEpoch;
+        StepCount++;
+        return new StepResult { Schedule = at, BatchInEpoch = batchInEpoch, BatchSize = x.Dims[0], Loss = loss, GradNorm = norm, CleanCorrect = correct };
+    }
+
+    /// <summary>Trains the batches of one epoch, calling <paramref name="onBatch"/> after each.</summary>
+    public EpochResult TrainEpoch(IEnumerable<Batch> batches, Action<StepResult>? onBatch = null)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        long t0 = Stopwatch.GetTimestamp();
+        double lossSum = 0;
+        int examples = 0, count = 0, correct = 0;
+        bool allClean = true;
+        ScheduleValues? last = null;
+        int epoch = StepCount / Schedule.BatchesPerEpoch;
+        foreach (var (x, y) in batches)
+        {
+            var s = Step(x, y);
+            lossSum += (double)s.Loss * s.BatchSize;
+            examples += s.BatchSize;
+            count++;
+            if (s.CleanCorrect is int c) correct += c; else allClean = false;
+            last = s.Schedule;
+            onBatch?.Invoke(s);
+        }
+        if (count == 0) throw new ArgumentException("CertifiedTrainer: the epoch has no batches.");
+        return new EpochResult
+        {
+            Epoch = epoch,
+            Loss = lossSum / examples,
+            TrainAccuracy = allClean ? (double)correct / examples : null,
+            Last = last!,
+            Batches = count,
+            Examples = examples,
+            Seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds,
+        };
+    }
+
+    /// <summary>
+    /// Trains <paramref name="model"/> on <paramref name="train"/> for the options' epochs (shuffled batches of
+    /// <see cref="CertifiedTrainingOptions.BatchSize"/>, seeded by <see cref="CertifiedTrainingOptions.Seed"/>);
+    /// returns the epochs' summaries.
+    /// </summary>
+    public static IReadOnlyList<EpochResult> Fit(Module model, TensorDataset train, CertifiedTrainingOptions options,
+                                                 Action<StepResult>? onBatch = null, Action<EpochResult>? onEpoch = null)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (train.Count == 0) throw new ArgumentException("CertifiedTrainer: the training set is empty.");
+        var loader = new DataLoader(train, options.BatchSize, shuffle: true, seed: options.Seed);
+        var trainer = new CertifiedTrainer(model, options, loader.Count);
+        var epochs = new List<EpochResult>();
+        for (int e = 0; e < options.Epochs; e++)
+        {
+            var r = trainer.TrainEpoch(loader, onBatch);
+            epochs.Add(r);
+            onEpoch?.Invoke(r);
+        }
+        return epochs;
+    }
+
+    private static int CountCorrect(Tensor logits, Tensor labels)
+    {
+        var l = logits.ToArray();
+        var t = labels.ToArray();
+        int rows = t.Length, classes = rows == 0 ? 0 : l.Length / rows, correct = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            int best = 0;
+            for (int c = 1; c < classes; c++) if (l[r * classes + c] > l[r * classes + best]) best = c;
+            if (best == (int)t[r]) correct++;
+        }
+        return correct;
+    }
+}

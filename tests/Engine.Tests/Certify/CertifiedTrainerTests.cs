@@ -1,0 +1,124 @@
+using Engine.Certify;
+using Engine.Data;
+using Engine.Nn;
+using Engine.Tensors;
+using Engine.Tests.Devices;
+using NUnit.Framework;
+using static Engine.Tests.Certify.CertifyTestNets;
+
+namespace Engine.Tests.Certify;
+
+/// <summary>The trainer: every method lowers its own loss on a tiny set, and a run on a device that frees memory per step matches the CPU bit for bit.</summary>
+[TestFixture]
+public class CertifiedTrainerTests
+{
+    [TestCase(TrainMethod.Standard)]
+    [TestCase(TrainMethod.Pgd)]
+    [TestCase(TrainMethod.Noise)]
+    [TestCase(TrainMethod.Ibp)]
+    [TestCase(TrainMethod.CrownIbp)]
+    [TestCase(TrainMethod.Sabr)]
+    [TestCase(TrainMethod.CcIbp)]
+    [TestCase(TrainMethod.MtlIbp)]
+    public void ShortRunLowersTheMethodsLoss(TrainMethod method)
+    {
+        var net = Net(20);
+        var x = Inputs(32, 21); var y = TeacherLabels(x);
+        var o = new CertifiedTrainingOptions
+        {
+            Method = method, BetaEnd = 1, Eps = method.UsesEps() ? 0.02f : 0, Sigma = method == TrainMethod.Noise ? 0.1f : 0,
+            Epochs = 40, WarmupEpochs = 0, RampEpochs = 0, LearningRate = 1e-2f, PgdSteps = 3, BatchSize = 32, Seed = 7,
+        };
+        // The loss at the target schedule values (eps at its target, kappa 0), with a fixed attack/noise seed.
+        var target = new TrainingSchedule(o, 1).At(0);
+        float Measure() => CertifiedLosses.Compute(net, x, y, o, target, seed: 123).Loss.Item();
+        float before = Measure();
+        var epochs = CertifiedTrainer.Fit(net, new TensorDataset(x, y), o);
+        float after = Measure();
+        Assert.That(epochs, Has.Count.EqualTo(40));
+        Assert.That(after, Is.LessThan(0.8f * before), $"{method}: {before} -> {after}");
+        Assert.That(epochs[^1].Loss, Is.LessThan(epochs[0].Loss), method.ToString());
+        Assert.That(epochs.All(e => double.IsFinite(e.Loss) && e.Batches == 1 && e.Examples == 32), Is.True);
+    }
+
+    [Test]
+    public void StepReportsTheScheduleAndTheCallbacksRunPerBatchAndEpoch()
+    {
+        var net = Net(21);
+        var data = new TensorDataset(Inputs(20, 1), Labels(20, 2));
+        var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.05f, Epochs = 3, BatchSize = 8, WarmupEpochs = 1, RampEpochs = 1 };
+        var steps = new List<StepResult>();
+        var epochs = new List<EpochResult>();
+        CertifiedTrainer.Fit(net, data, o, steps.Add, epochs.Add);
+        Assert.That(steps.Select(s => s.Schedule.Step), Is.EqualTo(Enumerable.Range(0, 9)));
+        Assert.That(steps.Select(s => s.BatchSize), Is.EqualTo(new[] { 8, 8, 4, 8, 8, 4, 8, 8, 4 }));
+        Assert.That(steps.Select(s => s.Schedule.Eps), Is.EqualTo(new[] { 0f, 0f, 0f, 0.05f / 3, 0.1f / 3, 0.05f, 0.05f, 0.05f, 0.05f }).Within(1e-7));
+        // Batches with kappa > 0 compute clean logits: the warm-up's, not the ramp's last (kappa reaches 0) nor later ones.
+        Assert.That(epochs.Select(e => e.TrainAccuracy.HasValue), Is.EqualTo(new[] { true, false, false }));
+        Assert.That(epochs.Select(e => e.Epoch), Is.EqualTo(new[] { 0, 1, 2 }));
+        Assert.That(epochs[2].Last.Kappa, Is.EqualTo(0f));
+    }
+
+    [Test]
+    public void GradientClippingBoundsTheUpdateAndNaNLossesAreReported()
+    {
+        var net = Net(22);
+        var x = Inputs(8, 3); var y = Labels(8, 4);
+        var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.05f, Epochs = 2, GradClipNorm = 1e-3f, WarmupEpochs = 0, RampEpochs = 0 };
+        var t = new CertifiedTrainer(net, o, 1);
+        var r = t.Step(x, y);
+        Assert.That(r.GradNorm, Is.GreaterThan(1e-3f), "the raw norm is reported");
+        Assert.That(GradClip.GradNorm(net.Parameters()), Is.LessThanOrEqualTo(1.001e-3f));
+        using (new Engine.Autograd.NoGrad()) net.Parameters().First().CopyFrom(Tensor.Full(net.Parameters().First().Dims, float.NaN));
+        var e = Assert.Throws<InvalidOperationException>(() => t.Step(x, y));
+        Assert.That(e!.Message, Does.Contain("NaN").Or.Contain("not a number"));
+    }
+
+    /// <summary>An emulated device whose storages join the current TensorScope (as CUDA's do), so a step's temporaries are freed when it ends.</summary>
+    private sealed class ScopedDevice() : EmulatedDevice("scoped-emu")
+    {
+        public override Storage Allocate(int length, bool zero = false)
+        {
+            var s = base.Allocate(length, zero);
+            TensorScope.Register(s);
+            return s;
+        }
+    }
+
+    [TestCase(TrainMethod.CrownIbp)]
+    [TestCase(TrainMethod.Sabr)]
+    [TestCase(TrainMethod.CcIbp)]
+    [TestCase(TrainMethod.Noise)]
+    public void TrainingOnADeviceThatFreesPerStepMatchesTheCpu(TrainMethod method)
+    {
+        var dev = new ScopedDevice();
+        var x = Inputs(12, 5); var y = Labels(12, 6);
+        var o = new CertifiedTrainingOptions
+        {
+            Method = method, Eps = method.UsesEps() ? 0.03f : 0, Sigma = method == TrainMethod.Noise ? 0.2f : 0,
+            Epochs = 3, WarmupEpochs = method.IsCertified() ? 1 : 0, RampEpochs = method.IsCertified() ? 1 : 0, BatchSize = 6, PgdSteps = 2,
+        };
+        float[][] Train(Device d)
+        {
+            var net = Net(23).To(d);
+            CertifiedTrainer.Fit(net, new TensorDataset(x, y), o);
+            Assert.That(net.Parameters().All(p => p.Device == d), Is.True);
+            return net.Parameters().Select(p => p.ToArray()).ToArray();
+        }
+        var cpu = Train(Device.Cpu);
+        var emu = Train(dev);
+        for (int i = 0; i < cpu.Length; i++) Assert.That(emu[i], Is.EqualTo(cpu[i]), $"parameter {i}");
+    }
+
+    [Test]
+    public void ArgumentsAreChecked()
+    {
+        var net = Net(24);
+        var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.1f };
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CertifiedTrainer(net, o, 0));
+        Assert.Throws<ArgumentException>(() => new CertifiedTrainer(net, o with { Eps = -1 }, 4));
+        var t = new CertifiedTrainer(net, o, 4);
+        Assert.Throws<ArgumentException>(() => t.Step(Inputs(4, 1), Labels(3, 1)));
+        Assert.Throws<ArgumentException>(() => CertifiedTrainer.Fit(net, new TensorDataset(Tensor.Zeros([0, 1, 8, 8], Device.Cpu), Tensor.Zeros([0], Device.Cpu)), o));
+    }
+}

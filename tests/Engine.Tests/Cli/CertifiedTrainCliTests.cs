@@ -1,0 +1,88 @@
+using System.Text.Json;
+using Engine.Serialization;
+using NUnit.Framework;
+
+namespace Engine.Tests.Cli;
+
+/// <summary>
+/// `engine train --method ...`: a short certified run prints the schedule per epoch, records the method and radius in
+/// the saved weights and agrees with `engine eval`; bad values end with one clear error line.
+/// </summary>
+[TestFixture]
+public class CertifiedTrainCliTests
+{
+    private string _tmp = null!;
+
+    [OneTimeSetUp]
+    public void Setup()
+    {
+        _tmp = Path.Combine(Path.GetTempPath(), "engine-certtrain-cli-" + Environment.ProcessId);
+        Directory.CreateDirectory(_tmp);
+    }
+
+    [OneTimeTearDown]
+    public void TearDown()
+    {
+        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    [Test]
+    public void SabrRunShowsTheScheduleAndRecordsTheMethod()
+    {
+        var weights = Path.Combine(_tmp, "sabr.safetensors");
+        var t = CliRunner.Run("train", "--method", "sabr", "--eps", "0.1", "--epochs", "2", "--limit", "512", "--batch", "128",
+                              "--pgd-steps", "2", "--out", weights, "--threads", "2");
+        Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        var epochs = t.Lines.Where(l => l.StartsWith("epoch", StringComparison.Ordinal)).ToArray();
+        Assert.That(epochs, Has.Length.EqualTo(2), t.ToString());
+        // Default schedule for 2 epochs: 1 warm-up epoch (eps 0, kappa 1), then a 1-epoch ramp ending at eps 0.1, kappa 0.
+        Assert.That(epochs[0], Does.Contain("eps 0.0000").And.Contain("kappa 1.000"), t.ToString());
+        Assert.That(epochs[1], Does.Contain("eps 0.1000").And.Contain("kappa 0.000"), t.ToString());
+        Assert.That(t.Lines.Any(l => l.StartsWith("method sabr", StringComparison.Ordinal) && l.Contains("lambda 0.4", StringComparison.Ordinal)), t.ToString());
+        double acc = JsonDocument.Parse(t.LastLine).RootElement.GetProperty("test_accuracy").GetDouble();
+        Assert.That(acc, Is.InRange(0.0, 1.0));
+
+        var (_, meta) = SafeTensors.LoadWithMetadata(weights);
+        Assert.That(meta["model"], Is.EqualTo("cnn-small"));
+        Assert.That(meta["method"], Is.EqualTo("sabr"));
+        Assert.That(meta["eps"], Is.EqualTo("0.1"));
+        Assert.That(meta["norm"], Is.EqualTo("inf"));
+        Assert.That(meta["sabr_lambda"], Is.EqualTo("0.4"));
+
+        var e = CliRunner.Run("eval", weights, "--threads", "2");
+        Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
+        Assert.That(JsonDocument.Parse(e.LastLine).RootElement.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(acc).Within(1e-4));
+    }
+
+    [Test]
+    public void NoiseRunRecordsSigma()
+    {
+        var weights = Path.Combine(_tmp, "noise.safetensors");
+        var t = CliRunner.Run("train", "--method", "noise", "--sigma", "0.25", "--model", "mlp", "--epochs", "1", "--limit", "1024",
+                              "--out", weights, "--threads", "2");
+        Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        Assert.That(t.Lines.Single(l => l.StartsWith("epoch", StringComparison.Ordinal)), Does.Contain("sigma 0.250"));
+        var (_, meta) = SafeTensors.LoadWithMetadata(weights);
+        Assert.That((meta["method"], meta["sigma"], meta["model"]), Is.EqualTo(("noise", "0.25", "mlp")));
+        Assert.That(meta.ContainsKey("eps"), Is.False);
+    }
+
+    [TestCase("--method ibp", "--method ibp needs --eps")]
+    [TestCase("--method pgd --eps -0.1", "--eps must be finite and >= 0")]
+    [TestCase("--method noise", "--method noise needs --sigma")]
+    [TestCase("--method sabr --eps 0.1 --sabr-lambda 1.5", "--sabr-lambda must be in (0, 1]")]
+    [TestCase("--method ccibp --eps 0.1 --alpha 2", "--alpha must be in [0, 1]")]
+    [TestCase("--method ibp --eps 0.1 --alpha 0.5", "--alpha applies to --method ccibp|mtlibp only")]
+    [TestCase("--method ibp --eps 0.1 --epochs 4 --warmup-epochs 2 --ramp-epochs 3", "exceed the 4 epochs")]
+    [TestCase("--method standard --eps 0.1", "--eps applies to")]
+    [TestCase("--method ibp --eps 0.1 --optimizer sgd", "--optimizer sgd applies to --method standard only")]
+    [TestCase("--method pgd --eps 0.1 --lr-decay-epochs 3,x", "--lr-decay-epochs must be comma-separated")]
+    public void BadValuesGiveOneErrorLine(string args, string message)
+    {
+        var r = CliRunner.Run(["train", .. args.Split(' '), "--out", Path.Combine(_tmp, "never.safetensors")]);
+        Assert.That(r.ExitCode, Is.Not.EqualTo(0), r.ToString());
+        Assert.That(r.Stderr + r.Stdout, Does.Contain(message), r.ToString());
+        Assert.That(r.Stderr, Does.Not.Contain("   at "), "a stack trace instead of a message");
+        Assert.That(File.Exists(Path.Combine(_tmp, "never.safetensors")), Is.False);
+    }
+}
