@@ -133,6 +133,7 @@ def backward(layers, end, a, boxes, x, eps):
     """
     CROWN's lower bound of a · (output of layers[end]) over the L-inf ball, for every row of a ([R, B, ...]):
     back-substitution through layers[end], ..., layers[0]; boxes[k] holds the bounds of the input of layers[k].
+    eps is a float, or a tensor shaped like x for a box with per-element radius (x then is the box's centre).
     Returns [R, B].
     """
     bias = torch.zeros(a.shape[:2], device=a.device)
@@ -167,6 +168,8 @@ def backward(layers, end, a, boxes, x, eps):
             raise NotImplementedError(type(m).__name__)
     a = a.flatten(2)                                  # [R, B, n]
     x0 = x.flatten(1)                                 # [B, n]
+    if torch.is_tensor(eps):                          # a per-element radius [B, ...] (a box clipped to the domain)
+        return (a * x0).sum(2) - (a.abs() * eps.flatten(1)).sum(2) + bias
     return (a * x0).sum(2) - eps * a.abs().sum(2) + bias
 
 
