@@ -1,5 +1,6 @@
 using Engine.Autograd;
 using Engine.Bounds;
+using Engine.Cpu;
 using Engine.Data;
 using Engine.Nn;
 using Engine.Tensors;
@@ -108,10 +109,19 @@ public static class CertifiedBench
     /// A certifiably trained CNN for the certification timings, deterministic for the code that trains it:
     /// <see cref="BoundBenchNets"/>' seeded "cnn" trained with IBP on the embedded 10,000-image subset (batch 256,
     /// Adam 1e-3, seed 0): 1 epoch natural, eps ramped 0 → 0.1 and kappa 1 → 0 per batch over 3 epochs, 1 epoch at
-    /// 0.1. A few seconds on two threads. Random weights would leave nearly every ReLU unstable at eps 0.1 and nothing
-    /// verified, which is not the work of certifying a trained network.
+    /// 0.1. A few seconds. Always trained on two threads: the kernels' work split changes float rounding, and every
+    /// thread count of the benchmarks (and the peer's export) must verify the same network. Random weights would leave
+    /// nearly every ReLU unstable at eps 0.1 and nothing verified, which is not the work of certifying a trained network.
     /// </summary>
     public static Module TrainedCnn()
+    {
+        int saved = CpuThreads.Count;
+        CpuThreads.Count = 2;
+        try { return TrainIbp(); }
+        finally { CpuThreads.Count = saved; }
+    }
+
+    private static Module TrainIbp()
     {
         var model = BoundBenchNets.Make("cnn");
         model.Train();

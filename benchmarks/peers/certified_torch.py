@@ -86,6 +86,8 @@ p.add_argument("--kappa-end", type=float, default=0.0)
 p.add_argument("--lr", type=float, default=5e-4)
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--no-crown-eval", action="store_true", help="skip CROWN verification after training")
+p.add_argument("--train-images", type=int, default=0, help="train on the first N training images only (0: all; for quick checks)")
+p.add_argument("--test-images", type=int, default=0, help="evaluate on the first N test images only (0: all)")
 p.add_argument("--save", default=None, help="write the trained weights here (safetensors)")
 args = p.parse_args()
 if args.threads < 1 or args.batch < 1 or args.verify_images < 1 or args.verify_batch_crown < 1 or args.verify_batch_ibp < 1 or args.verify_repeats < 1:
@@ -382,6 +384,10 @@ def train_recipe():
         sys.exit("certified_torch.py: --warmup-epochs >= 0, --ramp-epochs >= 1, --lr-decay-epoch >= 0")
     x_train, y_train = load_split(args.data, "train")
     x_test, y_test = load_split(args.data, "t10k")
+    if args.train_images > 0:
+        x_train, y_train = x_train[:args.train_images], y_train[:args.train_images]
+    if args.test_images > 0:
+        x_test, y_test = x_test[:args.test_images], y_test[:args.test_images]
     model = make_model()
     layers = list(model)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -429,6 +435,7 @@ def train_recipe():
         save_safetensors(args.save, model.state_dict())
     res = evaluate(model, x_test, y_test, args.eps, not args.no_crown_eval)
     emit({"peer": PEER, "op": "train_result", "method": args.method, "epochs": k, "threads": args.threads,
+          "train_images": n, "test_images": len(x_test),
           "train_seconds": round(total, 1),
           "seconds_per_ramp_epoch": round(ramp_seconds / ramp_count, 2) if ramp_count else None,
           "seconds_per_other_epoch": round(other_seconds / (k - ramp_count), 2) if k > ramp_count else None,
