@@ -117,7 +117,11 @@ def read_idx(path):
         data = f.read()
     magic, = struct.unpack(">I", data[:4])
     dims = magic & 0xFF
+    if magic >> 8 != 0x08 or dims not in (1, 3):
+        sys.exit(f"certified_torch.py: {path} is not an IDX file of unsigned bytes (magic {magic:#010x})")
     shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    if len(data) != 4 + 4 * dims + int(np.prod(shape)):
+        sys.exit(f"certified_torch.py: {path} is truncated or has trailing data (shape {shape})")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
@@ -131,6 +135,8 @@ def load_split(directory, prefix):
                  "(apt-get install dataset-fashion-mnist, or --data DIR)")
     images = read_idx(find(f"{prefix}-images-idx3-ubyte"))
     labels = read_idx(find(f"{prefix}-labels-idx1-ubyte"))
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        sys.exit(f"certified_torch.py: {prefix} images {images.shape} and labels {labels.shape} are not N 28x28 images and N labels")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
     return x, torch.from_numpy(labels.astype(np.int64))
 
