@@ -146,4 +146,32 @@ public class FusedTrainingTests
             Assert.That(analytic, Is.EqualTo(numeric).Within(2e-2 * (Math.Abs(numeric) + 1e-3)));
         }
     }
+
+    [Test]
+    public void RelaxAndDotGradientsMatchTheComposition([Values(false, true)] bool perRow)
+    {
+        var g = new Generator(9);
+        int b = 3, r = 4, n = 37;
+        var a = Tensor.Uniform([b, r, n], -1f, 1f, g).RequiresGrad_();
+        int sr = perRow ? r : 1;
+        var aL = Tensor.Uniform([b, sr, n], 0f, 1f, g).RequiresGrad_();
+        var aU = Tensor.Uniform([b, 1, n], 0f, 1f, g).RequiresGrad_();
+        var bU = Tensor.Uniform([b, sr, n], -1f, 1f, g).RequiresGrad_();
+        var c = Tensor.Uniform([b, n], -1f, 1f, g);
+        var wy = Tensor.Uniform([b, r, n], -1f, 1f, g); var wb = Tensor.Uniform([b, r], -1f, 1f, g);
+        var fused = FusedBounds.Relax(a, aL, null, aU, bU)!.Value;
+        var dot = FusedBounds.Dot(fused.Y, c, null, 0.3f)!.Value;
+        ((fused.Y * wy).Sum() + (fused.Bias! * wb).Sum() + dot.Value.Sum()).Backward();
+        var got = new[] { a, aL, aU, bU }.Select(t => t.Grad!.ToArray()).ToArray();
+        foreach (var t in new[] { a, aL, aU, bU }) t.Grad = null;
+
+        var pos = Tensor.Ge(a.Detach(), 0f);
+        var y = a * Tensor.Where(pos, aL, aU);
+        var bias = (a * Tensor.Where(pos, Tensor.Zeros([1]), bU)).Sum(2);
+        var value = (y * c.Unsqueeze(1)).Sum(2) - y.Abs().Sum(2) * 0.3f;
+        ((y * wy).Sum() + (bias * wb).Sum() + value.Sum()).Backward();
+        var names = new[] { "a", "lower slope", "upper slope", "upper bias" };
+        var want = new[] { a, aL, aU, bU };
+        for (int i = 0; i < 4; i++) Close(got[i], want[i].Grad!.ToArray(), 1e-5, names[i]);
+    }
 }
