@@ -26,11 +26,23 @@ internal static class BackwardEngine
 
         var order = TopologicalOrder(root.GradFn);
         var pending = new Dictionary<GradFn, Tensor>(ReferenceEqualityComparer.Instance) { [root.GradFn] = gradient };
+        Dictionary<MultiOutputGradFn, Tensor?[]>? multi = null;
         for (int i = order.Count - 1; i >= 0; i--)
         {
             var node = order[i];
             if (!pending.Remove(node, out var gOut)) continue;
-            var grads = node.Backward(gOut);
+            if (node is OutputSlotGradFn slot)
+            {
+                // Every slot precedes its parent in this order (the parent is the slot's child), so the parent
+                // runs once, with all its outputs' gradients.
+                multi ??= new(ReferenceEqualityComparer.Instance);
+                if (!multi.TryGetValue(slot.Parent, out var got)) multi[slot.Parent] = got = new Tensor?[slot.Parent.Outputs];
+                got[slot.Index] = got[slot.Index] is { } prev ? Sum(prev, gOut) : gOut;
+                pending.TryAdd(slot.Parent, gOut);
+                continue;
+            }
+            var grads = node is MultiOutputGradFn m ? m.BackwardAll(multi![m]) : node.Backward(gOut);
+            if (node is MultiOutputGradFn done) multi!.Remove(done);
             if (grads.Length != node.Inputs.Length)
                 throw new InvalidOperationException($"Backward rule of {node.Name} returned {grads.Length} gradients for {node.Inputs.Length} inputs.");
             for (int j = 0; j < grads.Length; j++)
@@ -49,10 +61,8 @@ internal static class BackwardEngine
 
     private static Tensor Sum(Tensor a, Tensor b)
     {
-        // A fresh tensor: gradients may alias each other (Add hands the same g to both inputs).
-        var r = a.Clone();
-        r.K.Axpy(1f, b.Buf, r.Buf, r.Numel);
-        return r;
+        // A fresh tensor: gradients may alias each other (Add hands the same g to both inputs). One pass.
+        return a.Detach() + b.Detach();
     }
 
     private static void AccumulateLeaf(Tensor leaf, Tensor g)
@@ -70,7 +80,16 @@ internal static class BackwardEngine
         while (stack.Count > 0)
         {
             var (node, next) = stack.Pop();
-            if (next < node.Inputs.Length)
+            if (node is OutputSlotGradFn slot)
+            {
+                if (next == 0)
+                {
+                    stack.Push((node, 1));
+                    if (visited.Add(slot.Parent)) stack.Push((slot.Parent, 0));
+                }
+                else order.Add(node);
+            }
+            else if (next < node.Inputs.Length)
             {
                 stack.Push((node, next + 1));
                 var child = node.Inputs[next].GradFn;

@@ -37,6 +37,40 @@ internal sealed class LambdaGradFn : GradFn
     public override Tensor?[] Backward(Tensor gradOutput) => _rule(gradOutput, Inputs);
 }
 
+/// <summary>
+/// The backward rule of an op with several outputs (fused bound kernels): one call receives the gradients of all
+/// outputs (null for an output that got none), so a fused kernel's backward runs once. Each output tensor's GradFn is
+/// an <see cref="OutputSlotGradFn"/> that forwards its gradient here (the engine collects them first).
+/// </summary>
+internal sealed class MultiOutputGradFn : GradFn
+{
+    private readonly Func<Tensor?[], Tensor[], Tensor?[]> _rule;
+    private readonly string _name;
+
+    public MultiOutputGradFn(string name, Tensor[] inputs, int outputs, Func<Tensor?[], Tensor[], Tensor?[]> rule) : base(inputs)
+    {
+        _name = name; _rule = rule; Outputs = outputs;
+    }
+
+    public int Outputs { get; }
+
+    public override string Name => _name;
+
+    public Tensor?[] BackwardAll(Tensor?[] gradOutputs) => _rule(gradOutputs, Inputs);
+
+    public override Tensor?[] Backward(Tensor gradOutput)
+        => throw new InvalidOperationException($"{_name}: a multi-output node is reached through its output slots only.");
+}
+
+/// <summary>Output <see cref="Index"/> of a <see cref="MultiOutputGradFn"/>: the engine hands its gradient to the parent.</summary>
+internal sealed class OutputSlotGradFn(MultiOutputGradFn parent, int index) : GradFn([])
+{
+    public MultiOutputGradFn Parent { get; } = parent;
+    public int Index { get; } = index;
+    public override string Name => $"{Parent.Name}[{Index}]";
+    public override Tensor?[] Backward(Tensor gradOutput) => [];
+}
+
 /// <summary>Attaches backward rules to op results when grad mode is on and some input requires grad.</summary>
 public static class GradRecorder
 {
@@ -73,6 +107,20 @@ public static class GradRecorder
         if (!any) return result;
         result.GradFn = new LambdaGradFn(name, inputs, rule);
         return result;
+    }
+
+    /// <summary>
+    /// Records an op with several outputs and one backward rule that receives (gradient per output, null where none;
+    /// inputs) and returns one gradient per input.
+    /// </summary>
+    internal static void RecordMulti(Tensor[] outputs, Tensor[] inputs, Func<Tensor?[], Tensor[], Tensor?[]> rule, string name)
+    {
+        if (!GradMode.IsEnabled) return;
+        bool any = false;
+        foreach (var t in inputs) any |= t.RequiresGrad;
+        if (!any) return;
+        var node = new MultiOutputGradFn(name, inputs, outputs.Length, rule);
+        for (int k = 0; k < outputs.Length; k++) outputs[k].GradFn = new OutputSlotGradFn(node, k);
     }
 
     /// <summary>Records a custom node.</summary>

@@ -44,6 +44,13 @@ internal static class BoundRules
             if (biasAbs != null) mag = mag + biasAbs.Detach();
             radius = l2RowNorm * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
         }
+        else if (IbpFused.Applies(x.Lower))
+        {
+            var (c, m) = IbpFused.CenterMargin(x.Lower, x.Upper, rho);
+            center = apply(c);
+            var rad = applyAbs(m);
+            return IbpFused.Combine(center, rad, Margin(biasAbs, center, o));
+        }
         else
         {
             var c = x.Center;
@@ -53,6 +60,18 @@ internal static class BoundRules
             radius = biasAbs != null ? radius + (biasAbs.Detach() * rho + o.RoundingAbsolute) : radius + o.RoundingAbsolute;
         }
         return new Interval(center - radius, center + radius);
+    }
+
+    /// <summary>
+    /// |b|·ρ + abs (detached) as one period of the output's flat layout for <see cref="IbpFused.Combine"/>: the
+    /// per-example pattern, or the whole output when |b| is batched (as many dimensions as the output).
+    /// </summary>
+    private static Tensor Margin(Tensor? biasAbs, Tensor output, BoundOptions o)
+    {
+        if (biasAbs == null) return Tensor.Full([1], o.RoundingAbsolute, output.Device);
+        var m = biasAbs.Detach() * o.RoundingRelative + o.RoundingAbsolute;
+        int[] shape = m.Rank >= output.Rank ? output.Dims : output.Dims[1..];
+        return m.Expand(shape);
     }
 
     /// <summary>[M; −M; 0]: the rows of m [n, k], their negations and a zero row, for <see cref="SignedIndex"/>.</summary>

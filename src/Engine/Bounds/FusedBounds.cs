@@ -31,6 +31,20 @@ internal static class FusedBounds
         Tensor? bias = withBias ? a.NewEmpty([b, r]) : null, mag = withBias ? a.NewEmpty([b, r]) : null;
         a.K.BoundRelax(a3.Buf, aL3.Buf, rl, bL3?.Buf ?? default, rbl, aU3.Buf, ru, bU3?.Buf ?? default, rbu, y.Buf,
                        bias?.Buf ?? default, mag?.Buf ?? default, b, r, n);
+        if (a.Device == Device.Cpu && bias != null)
+        {
+            // One node for both outputs: its backward reads a once for the gradients of y and of the bias.
+            var zero0 = Tensor.Zeros([1, 1, 1], a.Device);
+            GradRecorder.RecordMulti([y, bias], [a3, aL3, aU3, bL3 ?? zero0, bU3 ?? zero0],
+                (g, ins) => FusedBoundsCpu.RelaxBackward(g[0], g[1], ins, bL3 != null, bU3 != null, b, r, n), "BoundRelax");
+            return (y.Reshape(a.Dims), bias, mag);
+        }
+        if (a.Device == Device.Cpu)
+        {
+            GradRecorder.RecordMulti([y], [a3, aL3, aU3, Tensor.Zeros([1, 1, 1], a.Device), Tensor.Zeros([1, 1, 1], a.Device)],
+                (g, ins) => FusedBoundsCpu.RelaxBackward(g[0], null, ins, false, false, b, r, n), "BoundRelax");
+            return (y.Reshape(a.Dims), bias, mag);
+        }
         y = GradRecorder.Record(y, [a3, aL3, aU3], (g, ins) =>
         {
             var (av, lo, up) = (ins[0].Detach(), ins[1].Detach(), ins[2].Detach());
@@ -78,6 +92,7 @@ internal static class FusedBounds
         Tensor[] ins = r3 == null ? [a3, c3] : [a3, c3, r3];
         value = GradRecorder.Record(value, ins, (g, xs) =>
         {
+            if (xs[0].Device == Device.Cpu) return FusedBoundsCpu.DotBackward(g, xs, eps, b, r, n);
             var av = xs[0].Detach();
             var g3 = g.Reshape(b, r, 1);
             var grads = new Tensor?[xs.Length];

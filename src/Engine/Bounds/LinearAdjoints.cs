@@ -1,4 +1,5 @@
 using Engine.Autograd;
+using Engine.Cpu;
 using Engine.Tensors;
 
 namespace Engine.Bounds;
@@ -41,6 +42,59 @@ internal static class LinearAdjoints
             return [ga, gw];
         }, "ConvTranspose");
     }
+
+    /// <summary>
+    /// <see cref="ConvTranspose"/> of a [N, Cout, OutH, OutW] together with the per-plane sums of a ([N, Cout]: the
+    /// coefficients of the convolution's bias), as one CPU node whose backward adds the sums' gradient into the
+    /// coefficient gradient in place (the composition materialises it at full size and adds it in another pass).
+    /// Null off the CPU.
+    /// </summary>
+    public static unsafe (Tensor Back, Tensor Sums)? ConvTransposeWithSums(Tensor a, Tensor weight, int height, int width, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups)
+    {
+        if (a.Device != Device.Cpu || a.Rank != 4) return null;
+        Tensor back;
+        using (new NoGrad()) back = ConvTranspose(a, weight, height, width, stride, padding, dilation, groups);
+        int n = a.Dims[0], cout = a.Dims[1], plane = a.Dims[2] * a.Dims[3], cin = back.Dims[1];
+        var geo = new Conv2dGeometry(n, cin, height, width, cout, weight.Dims[2], weight.Dims[3], stride.H, stride.W, padding.H, padding.W, dilation.H, dilation.W, groups);
+        // The reduction kernel the composition (a.Sum over the plane) uses, so the bias term is the same.
+        Tensor sums;
+        using (new NoGrad()) sums = a.Detach().Sum([2, 3]);
+        GradRecorder.RecordMulti([back, sums], [a, weight], (g, ins) =>
+        {
+            var (ai, wi) = (ins[0], ins[1]);
+            Tensor? ga = null, gw = null;
+            var gb = g[0];
+            if (ai.RequiresGrad)
+            {
+                ga = ai.NewEmpty(ai.Dims);
+                if (gb != null) gb.K.Conv2dForward(gb.Buf, wi.Buf, null, ga.Buf, geo);
+                else ga.K.Fill(ga.Buf, ga.Numel, 0f);
+                if (g[1] is { } gs)
+                {
+                    float* pg = CpuPtr(ga), pgs = CpuPtr(gs);
+                    CpuThreads.For(n * cout, Math.Max(1, 16384 / Math.Max(1, plane)), (s, e) =>
+                    {
+                        for (int q = s; q < e; q++)
+                        {
+                            float* x = pg + (long)q * plane;
+                            float v = pgs[q];
+                            for (int i = 0; i < plane; i++) x[i] += v;
+                        }
+                    });
+                    GC.KeepAlive(gs);
+                }
+            }
+            if (wi.RequiresGrad && gb != null)
+            {
+                gw = wi.NewEmpty(wi.Dims);
+                gb.K.Conv2dBackwardWeight(gb.Buf, ai.Buf, gw.Buf, geo);
+            }
+            return [ga, gw];
+        }, "ConvTransposeWithSums");
+        return (back, sums);
+    }
+
+    private static unsafe float* CpuPtr(Tensor t) => ((CpuStorage)t.Storage).RawPointer + t.Offset;
 
     /// <summary>avg_pool2dᵀ: a [P, OutH, OutW] planes spread back over [P, H, W]. Differentiable.</summary>
     public static Tensor AvgPoolTranspose(Tensor a, Pool2dGeometry geo, bool countIncludePad)

@@ -56,7 +56,9 @@ public sealed class Perturbation
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank < 1) throw new ArgumentException($"Perturbation: the input must be batched ([B, ...]), got shape {ShapeUtil.Format(x.Dims)}.");
-        var data = x.ToArray();
+        // On the CPU the values are read in place: a copy of a training batch is a large-object allocation every
+        // step, which forces full collections.
+        ReadOnlySpan<float> data = x.Storage is CpuStorage cs ? cs.RawData.AsSpan(x.Offset, x.Numel) : x.ToArray();
         foreach (var v in data)
         {
             if (!float.IsFinite(v)) throw new ArgumentException($"Perturbation: the input {ShapeUtil.Format(x.Dims)} contains NaN or infinity.");

@@ -33,6 +33,13 @@ public sealed partial class Conv2dOp
         var a = step.A; // [B, R, Cout, OutH, OutW]
         int bsz = step.Batch, rows = step.Rows;
         var flat = a.Reshape(bsz * rows, a.Dims[2], a.Dims[3], a.Dims[4]);
+        if (step.Inputs.Count > 2 && LinearAdjoints.ConvTransposeWithSums(flat, w, inShape[2], inShape[3], Stride, Padding, Dilation, Groups) is { } fused)
+        {
+            step.SetInput(0, fused.Back.Reshape(bsz, rows, inShape[1], inShape[2], inShape[3]));
+            var bias = BoundRules.Constant([.. step.Inputs], 2, Type, "bias");
+            step.AddDot(fused.Sums.Reshape(bsz, rows, a.Dims[2]), bias);
+            return;
+        }
         var back = LinearAdjoints.ConvTranspose(flat, w, inShape[2], inShape[3], Stride, Padding, Dilation, Groups);
         step.SetInput(0, back.Reshape(bsz, rows, inShape[1], inShape[2], inShape[3]));
         if (step.Inputs.Count > 2)
