@@ -1,0 +1,159 @@
+using Engine.Autograd;
+using Engine.Bounds;
+using Engine.Graph;
+using Engine.Tensors;
+using Engine.Verification;
+
+namespace Engine.Certify;
+
+/// <summary>
+/// The certifier of the certification report: an example is verified when the lower bound of every margin
+/// f_y − f_j (j ≠ y) over the perturbation set is above 0, by IBP, CROWN or alpha-CROWN
+/// (<see cref="Bounds.Bounds.Compute(ComputeGraph, Tensor, Perturbation, BoundMethod, Spec?, BoundOptions?)"/> under
+/// <see cref="NoGrad"/>, so IBP and CROWN take the compiled fast path on the CPU).
+/// <para>
+/// Soundness. The float32 bounds carry the engine's rounding margins (ρ·Σ|terms| + α on every sum of products), an
+/// estimate that covers typical float32 error with a wide factor but is not a proof. An example whose float32 bound is
+/// positive yet at most <see cref="RecheckBelow"/> is therefore re-checked by the float64 rigorous guard
+/// (<see cref="RigorousNetwork"/>: CROWN in double with every rounding error bounded, valid for the network in exact
+/// arithmetic) over the box [x − eps, x + eps] ∩ domain (for L2, the box that contains the ball), and counted only if
+/// the guard proves every margin positive as well. Examples with a larger float32 bound are far outside any plausible
+/// rounding error (the margins are ~1e-5 relative). When the guard cannot read the graph, the examples in the band
+/// are not counted (never the other way round).
+/// </para>
+/// </summary>
+public sealed class BoundCertifier : IRobustnessCertifier
+{
+    private readonly ComputeGraph _graph;
+    private readonly BoundOptions _options;
+    private RigorousNetwork? _rigorous;
+    private string? _rigorousFailure;
+    private int _classes;
+
+    /// <summary>Certifies with <paramref name="method"/> on <paramref name="graph"/> (one input, one output of logits).</summary>
+    /// <param name="graph">The classifier.</param>
+    /// <param name="method">IBP, CROWN, CROWN-IBP or alpha-CROWN.</param>
+    /// <param name="options">Bound settings; null: the defaults without upper bounds (only lower bounds are needed).</param>
+    /// <param name="recheckBelow">See <see cref="RecheckBelow"/> (0: no float64 re-check).</param>
+    /// <param name="clipLow">Lower end of the input domain, for the guard's box under L2 (L∞ takes it from the perturbation).</param>
+    /// <param name="clipHigh">Upper end of the input domain, likewise.</param>
+    public BoundCertifier(ComputeGraph graph, BoundMethod method, BoundOptions? options = null, float recheckBelow = 0.05f,
+                          float? clipLow = null, float? clipHigh = null)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        if (!Enum.IsDefined(method)) throw new ArgumentException($"BoundCertifier: unknown method {method}.");
+        if (!(recheckBelow >= 0)) throw new ArgumentException($"BoundCertifier: recheckBelow must be >= 0, got {recheckBelow}.");
+        _graph = graph;
+        Method = method;
+        _options = options ?? new BoundOptions { ComputeUpper = false };
+        RecheckBelow = recheckBelow;
+        ClipLow = clipLow; ClipHigh = clipHigh;
+    }
+
+    /// <summary>The bound method.</summary>
+    public BoundMethod Method { get; }
+
+    /// <summary>Float32 margin lower bounds in (0, RecheckBelow] are re-checked in float64 (see the class summary).</summary>
+    public float RecheckBelow { get; }
+
+    /// <summary>Lower end of the input domain used by the L2 re-check box (null: unbounded).</summary>
+    public float? ClipLow { get; }
+
+    /// <summary>Upper end of the input domain used by the L2 re-check box (null: unbounded).</summary>
+    public float? ClipHigh { get; }
+
+    /// <summary>"ibp", "crown", "crown-ibp" or "alpha-crown".</summary>
+    public string Name => MethodName(Method);
+
+    /// <summary>The CLI / report name of a bound method.</summary>
+    public static string MethodName(BoundMethod method) => method switch
+    {
+        BoundMethod.Ibp => "ibp",
+        BoundMethod.Crown => "crown",
+        BoundMethod.CrownIbp => "crown-ibp",
+        BoundMethod.AlphaCrown => "alpha-crown",
+        _ => method.ToString(),
+    };
+
+    /// <inheritdoc/>
+    public CertifierResult Certify(Tensor x, int[] labels, Perturbation perturbation)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(perturbation);
+        int b = x.Dims[0];
+        if (labels.Length != b) throw new ArgumentException($"BoundCertifier: {labels.Length} labels for a batch of {b}.");
+        float[] lower;
+        using (new NoGrad())
+        {
+            if (_classes == 0)
+            {
+                var probe = Executor.Forward(_graph, x.NarrowRows(0, 1));
+                _classes = probe.Numel;
+                if (_classes < 2) throw new ArgumentException($"BoundCertifier: the model returns {_classes} output per example; a classifier needs at least 2.");
+            }
+            var r = Bounds.Bounds.Compute(_graph, x, perturbation, Method, Spec.Margins(labels, _classes), _options);
+            lower = r.Lower.ToArray();
+        }
+        int rows = _classes - 1;
+        var verified = new bool[b];
+        var min = new float[b];
+        int rechecked = 0, rejected = 0;
+        float[]? xs = null;
+        for (int i = 0; i < b; i++)
+        {
+            float m = float.PositiveInfinity;
+            for (int j = 0; j < rows; j++) m = Math.Min(m, lower[i * rows + j]);
+            // NaN never verifies (the comparison is false).
+            min[i] = m;
+            verified[i] = m > 0;
+            if (!verified[i] || !(m <= RecheckBelow)) continue;
+            rechecked++;
+            xs ??= x.ToArray();
+            if (!RigorousCheck(xs, i, x.Dims[1..], labels[i], perturbation))
+            {
+                verified[i] = false;
+                rejected++;
+            }
+        }
+        return new CertifierResult(verified, min, rechecked, rejected);
+    }
+
+    /// <summary>Why the float64 guard cannot check this graph (null when it can, or before it was first needed).</summary>
+    public string? RecheckUnavailableReason => _rigorousFailure;
+
+    private bool RigorousCheck(float[] xs, int example, int[] shape, int label, Perturbation p)
+    {
+        if (_rigorousFailure != null) return false;
+        int size = ShapeUtil.Numel(shape);
+        if (_rigorous != null && _rigorous.InputSize != size) _rigorous = null;
+        if (_rigorous == null)
+        {
+            _rigorous = RigorousNetwork.TryCreate(_graph, shape, out var why);
+            if (_rigorous == null) { _rigorousFailure = why ?? "unsupported graph"; return false; }
+        }
+        double eps = p.Eps;
+        double lo = (p.Norm == PerturbationNorm.LInf ? p.ClipLow : ClipLow) ?? double.NegativeInfinity;
+        double hi = (p.Norm == PerturbationNorm.LInf ? p.ClipHigh : ClipHigh) ?? double.PositiveInfinity;
+        var lower = new double[size];
+        var upper = new double[size];
+        for (int k = 0; k < size; k++)
+        {
+            // The threat model itself, [x − eps, x + eps] ∩ domain: exact in double for float32 x and eps (the float32
+            // bounds used fl(x ± eps), which differs from it by half an ulp at most).
+            double v = xs[example * size + k];
+            lower[k] = Math.Max(lo, v - eps);
+            upper[k] = Math.Min(hi, v + eps);
+        }
+        var box = _rigorous.Analyze(lower, upper);
+        var c = new double[_classes];
+        for (int j = 0; j < _classes; j++)
+        {
+            if (j == label) continue;
+            Array.Clear(c);
+            c[label] = 1; c[j] = -1;
+            if (!(box.LowerBound(c, out _) > 0)) return false;
+        }
+        return true;
+    }
+}
