@@ -91,6 +91,8 @@ internal static class CertifyCommand
         bool l2 = smoothing || s.Norm == "2";
         bool fancy = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
         var radii = s.Plot != null ? Certification.Radii(s.Eps, 6) : [s.Eps];
+        // Fail before a long run, not after it, where the plot cannot be drawn.
+        if (s.Plot != null) Plotting(() => new ScottPlot.Plot().GetImageBytes(8, 8, ScottPlot.ImageFormat.Png));
 
         var threads = device == Tensors.Device.Cpu ? $"{CpuThreads.Count} threads" : $"on {device.Name}";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -175,7 +177,7 @@ internal static class CertifyCommand
     private static void Plot(IReadOnlyList<CertificationReport> reports, string path, string model, string method, bool l2)
     {
         var xs = reports.Select(r => (double)r.Eps).ToArray();
-        try
+        Plotting(() =>
         {
             var plt = new ScottPlot.Plot();
             var v = plt.Add.Scatter(xs, reports.Select(r => 100 * r.VerifiedAccuracy).ToArray());
@@ -190,14 +192,25 @@ internal static class CertifyCommand
             var dir = Path.GetDirectoryName(Path.GetFullPath(path));
             if (dir != null) Directory.CreateDirectory(dir);
             plt.SavePng(path, 800, 500);
-        }
-        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or NotSupportedException)
+        });
+        Console.WriteLine($"plot written to {path}");
+    }
+
+    /// <summary>
+    /// Runs ScottPlot code, turning a missing native library (SkiaSharp's libSkiaSharp, which `./build.sh publish` puts
+    /// beside the binary) into one clear error line.
+    /// </summary>
+    private static void Plotting(Action draw)
+    {
+        try { draw(); }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
         {
             var inner = e;
             while (inner.InnerException is { } next) inner = next;
-            throw new InvalidOperationException($"--plot: the plotting library could not run here ({inner.Message}).", e);
+            string first = inner.Message.Split('\n', 2)[0].TrimEnd('.', ' ', ':');
+            throw new InvalidOperationException(
+                $"--plot: the plotting library (SkiaSharp) could not load its native library; keep libSkiaSharp.so and libHarfBuzzSharp.so beside the engine binary ({first}).", e);
         }
-        Console.WriteLine($"plot written to {path}");
     }
 
     private static TensorDataset Prepare(TensorDataset test, int[] exampleShape, int? limit, string file)
