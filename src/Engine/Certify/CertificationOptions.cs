@@ -26,7 +26,7 @@ public sealed record CertificationOptions
     public BoundMethod Method { get; init; } = BoundMethod.Crown;
 
     /// <summary>Examples per batch for the forward pass, the attack and the bounds.</summary>
-    public int BatchSize { get; init; } = 256;
+    public int BatchSize { get; init; } = 128;
 
     /// <summary>PGD steps per restart (PGD-20 by default).</summary>
     public int PgdSteps { get; init; } = 20;

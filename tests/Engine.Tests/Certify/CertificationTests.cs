@@ -168,15 +168,16 @@ public class CertificationTests
         Assert.Throws<CertificationSoundnessException>(() => Certification.Run(model, data, options, new InflatedBounds(honest, 20f)));
     }
 
-    [Test]
-    public void TheFloat64RecheckProvesWhatFloat32CrownVerified()
+    [TestCase(BoundMethod.Crown)]
+    [TestCase(BoundMethod.Ibp)]
+    public void TheFloat64RecheckProvesWhatFloat32BoundsVerified(BoundMethod method)
     {
-        // Re-check every verified example: the rigorous guard runs the same CROWN in double, so it must agree (a wrong
-        // box, spec row or label in the re-check would reject examples here).
+        // Re-check every verified example: the rigorous guard runs CROWN (and the folded IBP margin) in double, so it
+        // must agree (a wrong box, spec row or label in the re-check would reject examples here).
         var model = CertifyTestNets.TrainedMlp();
         var data = CertifyTestNets.Test(60);
-        var all = Certification.Run(model, data, new CertificationOptions { Eps = 0.01f, BatchSize = 60, RecheckBelow = float.PositiveInfinity });
-        var none = Certification.Run(model, data, new CertificationOptions { Eps = 0.01f, BatchSize = 60, RecheckBelow = 0 });
+        var all = Certification.Run(model, data, new CertificationOptions { Eps = 0.01f, Method = method, BatchSize = 60, RecheckBelow = float.PositiveInfinity });
+        var none = Certification.Run(model, data, new CertificationOptions { Eps = 0.01f, Method = method, BatchSize = 60, RecheckBelow = 0 });
         Assert.That(all.Rechecked, Is.EqualTo(none.Verified));
         Assert.That(none.Verified, Is.GreaterThan(10));
         Assert.That(all.RecheckRejected, Is.EqualTo(0));
