@@ -242,3 +242,25 @@ public class CertificationTests
         Assert.That(doc.GetProperty("verified").GetDouble(), Is.EqualTo(r.VerifiedAccuracy).Within(1e-6));
     }
 }
+
+/// <summary>The report on a non-CPU device (the emulated one): the same counts as on the CPU, so nothing assumes CPU tensors.</summary>
+public class CertificationDeviceTests
+{
+    [Test]
+    public void ReportOnTheEmulatedDeviceMatchesTheCpu()
+    {
+        var data = CertifyTestNets.Test(40);
+        var options = new CertificationOptions { Eps = 0.01f, BatchSize = 20, PgdSteps = 5 };
+        var cpu = Certification.Run(CertifyTestNets.RandomMlp(9), data, options);
+        var onEmu = CertifyTestNets.RandomMlp(9).To(Devices.EmulatedDevice.Instance);
+        var emu = Certification.Run(onEmu, data, options);
+        Assert.That(emu.Examples.Select(e => e.Clean), Is.EqualTo(cpu.Examples.Select(e => e.Clean)));
+        Assert.That(emu.Examples.Select(e => e.Verified), Is.EqualTo(cpu.Examples.Select(e => e.Verified)));
+        Assert.That(emu.Pgd, Is.EqualTo(cpu.Pgd).Within(1), "the attack may differ by rounding on another device");
+
+        var smooth = new SmoothingOptions { N0 = 10, N = 50, BatchSize = 50, Eps = 0.1f, PgdSteps = 2, PgdSamples = 2 };
+        var s = Smoothing.Run(onEmu.Graph, CertifyTestNets.Test(3), smooth);
+        Assert.That(s.Total, Is.EqualTo(3));
+        Assert.That(s.Pgd, Is.LessThanOrEqualTo(s.Clean));
+    }
+}
