@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Engine.Serialization;
 
 namespace Engine.Cli;
 
@@ -16,14 +15,7 @@ internal static class EvalCommand
         var cmd = new Command("eval", "Print the test accuracy of saved weights; the last stdout line is JSON") { file, model, data };
         cmd.SetAction(EngineCli.Guard(parse =>
         {
-            string path = parse.GetValue(file)!;
-            if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
-            var (tensors, metadata) = SafeTensors.LoadWithMetadata(path);
-            string name = parse.GetValue(model)
-                ?? (metadata.TryGetValue("model", out var m) ? m : throw new ArgumentException($"'{path}' does not record its architecture; pass --model {string.Join('|', ModelZoo.Names)}."));
-            var net = ModelZoo.Create(name);
-            try { net.LoadStateDict(tensors); }
-            catch (ArgumentException e) { throw new InvalidDataException($"'{path}' does not hold {name} weights: {e.Message}", e); }
+            var (net, name) = ModelFiles.LoadWeights(parse.GetValue(file)!, parse.GetValue(model));
             var (split, source) = Training.LoadData(parse.GetValue(data));
             var (correct, total) = Training.Evaluate(net, split.Test);
             double acc = (double)correct / total;
