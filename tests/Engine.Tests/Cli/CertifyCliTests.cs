@@ -75,6 +75,20 @@ public class CertifyCliTests
         Assert.That(j.GetProperty("pgd").GetDouble(), Is.LessThanOrEqualTo(j.GetProperty("clean").GetDouble()));
     }
 
+    [Test]
+    public void CertifiesAnOnnxClassifier()
+    {
+        // A linear classifier on flattened images: the CLI reshapes the test images to the model's [N, 784] input.
+        var bytes = new Onnx.OnnxTestModel(seed: 3).Input("x", -1, 784).Output("y").RandScaled("w", 0.05f, 784, 10).RandScaled("b", 0.1f, 10)
+            .Node("MatMul", ["x", "w"], ["m"]).Node("Add", ["m", "b"], ["y"]).Bytes();
+        var onnx = Path.Combine(_tmp, "linear.onnx");
+        File.WriteAllBytes(onnx, bytes);
+        var j = Json(CliRunner.Run("certify", onnx, "--eps", "0.001", "--limit", "30", "--pgd-steps", "5", "--threads", "2"));
+        Assert.That(j.GetProperty("verified").GetDouble(), Is.LessThanOrEqualTo(j.GetProperty("pgd").GetDouble()));
+        Assert.That(j.GetProperty("pgd").GetDouble(), Is.LessThanOrEqualTo(j.GetProperty("clean").GetDouble()));
+        Assert.That(j.GetProperty("method").GetString(), Is.EqualTo("crown"));
+    }
+
     [TestCase("missing", "--eps", "0.1")]
     [TestCase("weights", "--eps=-0.1")]
     [TestCase("weights", "--eps", "0.1", "--method", "smoothing", "--sigma", "0")]
