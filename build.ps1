@@ -38,8 +38,12 @@ switch ($Verb) {
   "bench" { dotnet run -c Release --project benchmarks/Engine.Benchmarks -- @Rest; exit $LASTEXITCODE }
   "run" {
     dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q; if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
-    if ($Rest.Count -eq 0) { $Rest = @("train", "--model", "cnn") }
-    dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll @Rest; exit $LASTEXITCODE
+    $engine = "src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll"
+    if ($Rest.Count -gt 0) { dotnet $engine @Rest; exit $LASTEXITCODE }
+    # The main job (same as build.sh): IBP training of the small CNN on the embedded subset, then certify at Linf 0.1.
+    dotnet $engine train --model cnn-small --method ibp --eps 0.1 --epochs 30 --batch 64 --lr 1e-3 --seed 0 --out out/main.safetensors
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    dotnet $engine certify out/main.safetensors --eps 0.1 --method crown; exit $LASTEXITCODE
   }
   "publish" {
     # NativeAOT, one self-contained file: out/engine-RID/engine[.exe] (default RID linux-x64); x64 code for x86-64-v3

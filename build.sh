@@ -51,8 +51,12 @@ case "$verb" in
     ;;
   run)
     dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q
-    if [ $# -eq 0 ]; then set -- train --model cnn; fi
-    dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll "$@"
+    engine=(dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll)
+    if [ $# -gt 0 ]; then "${engine[@]}" "$@"; exit; fi
+    # The main job: certified (IBP) training of the small CNN on the embedded Fashion-MNIST subset, then its
+    # certification report at Linf eps 0.1 (CROWN, inputs in [0, 1]); the last line is the certify JSON.
+    "${engine[@]}" train --model cnn-small --method ibp --eps 0.1 --epochs 30 --batch 64 --lr 1e-3 --seed 0 --out out/main.safetensors
+    "${engine[@]}" certify out/main.safetensors --eps 0.1 --method crown
     ;;
   publish)
     # NativeAOT, one self-contained file: out/engine-RID/engine (default RID linux-x64). x64 code is compiled for
