@@ -40,22 +40,6 @@ internal static class Training
         return loss.Item();
     }
 
-    /// <summary>How many rows of <paramref name="logits"/> [B, C] have their largest value at the target class.</summary>
-    public static int CountCorrect(Tensor logits, Tensor targets)
-    {
-        var l = logits.ToArray();
-        var t = targets.ToArray();
-        int rows = t.Length, classes = rows == 0 ? 0 : l.Length / rows, correct = 0;
-        for (int r = 0; r < rows; r++)
-        {
-            var row = l.AsSpan(r * classes, classes);
-            int best = 0;
-            for (int c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-            if (best == (int)t[r]) correct++;
-        }
-        return correct;
-    }
-
     /// <summary>
     /// Accuracy of <paramref name="model"/> on <paramref name="data"/> in eval mode without recording gradients; the
     /// batches are moved to <paramref name="device"/> (the model's device; default CPU).
@@ -67,7 +51,7 @@ internal static class Training
         int correct = 0;
         using (new NoGrad())
             foreach (var (x, y) in new DataLoader(data, batch, shuffle: false))
-                correct += CountCorrect(model.Forward(device is null ? x : x.To(device)), y);
+                correct += Accuracy.CountCorrect(model.Forward(device is null ? x : x.To(device)), y);
         model.Train(wasTraining);
         return (correct, data.Count);
     }

@@ -94,7 +94,7 @@ public sealed class CertifiedTrainer
                 throw new InvalidOperationException($"CertifiedTrainer: the gradient norm is {norm} at step {StepCount}; the weights were left unchanged.");
             // Adam's moments are created lazily by the first update and must outlive the step.
             using (TensorScope.Suspend()) Optimizer.Step();
-            if (r.CleanLogits != null) correct = CountCorrect(r.CleanLogits, labels);
+            if (r.CleanLogits != null) correct = Accuracy.CountCorrect(r.CleanLogits, labels);
         }
         int batchInEpoch = StepCount % Schedule.BatchesPerEpoch;
         StepCount++;
@@ -156,19 +156,5 @@ public sealed class CertifiedTrainer
             onEpoch?.Invoke(r);
         }
         return epochs;
-    }
-
-    private static int CountCorrect(Tensor logits, Tensor labels)
-    {
-        var l = logits.ToArray();
-        var t = labels.ToArray();
-        int rows = t.Length, classes = rows == 0 ? 0 : l.Length / rows, correct = 0;
-        for (int r = 0; r < rows; r++)
-        {
-            int best = 0;
-            for (int c = 1; c < classes; c++) if (l[r * classes + c] > l[r * classes + best]) best = c;
-            if (best == (int)t[r]) correct++;
-        }
-        return correct;
     }
 }
