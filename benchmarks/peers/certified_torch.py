@@ -223,23 +223,9 @@ def verify_lower(layers, x, labels, eps, method):
 # ------------------------------------------------------------------------------------------------------- timing
 
 def timings_ms(fn, warmup=5, budget_s=None, iters=None):
-    budget_s = args.budget if budget_s is None else budget_s
-    iters = args.iters if iters is None else iters
-    t = time.perf_counter()
-    fn()
-    if time.perf_counter() - t < 1.0:
-        for _ in range(warmup - 1):
-            fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 5 or (len(times) < iters and time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    mid = len(times) // 2
-    median = times[mid] if len(times) % 2 else 0.5 * (times[mid - 1] + times[mid])
-    return median, times[0], len(times)
+    """crown_torch's timer with this script's defaults: 5 warm-up calls, at least 5 timed calls."""
+    return crown_torch.timings_ms(fn, args.iters if iters is None else iters, args.budget if budget_s is None else budget_s,
+                                  warmup=warmup, min_calls=5)
 
 
 def make_model(exported=None):

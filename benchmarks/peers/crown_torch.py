@@ -227,9 +227,10 @@ def crown(layers, x, eps, c):
     return backward(layers, len(layers) - 1, c.transpose(0, 1), boxes, x, eps).t()   # [B, S]
 
 
-def timings_ms(fn, iters, budget_s=5.0):
-    """Median and min ms of fn after warm-up: 2 warm-up calls (1 for a call over a second), then up to iters calls
-    within about budget_s seconds, at least 3. On a GPU each call ends with a synchronize, inside its time."""
+def timings_ms(fn, iters, budget_s=5.0, warmup=2, min_calls=3):
+    """Median ms, min ms and the number of timed calls of fn after warm-up: warmup calls (1 for a call over a
+    second), then up to iters calls within about budget_s seconds, at least min_calls. On a GPU each call ends with a
+    synchronize, inside its time. certified_torch.py times with this too."""
     if args is not None and args.device != "cpu":
         inner = fn
 
@@ -239,17 +240,18 @@ def timings_ms(fn, iters, budget_s=5.0):
     t = time.perf_counter()
     fn()
     if time.perf_counter() - t < 1.0:
-        fn()
+        for _ in range(warmup - 1):
+            fn()
     times = []
     start = time.perf_counter()
-    while len(times) < 3 or (len(times) < iters and time.perf_counter() - start < budget_s):
+    while len(times) < min_calls or (len(times) < iters and time.perf_counter() - start < budget_s):
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
     times.sort()
     mid = len(times) // 2
     median = times[mid] if len(times) % 2 else 0.5 * (times[mid - 1] + times[mid])
-    return median, times[0]
+    return median, times[0], len(times)
 
 
 def main():
@@ -269,7 +271,7 @@ def main():
             for method, fn in methods.items():
                 with torch.no_grad():
                     lower = fn(layers, x, eps, c)
-                    median, best = (float("nan"),) * 2 if args.no_time else timings_ms(lambda: fn(layers, x, eps, c), iters=args.iters)
+                    median, best, _ = (float("nan"),) * 3 if args.no_time else timings_ms(lambda: fn(layers, x, eps, c), iters=args.iters)
                 if not args.no_time:
                     emit({"peer": "crown_torch", "op": "crown", "method": method, "net": name, "batch": batch,
                           "threads": args.threads, **({"device": args.device} if args.device != "cpu" else {}),
