@@ -384,7 +384,7 @@ public sealed partial class RigorousBox
             {
                 case DenseNode d:
                     for (int o = 0; o < d.Size; o++)
-                        y[o] = (d.B?[o] ?? 0) + System.Numerics.Tensors.TensorPrimitives.Dot(d.W.AsSpan(o * d.In, d.In), z.AsSpan(0, d.In));
+                        y[o] = (d.B?[o] ?? 0) + d.RowDot(o, z);
                     break;
                 case DiagNode g:
                     for (int i = 0; i < node.Size; i++) y[i] = (g.A?[i] ?? 1) * z[i] + (g.C?[i] ?? 0);

@@ -36,7 +36,25 @@ public sealed partial class RigorousBox
         _fPos = new double[n][]; _fNeg = new double[n][]; _tNeg = new double[n][]; _magU = new double[n][]; _magUSum = new double[n];
         Lo[0] = lower; Hi[0] = upper;
         MaxAbs[0] = Magnitudes(lower, upper);
-        for (int v = 1; v < n; v++)
+        int first = 1;
+        if (enclosing is { CutNode: > 0 } e && !e.Failed && lower.AsSpan().SequenceEqual(e.Lo[0]) && upper.AsSpan().SequenceEqual(e.Hi[0]))
+        {
+            // A ReLU split of the enclosing domain over the same input box: the nodes before the cut read nothing the
+            // cut changed, so computing them again would give the enclosing domain's bounds and relaxations; they are
+            // taken from it (valid here: this domain is part of that one), and the cut node takes the cut bounds.
+            if (e.Infeasible) { Infeasible = true; return; }
+            int k = e.CutNode;
+            for (int v = 1; v <= k; v++)
+            {
+                Lo[v] = e.Lo[v]; Hi[v] = e.Hi[v]; MaxAbs[v] = e.MaxAbs[v]; _k1[v] = e._k1[v]; _k2[v] = e._k2[v];
+                _upS[v] = e._upS[v]; _upT[v] = e._upT[v]; _loS[v] = e._loS[v]; _loT[v] = e._loT[v];
+                _argMax[v] = e._argMax[v]; _dominant[v] = e._dominant[v]; _maxHi[v] = e._maxHi[v];
+                _fPos[v] = e._fPos[v]; _fNeg[v] = e._fNeg[v]; _tNeg[v] = e._tNeg[v]; _magU[v] = e._magU[v]; _magUSum[v] = e._magUSum[v];
+            }
+            MaxAbs[k] = Magnitudes(Lo[k], Hi[k]);
+            first = k + 1;
+        }
+        for (int v = first; v < n; v++)
         {
             var node = _nodes[v];
             if (node is DenseNode d)
@@ -85,7 +103,11 @@ public sealed partial class RigorousBox
         else Hi[node][index] = Math.Min(Hi[node][index], 0);
         Failed = src.Failed;
         Infeasible = src.Infeasible || Lo[node][index] > Hi[node][index];
+        CutNode = node;
     }
+
+    /// <summary>For a box made by <see cref="WithSign"/>: the node whose bounds were cut (every earlier node's bounds and relaxations are those of the box it was cut from); 0 otherwise.</summary>
+    internal int CutNode { get; }
 
     internal RigorousNetwork Network { get; }
 
@@ -218,7 +240,7 @@ public sealed partial class RigorousBox
                     }
                     for (int o = 0; o < d.Size; o++)
                     {
-                        var (c, t, r) = Dot3(d.W.AsSpan(o * d.In, d.In), d.AbsW.AsSpan(o * d.In, d.In), mid, amid, rad);
+                        var (c, t, r) = d.Runs is { } sr ? Dot3(sr, o, mid, amid, rad) : Dot3(d.W.AsSpan(o * d.In, d.In), d.AbsW.AsSpan(o * d.In, d.In), mid, amid, rad);
                         double b = d.B?[o] ?? 0;
                         c += b; t += Math.Abs(b);
                         double w = AddUp(AddUp(r, DotSlack(t, d.In + 1)), DotSlack(r, d.In));
@@ -308,6 +330,22 @@ public sealed partial class RigorousBox
         }
         for (; i < n; i++) { c += w[i] * m[i]; t += aw[i] * am[i]; s += aw[i] * r[i]; }
         return (c, t, s);
+    }
+
+    /// <summary>As the dense Dot3 over row o of a sparse matrix (its exact zeros skipped: they add nothing).</summary>
+    private static (double C, double T, double R) Dot3(SparseRuns s, int o, double[] m, double[] am, double[] r)
+    {
+        double c = 0, t = 0, q = 0;
+        for (int k = s.RunStart[o]; k < s.RunStart[o + 1]; k++)
+        {
+            int i0 = s.RunCol[k], v0 = s.RunVal[k], len = s.RunLen[k];
+            for (int j = 0; j < len; j++)
+            {
+                double w = s.Val[v0 + j], aw = s.AbsVal[v0 + j];
+                c += w * m[i0 + j]; t += aw * am[i0 + j]; q += aw * r[i0 + j];
+            }
+        }
+        return (c, t, q);
     }
 
     /// <summary>The linear relaxation of a nonlinear node, from its input's final bounds.</summary>
