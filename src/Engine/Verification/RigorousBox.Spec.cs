@@ -75,7 +75,8 @@ public sealed partial class RigorousBox
         int bestRow = 0;
         for (int r = 0; r < m; r++)
         {
-            double ibp = AddDown(IntervalDot(spec.C.AsSpan(r * outN, outN), Lo[^1], Hi[^1]), b[r]);
+            var cr = spec.C.AsSpan(r * outN, outN);
+            double ibp = AddDown(Math.Max(IntervalDot(cr, Lo[^1], Hi[^1]), FoldedIntervalDot(cr)), b[r]);
             double g = Math.Max(rowBound[r], ibp);
             if (g > res.Bound) { res.Bound = g; bestRow = r; }
         }
