@@ -44,7 +44,7 @@ internal static class CertifyCommand
         var limit = new Option<int?>("--limit") { Description = "Certify only the first N test images" };
         var batch = new Option<int?>("--batch") { Description = "Examples per batch (default 128; smoothing: noisy copies per pass, default 1000)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the attack's random starts and the smoothing noise", DefaultValueFactory = _ => 0 };
-        var babTimeout = new Option<double>("--bab-timeout") { Description = "bab: time limit of branch and bound per example, in seconds", DefaultValueFactory = _ => 5 };
+        var babTimeout = new Option<double>("--bab-timeout") { Description = "bab: time limit of branch and bound per example, in seconds", DefaultValueFactory = _ => 2 };
         var device = DeviceOption.Create();
 
         var cmd = new Command("certify", "Clean, PGD and verified accuracy on the test set; the last stdout line is {\"clean\":c,\"pgd\":p,\"verified\":v,\"eps\":E,\"method\":M}")
