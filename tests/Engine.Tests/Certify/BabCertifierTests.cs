@@ -16,7 +16,7 @@ namespace Engine.Tests.Certify;
 [TestFixture]
 public class BabCertifierTests
 {
-    private static readonly BabOptions Quick = new() { Timeout = TimeSpan.FromSeconds(5), AttackSteps = 20, AttackRestarts = 1 };
+    private static readonly BabOptions Quick = new() { Timeout = TimeSpan.FromSeconds(1), AttackSteps = 20, AttackRestarts = 1 };
 
     [Test]
     public void ProvesEveryExampleIbpOrCrownProvesAndNoneTheAttackBreaks()
@@ -35,7 +35,6 @@ public class BabCertifierTests
                 Assert.That(bab.Examples[i].Verified, Is.True, $"example {i}: ibp {ibp.Examples[i].Verified}, crown {crown.Examples[i].Verified}");
         Assert.That(bab.Verified, Is.GreaterThanOrEqualTo(Math.Max(ibp.Verified, crown.Verified)));
         Assert.That(bab.Verified, Is.LessThanOrEqualTo(bab.Pgd));
-        TestContext.Out.WriteLine($"ibp {ibp.Verified} crown {crown.Verified} bab {bab.Verified} pgd {bab.Pgd} clean {bab.Clean} {bab.ToJson()}");
         Assert.That(crown.Verified, Is.LessThan(crown.Pgd), "the radius leaves CROWN something to miss");
 
         var s = bab.Bab!;
