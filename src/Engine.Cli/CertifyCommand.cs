@@ -17,7 +17,7 @@ namespace Engine.Cli;
 /// </summary>
 internal static class CertifyCommand
 {
-    private static readonly string[] Methods = ["ibp", "crown", "alpha-crown", "smoothing"];
+    private static readonly string[] Methods = ["ibp", "crown", "alpha-crown", "bab", "smoothing"];
 
     public static Command Create()
     {
@@ -28,7 +28,11 @@ internal static class CertifyCommand
         var eps = new Option<float>("--eps") { Description = "Radius of the perturbation ball", Required = true };
         var norm = new Option<string?>("--norm") { Description = "inf (a box, inputs clipped to [0, 1]) or 2 (default: inf; 2 for smoothing)" };
         norm.AcceptOnlyFromAmong("inf", "2");
-        var method = new Option<string>("--method") { Description = "ibp, crown, alpha-crown, or smoothing (randomized smoothing, L2)", DefaultValueFactory = _ => "crown" };
+        var method = new Option<string>("--method")
+        {
+            Description = "ibp, crown, alpha-crown, bab (IBP, CROWN, alpha-CROWN, then branch and bound on what is left; Linf), or smoothing (randomized smoothing, L2)",
+            DefaultValueFactory = _ => "crown",
+        };
         method.AcceptOnlyFromAmong(Methods);
         var plot = new Option<string?>("--plot") { Description = "Write a PNG of verified and PGD accuracy against eps (0 .. E)" };
         var sigma = new Option<float>("--sigma") { Description = "Smoothing: noise standard deviation", DefaultValueFactory = _ => 0.25f };
@@ -40,21 +44,24 @@ internal static class CertifyCommand
         var limit = new Option<int?>("--limit") { Description = "Certify only the first N test images" };
         var batch = new Option<int?>("--batch") { Description = "Examples per batch (default 128; smoothing: noisy copies per pass, default 1000)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the attack's random starts and the smoothing noise", DefaultValueFactory = _ => 0 };
+        var babTimeout = new Option<double>("--bab-timeout") { Description = "bab: time limit of branch and bound per example, in seconds", DefaultValueFactory = _ => 2 };
         var device = DeviceOption.Create();
 
         var cmd = new Command("certify", "Clean, PGD and verified accuracy on the test set; the last stdout line is {\"clean\":c,\"pgd\":p,\"verified\":v,\"eps\":E,\"method\":M}")
         {
-            file, model, data, eps, norm, method, plot, sigma, n0, n, alpha, pgdSteps, pgdRestarts, limit, batch, seed, device,
+            file, model, data, eps, norm, method, plot, sigma, n0, n, alpha, pgdSteps, pgdRestarts, limit, batch, seed, babTimeout, device,
         };
         cmd.SetAction(EngineCli.Guard(parse => Run(new Settings(
             parse.GetValue(file)!, parse.GetValue(model), parse.GetValue(data), parse.GetValue(eps), parse.GetValue(norm), parse.GetValue(method)!,
             parse.GetValue(plot), parse.GetValue(sigma), parse.GetValue(n0), parse.GetValue(n), parse.GetValue(alpha),
-            parse.GetValue(pgdSteps), parse.GetValue(pgdRestarts), parse.GetValue(limit), parse.GetValue(batch), parse.GetValue(seed), parse.GetValue(device)!))));
+            parse.GetValue(pgdSteps), parse.GetValue(pgdRestarts), parse.GetValue(limit), parse.GetValue(batch), parse.GetValue(seed), parse.GetValue(babTimeout),
+            parse.GetValue(device)!))));
         return cmd;
     }
 
     private sealed record Settings(string File, string? Model, string? Data, float Eps, string? Norm, string Method, string? Plot,
-                                   float Sigma, int N0, int N, double Alpha, int PgdSteps, int PgdRestarts, int? Limit, int? Batch, ulong Seed, string Device);
+                                   float Sigma, int N0, int N, double Alpha, int PgdSteps, int PgdRestarts, int? Limit, int? Batch, ulong Seed, double BabTimeout,
+                                   string Device);
 
     private static void Validate(Settings s)
     {
@@ -71,6 +78,10 @@ internal static class CertifyCommand
             if (!(s.Alpha > 0 && s.Alpha < 1)) throw new ArgumentException($"--alpha must be in (0, 1), got {s.Alpha.ToString(CultureInfo.InvariantCulture)}.");
             if (s.Norm == "inf") throw new ArgumentException("--method smoothing certifies L2 radii: use --norm 2 (or leave --norm out).");
         }
+        if (!(s.BabTimeout > 0) || !(s.BabTimeout <= 86400))
+            throw new ArgumentException($"--bab-timeout must be a number of seconds in (0, 86400], got {s.BabTimeout.ToString(CultureInfo.InvariantCulture)}.");
+        if (s.Method == "bab" && s.Norm == "2")
+            throw new ArgumentException("--method bab certifies Linf radii only (branch and bound works on input boxes); use --method crown for --norm 2.");
         if (s.Plot != null)
         {
             if (!s.Plot.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--plot must name a .png file, got '{s.Plot}'.");
@@ -82,6 +93,7 @@ internal static class CertifyCommand
     {
         Validate(s);
         var device = DeviceOption.Resolve(s.Device);
+        if (s.Method == "bab" && device != Tensors.Device.Cpu) throw new ArgumentException("--method bab runs branch and bound on the CPU; leave --device out.");
         var loaded = ModelFiles.Load(s.File, s.Model);
         if (loaded.Module == null && device != Tensors.Device.Cpu) throw new ArgumentException("ONNX models are certified on the CPU; leave --device out.");
         var graph = loaded.Module is { } module ? module.To(device).Graph : loaded.Graph;
@@ -112,13 +124,16 @@ internal static class CertifyCommand
             }
             else
             {
+                bool bab = s.Method == "bab";
                 var o = new CertificationOptions
                 {
-                    Eps = s.Eps, Norm = l2 ? PerturbationNorm.L2 : PerturbationNorm.LInf, Method = ParseMethod(s.Method),
+                    Eps = s.Eps, Norm = l2 ? PerturbationNorm.L2 : PerturbationNorm.LInf, Method = bab ? BoundMethod.Crown : ParseMethod(s.Method),
                     BatchSize = s.Batch ?? 128, PgdSteps = s.PgdSteps, PgdRestarts = s.PgdRestarts, Seed = s.Seed,
                 };
+                var babOptions = new BabOptions { Timeout = TimeSpan.FromSeconds(s.BabTimeout), Seed = s.Seed };
+                Func<CertificationOptions, IRobustnessCertifier>? certifier = bab ? c => new BabCertifier(graph, babOptions, c.BoundOptions, c.RecheckBelow) : null;
                 int total = test.Count * radii.Length;
-                reports = Certification.Sweep(graph, test, o, radii, progress: done => progress(done, total));
+                reports = Certification.Sweep(graph, test, o, radii, certifier, progress: done => progress(done, total));
             }
         }
 
@@ -162,6 +177,13 @@ internal static class CertifyCommand
             ? string.Create(CultureInfo.InvariantCulture, $"smoothing: sigma {F(sm.Sigma)}, n0 {sm.N0}, n {sm.N}, alpha {sm.Alpha}; abstained {sm.Abstained}")
             : $"{r.Method}" + (r.Rechecked > 0 ? $"; {r.Rechecked} near-zero bounds re-checked in float64, {r.RecheckRejected} not proved there" : "");
         Console.WriteLine($"verified accuracy  {Pct(r.Verified)}  {how}");
+        if (r.Bab is { } b)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  bounds ({b.BoundSeconds:0.0} s): IBP {b.Ibp}, + CROWN {b.Crown}, + alpha-CROWN {b.AlphaCrown}; screening attack ({b.AttackSeconds:0.0} s) broke {b.Attacked} open examples"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  branch and bound ({b.BranchAndBoundSeconds:0.0} s): {b.BranchAndBound} examples, {b.Proved} proved, {b.Counterexamples} counterexamples, {b.Timeouts} timed out, {b.Unknown} unknown"));
+        }
         if (r.Smoothing != null)
         {
             var radii = r.Examples.Where(e => e.Clean).Select(e => e.Radius).Order().ToArray();

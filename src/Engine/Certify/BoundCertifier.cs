@@ -77,25 +77,55 @@ public sealed class BoundCertifier : IRobustnessCertifier
 
     /// <inheritdoc/>
     public CertifierResult Certify(Tensor x, int[] labels, Perturbation perturbation)
+        => Decide(x, labels, perturbation, LowerBounds(x, labels, perturbation));
+
+    /// <summary>The float32 margin lower bounds [B·(classes − 1)] of <see cref="Method"/>, row-major (margin j of example i at i·(classes − 1) + j).</summary>
+    internal float[] LowerBounds(Tensor x, int[] labels, Perturbation perturbation)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(perturbation);
         int b = x.Dims[0];
         if (labels.Length != b) throw new ArgumentException($"BoundCertifier: {labels.Length} labels for a batch of {b}.");
-        float[] lower;
         using (new NoGrad())
         {
-            if (_classes == 0)
+            int classes = Classes(x);
+            var r = Bounds.Bounds.Compute(_graph, x, perturbation, Method, Spec.Margins(labels, classes), _options);
+            return r.Lower.ToArray();
+        }
+    }
+
+    /// <summary>The number of classes of the model (read from one forward pass, once).</summary>
+    internal int Classes(Tensor x)
+    {
+        if (_classes == 0)
+        {
+            using (new NoGrad())
             {
                 var probe = Executor.Forward(_graph, x.NarrowRows(0, 1));
                 _classes = probe.Numel;
-                if (_classes < 2) throw new ArgumentException($"BoundCertifier: the model returns {_classes} output per example; a classifier needs at least 2.");
             }
-            var r = Bounds.Bounds.Compute(_graph, x, perturbation, Method, Spec.Margins(labels, _classes), _options);
-            lower = r.Lower.ToArray();
+            if (_classes < 2) throw new ArgumentException($"BoundCertifier: the model returns {_classes} output per example; a classifier needs at least 2.");
         }
-        int rows = _classes - 1;
+        return _classes;
+    }
+
+    /// <summary>
+    /// The verdicts from margin lower bounds <paramref name="lower"/> (any valid bounds over the perturbation set,
+    /// laid out as <see cref="LowerBounds"/>; e.g. the per-margin maximum of several methods' bounds): an example is
+    /// verified when every margin's bound is above 0, and, when its smallest bound is at most
+    /// <see cref="RecheckBelow"/>, the float64 guard proves it too.
+    /// </summary>
+    internal CertifierResult Decide(Tensor x, int[] labels, Perturbation perturbation, float[] lower)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(perturbation);
+        ArgumentNullException.ThrowIfNull(lower);
+        int b = x.Dims[0];
+        if (labels.Length != b) throw new ArgumentException($"BoundCertifier: {labels.Length} labels for a batch of {b}.");
+        int rows = Classes(x) - 1;
+        if (lower.Length != b * rows) throw new ArgumentException($"BoundCertifier: {lower.Length} margin bounds for {b} examples of {rows + 1} classes.");
         var verified = new bool[b];
         var min = new float[b];
         int rechecked = 0, rejected = 0;

@@ -49,6 +49,7 @@ public static class Certification
         var attackModel = AttackModel.FromGraph(model);
         var examples = new List<ExampleCertificate>(data.Count);
         int rechecked = 0, rejected = 0;
+        BabStatistics? bab = null;
         for (int start = 0, batchNo = 0; start < data.Count; start += options.BatchSize, batchNo++)
         {
             int count = Math.Min(options.BatchSize, data.Count - start);
@@ -71,6 +72,7 @@ public static class Certification
                 throw new InvalidOperationException($"Certification: the certifier '{certifier.Name}' answered {verdict.Verified.Length} verdicts for a batch of {count}.");
             rechecked += verdict.Rechecked;
             rejected += verdict.RecheckRejected;
+            if (verdict.Bab is { } stages) bab = bab == null ? stages : bab + stages;
             for (int i = 0; i < count; i++)
             {
                 int index = start + i;
@@ -91,7 +93,7 @@ public static class Certification
             progress?.Invoke(start + count);
         }
         return new CertificationReport(examples, options.Eps, NormName(options.Norm), certifier.Name, options.DescribeAttack(),
-                                       clock.Elapsed.TotalSeconds, rechecked: rechecked, recheckRejected: rejected);
+                                       clock.Elapsed.TotalSeconds, rechecked: rechecked, recheckRejected: rejected, bab: bab);
     }
 
     /// <summary>

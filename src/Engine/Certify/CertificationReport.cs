@@ -27,11 +27,11 @@ public sealed class CertificationReport
     /// <summary>Builds a report from its per-example results.</summary>
     /// <exception cref="InvalidOperationException">A deterministic report breaks verified ≤ PGD ≤ clean.</exception>
     public CertificationReport(IReadOnlyList<ExampleCertificate> examples, float eps, string norm, string method, string attack,
-                               double seconds, SmoothingSummary? smoothing = null, int rechecked = 0, int recheckRejected = 0)
+                               double seconds, SmoothingSummary? smoothing = null, int rechecked = 0, int recheckRejected = 0, BabStatistics? bab = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         Examples = examples;
-        Eps = eps; Norm = norm; Method = method; Attack = attack; Seconds = seconds; Smoothing = smoothing;
+        Eps = eps; Norm = norm; Method = method; Attack = attack; Seconds = seconds; Smoothing = smoothing; Bab = bab;
         Rechecked = rechecked; RecheckRejected = recheckRejected;
         foreach (var e in examples)
         {
@@ -100,9 +100,14 @@ public sealed class CertificationReport
     /// <summary>Randomized smoothing details (null for bound methods).</summary>
     public SmoothingSummary? Smoothing { get; }
 
+    /// <summary>Per-stage counts and times of a <see cref="BabCertifier"/> (null for other certifiers).</summary>
+    public BabStatistics? Bab { get; }
+
     /// <summary>
     /// The report's JSON line: {"clean":c,"pgd":p,"verified":v,"eps":E,"method":"..."} (accuracies in [0, 1]), then
-    /// for smoothing "abstain", "sigma", "n0", "n", "alpha".
+    /// for smoothing "abstain", "sigma", "n0", "n", "alpha"; for bab "stages": {"ibp", "crown", "alpha_crown",
+    /// "attacked", "bab", "bab_proved", "bab_counterexamples", "bab_timeouts", "bab_unknown" (example counts),
+    /// "bab_seconds"}.
     /// </summary>
     public string ToJson()
     {
@@ -110,6 +115,9 @@ public sealed class CertificationReport
         sb.Append(CultureInfo.InvariantCulture, $"{{\"clean\":{Num(CleanAccuracy)},\"pgd\":{Num(PgdAccuracy)},\"verified\":{Num(VerifiedAccuracy)},\"eps\":{Num(Eps)},\"method\":\"{Method}\"");
         if (Smoothing is { } s)
             sb.Append(CultureInfo.InvariantCulture, $",\"abstain\":{s.Abstained},\"sigma\":{Num(s.Sigma)},\"n0\":{s.N0},\"n\":{s.N},\"alpha\":{Num(s.Alpha)}");
+        if (Bab is { } b)
+            sb.Append(CultureInfo.InvariantCulture,
+                $",\"stages\":{{\"ibp\":{b.Ibp},\"crown\":{b.Crown},\"alpha_crown\":{b.AlphaCrown},\"attacked\":{b.Attacked},\"bab\":{b.BranchAndBound},\"bab_proved\":{b.Proved},\"bab_counterexamples\":{b.Counterexamples},\"bab_timeouts\":{b.Timeouts},\"bab_unknown\":{b.Unknown},\"bab_seconds\":{Num(b.BranchAndBoundSeconds)}}}");
         sb.Append('}');
         return sb.ToString();
     }

@@ -24,5 +24,6 @@ public interface IRobustnessCertifier
 /// Per example: the certifier's lower bound on min_j (f_y − f_j) over the set (NaN where it has none); for reports.
 /// </param>
 /// <param name="Rechecked">How many examples of the batch went through a float64 re-check.</param>
-/// <param name="RecheckRejected">How many of them the re-check did not prove (they are not in <paramref name="Verified"/>).</param>
-public sealed record CertifierResult(bool[] Verified, float[] MarginLowerBound, int Rechecked = 0, int RecheckRejected = 0);
+/// <param name="RecheckRejected">How many of them the re-check did not prove (not verified by that bound; a cascade's later stage may still prove them).</param>
+/// <param name="Bab">What each stage of a <see cref="BabCertifier"/> did (null for other certifiers).</param>
+public sealed record CertifierResult(bool[] Verified, float[] MarginLowerBound, int Rechecked = 0, int RecheckRejected = 0, BabStatistics? Bab = null);

@@ -87,7 +87,8 @@ public sealed partial class RigorousBox
                 case DenseNode d:
                     {
                         var mu = Target(ws, u, rows);
-                        DenseBack(lam, rows, d.Size, d.W, d.In, mu, ws.Norm);
+                        if (d.Runs is { } sr) SparseBack(lam, rows, d.Size, sr, d.In, mu, ws.Norm);
+                        else DenseBack(lam, rows, d.Size, d.W, d.In, mu, ws.Norm);
                         // (Wᵀλ)·x ≥ μ·x − Σᵢ errᵢ·max|xᵢ|, errᵢ ≤ DotSlack(‖λ‖∞·colAbsᵢ, Out).
                         double c1 = (d.Size + 2) * Ulp1, c2 = (d.Size + 1) * Tiny;
                         for (int r = 0; r < rows; r++)
@@ -407,6 +408,35 @@ public sealed partial class RigorousBox
                 double a = lr[o];
                 if (a != 0) Axpy(a, w.AsSpan(o * inN, inN), m);
             }
+        }
+    }
+
+    /// <summary>As <see cref="DenseBack"/> for a matrix stored as runs: each row of λ scatters only its nonzero entries' runs (the skipped products are exact zeros).</summary>
+    private static void SparseBack(double[] lam, int rows, int outN, SparseRuns s, int inN, double[] mu, double[] norm)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var lr = lam.AsSpan(r * outN, outN);
+            var m = mu.AsSpan(r * inN, inN);
+            m.Clear();
+            double nrm = 0;
+            for (int o = 0; o < outN; o++)
+            {
+                double a = lr[o];
+                if (a == 0) continue;
+                nrm = Math.Max(nrm, Math.Abs(a));
+                for (int k = s.RunStart[o]; k < s.RunStart[o + 1]; k++)
+                {
+                    int len = s.RunLen[k];
+                    var x = s.Val.AsSpan(s.RunVal[k], len);
+                    var y = m.Slice(s.RunCol[k], len);
+                    if (len == 4 && Vector256.IsHardwareAccelerated)
+                        Vector256.FusedMultiplyAdd(Vector256.Create(a), Vector256.Create(x), Vector256.Create((ReadOnlySpan<double>)y)).CopyTo(y);
+                    else
+                        for (int j = 0; j < len; j++) y[j] = Math.FusedMultiplyAdd(a, x[j], y[j]);
+                }
+            }
+            norm[r] = nrm;
         }
     }
 

@@ -75,7 +75,8 @@ public sealed partial class RigorousBox
         int bestRow = 0;
         for (int r = 0; r < m; r++)
         {
-            double ibp = AddDown(IntervalDot(spec.C.AsSpan(r * outN, outN), Lo[^1], Hi[^1]), b[r]);
+            var cr = spec.C.AsSpan(r * outN, outN);
+            double ibp = AddDown(Math.Max(IntervalDot(cr, Lo[^1], Hi[^1]), FoldedIntervalDot(cr)), b[r]);
             double g = Math.Max(rowBound[r], ibp);
             if (g > res.Bound) { res.Bound = g; bestRow = r; }
         }
@@ -384,7 +385,7 @@ public sealed partial class RigorousBox
             {
                 case DenseNode d:
                     for (int o = 0; o < d.Size; o++)
-                        y[o] = (d.B?[o] ?? 0) + System.Numerics.Tensors.TensorPrimitives.Dot(d.W.AsSpan(o * d.In, d.In), z.AsSpan(0, d.In));
+                        y[o] = (d.B?[o] ?? 0) + d.RowDot(o, z);
                     break;
                 case DiagNode g:
                     for (int i = 0; i < node.Size; i++) y[i] = (g.A?[i] ?? 1) * z[i] + (g.C?[i] ?? 0);

@@ -36,7 +36,25 @@ public sealed partial class RigorousBox
         _fPos = new double[n][]; _fNeg = new double[n][]; _tNeg = new double[n][]; _magU = new double[n][]; _magUSum = new double[n];
         Lo[0] = lower; Hi[0] = upper;
         MaxAbs[0] = Magnitudes(lower, upper);
-        for (int v = 1; v < n; v++)
+        int first = 1;
+        if (enclosing is { CutNode: > 0 } e && !e.Failed && lower.AsSpan().SequenceEqual(e.Lo[0]) && upper.AsSpan().SequenceEqual(e.Hi[0]))
+        {
+            // A ReLU split of the enclosing domain over the same input box: the nodes before the cut read nothing the
+            // cut changed, so computing them again would give the enclosing domain's bounds and relaxations; they are
+            // taken from it (valid here: this domain is part of that one), and the cut node takes the cut bounds.
+            if (e.Infeasible) { Infeasible = true; return; }
+            int k = e.CutNode;
+            for (int v = 1; v <= k; v++)
+            {
+                Lo[v] = e.Lo[v]; Hi[v] = e.Hi[v]; MaxAbs[v] = e.MaxAbs[v]; _k1[v] = e._k1[v]; _k2[v] = e._k2[v];
+                _upS[v] = e._upS[v]; _upT[v] = e._upT[v]; _loS[v] = e._loS[v]; _loT[v] = e._loT[v];
+                _argMax[v] = e._argMax[v]; _dominant[v] = e._dominant[v]; _maxHi[v] = e._maxHi[v];
+                _fPos[v] = e._fPos[v]; _fNeg[v] = e._fNeg[v]; _tNeg[v] = e._tNeg[v]; _magU[v] = e._magU[v]; _magUSum[v] = e._magUSum[v];
+            }
+            MaxAbs[k] = Magnitudes(Lo[k], Hi[k]);
+            first = k + 1;
+        }
+        for (int v = first; v < n; v++)
         {
             var node = _nodes[v];
             if (node is DenseNode d)
@@ -85,7 +103,11 @@ public sealed partial class RigorousBox
         else Hi[node][index] = Math.Min(Hi[node][index], 0);
         Failed = src.Failed;
         Infeasible = src.Infeasible || Lo[node][index] > Hi[node][index];
+        CutNode = node;
     }
+
+    /// <summary>For a box made by <see cref="WithSign"/>: the node whose bounds were cut (every earlier node's bounds and relaxations are those of the box it was cut from); 0 otherwise.</summary>
+    internal int CutNode { get; }
 
     internal RigorousNetwork Network { get; }
 
@@ -172,7 +194,7 @@ public sealed partial class RigorousBox
         if (Failed) return double.NegativeInfinity;
         var res = new double[1];
         Backward(_nodes.Length - 1, 1, c, null, null, alpha, res, inputCoefficients);
-        double r = Math.Max(res[0], IntervalDot(c, Lo[^1], Hi[^1]));
+        double r = Math.Max(res[0], Math.Max(IntervalDot(c, Lo[^1], Hi[^1]), FoldedIntervalDot(c)));
         return double.IsNaN(r) ? double.NegativeInfinity : r;
     }
 
@@ -181,6 +203,39 @@ public sealed partial class RigorousBox
 
     /// <summary>Length of the network input.</summary>
     internal int InputSize => Network.InputSize;
+
+    /// <summary>
+    /// A rigorous lower bound of c·y (y the network output) from the interval bounds of the last layer's input when
+    /// the output is a dense layer y = W·h + b of one node: (cᵀW)·h + c·b over h in its bounds, each coefficient of
+    /// cᵀW an interval around its rounded value and each corner product rounded once (rounding is monotone, so the
+    /// least rounded corner product is the rounded least exact one; the sum's rounding is charged). Far tighter than
+    /// the interval of c·y from the outputs' own intervals when the outputs share their inputs (a margin y_a − y_b);
+    /// −∞ when the last node is of another kind.
+    /// </summary>
+    internal double FoldedIntervalDot(ReadOnlySpan<double> c)
+    {
+        if (Failed || _nodes[^1] is not DenseNode { Inputs.Length: 1 } d) return double.NegativeInfinity;
+        var lo = Lo[d.Inputs[0]]; var hi = Hi[d.Inputs[0]];
+        int n = d.In, m = d.Size;
+        double sum = 0, abs = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double s = 0, t = 0;
+            for (int j = 0; j < m; j++)
+            {
+                if (c[j] == 0) continue;
+                double p = c[j] * d.W[j * n + i];
+                s += p; t += Math.Abs(p);
+            }
+            double err = DotSlack(t, m);
+            double al = Down(s - err), ah = Up(s + err);
+            double q = Math.Min(Math.Min(al * lo[i], al * hi[i]), Math.Min(ah * lo[i], ah * hi[i]));
+            sum += q; abs += Math.Abs(q);
+        }
+        double bias = d.B == null ? 0 : DotDown(c, d.B);
+        double r = AddDown(Down(sum - DotSlack(abs, n)), bias);
+        return double.IsNaN(r) ? double.NegativeInfinity : r;
+    }
 
     /// <summary>Lower bound of Σ c_i v_i for v in [lo, hi].</summary>
     internal static double IntervalDot(ReadOnlySpan<double> c, double[] lo, double[] hi)
@@ -218,7 +273,7 @@ public sealed partial class RigorousBox
                     }
                     for (int o = 0; o < d.Size; o++)
                     {
-                        var (c, t, r) = Dot3(d.W.AsSpan(o * d.In, d.In), d.AbsW.AsSpan(o * d.In, d.In), mid, amid, rad);
+                        var (c, t, r) = d.Runs is { } sr ? Dot3(sr, o, mid, amid, rad) : Dot3(d.W.AsSpan(o * d.In, d.In), d.AbsW.AsSpan(o * d.In, d.In), mid, amid, rad);
                         double b = d.B?[o] ?? 0;
                         c += b; t += Math.Abs(b);
                         double w = AddUp(AddUp(r, DotSlack(t, d.In + 1)), DotSlack(r, d.In));
@@ -308,6 +363,22 @@ public sealed partial class RigorousBox
         }
         for (; i < n; i++) { c += w[i] * m[i]; t += aw[i] * am[i]; s += aw[i] * r[i]; }
         return (c, t, s);
+    }
+
+    /// <summary>As the dense Dot3 over row o of a sparse matrix (its exact zeros skipped: they add nothing).</summary>
+    private static (double C, double T, double R) Dot3(SparseRuns s, int o, double[] m, double[] am, double[] r)
+    {
+        double c = 0, t = 0, q = 0;
+        for (int k = s.RunStart[o]; k < s.RunStart[o + 1]; k++)
+        {
+            int i0 = s.RunCol[k], v0 = s.RunVal[k], len = s.RunLen[k];
+            for (int j = 0; j < len; j++)
+            {
+                double w = s.Val[v0 + j], aw = s.AbsVal[v0 + j];
+                c += w * m[i0 + j]; t += aw * am[i0 + j]; q += aw * r[i0 + j];
+            }
+        }
+        return (c, t, q);
     }
 
     /// <summary>The linear relaxation of a nonlinear node, from its input's final bounds.</summary>

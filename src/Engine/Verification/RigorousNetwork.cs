@@ -178,7 +178,7 @@ public sealed class RigorousNetwork
             for (int i = 0; i < inN; i++) col[i] += Math.Abs(w[(long)o * inN + i]);
         // Sums of non-negative terms: the exact sum is at most the computed one plus its error bound.
         for (int i = 0; i < inN; i++) col[i] = Up(col[i] + DotSlack(col[i], outN));
-        return new DenseNode { Size = outN, In = inN, W = w, B = b, ColAbs = col, AbsW = Array.ConvertAll(w, Math.Abs) };
+        return new DenseNode { Size = outN, In = inN, W = w, B = b, ColAbs = col, AbsW = Array.ConvertAll(w, Math.Abs), Runs = SparseRuns.TryCreate(w, outN, inN) };
     }
 
     private static Built Linear(int[] shape, Tensor w, Tensor? b)
@@ -399,13 +399,7 @@ public sealed class RigorousNetwork
             switch (node)
             {
                 case DenseNode d:
-                    for (int o = 0; o < d.Size; o++)
-                    {
-                        double s = d.B?[o] ?? 0;
-                        var row = d.W.AsSpan(o * d.In, d.In);
-                        for (int i = 0; i < d.In; i++) s += row[i] * z[i];
-                        y[o] = s;
-                    }
+                    for (int o = 0; o < d.Size; o++) y[o] = (d.B?[o] ?? 0) + d.RowDot(o, z);
                     break;
                 case DiagNode g:
                     for (int i = 0; i < y.Length; i++) y[i] = (g.A?[i] ?? 1) * z[i] + (g.C?[i] ?? 0);

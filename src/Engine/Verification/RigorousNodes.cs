@@ -28,6 +28,75 @@ internal sealed class DenseNode : RigorousNode
 
     /// <summary>Upper bounds of Σ_o |W[o, i]| per column (for the rounding charge of λᵀW).</summary>
     public required double[] ColAbs { get; init; }
+
+    /// <summary>
+    /// The nonzeros of W as runs of consecutive columns (a convolution read as a matrix is mostly zeros, its nonzeros
+    /// in runs of the kernel width), or null when W is dense enough for the plain loops. Row o's runs are
+    /// RunStart[o] .. RunStart[o + 1]; run r covers columns RunCol[r] .. RunCol[r] + RunLen[r] − 1, whose weights
+    /// are Val[RunVal[r] ..]. Skipping exact zeros changes no sum (a zero product adds nothing, whatever the order),
+    /// and the rounding charges count all In (or Size) terms, so every bound computed either way is valid.
+    /// </summary>
+    public SparseRuns? Runs { get; init; }
+
+    /// <summary>Σ_i W[o, i]·z[i] (round to nearest, any order).</summary>
+    public double RowDot(int o, ReadOnlySpan<double> z)
+    {
+        if (Runs is not { } s) return System.Numerics.Tensors.TensorPrimitives.Dot(W.AsSpan(o * In, In), z[..In]);
+        double acc = 0;
+        var v4 = System.Runtime.Intrinsics.Vector256<double>.Zero;
+        for (int r = s.RunStart[o]; r < s.RunStart[o + 1]; r++)
+        {
+            int len = s.RunLen[r], c = s.RunCol[r], at = s.RunVal[r];
+            if (len == 4)
+            {
+                v4 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(System.Runtime.Intrinsics.Vector256.Create(s.Val.AsSpan(at, 4)),
+                                                                          System.Runtime.Intrinsics.Vector256.Create(z.Slice(c, 4)), v4);
+                continue;
+            }
+            for (int k = 0; k < len; k++) acc += s.Val[at + k] * z[c + k];
+        }
+        return acc + System.Runtime.Intrinsics.Vector256.Sum(v4);
+    }
+}
+
+/// <summary>A sparse matrix as runs of consecutive nonzero columns per row (see <see cref="DenseNode.Runs"/>).</summary>
+internal sealed class SparseRuns
+{
+    public required int[] RunStart { get; init; }
+    public required int[] RunCol { get; init; }
+    public required int[] RunLen { get; init; }
+    public required int[] RunVal { get; init; }
+    public required double[] Val { get; init; }
+
+    /// <summary>|Val| (exact).</summary>
+    public required double[] AbsVal { get; init; }
+
+    /// <summary>The runs of a row-major [rows, cols] matrix, or null when more than a quarter of it is nonzero.</summary>
+    public static SparseRuns? TryCreate(double[] w, int rows, int cols)
+    {
+        long nnz = 0;
+        foreach (var v in w) if (v != 0) nnz++;
+        if (nnz * 4 > w.LongLength || nnz > int.MaxValue / 2) return null;
+        var start = new int[rows + 1];
+        var col = new List<int>(); var len = new List<int>(); var at = new List<int>();
+        var val = new double[nnz];
+        int nv = 0;
+        for (int o = 0; o < rows; o++)
+        {
+            var row = w.AsSpan(o * cols, cols);
+            for (int i = 0; i < cols;)
+            {
+                if (row[i] == 0) { i++; continue; }
+                int j = i;
+                while (j < cols && row[j] != 0) j++;
+                col.Add(i); len.Add(j - i); at.Add(nv);
+                for (int k = i; k < j; k++) val[nv++] = row[k];
+                i = j;
+            }
+            start[o + 1] = col.Count;
+        }
+        return new SparseRuns { RunStart = start, RunCol = [.. col], RunLen = [.. len], RunVal = [.. at], Val = val, AbsVal = Array.ConvertAll(val, Math.Abs) };
+    }
 }
 
 /// <summary>z = a ⊙ x + c with a ∈ [A ± ARad], c ∈ [C ± CRad] elementwise (A null: exactly 1; C null: exactly 0).</summary>

@@ -37,12 +37,28 @@ public static class Verifier
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(inputShape);
         ArgumentNullException.ThrowIfNull(problem);
-        var o = options ?? new VerifierOptions();
         var sw = Stopwatch.StartNew();
+        var net = RigorousNetwork.TryCreate(graph, inputShape, out var reason);
+        return VerifyWith(graph, inputShape, problem, options, net, reason, sw);
+    }
+
+    /// <summary>
+    /// As <see cref="Verify(ComputeGraph, int[], VerificationProblem, VerifierOptions?)"/> with the float64 guard of
+    /// <paramref name="graph"/> already read (null: the graph is not supported, for <paramref name="reason"/>), for
+    /// callers that verify many properties of one model; the time limit counts from <paramref name="clock"/>'s start.
+    /// </summary>
+    internal static VerificationResult VerifyWith(ComputeGraph graph, int[] inputShape, VerificationProblem problem, VerifierOptions? options,
+                                              RigorousNetwork? net, string? reason, Stopwatch? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(inputShape);
+        ArgumentNullException.ThrowIfNull(problem);
+        var o = options ?? new VerifierOptions();
+        var sw = clock ?? Stopwatch.StartNew();
         int n = ShapeUtil.Numel(inputShape);
         foreach (var c in problem.Cases)
             if (c.InputLower.Length != n) throw new ArgumentException($"Verifier: the property has {c.InputLower.Length} inputs but the model takes {n} ({ShapeUtil.Format(inputShape)}).");
-        var net = RigorousNetwork.TryCreate(graph, inputShape, out var reason);
+        if (net != null && net.InputSize != n) throw new ArgumentException($"Verifier: the float64 guard takes {net.InputSize} inputs but the model takes {n}.");
         if (net != null)
             foreach (var c in problem.Cases)
                 foreach (var u in c.Unsafe)

@@ -64,6 +64,22 @@ public class CertifyCliTests
     }
 
     [Test]
+    public void BabReportsItsStagesAfterTheStandardKeys()
+    {
+        var r = CliRunner.Run("certify", _weights, "--eps", "0.02", "--method", "bab", "--bab-timeout", "0.5", "--limit", "30", "--pgd-steps", "5", "--threads", "2");
+        var j = Json(r);
+        Assert.That(j.EnumerateObject().Select(p => p.Name).ToArray(), Is.EqualTo(new[] { "clean", "pgd", "verified", "eps", "method", "stages" }));
+        Assert.That(j.GetProperty("method").GetString(), Is.EqualTo("bab"));
+        double verified = j.GetProperty("verified").GetDouble();
+        Assert.That(verified, Is.LessThanOrEqualTo(j.GetProperty("pgd").GetDouble()));
+        var s = j.GetProperty("stages");
+        int Count(string name) => s.GetProperty(name).GetInt32();
+        Assert.That(Count("ibp") + Count("crown") + Count("alpha_crown") + Count("bab_proved"), Is.EqualTo((int)Math.Round(verified * 30)), "the stages add up to the verified count");
+        Assert.That(Count("bab_proved") + Count("bab_counterexamples") + Count("bab_timeouts") + Count("bab_unknown"), Is.EqualTo(Count("bab")));
+        Assert.That(r.Stdout, Does.Contain("method bab").And.Contain("branch and bound (").And.Contain("+ CROWN"));
+    }
+
+    [Test]
     public void SmoothingReportsAbstentionsAfterTheStandardKeys()
     {
         var r = CliRunner.Run("certify", _weights, "--method", "smoothing", "--eps", "0.25", "--sigma", "0.25", "--n0", "10", "--n", "100",
@@ -99,6 +115,9 @@ public class CertifyCliTests
     [TestCase("weights", "--eps", "0.1", "--method", "smoothing", "--norm", "inf")]
     [TestCase("weights", "--eps", "0.1", "--plot", "curve.jpg")]
     [TestCase("weights", "--eps", "0.1", "--limit", "0")]
+    [TestCase("weights", "--eps", "0.1", "--method", "bab", "--bab-timeout", "0")]
+    [TestCase("weights", "--eps", "0.1", "--method", "bab", "--bab-timeout=-1")]
+    [TestCase("weights", "--eps", "0.1", "--method", "bab", "--norm", "2")]
     public void BadInputsGiveOneErrorLine(string model, params string[] rest)
     {
         string path = model == "missing" ? Path.Combine(_tmp, "no-such.safetensors") : _weights;
