@@ -38,6 +38,31 @@ public static class Pgd
     }
 
     /// <summary>
+    /// The point adversarial training uses (Madry et al.): <see cref="PgdOptions.Steps"/> steps of one restart that
+    /// ascend the options' loss, returning the last iterate (detached). Unlike <see cref="Attack"/> the iterates are
+    /// not scored, which saves a forward pass per step; restarts and early stopping do not apply.
+    /// </summary>
+    /// <param name="model">Maps a batch [N, ...] to logits [N, C].</param>
+    /// <param name="x">Clean inputs [N, ...], inside the domain.</param>
+    /// <param name="labels">True classes [N] (integers stored as floats).</param>
+    /// <param name="options">Settings; null uses the defaults of <see cref="PgdOptions"/>.</param>
+    public static Tensor TrainingPoint(AttackModel model, Tensor x, Tensor labels, PgdOptions? options = null)
+    {
+        const string op = "Pgd.TrainingPoint";
+        ArgumentNullException.ThrowIfNull(model);
+        options ??= new PgdOptions();
+        options.Validate(op);
+        Checks.Batch(op, x);
+        Checks.Labels(op, x, labels);
+        var set = Ball(op, x, options);
+        Tensor? oneHot = null;
+        Func<Tensor, Tensor> objective = options.Loss == AttackLoss.Margin
+            ? logits => Objectives.Margin(logits, oneHot ??= Checks.LogitsAndLabels(op, logits, labels))
+            : logits => Objectives.LogProbTrue(logits, oneHot ??= Checks.LogitsAndLabels(op, logits, labels));
+        return ProjectedSearch.LastIterate(model, set, objective, options.Steps, options.RandomStart, options.Seed);
+    }
+
+    /// <summary>
     /// Searches the box [<paramref name="lower"/>, <paramref name="upper"/>] for points violating C·f(x) ≤ d: minimises
     /// min_k (d − C·f(x))_k per sample, negative meaning a counterexample.
     /// </summary>

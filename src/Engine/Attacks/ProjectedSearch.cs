@@ -69,4 +69,32 @@ internal static class ProjectedSearch
 
         Result Finish() => new(bestPoint!, bestOutput!, bestScore!.ToArray());
     }
+    /// <summary>
+    /// <paramref name="steps"/> descent steps of one run from a random start (or the set's start point), returning the
+    /// last iterate, detached; the iterates are not scored.
+    /// </summary>
+    public static Tensor LastIterate(AttackModel model, InputSet set, Func<Tensor, Tensor> objective, int steps, bool randomStart, ulong seed)
+    {
+        int n = set.Start.Dims[0];
+        Tensor x;
+        using (new NoGrad()) x = randomStart ? set.Random(new Generator(seed)) : set.Start;
+        using var _ = model.FreezeParameters();
+        for (int s = 0; s < steps; s++)
+        {
+            var xg = x.Detach().RequiresGrad_();
+            var output = model.Forward(xg);
+            if (output.Rank < 1 || output.Dims[0] != n)
+                throw new ArgumentException($"The model returned {ShapeUtil.Format(output.Dims)} for a batch of {n}; it must keep the batch dimension first.");
+            var obj = objective(output);
+            Tensor grad;
+            if (obj.RequiresGrad)
+            {
+                obj.Sum().Backward();
+                grad = xg.Grad ?? Tensor.ZerosLike(x);
+            }
+            else grad = Tensor.ZerosLike(x);
+            using (new NoGrad()) x = set.Project(set.Step(x, grad));
+        }
+        return x.Detach();
+    }
 }

@@ -10,7 +10,7 @@ namespace Engine.Certify;
 /// gradients flow through the bound computations (IBP, CROWN-IBP) into the parameters. Bounds are computed on the
 /// margin specification (y_true − y_j for every j ≠ y_true) without upper bounds, and the worst-case cross-entropy is
 /// the cross-entropy of the logits [0, −m_1 .. −m_{C−1}] with target 0, where m are lower bounds on the margins
-/// (the cross-entropy of the worst-case logits). Adversarial points come from <see cref="Pgd"/> (evaluation mode,
+/// (the cross-entropy of the worst-case logits). Adversarial points come from <see cref="Pgd.TrainingPoint"/> (evaluation mode,
 /// parameters frozen, so the attack leaves the gradients alone).
 /// </summary>
 public static class CertifiedLosses
@@ -190,11 +190,14 @@ public static class CertifiedLosses
         return Engine.Bounds.Bounds.ComputeMixed(model.Graph, x, p, 1 - beta, new Spec(c), TrainingBounds).Lower;
     }
 
-    /// <summary>A PGD point (detached) of the options' ball of radius <paramref name="radius"/> around x, clipped to the domain.</summary>
+    /// <summary>
+    /// A PGD point (detached) of the options' ball of radius <paramref name="radius"/> around x, clipped to the domain:
+    /// the last iterate, as adversarial training uses it (<see cref="Pgd.TrainingPoint"/>).
+    /// </summary>
     private static Tensor Attack(Module model, Tensor x, Tensor labels, CertifiedTrainingOptions o, float radius, ulong seed)
     {
         int steps = o.ResolvedPgdSteps;
-        var r = Pgd.Attack(model, x.Detach(), labels, new PgdOptions
+        return Pgd.TrainingPoint(model, x.Detach(), labels, new PgdOptions
         {
             Norm = o.Norm == PerturbationNorm.L2 ? Norm.L2 : Norm.LInf,
             Eps = radius,
@@ -205,6 +208,5 @@ public static class CertifiedLosses
             ClipHigh = o.ClipHigh,
             Seed = seed,
         });
-        return r.Adversarial;
     }
 }

@@ -74,7 +74,13 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override IKernels Kernels => Engine.Cpu.CpuKernelGuard.Instance;
     /// <inheritdoc/>
-    public override Storage Allocate(int length, bool zero = false) => new CpuStorage(length, zero);
+    public override Storage Allocate(int length, bool zero = false)
+    {
+        var s = new CpuStorage(length, zero);
+        // Small arrays are not pooled (nothing to hand back early), so only pooled ones join a CPU-collecting scope.
+        if (s.Pooled && TensorScope.CollectsCpu) TensorScope.Register(s);
+        return s;
+    }
     /// <inheritdoc/>
     public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
     {

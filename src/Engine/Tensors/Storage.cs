@@ -7,7 +7,7 @@ public abstract class Storage : IDisposable
     public abstract int Length { get; }
     /// <summary>The device that owns the memory.</summary>
     public abstract Device Device { get; }
-    /// <summary>Releases device memory deterministically; for CPU storage it only stops the array's recycling.</summary>
+    /// <summary>Releases device memory deterministically (a CPU storage hands its array back to the CPU pool).</summary>
     public virtual void Dispose() { GC.SuppressFinalize(this); }
 }
 
@@ -23,14 +23,19 @@ public abstract class Storage : IDisposable
 public sealed class CpuStorage : Storage
 {
     private readonly float[] _data;
+    private readonly bool _pooled;
     private volatile bool _escaped;
+    private volatile bool _disposed;
 
     /// <summary>Allocates <paramref name="length"/> floats; zeroed only when asked, since most ops overwrite.</summary>
     public CpuStorage(int length, bool zero)
     {
-        _data = Cpu.CpuBufferPool.Rent(length, zero, out bool pooled);
-        if (!pooled) GC.SuppressFinalize(this);
+        _data = Cpu.CpuBufferPool.Rent(length, zero, out _pooled);
+        if (!_pooled) GC.SuppressFinalize(this);
     }
+
+    /// <summary>True when the array came from the pool (and goes back to it when this storage dies or is disposed).</summary>
+    internal bool Pooled => _pooled;
 
     /// <summary>Wraps an existing pinned array (used internally when the caller guarantees pinning); never recycled.</summary>
     internal CpuStorage(float[] pinnedData)
@@ -41,10 +46,11 @@ public sealed class CpuStorage : Storage
     }
 
     /// <summary>The backing array (pinned; its length equals <see cref="Length"/>). Taking it exempts this storage from recycling.</summary>
-    public float[] Data { get { _escaped = true; return _data; } }
+    /// <exception cref="ObjectDisposedException">The storage was disposed (e.g. by the <see cref="TensorScope"/> it was made in).</exception>
+    public float[] Data { get { CheckLive(); _escaped = true; return _data; } }
 
     /// <summary>The backing array, for kernels that keep this storage alive while they use it (no escape).</summary>
-    internal float[] RawData => _data;
+    internal float[] RawData { get { CheckLive(); return _data; } }
 
     /// <inheritdoc/>
     public override int Length => _data.Length;
@@ -52,14 +58,39 @@ public sealed class CpuStorage : Storage
     public override Device Device => CpuDevice.Instance;
 
     /// <summary>Raw pointer to element 0 (the array is pinned). Taking it exempts this storage from recycling.</summary>
-    public unsafe float* Pointer { get { _escaped = true; return RawPointer; } }
+    public unsafe float* Pointer { get { CheckLive(); _escaped = true; return RawPointer; } }
 
     /// <summary>Raw pointer for kernels that keep this storage alive while they use it (no escape).</summary>
-    internal unsafe float* RawPointer => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_data));
+    internal unsafe float* RawPointer
+    {
+        get
+        {
+            CheckLive();
+            return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_data));
+        }
+    }
+
+    /// <summary>
+    /// Hands a pooled array back for reuse at once (instead of when the GC finalizes this storage); every later use of
+    /// the storage throws <see cref="ObjectDisposedException"/>, since the array may by then belong to another tensor.
+    /// An array that was handed out (<see cref="Data"/>, <see cref="Pointer"/>) is never recycled.
+    /// </summary>
+    public override void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        GC.SuppressFinalize(this);
+        if (_pooled && !_escaped) Cpu.CpuBufferPool.Return(_data);
+    }
+
+    private void CheckLive()
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(CpuStorage), "This CPU tensor's storage was disposed (by Dispose or the TensorScope it was made in); keep tensors that must outlive a scope with TensorScope.Keep.");
+    }
 
     /// <summary>Hands the array back for reuse once this storage is unreachable.</summary>
     ~CpuStorage()
     {
-        if (!_escaped) Cpu.CpuBufferPool.Return(_data);
+        if (!_escaped && !_disposed) Cpu.CpuBufferPool.Return(_data);
     }
 }

@@ -13,8 +13,10 @@ namespace Engine.Tensors;
 /// }
 /// </code>
 /// <para>
-/// Only backends whose memory is worth freeing early register storages (CUDA does; the CPU does not, since its
-/// arrays are recycled by their finalizers and disposing them would only stop the recycling). Scopes nest: a kept
+/// Backends whose memory is worth freeing early register storages: CUDA always; the CPU only in scopes begun with
+/// <c>includeCpu: true</c> (its pooled arrays then go straight back to the CPU pool when the scope ends, instead of
+/// when the GC finalizes their storages, which in a training loop means fewer forced collections; a CPU tensor used
+/// after its scope ended throws). Scopes nest: a kept
 /// storage moves to the enclosing scope, which disposes it in turn unless it is kept there too. Scopes are per
 /// thread and must end in reverse order of beginning. State that must outlive the scope but is created inside it
 /// (optimizer buffers, gradients of parameters) must be kept or created under <see cref="Suspend"/>.
@@ -27,23 +29,29 @@ public sealed class TensorScope : IDisposable
 
     private readonly TensorScope? _parent;
     private readonly bool _collects;
+    private readonly bool _includeCpu;
     private List<Storage>? _owned = [];
     private HashSet<Storage>? _kept;
 
-    private TensorScope(TensorScope? parent, bool collects)
+    private TensorScope(TensorScope? parent, bool collects, bool includeCpu)
     {
         _parent = parent;
         _collects = collects;
+        _includeCpu = includeCpu;
     }
 
     /// <summary>Starts a scope on this thread; dispose it (a <c>using</c>) to free what was allocated inside.</summary>
-    public static TensorScope Begin() => t_top = new TensorScope(t_top, collects: true);
+    /// <param name="includeCpu">Also dispose the CPU storages made inside (their arrays return to the CPU pool at once).</param>
+    public static TensorScope Begin(bool includeCpu = false) => t_top = new TensorScope(t_top, collects: true, includeCpu);
+
+    /// <summary>True when the innermost scope on this thread collects CPU storages (see <see cref="Begin"/>).</summary>
+    internal static bool CollectsCpu => t_top is { _collects: true, _includeCpu: true };
 
     /// <summary>
     /// Starts a section in which new storages belong to no scope (they live until disposed or collected), e.g. for
     /// optimizer state created lazily during a step. Dispose it to resume the enclosing scope.
     /// </summary>
-    public static TensorScope Suspend() => t_top = new TensorScope(t_top, collects: false);
+    public static TensorScope Suspend() => t_top = new TensorScope(t_top, collects: false, includeCpu: false);
 
     /// <summary>The innermost scope on this thread, or null.</summary>
     public static TensorScope? Current => t_top;
@@ -51,11 +59,14 @@ public sealed class TensorScope : IDisposable
     /// <summary>Storages this scope will dispose (those registered and not kept so far).</summary>
     public int Count => _owned == null ? 0 : _owned.Count(s => _kept == null || !_kept.Contains(s));
 
-    /// <summary>Called by device implementations for each new storage: it joins the innermost collecting scope, if any.</summary>
+    /// <summary>
+    /// Called by device implementations for each new storage: it joins the innermost collecting scope, if any (a CPU
+    /// storage only when that scope includes the CPU).
+    /// </summary>
     public static void Register(Storage storage)
     {
         ArgumentNullException.ThrowIfNull(storage);
-        if (t_top is { _collects: true, _owned: { } owned }) owned.Add(storage);
+        if (t_top is { _collects: true, _owned: { } owned } top && (top._includeCpu || storage is not CpuStorage)) owned.Add(storage);
     }
 
     /// <summary>Exempts <paramref name="tensor"/>'s storage (shared by its views) from this scope's disposal; returns the tensor.</summary>

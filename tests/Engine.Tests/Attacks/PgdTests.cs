@@ -191,6 +191,52 @@ public class PgdTests
         }
     }
 
+    [TestCase(AttackLoss.Margin)]
+    [TestCase(AttackLoss.CrossEntropy)]
+    public void TrainingPointOfOneLongStepIsTheClosedFormCornerOfALinearModel(AttackLoss loss)
+    {
+        // From any start, one sign step of 2.5·eps projected onto the box lands on the corner x − eps·sign(dw).
+        var model = Affine(W2, B2);
+        var (x, y) = LinearBatch();
+        const float eps = 0.1f;
+        var adv = Pgd.TrainingPoint(model, x, y, new PgdOptions { Eps = eps, Steps = 1, Loss = loss, ClipLow = -Wide, ClipHigh = Wide, Seed = 5 }).ToArray();
+        var (dw, _) = LinearTruth(x, y);
+        var xs = x.ToArray();
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 5; j++)
+                Assert.That(adv[i * 5 + j], Is.EqualTo(xs[i * 5 + j] - eps * MathF.Sign(dw[i][j])).Within(1e-6f), $"sample {i} element {j}");
+    }
+
+    [Test]
+    public void TrainingPointIsTheLastIterateInsideTheDomainAndLeavesTheParametersAlone()
+    {
+        var (x, y) = Problem(40, 101);
+        var mlp = Mlp;
+        var seen = new List<Tensor>();
+        var recorder = AttackModel.FromFunc(t => { seen.Add(t.Detach().Clone()); return Executor.Forward(mlp.Graph, t); });
+        var o = new PgdOptions { Eps = 0.12f, Steps = 4, Seed = 8 };
+        var p = Pgd.TrainingPoint(recorder, x, y, o);
+        mlp.ZeroGrad();
+        // One forward per step and none to score the iterates; the result is the step after the last one seen.
+        Assert.That(seen, Has.Count.EqualTo(4));
+        Assert.That(p.RequiresGrad, Is.False);
+        Assert.That(LInfDist(p, x), Has.All.LessThanOrEqualTo(0.12f * (1 + 1e-5f) + 1e-6f));
+        Assert.That(p.ToArray(), Has.All.InRange(0f, 1f));
+        Assert.That(p.ToArray(), Is.Not.EqualTo(seen[^1].ToArray()));
+        // A module's parameters keep their gradients as they were, and the same seed gives the same point.
+        var before = mlp.Parameters().Select(q => q.Grad?.ToArray()).ToList();
+        var a = Pgd.TrainingPoint(mlp, x, y, o);
+        var ps = mlp.Parameters().ToList();
+        for (int k = 0; k < ps.Count; k++)
+        {
+            Assert.That(ps[k].Grad?.ToArray(), Is.EqualTo(before[k]));
+            Assert.That(ps[k].RequiresGrad, Is.True);
+        }
+        Assert.That(Pgd.TrainingPoint(mlp, x, y, o).ToArray(), Is.EqualTo(a.ToArray()));
+        // Its cross-entropy is above the clean one: the steps ascend the loss.
+        Assert.That(Losses.CrossEntropy(mlp.Forward(a), y).Item(), Is.GreaterThan(Losses.CrossEntropy(mlp.Forward(x), y).Item()));
+    }
+
     [Test]
     public void AGraphIsAttackedLikeItsModule()
     {
