@@ -35,8 +35,8 @@ internal static class BenchElementwise
             Print(dev, "copy", count, copySeconds, 8.0 * count, copyGbps);
 
             // Outputs of CUDA ops go back to the allocator at once (the next call reuses the block) rather than when the
-            // GC finalizes them: at 256 MiB a call, waiting for the GC could exhaust device memory. CPU arrays are
-            // recycled by their finalizers, which Dispose would only stop.
+            // GC finalizes them: at 256 MiB a call, waiting for the GC could exhaust device memory. CPU outputs are
+            // left to the GC, whose finalizers hand their arrays back to the pool (how the recorded CPU figures ran).
             bool release = dev != Device.Cpu;
             void Run(string name, int inputs, Func<Tensor> op)
             {
