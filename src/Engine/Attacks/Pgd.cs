@@ -20,20 +20,8 @@ public static class Pgd
     /// <param name="options">Settings; null uses the defaults of <see cref="PgdOptions"/>.</param>
     public static AttackResult Attack(AttackModel model, Tensor x, Tensor labels, PgdOptions? options = null)
     {
-        const string op = "Pgd.Attack";
-        ArgumentNullException.ThrowIfNull(model);
-        options ??= new PgdOptions();
-        options.Validate(op);
-        Checks.Batch(op, x);
-        Checks.Labels(op, x, labels);
-        var set = Ball(op, x, options);
-        Tensor? oneHot = null;
-        Tensor OneHot(Tensor logits) => oneHot ??= Checks.LogitsAndLabels(op, logits, labels);
-        Func<Tensor, Tensor> objective = options.Loss == AttackLoss.Margin
-            ? logits => Objectives.Margin(logits, OneHot(logits))
-            : logits => Objectives.LogProbTrue(logits, OneHot(logits));
-        var r = ProjectedSearch.Run(model, set, objective, logits => Objectives.Margin(logits, OneHot(logits)),
-                                    options.Steps, options.Restarts, options.RandomStart, options.Seed, options.EarlyStop);
+        var (set, objective, margin, o) = Prepare("Pgd.Attack", model, x, labels, options);
+        var r = ProjectedSearch.Run(model, set, objective, margin, o.Steps, o.Restarts, o.RandomStart, o.Seed, o.EarlyStop);
         return new AttackResult(r.Point, r.Score);
     }
 
@@ -48,7 +36,14 @@ public static class Pgd
     /// <param name="options">Settings; null uses the defaults of <see cref="PgdOptions"/>.</param>
     public static Tensor TrainingPoint(AttackModel model, Tensor x, Tensor labels, PgdOptions? options = null)
     {
-        const string op = "Pgd.TrainingPoint";
+        var (set, objective, _, o) = Prepare("Pgd.TrainingPoint", model, x, labels, options);
+        return ProjectedSearch.LastIterate(model, set, objective, o.Steps, o.RandomStart, o.Seed);
+    }
+
+    /// <summary>The checked settings, the ball, the loss to descend and the margin (the score) of a classifier attack.</summary>
+    private static (InputSet Set, Func<Tensor, Tensor> Objective, Func<Tensor, Tensor> Margin, PgdOptions Options) Prepare(
+        string op, AttackModel model, Tensor x, Tensor labels, PgdOptions? options)
+    {
         ArgumentNullException.ThrowIfNull(model);
         options ??= new PgdOptions();
         options.Validate(op);
@@ -56,10 +51,10 @@ public static class Pgd
         Checks.Labels(op, x, labels);
         var set = Ball(op, x, options);
         Tensor? oneHot = null;
-        Func<Tensor, Tensor> objective = options.Loss == AttackLoss.Margin
-            ? logits => Objectives.Margin(logits, oneHot ??= Checks.LogitsAndLabels(op, logits, labels))
-            : logits => Objectives.LogProbTrue(logits, oneHot ??= Checks.LogitsAndLabels(op, logits, labels));
-        return ProjectedSearch.LastIterate(model, set, objective, options.Steps, options.RandomStart, options.Seed);
+        Tensor OneHot(Tensor logits) => oneHot ??= Checks.LogitsAndLabels(op, logits, labels);
+        Func<Tensor, Tensor> margin = logits => Objectives.Margin(logits, OneHot(logits));
+        Func<Tensor, Tensor> objective = options.Loss == AttackLoss.Margin ? margin : logits => Objectives.LogProbTrue(logits, OneHot(logits));
+        return (set, objective, margin, options);
     }
 
     /// <summary>
