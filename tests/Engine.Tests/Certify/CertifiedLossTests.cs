@@ -239,14 +239,7 @@ public class CertifiedLossTests
         }
     }
 
-    [TestCase(TrainMethod.Standard)]
-    [TestCase(TrainMethod.Pgd)]
-    [TestCase(TrainMethod.Noise)]
-    [TestCase(TrainMethod.Ibp)]
-    [TestCase(TrainMethod.CrownIbp)]
-    [TestCase(TrainMethod.Sabr)]
-    [TestCase(TrainMethod.CcIbp)]
-    [TestCase(TrainMethod.MtlIbp)]
+    [TestCaseSource(typeof(CertifyTestNets), nameof(CertifyTestNets.AllMethods))]
     public void GradientsReachEveryParameter(TrainMethod method)
     {
         var net = Net(12);

@@ -12,14 +12,7 @@ namespace Engine.Tests.Certify;
 [TestFixture]
 public class CertifiedTrainerTests
 {
-    [TestCase(TrainMethod.Standard)]
-    [TestCase(TrainMethod.Pgd)]
-    [TestCase(TrainMethod.Noise)]
-    [TestCase(TrainMethod.Ibp)]
-    [TestCase(TrainMethod.CrownIbp)]
-    [TestCase(TrainMethod.Sabr)]
-    [TestCase(TrainMethod.CcIbp)]
-    [TestCase(TrainMethod.MtlIbp)]
+    [TestCaseSource(typeof(CertifyTestNets), nameof(CertifyTestNets.AllMethods))]
     public void ShortRunLowersTheMethodsLoss(TrainMethod method)
     {
         var net = Net(20);

@@ -1,3 +1,4 @@
+using Engine.Certify;
 using Engine.Nn;
 using Engine.Tensors;
 
@@ -6,6 +7,9 @@ namespace Engine.Tests.Certify;
 /// <summary>Tiny seeded classifiers and data for the certified-training tests (8×8 inputs in [0, 1], 10 classes).</summary>
 internal static class CertifyTestNets
 {
+    /// <summary>Every training method, for tests that must cover each one (a new method joins them by itself).</summary>
+    public static readonly TrainMethod[] AllMethods = Enum.GetValues<TrainMethod>();
+
     /// <summary>conv(1→4, k3 s2 p1), ReLU, flatten, linear(64→16), ReLU, linear(16→10).</summary>
     public static Module Net(int seed)
     {
