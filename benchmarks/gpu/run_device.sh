@@ -8,6 +8,7 @@
 #   selftest_memory.txt  the 10,000-step training loop's device-memory check
 #   engine_bench.jsonl   the engine's JSON lines (bench ... --device cuda)
 #   torch_bench.jsonl    benchmarks/peers/gpu_torch.py's JSON lines (PyTorch CUDA, same work)
+#   certify.jsonl        engine certify of a GPU-trained net on the GPU and on the CPU, one tagged JSON line each
 # Environment: OUT (default ./gpu-out), ENGINE, PYTHON, BUDGET_S (default 400), ENGINE_CUDA_LIB (extra library dirs);
 # for a dry run on a CPU machine: DEVICE=cpu BATCH=8 ELEMENTWISE_N=1000000 GEMM_SIZES=256.
 set -u
@@ -107,6 +108,21 @@ done
 step "bench conv2d" 45 - "$EJSON" -- "${B[@]}" conv2d --device "$DEVICE"
 # End to end: two epochs on the embedded Fashion-MNIST subset on the GPU (the last line has the test accuracy).
 step "train mlp 2 epochs" 60 - "$EJSON" -- "${EN[@]}" train --model mlp --epochs 2 --batch 128 --device "$DEVICE" --out "$WORK/mlp.safetensors"
+# Certified training on the GPU (issue 5's methods through the same graph), then the same weights certified on the GPU
+# and on the CPU: the verdicts must agree (up to examples on the float32 rounding edge). CERTIFY_JSON gets the
+# certify lines, each prefixed by the device, for the summary.
+CJSON="$OUT/certify.jsonl"; : > "$CJSON"
+for m in ibp crown-ibp mtlibp sabr; do
+  step "train cnn-small $m 6 epochs" 90 - - -- "${EN[@]}" train --model cnn-small --method "$m" --eps 0.05 --epochs 6 --warmup-epochs 1 \
+    --ramp-epochs 3 --device "$DEVICE" --out "$WORK/$m.safetensors"
+done
+certify() {  # certify DEVICE METHOD [args...]: one certify run of the IBP-trained net, its JSON line tagged in CJSON
+  local dev=$1 meth=$2; shift 2
+  step "certify $meth $dev" 90 - - -- "${EN[@]}" certify "$WORK/ibp.safetensors" --eps 0.05 --method "$meth" --device "$dev" "$@"
+  grep '^{' "$WORK/step.txt" | tail -1 | sed "s/^{/{\"device\":\"$dev\",/" >> "$CJSON"
+}
+for meth in ibp crown alpha-crown; do certify "$DEVICE" "$meth"; certify cpu "$meth"; done
+certify "$DEVICE" smoothing --limit 100 --n 1000; certify cpu smoothing --limit 100 --n 1000
 
 # ---------------------------------------------------------------- the PyTorch peer (same work, same weights for CROWN)
 step "gpu_torch.py" 180 - "$TJSON" -- "$PYTHON" benchmarks/peers/gpu_torch.py --dir "$WORK/nets" --batch "$BATCH" --n "$ELEMENTWISE_N" \
@@ -121,6 +137,9 @@ step "gpu_torch.py" 180 - "$TJSON" -- "$PYTHON" benchmarks/peers/gpu_torch.py --
   echo "## selftest"
   grep -E 'FAIL|passed, ' "$OUT/selftest.txt" 2>/dev/null | tail -40
   grep -E 'FAIL|passed, |memory|MiB|bytes' "$OUT/selftest_memory.txt" 2>/dev/null | tail -15
+  echo
+  echo "## certify: the IBP-trained cnn-small, GPU and CPU (same weights)"
+  cat "$CJSON" 2>/dev/null
   echo
   timeout 30 "$PYTHON" benchmarks/gpu/summarize_gpu.py "$EJSON" "$TJSON" 2>&1
 } | tee -a "$SUMMARY" | tee -a "$LOG"
