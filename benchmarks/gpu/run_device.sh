@@ -8,6 +8,7 @@
 #   selftest_memory.txt  the 10,000-step training loop's device-memory check
 #   engine_bench.jsonl   the engine's JSON lines (bench ... --device cuda)
 #   torch_bench.jsonl    benchmarks/peers/gpu_torch.py's JSON lines (PyTorch CUDA, same work)
+#   profile.txt          ENGINE_CUDA_PROFILE tables of the CROWN and training benchmarks
 #   certify.jsonl        engine certify of a GPU-trained net on the GPU and on the CPU, one tagged JSON line each
 # Environment: OUT (default ./gpu-out), ENGINE, PYTHON, BUDGET_S (default 400), ENGINE_CUDA_LIB (extra library dirs);
 # for a dry run on a CPU machine: DEVICE=cpu BATCH=8 ELEMENTWISE_N=1000000 GEMM_SIZES=256.
@@ -123,6 +124,12 @@ certify() {  # certify DEVICE METHOD [args...]: one certify run of the IBP-train
 }
 for meth in ibp crown alpha-crown; do certify "$DEVICE" "$meth"; certify cpu "$meth"; done
 certify "$DEVICE" smoothing --limit 100 --n 1000; certify cpu smoothing --limit 100 --n 1000
+
+# Where the GPU time goes (ENGINE_CUDA_PROFILE=1: every operation bracketed by synchronisations, table on stderr).
+for net in mlp cnn; do
+  step "profile crown $net" 60 "$OUT/profile.txt" - -- env ENGINE_CUDA_PROFILE=1 "${B[@]}" crown --net "$net" --batch "$BATCH" --device "$DEVICE"
+done
+step "profile train cnn" 60 "$OUT/profile.txt" - -- env ENGINE_CUDA_PROFILE=1 "${B[@]}" train --model cnn --batch "$BATCH" --device "$DEVICE"
 
 # ---------------------------------------------------------------- the PyTorch peer (same work, same weights for CROWN)
 step "gpu_torch.py" 180 - "$TJSON" -- "$PYTHON" benchmarks/peers/gpu_torch.py --dir "$WORK/nets" --batch "$BATCH" --n "$ELEMENTWISE_N" \

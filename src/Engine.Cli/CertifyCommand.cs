@@ -177,6 +177,7 @@ internal static class CertifyCommand
             ? string.Create(CultureInfo.InvariantCulture, $"smoothing: sigma {F(sm.Sigma)}, n0 {sm.N0}, n {sm.N}, alpha {sm.Alpha}; abstained {sm.Abstained}")
             : $"{r.Method}" + (r.Rechecked > 0 ? $"; {r.Rechecked} near-zero bounds re-checked in float64, {r.RecheckRejected} not proved there" : "");
         Console.WriteLine($"verified accuracy  {Pct(r.Verified)}  {how}");
+        if (r.RecheckUnavailable is { } why) Console.WriteLine($"  the float64 re-check could not run: {why}");
         if (r.Bab is { } b)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -110,8 +110,10 @@ internal sealed class CachingAllocator
     /// </summary>
     private bool TryCollectGarbage(long size, out ulong address, bool reuse = true)
     {
+        long t0 = CudaProfiler.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        if (CudaProfiler.Enabled) CudaProfiler.Host("GC (allocator threshold)", t0);
         bool release;
         lock (_gate)
         {

@@ -24,6 +24,7 @@ internal sealed class CudaContext
     private readonly Dictionary<string, nint> _modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Module, string Name), nint> _functions = new();
     private readonly Lazy<CudaBlas> _blas;
+    private readonly UploadRing _uploads;
 
     private CudaContext(int ordinal)
     {
@@ -41,6 +42,7 @@ internal sealed class CudaContext
         // Non-blocking: the stream never waits for the legacy default stream, which nothing here uses.
         CudaDriver.Check(CudaDriver.cuStreamCreate(out Stream, 1), "cuStreamCreate");
         Allocator = new CachingAllocator(new RawMemory(this));
+        _uploads = new UploadRing(this);
         _blas = new Lazy<CudaBlas>(() => new CudaBlas(this), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -90,6 +92,13 @@ internal sealed class CudaContext
     /// <summary>Waits until everything queued on the stream has finished (and reports a failed kernel).</summary>
     public void Synchronize()
     {
+        CudaProfiler.HostSync();
+        SynchronizeUncounted();
+    }
+
+    /// <summary>As <see cref="Synchronize"/>, not counted by the profiler (its own brackets).</summary>
+    internal void SynchronizeUncounted()
+    {
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuStreamSynchronize(Stream), "cuStreamSynchronize");
     }
@@ -103,6 +112,7 @@ internal sealed class CudaContext
         if (sharedBytes < 0) throw new ArgumentException($"Launch {module}.{name}: negative shared memory {sharedBytes}.");
         nint f = Function(module, name);
         nuint size = (nuint)args.Size;
+        long t0 = CudaProfiler.Enabled ? CudaProfiler.Begin(this) : 0;
         CuResult r;
         fixed (byte* p = args.AsSpan())
         {
@@ -116,6 +126,7 @@ internal sealed class CudaContext
         }
         if (r != CuResult.Success)
             throw new CudaException($"cuLaunchKernel({module}.{name}, grid {grid.X}x{grid.Y}x{grid.Z}, block {block.X}x{block.Y}x{block.Z}, {sharedBytes} B shared, {args.Size} B of parameters)", CudaDriver.Describe(r), (int)r);
+        if (CudaProfiler.Enabled) { long t1 = CudaProfiler.Stop(this); CudaProfiler.Record($"{module}.{name}", t0, t1); }
     }
 
     /// <summary>The CUfunction of a kernel, loading (and compiling) its module on first use.</summary>
@@ -174,15 +185,25 @@ internal sealed class CudaContext
         return s;
     }
 
-    /// <summary>Copies host bytes to device memory and waits (so the host buffer may be reused at once).</summary>
+    /// <summary>
+    /// Copies host bytes to device memory; the host buffer may be reused on return. Up to 1 MiB goes through the
+    /// pinned <see cref="UploadRing"/> without waiting; larger copies wait for the stream.
+    /// </summary>
     internal unsafe void CopyHostToDevice(void* source, ulong destination, long bytes)
     {
         if (bytes == 0) return;
         MakeCurrent();
+        long t0 = CudaProfiler.Enabled ? CudaProfiler.Begin(this) : 0;
+        if (_uploads.TryCopy(source, destination, bytes))
+        {
+            if (CudaProfiler.Enabled) { long t1 = CudaProfiler.Stop(this); CudaProfiler.Record("memcpy host to device (pinned ring)", t0, t1); }
+            return;
+        }
         var r = CudaDriver.cuMemcpyHtoDAsync_v2(destination, source, (nuint)bytes, Stream);
         if (r != CuResult.Success) throw new CudaException($"cuMemcpyHtoDAsync_v2({bytes} bytes)", CudaDriver.Describe(r), (int)r);
         // The host buffer is pageable managed memory that is unpinned when the caller's `fixed` ends: wait.
         Synchronize();
+        if (CudaProfiler.Enabled) { long t1 = CudaProfiler.Stop(this); CudaProfiler.Record("memcpy host to device", t0, t1); }
     }
 
     /// <summary>Copies device bytes to host memory, after all queued work, and waits for the copy.</summary>
@@ -190,9 +211,11 @@ internal sealed class CudaContext
     {
         if (bytes == 0) return;
         MakeCurrent();
+        long t0 = CudaProfiler.Enabled ? CudaProfiler.Begin(this) : 0;
         var r = CudaDriver.cuMemcpyDtoHAsync_v2(destination, source, (nuint)bytes, Stream);
         if (r != CuResult.Success) throw new CudaException($"cuMemcpyDtoHAsync_v2({bytes} bytes)", CudaDriver.Describe(r), (int)r);
         Synchronize();
+        if (CudaProfiler.Enabled) { long t1 = CudaProfiler.Stop(this); CudaProfiler.Record("memcpy device to host", t0, t1); }
     }
 
     /// <summary>Copies <c>destination.Length</c> device bytes to the host, after all queued work, and waits for the copy.</summary>
@@ -206,8 +229,10 @@ internal sealed class CudaContext
     {
         if (bytes == 0) return;
         MakeCurrent();
+        long t0 = CudaProfiler.Enabled ? CudaProfiler.Begin(this) : 0;
         var r = CudaDriver.cuMemcpyDtoDAsync_v2(destination, source, (nuint)bytes, Stream);
         if (r != CuResult.Success) throw new CudaException($"cuMemcpyDtoDAsync_v2({bytes} bytes)", CudaDriver.Describe(r), (int)r);
+        if (CudaProfiler.Enabled) { long t1 = CudaProfiler.Stop(this); CudaProfiler.Record("memcpy device to device", t0, t1); }
     }
 
     /// <summary>Queues setting <paramref name="count"/> 32-bit words to <paramref name="bits"/> (a float's bits fill exactly).</summary>
@@ -215,8 +240,10 @@ internal sealed class CudaContext
     {
         if (count == 0) return;
         MakeCurrent();
+        long t0 = CudaProfiler.Enabled ? CudaProfiler.Begin(this) : 0;
         var r = CudaDriver.cuMemsetD32Async(destination, bits, (nuint)count, Stream);
         if (r != CuResult.Success) throw new CudaException($"cuMemsetD32Async({count} words)", CudaDriver.Describe(r), (int)r);
+        if (CudaProfiler.Enabled) { long t1 = CudaProfiler.Stop(this); CudaProfiler.Record("memset", t0, t1); }
     }
 
     /// <summary>A timing event on this context's stream (record two, then <see cref="CudaEvent.ElapsedMs"/>).</summary>
@@ -249,7 +276,9 @@ internal sealed class CudaContext
         public bool TryAlloc(long bytes, out ulong address)
         {
             context.MakeCurrent();
+            long t0 = CudaProfiler.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             var r = CudaDriver.cuMemAlloc_v2(out address, (nuint)bytes);
+            if (CudaProfiler.Enabled) CudaProfiler.Host("cuMemAlloc (allocator cache miss)", t0);
             if (r == CuResult.ErrorOutOfMemory) return false;
             if (r != CuResult.Success) throw new CudaException($"cuMemAlloc_v2({bytes} bytes)", CudaDriver.Describe(r), (int)r);
             return true;

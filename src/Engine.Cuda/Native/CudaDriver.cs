@@ -54,6 +54,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] internal static partial CuResult cuEventDestroy_v2(nint evt);
     [LibraryImport(Lib)] internal static partial CuResult cuMemAlloc_v2(out ulong address, nuint bytes);
     [LibraryImport(Lib)] internal static partial CuResult cuMemFree_v2(ulong address);
+    [LibraryImport(Lib)] internal static partial CuResult cuMemAllocHost_v2(out nint hostPointer, nuint bytes);
     [LibraryImport(Lib)] internal static partial CuResult cuMemGetInfo_v2(out nuint free, out nuint total);
     [LibraryImport(Lib)] internal static partial CuResult cuMemcpyHtoDAsync_v2(ulong destination, void* source, nuint bytes, nint stream);
     [LibraryImport(Lib)] internal static partial CuResult cuMemcpyDtoHAsync_v2(void* destination, ulong source, nuint bytes, nint stream);

@@ -107,28 +107,35 @@ internal sealed class BoundPropagator
         int[][] rows = new int[b][];
         if (mask != null)
         {
-            var mv = mask.ToArray();
+            var mv = HostScratch.Floats(b * n);
+            mask.CopyTo(mv);
             for (int i = 0; i < b; i++)
             {
-                var list = new List<int>();
-                for (int j = 0; j < n; j++) if (mv[i * n + j] != 0) list.Add(j);
-                rows[i] = [.. list];
+                var m = mv.AsSpan(i * n, n);
+                int count = n - m.Count(0f);
+                var list = rows[i] = new int[count];
+                for (int j = 0, k = 0; k < count; j++) if (m[j] != 0) list[k++] = j;
             }
+            HostScratch.Return(mv);
         }
-        else for (int i = 0; i < b; i++) rows[i] = Enumerable.Range(0, n).ToArray();
+        else
+        {
+            var all = Enumerable.Range(0, n).ToArray();
+            for (int i = 0; i < b; i++) rows[i] = all;
+        }
         if (rows.All(x => x.Length == 0)) return ibp;
 
         // Examples have different numbers of rows; a [B, R] pass pads every example to the largest count. So the
         // examples run in chunks of similar counts (sorted), which also bounds the size of the coefficient tensors.
-        var lowerIdx = new int[b * n];
-        var upperIdx = new int[b * n];
+        var lowerIdx = HostScratch.Ints(b * n);
+        var upperIdx = HostScratch.Ints(b * n);
         for (int q = 0; q < b * n; q++) lowerIdx[q] = upperIdx[q] = q;
         var parts = new List<Tensor> { ibp.Lower.Reshape(b * n) };
         var negParts = new List<Tensor> { ibp.Upper.Reshape(b * n) };
         int offset = b * n;
         var order = Enumerable.Range(0, b).Where(i => rows[i].Length > 0).OrderByDescending(i => rows[i].Length).ToArray();
         bool cpu = ibp.Lower.Device == Device.Cpu;
-        int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : MaxChunkRowsAccelerator);
+        int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : AcceleratorChunkRows(v, b));
         bool large = maxChunkRows > MaxChunkRows;
         if (maxChunkRows < 1) throw new ArgumentOutOfRangeException(nameof(BoundOptions.IntermediateChunkRows), $"IntermediateChunkRows must be at least 1, got {maxChunkRows}.");
         for (int p0 = 0; p0 < order.Length;)
@@ -136,9 +143,13 @@ internal sealed class BoundPropagator
             int r = rows[order[p0]].Length, p1 = p0 + 1;
             // Large chunks (accelerators: a launch costs more than padding rows) also mix more different row counts.
             while (p1 < order.Length && (p1 - p0 + 1) * 2 * r <= maxChunkRows && rows[order[p1]].Length * (large ? 2 : 4) >= r * (large ? 1 : 3)) p1++;
+            // In batch order: a chunk's rows are padded to its largest count r anyway, and a chunk of every example
+            // then needs no gathers of the bounds it reads (examples = null), which on a GPU saves an index upload
+            // and a launch per interval read.
             int[] ex = order[p0..p1];
+            Array.Sort(ex);
             int c = ex.Length;
-            var lb = RefineChunk(v, ibp, rows, ex, r, n, c == b && ex.SequenceEqual(Enumerable.Range(0, b)) ? null : ex);
+            var lb = RefineChunk(v, ibp, rows, ex, r, n, c == b ? null : ex);
             for (int j = 0; j < c; j++)
             {
                 int i = ex[j];
@@ -156,6 +167,8 @@ internal sealed class BoundPropagator
         // Back to [B, n] with one gather: selected positions take the CROWN bound (tightened by IBP), others keep IBP.
         var lowerFull = Tensor.Concat([.. parts], 0).IndexSelect(0, lowerIdx).Reshape(ibp.Shape);
         var upperFull = Tensor.Concat([.. negParts], 0).IndexSelect(0, upperIdx).Reshape(ibp.Shape);
+        HostScratch.Return(lowerIdx);
+        HostScratch.Return(upperIdx);
         return new Interval(Tensor.Maximum(lowerFull, ibp.Lower), Tensor.Minimum(upperFull, ibp.Upper));
     }
 
@@ -166,11 +179,23 @@ internal sealed class BoundPropagator
     private const int MaxChunkRows = 384;
 
     /// <summary>
-    /// Rows per chunk on other devices (CUDA): there each chunk costs tens of kernel launches and a host round trip for
-    /// its gather indices, so small chunks leave the GPU idle (CROWN on the MLP at batch 128 took 66 ms with 384-row
-    /// chunks, one example each, on an H100). 2^15 rows of a 784-input net's coefficients are 100 MB per tensor.
+    /// Rows per chunk on other devices (CUDA): there each chunk costs tens of kernel launches, an index upload and a
+    /// launch per bound it gathers, and the host's time for all of it, so small chunks leave the GPU idle (CROWN on the
+    /// MLP at batch 128 took 66 ms with 384-row chunks, one example each, on an H100; 3.0 ms with two chunks of
+    /// 32,768 rows on an H200, where one chunk saves another ~24 gathers). The cap is by memory instead: a chunk's
+    /// coefficient tensors are rows × (the widest value it passes back through) floats, kept under
+    /// <see cref="AcceleratorChunkBytes"/> each (a few of them live at once), between 2^12 and 2^17 rows.
     /// </summary>
-    private const int MaxChunkRowsAccelerator = 1 << 15;
+    private int AcceleratorChunkRows(Value v, int batch)
+    {
+        long widest = 1;
+        foreach (int id in Ancestors(v))
+            if (_bounds[id] is { IsConstant: false } iv) widest = Math.Max(widest, iv.Lower.Numel / Math.Max(1, batch));
+        return (int)Math.Clamp(AcceleratorChunkBytes / (sizeof(float) * widest), 1 << 12, 1 << 17);
+    }
+
+    /// <summary>Bytes of one coefficient tensor of an accelerator chunk (see <see cref="AcceleratorChunkRows"/>).</summary>
+    private const long AcceleratorChunkBytes = 256L << 20;
 
     /// <summary>
     /// CROWN lower bounds [c, 2r] for the examples <paramref name="ex"/> (null: all, in order): rows k &lt; r bound
@@ -181,7 +206,8 @@ internal sealed class BoundPropagator
     {
         int c = ex.Length;
         // code = ±(position + 1), 0 for a zero row.
-        var code = new int[c * 2 * r];
+        var code = HostScratch.Ints(c * 2 * r);
+        Array.Clear(code);
         for (int j = 0; j < c; j++)
             for (int k = 0; k < rows[ex[j]].Length; k++)
             {
@@ -190,12 +216,21 @@ internal sealed class BoundPropagator
             }
         var prod = v.Producer!;
         var prodIns = prod.Inputs.Select(w => Slice(_bounds[w.Id]!, examples)).ToArray();
-        if (prod.Op.SelectBackward(prodIns, code, c, 2 * r) is { } start)
-            return Backward(prod.Inputs[0], start.A, null, start.Bias, start.Mag, examples);
-        var sel = new float[(long)c * 2 * r * n];
-        for (int q = 0; q < code.Length; q++)
-            if (code[q] != 0) sel[(long)q * n + Math.Abs(code[q]) - 1] = Math.Sign(code[q]);
-        return Backward(v, Tensor.FromSpan(sel, [c, 2 * r, .. ibp.Shape.AsSpan(1)], ibp.Lower.Device), null, null, null, examples);
+        var start = prod.Op.SelectBackward(prodIns, code, c, 2 * r);
+        Tensor? a = null;
+        if (start == null)
+        {
+            var sel = new float[(long)c * 2 * r * n];
+            for (int q = 0; q < code.Length; q++)
+                if (code[q] != 0) sel[(long)q * n + Math.Abs(code[q]) - 1] = Math.Sign(code[q]);
+            a = Tensor.FromSpan(sel, [c, 2 * r, .. ibp.Shape.AsSpan(1)], ibp.Lower.Device);
+        }
+        // SelectBackward has read the codes (an IndexSelect keeps its indices only when it records a gradient, and
+        // then it copies them).
+        HostScratch.Return(code);
+        return start is { } s
+            ? Backward(prod.Inputs[0], s.A, null, s.Bias, s.Mag, examples)
+            : Backward(v, a!, null, null, null, examples);
     }
 
     /// <summary>The bounds of the examples <paramref name="examples"/> only (null: all).</summary>

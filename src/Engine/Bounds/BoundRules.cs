@@ -79,5 +79,14 @@ internal static class BoundRules
 
     /// <summary>Row indices into <see cref="SignedRows"/> of a matrix with n rows for codes ±(p + 1) (0: the zero row).</summary>
     public static int[] SignedIndex(int[] code, int n)
-        => code.Select(c => c > 0 ? c - 1 : c < 0 ? n - c - 1 : 2 * n).ToArray();
+    {
+        // A scratch array (see HostScratch): the caller may hand it back once its gathers are queued.
+        var index = HostScratch.Ints(code.Length);
+        for (int q = 0; q < code.Length; q++)
+        {
+            int c = code[q];
+            index[q] = c > 0 ? c - 1 : c < 0 ? n - c - 1 : 2 * n;
+        }
+        return index;
+    }
 }

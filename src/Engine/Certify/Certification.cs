@@ -93,7 +93,8 @@ public static class Certification
             progress?.Invoke(start + count);
         }
         return new CertificationReport(examples, options.Eps, NormName(options.Norm), certifier.Name, options.DescribeAttack(),
-                                       clock.Elapsed.TotalSeconds, rechecked: rechecked, recheckRejected: rejected, bab: bab);
+                                       clock.Elapsed.TotalSeconds, rechecked: rechecked, recheckRejected: rejected, bab: bab,
+                                       recheckUnavailable: (certifier as BoundCertifier)?.RecheckUnavailableReason);
     }
 
     /// <summary>

@@ -27,12 +27,13 @@ public sealed class CertificationReport
     /// <summary>Builds a report from its per-example results.</summary>
     /// <exception cref="InvalidOperationException">A deterministic report breaks verified ≤ PGD ≤ clean.</exception>
     public CertificationReport(IReadOnlyList<ExampleCertificate> examples, float eps, string norm, string method, string attack,
-                               double seconds, SmoothingSummary? smoothing = null, int rechecked = 0, int recheckRejected = 0, BabStatistics? bab = null)
+                               double seconds, SmoothingSummary? smoothing = null, int rechecked = 0, int recheckRejected = 0, BabStatistics? bab = null,
+                               string? recheckUnavailable = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         Examples = examples;
         Eps = eps; Norm = norm; Method = method; Attack = attack; Seconds = seconds; Smoothing = smoothing; Bab = bab;
-        Rechecked = rechecked; RecheckRejected = recheckRejected;
+        Rechecked = rechecked; RecheckRejected = recheckRejected; RecheckUnavailable = recheckUnavailable;
         foreach (var e in examples)
         {
             if (e.Clean) Clean++;
@@ -96,6 +97,9 @@ public sealed class CertificationReport
 
     /// <summary>How many of those the guard did not prove (not counted as verified).</summary>
     public int RecheckRejected { get; }
+
+    /// <summary>Why the float64 guard could not check this model (every re-checked bound then counts as not proved); null when it could.</summary>
+    public string? RecheckUnavailable { get; }
 
     /// <summary>Randomized smoothing details (null for bound methods).</summary>
     public SmoothingSummary? Smoothing { get; }

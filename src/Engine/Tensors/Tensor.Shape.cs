@@ -151,10 +151,13 @@ public sealed partial class Tensor
     {
         ArgumentNullException.ThrowIfNull(indices);
         int d = CheckDim(dim, "IndexSelect");
-        var idx = (int[])indices.Clone();
-        foreach (int i in idx)
-            if (i < 0 || i >= Dims[d])
-                throw new ArgumentOutOfRangeException(nameof(indices), $"IndexSelect: index {i} is out of range for dimension {d} of shape {ShapeUtil.Format(Dims)}.");
+        // The backward pass keeps the indices: a private copy then, so that the caller may reuse its array.
+        var idx = Autograd.GradRecorder.ShouldRecord(this) ? (int[])indices.Clone() : indices;
+        // Vectorised range check (bound propagation gathers tens of thousands of rows a call); the loop only names the culprit.
+        if (idx.Length > 0 && (System.Numerics.Tensors.TensorPrimitives.Min<int>(idx) < 0 || System.Numerics.Tensors.TensorPrimitives.Max<int>(idx) >= Dims[d]))
+            foreach (int i in idx)
+                if (i < 0 || i >= Dims[d])
+                    throw new ArgumentOutOfRangeException(nameof(indices), $"IndexSelect: index {i} is out of range for dimension {d} of shape {ShapeUtil.Format(Dims)}.");
         var (outer, dimIn, inner) = SplitAt(Dims, d);
         var shape = Shape; shape[d] = idx.Length;
         var r = NewEmpty(shape);

@@ -183,6 +183,14 @@ public sealed partial class Tensor
         return r;
     }
 
+    /// <summary>Copies the data into <paramref name="destination"/> (exactly <see cref="Numel"/> elements long).</summary>
+    public void CopyTo(Span<float> destination)
+    {
+        if (destination.Length != Numel)
+            throw new ArgumentException($"CopyTo: the destination holds {destination.Length} elements; the tensor of shape {ShapeUtil.Format(Dims)} has {Numel}.", nameof(destination));
+        Device.CopyToHost(Storage, Offset, destination);
+    }
+
     /// <summary>The value of a one-element tensor.</summary>
     public float Item()
     {

@@ -95,7 +95,9 @@ public sealed class RigorousNetwork
         var nodeOf = new int[graph.Values.Count];
         var shapeOf = new int[graph.Values.Count][];
         Array.Fill(nodeOf, -1);
-        foreach (var v in graph.Values) if (v.IsInitializer) consts[v.Id] = v.Data!.Detach();
+        // The guard computes in double on the host: the constants come to the CPU (a model on a GPU is read as well),
+        // and the probes it builds on the CPU then meet them there.
+        foreach (var v in graph.Values) if (v.IsInitializer) consts[v.Id] = v.Data!.Detach().ToCpu();
         var nodes = new List<RigorousNode> { new InputNode { Size = ShapeUtil.Numel(inputShape) } };
         nodeOf[graph.Inputs[0].Id] = 0;
         shapeOf[graph.Inputs[0].Id] = (int[])inputShape.Clone();

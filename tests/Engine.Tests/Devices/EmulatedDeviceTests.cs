@@ -1,6 +1,7 @@
 using Engine.Attacks;
 using Engine.Autograd;
 using Engine.Bounds;
+using Engine.Certify;
 using Engine.Data;
 using Engine.Diagnostics;
 using Engine.Graph;
@@ -260,6 +261,34 @@ public class EmulatedDeviceTests
         var re = BoundsApi.Compute(On(Emu, model), Tensor.FromSpan(x, [2, 1, 8, 8], Emu), Perturbation.LInf(0.05f), method, null, opts);
         AssertBitwise(re.Lower.ToArray(), rc.Lower.ToArray(), "lower");
         AssertBitwise(re.Upper.ToArray(), rc.Upper.ToArray(), "upper");
+    }
+
+    [Test]
+    public void CertifierFloat64RecheckReadsDeviceWeights([Values(BoundMethod.Ibp, BoundMethod.Crown)] BoundMethod method)
+    {
+        // The re-check of near-zero float32 bounds reads the graph's weights into the float64 guard: on a device the
+        // verdicts and the re-check's counts must be the CPU's (it once failed every re-check on CUDA).
+        var g = new Generator(8);
+        var model = new Sequential(new Conv2d(1, 3, 3, stride: 2, padding: 1, generator: g), new ReLU(), new Flatten(),
+                                   new Linear(3 * 4 * 4, 12, generator: g), new ReLU(), new Linear(12, 10, generator: g));
+        var x = Data(6 * 64, 9, 0f, 1f);
+        int[] labels = [.. Enumerable.Range(0, 6).Select(i => Executor.Forward(On(Device.Cpu, model), Tensor.FromSpan(x, [6, 1, 8, 8], Device.Cpu))
+                                                         .NarrowRows(i, 1).ToArray().Select((v, k) => (v, k)).MaxBy(t => t.v).k)];
+        var p = Perturbation.LInf(0.002f, 0f, 1f);
+        var opts = new BoundOptions { FastPath = false, ComputeUpper = false };
+        (CertifierResult R, string? Why) Run(Device d)
+        {
+            var certifier = new BoundCertifier(On(d, model), method, opts, recheckBelow: 1e9f);
+            var xt = Tensor.FromSpan(x, [6, 1, 8, 8], d);
+            return (certifier.Certify(xt, labels, p), certifier.RecheckUnavailableReason);
+        }
+        var (c, whyC) = Run(Device.Cpu); var (e, whyE) = Run(Emu);
+        Assert.That(c.Rechecked, Is.GreaterThan(0), "nothing was re-checked: the test proves nothing");
+        Assert.That(c.RecheckRejected, Is.LessThan(c.Rechecked), $"the CPU's guard proved nothing ({whyC})");
+        Assert.That(e.Rechecked, Is.EqualTo(c.Rechecked));
+        Assert.That(e.RecheckRejected, Is.EqualTo(c.RecheckRejected), $"the float64 re-check on device weights ({whyE})");
+        Assert.That(e.Verified, Is.EqualTo(c.Verified));
+        Assert.That(whyE, Is.Null, "the guard read the device model");
     }
 
     [Test]

@@ -34,8 +34,9 @@ public sealed partial class LinearOp
         int outF = w.Dims[0], inF = w.Dims[1];
         var index = BoundRules.SignedIndex(code, outF);
         var a = BoundRules.SignedRows(w.Reshape(outF, inF)).IndexSelect(0, index).Reshape(batch, rows, inF);
-        if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
-        var bias = BoundRules.SignedRows(inputs[2].Lower.Reshape(outF, 1)).IndexSelect(0, index).Reshape(batch, rows);
+        var bias = inputs.Length < 3 ? null : BoundRules.SignedRows(inputs[2].Lower.Reshape(outF, 1)).IndexSelect(0, index).Reshape(batch, rows);
+        HostScratch.Return(index);
+        if (bias == null) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
         return (a, bias, bias.Detach().Abs());
     }
 }
