@@ -25,6 +25,7 @@ internal sealed unsafe class UploadRing
     private byte* _host;
     private readonly nint[] _events = new nint[Segments];
     private readonly bool[] _pending = new bool[Segments];
+    private bool _failed;
     private int _segment;
     private long _used;
 
@@ -36,8 +37,9 @@ internal sealed unsafe class UploadRing
         if (bytes > SegmentBytes) return false;
         lock (_gate)
         {
+            if (_failed) return false;
             _context.MakeCurrent();
-            if (_host == null) Init();
+            if (_host == null && !Init()) return false;
             if (_used + bytes > SegmentBytes)
             {
                 CudaDriver.Check(CudaDriver.cuEventRecord(_events[_segment], _context.Stream), "cuEventRecord");
@@ -59,10 +61,16 @@ internal sealed unsafe class UploadRing
         }
     }
 
-    private void Init()
+    /// <summary>Allocates the ring; false (and every later copy takes the synchronising path) when pinned memory is refused.</summary>
+    private bool Init()
     {
-        CudaDriver.Check(CudaDriver.cuMemAllocHost_v2(out nint p, (nuint)(Segments * SegmentBytes)), $"cuMemAllocHost_v2({Segments * SegmentBytes} bytes)");
+        if (CudaDriver.cuMemAllocHost_v2(out nint p, (nuint)(Segments * SegmentBytes)) != CuResult.Success)
+        {
+            _failed = true;
+            return false;
+        }
         for (int i = 0; i < Segments; i++) CudaDriver.Check(CudaDriver.cuEventCreate(out _events[i], 2), "cuEventCreate(CU_EVENT_DISABLE_TIMING)");
         _host = (byte*)p;
+        return true;
     }
 }

@@ -203,6 +203,12 @@ public class CertificationTests
         Assert.That(r.RecheckRejected, Is.EqualTo(claimed));
         Assert.That(r.Verified.Count(v => v), Is.EqualTo(0));
         Assert.That(guarded.RecheckUnavailableReason, Is.Not.Null.And.Not.Empty);
+        // The report says why (the CLI prints it), so a user sees the cause of a low verified count.
+        var report = Certification.Run(model.Graph, data, new CertificationOptions { Eps = 0.001f, Method = BoundMethod.Crown, RecheckBelow = float.PositiveInfinity, PgdSteps = 2 });
+        Assert.That(report.RecheckUnavailable, Does.Contain("LeakyRelu").IgnoreCase.Or.Contain("leaky").IgnoreCase);
+        Assert.That(report.RecheckRejected, Is.EqualTo(report.Rechecked));
+        var fine = Certification.Run(CertificationTestNets.TrainedMlp().Graph, data, new CertificationOptions { Eps = 0.001f, Method = BoundMethod.Crown, PgdSteps = 2 });
+        Assert.That(fine.RecheckUnavailable, Is.Null);
     }
 
     [Test]
