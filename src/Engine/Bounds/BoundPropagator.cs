@@ -225,8 +225,7 @@ internal sealed class BoundPropagator
                 if (code[q] != 0) sel[(long)q * n + Math.Abs(code[q]) - 1] = Math.Sign(code[q]);
             a = Tensor.FromSpan(sel, [c, 2 * r, .. ibp.Shape.AsSpan(1)], ibp.Lower.Device);
         }
-        // SelectBackward has read the codes (an IndexSelect keeps its indices only when it records a gradient, and
-        // then it copies them).
+        // SelectBackward has read the codes and kept none of them (its contract), so the array can be reused.
         HostScratch.Return(code);
         return start is { } s
             ? Backward(prod.Inputs[0], s.A, null, s.Bias, s.Mag, examples)
