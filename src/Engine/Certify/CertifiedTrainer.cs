@@ -112,6 +112,9 @@ public sealed class CertifiedTrainer
         bool allClean = true;
         ScheduleValues? last = null;
         int epoch = StepCount / Schedule.BatchesPerEpoch;
+        // A DataLoader makes new tensors for every batch and nothing else holds them: release them after the step, so
+        // the next batch reuses their memory instead of waiting for finalizers (other sources may reuse theirs).
+        bool owned = batches is DataLoader;
         foreach (var (x, y) in batches)
         {
             var s = Step(x, y);
@@ -121,6 +124,7 @@ public sealed class CertifiedTrainer
             if (s.CleanCorrect is int c) correct += c; else allClean = false;
             last = s.Schedule;
             onBatch?.Invoke(s);
+            if (owned) { x.Storage.Dispose(); y.Storage.Dispose(); }
         }
         if (count == 0) throw new ArgumentException("CertifiedTrainer: the epoch has no batches.");
         return new EpochResult

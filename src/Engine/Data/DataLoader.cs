@@ -110,8 +110,10 @@ public sealed class DataLoader : IEnumerable<Batch>
             return source.Detach().IndexSelect(0, indices.ToArray());
         }
         var result = Tensor.Empty(shape);
-        var src = source.AsSpan();
-        var dst = result.AsSpan();
+        // Raw spans, not AsSpan(): that marks the arrays as handed out, and an escaped array is never recycled, so
+        // every batch (800 KB for 256 images) came from fresh memory (measured: 0.3-0.65 s an epoch of 235 batches).
+        var src = ((CpuStorage)source.Storage).RawData.AsSpan(source.Offset, source.Numel);
+        var dst = ((CpuStorage)result.Storage).RawData.AsSpan(result.Offset, result.Numel);
         int n = _dataset.Count;
         for (int i = 0; i < indices.Length; i++)
         {
