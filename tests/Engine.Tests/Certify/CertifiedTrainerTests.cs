@@ -104,6 +104,29 @@ public class CertifiedTrainerTests
     }
 
     [Test]
+    public void BatchesFromADataLoaderAreReleasedOthersAreKept()
+    {
+        // A DataLoader's batches are the trainer's to release after each step (their arrays go straight back to the
+        // pool); batches the caller made are theirs, and a second epoch over the same list must still work.
+        var x = Inputs(16, 31); var y = TeacherLabels(x);
+        var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.01f, BatchSize = 8, Seed = 3 };
+        var list = new List<Batch> { new(x.NarrowRows(0, 8), y.NarrowRows(0, 8)), new(x.NarrowRows(8, 8), y.NarrowRows(8, 8)) };
+        var t = new CertifiedTrainer(Net(25), o, 2);
+        t.TrainEpoch(list);
+        Assert.DoesNotThrow(() => t.TrainEpoch(list), "a caller's batches must survive an epoch");
+        Assert.That(x.ToArray(), Has.Length.EqualTo(16 * 64));
+        var loader = new DataLoader(new TensorDataset(x, y), 8, shuffle: true, seed: 1);
+        var seen = new List<Batch>();
+        var t2 = new CertifiedTrainer(Net(25), o, loader.Count);
+        var r = t2.TrainEpoch(loader.Select(b => { seen.Add(b); return b; }));
+        Assert.That(r.Batches, Is.EqualTo(2));
+        Assert.That(seen.All(b => b.Inputs.ToArray().Length == 8 * 64), Is.True, "a wrapped loader is not known to be fresh: kept");
+        t2.TrainEpoch(loader);
+        Assert.That(x.ToArray(), Has.Length.EqualTo(16 * 64), "the dataset itself is never released");
+        Assert.That(t2.TrainEpoch(loader).Batches, Is.EqualTo(2));
+    }
+
+    [Test]
     public void ArgumentsAreChecked()
     {
         var net = Net(24);
