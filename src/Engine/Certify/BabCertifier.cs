@@ -74,7 +74,7 @@ public sealed class BabCertifier : IRobustnessCertifier
     /// <summary>Float32 smallest margin bounds in (0, RecheckBelow] are re-checked in float64.</summary>
     public float RecheckBelow => _ibp.RecheckBelow;
 
-    /// <summary>Why the float64 re-check cannot read this graph (null when it can, or before it was first needed).</summary>
+    /// <inheritdoc/>
     public string? RecheckUnavailableReason => _ibp.RecheckUnavailableReason;
 
     /// <summary>Why the complete verifier cannot read this graph (null when it can, or before it was first needed); examples that reach it then count as <see cref="BabStatistics.Unknown"/>.</summary>

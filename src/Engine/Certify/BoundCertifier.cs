@@ -149,7 +149,7 @@ public sealed class BoundCertifier : IRobustnessCertifier
         return new CertifierResult(verified, min, rechecked, rejected);
     }
 
-    /// <summary>Why the float64 guard cannot check this graph (null when it can, or before it was first needed).</summary>
+    /// <inheritdoc/>
     public string? RecheckUnavailableReason => _rigorousFailure;
 
     private bool RigorousCheck(float[] xs, int example, int[] shape, int label, Perturbation p)

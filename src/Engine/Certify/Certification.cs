@@ -94,12 +94,7 @@ public static class Certification
         }
         return new CertificationReport(examples, options.Eps, NormName(options.Norm), certifier.Name, options.DescribeAttack(),
                                        clock.Elapsed.TotalSeconds, rechecked: rechecked, recheckRejected: rejected, bab: bab,
-                                       recheckUnavailable: certifier switch
-                                       {
-                                           BoundCertifier c => c.RecheckUnavailableReason,
-                                           BabCertifier c => c.RecheckUnavailableReason,
-                                           _ => null,
-                                       });
+                                       recheckUnavailable: certifier.RecheckUnavailableReason);
     }
 
     /// <summary>

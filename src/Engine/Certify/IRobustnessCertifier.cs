@@ -16,6 +16,12 @@ public interface IRobustnessCertifier
 
     /// <summary>Certifies a batch <paramref name="x"/> [B, ...] with class labels <paramref name="labels"/> over <paramref name="perturbation"/>.</summary>
     CertifierResult Certify(Tensor x, int[] labels, Perturbation perturbation);
+
+    /// <summary>
+    /// Why this certifier's float64 re-check of near-zero bounds cannot run on its model (every such bound then counts
+    /// as not proved), for the report; null when it can, when it has not been needed yet, or when there is none.
+    /// </summary>
+    string? RecheckUnavailableReason => null;
 }
 
 /// <summary>What a certifier says about one batch.</summary>
