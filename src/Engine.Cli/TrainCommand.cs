@@ -34,8 +34,8 @@ internal static class TrainCommand
     /// <summary>The parsed command line of `engine train`.</summary>
     private sealed record Args(
         string? Model, string Method, float? Eps, string Norm, int? Epochs, int? Batch, float? Lr, string Optimizer, ulong Seed,
-        string? Data, string? Out, string Device, int? Limit, int? Warmup, int? Ramp, string EpsSchedule, float? KappaEnd,
-        float? BetaEnd, float? SabrLambda, float? Alpha, int? PgdSteps, float? Sigma, string? LrSchedule, string? LrDecayEpochs,
+        string? Data, string? Out, string Device, int? Limit, int? Warmup, int? Ramp, string EpsSchedule, float? KappaStart,
+        float? KappaEnd, float? BetaEnd, float? SabrLambda, float? Alpha, int? PgdSteps, float? Sigma, string? LrSchedule, string? LrDecayEpochs,
         float? LrDecay, float? GradClip);
 
     public static Command Create()
@@ -66,7 +66,8 @@ internal static class TrainCommand
         var ramp = NonNegative(new Option<int?>("--ramp-epochs") { Description = "Epochs over which eps grows from 0 to --eps (default: half of the rest for certified methods, 0 otherwise)" });
         var epsSchedule = new Option<string>("--eps-schedule") { Description = "Ramp shape: linear (per batch) or smoothed (auto_LiRPA's)", DefaultValueFactory = _ => "linear" };
         epsSchedule.AcceptOnlyFromAmong("linear", "smoothed");
-        var kappaEnd = Unit(new Option<float?>("--kappa-end") { Description = "Certified methods: weight of the clean loss at the end of the ramp (kappa goes 1 -> this; default 0)" }, closedBelow: true);
+        var kappaStart = Unit(new Option<float?>("--kappa-start") { Description = "Certified methods: weight of the clean loss at the start of the ramp (default 1; 0 skips the clean pass during the ramp)" }, closedBelow: true);
+        var kappaEnd = Unit(new Option<float?>("--kappa-end") { Description = "Certified methods: weight of the clean loss at the end of the ramp (kappa goes --kappa-start -> this; default 0)" }, closedBelow: true);
         var betaEnd = Unit(new Option<float?>("--beta-end") { Description = "crown-ibp: weight of CROWN-IBP at the end of the ramp (beta goes 1 -> this; default 0)" }, closedBelow: true);
         var sabrLambda = Unit(new Option<float?>("--sabr-lambda") { Description = "sabr: small-box radius as a fraction of eps, in (0, 1] (default 0.4; 1 = IBP)" }, closedBelow: false);
         var alpha = Unit(new Option<float?>("--alpha") { Description = "ccibp / mtlibp: weight of the IBP term, in [0, 1] (default 0.5; 1 = IBP, 0 = adversarial)" }, closedBelow: true);
@@ -82,12 +83,12 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a model on Fashion-MNIST (standard, adversarial, noise or certified training); the last stdout line is {\"test_accuracy\":A,\"seconds\":S}")
         {
             model, method, eps, norm, epochs, batch, lr, optim, seed, data, output, device, limit, warmup, ramp, epsSchedule,
-            kappaEnd, betaEnd, sabrLambda, alpha, pgdSteps, sigma, lrSchedule, lrDecayEpochs, lrDecay, gradClip,
+            kappaStart, kappaEnd, betaEnd, sabrLambda, alpha, pgdSteps, sigma, lrSchedule, lrDecayEpochs, lrDecay, gradClip,
         };
         cmd.SetAction(EngineCli.Guard(p => Run(new Args(
             p.GetValue(model), p.GetValue(method)!, p.GetValue(eps), p.GetValue(norm)!, p.GetValue(epochs), p.GetValue(batch), p.GetValue(lr),
             p.GetValue(optim)!, p.GetValue(seed), p.GetValue(data), p.GetValue(output), p.GetValue(device)!, p.GetValue(limit),
-            p.GetValue(warmup), p.GetValue(ramp), p.GetValue(epsSchedule)!, p.GetValue(kappaEnd), p.GetValue(betaEnd), p.GetValue(sabrLambda),
+            p.GetValue(warmup), p.GetValue(ramp), p.GetValue(epsSchedule)!, p.GetValue(kappaStart), p.GetValue(kappaEnd), p.GetValue(betaEnd), p.GetValue(sabrLambda),
             p.GetValue(alpha), p.GetValue(pgdSteps), p.GetValue(sigma), p.GetValue(lrSchedule), p.GetValue(lrDecayEpochs), p.GetValue(lrDecay),
             p.GetValue(gradClip)))));
         return cmd;
@@ -138,6 +139,7 @@ internal static class TrainCommand
         Only(a.SabrLambda != null, "--sabr-lambda", m == TrainMethod.Sabr, "sabr");
         Only(a.Alpha != null, "--alpha", m is TrainMethod.CcIbp or TrainMethod.MtlIbp, "ccibp|mtlibp");
         Only(a.BetaEnd != null, "--beta-end", m == TrainMethod.CrownIbp, "crown-ibp");
+        Only(a.KappaStart != null, "--kappa-start", m.IsCertified(), "ibp|crown-ibp|sabr|ccibp|mtlibp");
         Only(a.KappaEnd != null, "--kappa-end", m.IsCertified(), "ibp|crown-ibp|sabr|ccibp|mtlibp");
         Only(a.PgdSteps != null, "--pgd-steps", m.UsesAttack(), "pgd|sabr|ccibp|mtlibp");
         Only(a.Optimizer != "adam", "--optimizer sgd", m == TrainMethod.Standard, "standard");
@@ -162,6 +164,7 @@ internal static class TrainCommand
             WarmupEpochs = a.Warmup,
             RampEpochs = a.Ramp,
             EpsRamp = a.EpsSchedule == "smoothed" ? EpsRamp.Smoothed : EpsRamp.Linear,
+            KappaStart = a.KappaStart ?? 1,
             KappaEnd = a.KappaEnd ?? 0,
             BetaEnd = a.BetaEnd ?? 0,
             SabrLambda = a.SabrLambda ?? 0.4f,
@@ -314,7 +317,7 @@ internal static class TrainCommand
         if (o.Method == TrainMethod.Noise) parts.Add($"sigma {F(o.Sigma)}");
         if (o.ResolvedWarmupEpochs + o.ResolvedRampEpochs > 0)
             parts.Add($"{o.ResolvedWarmupEpochs} warm-up + {o.ResolvedRampEpochs} ramp epochs ({(o.EpsRamp == EpsRamp.Smoothed ? "smoothed" : "linear")})");
-        if (o.Method.IsCertified()) parts.Add($"kappa 1 -> {F(o.KappaEnd)}");
+        if (o.Method.IsCertified()) parts.Add($"kappa {F(o.KappaStart)} -> {F(o.KappaEnd)}");
         if (o.Method == TrainMethod.CrownIbp) parts.Add($"beta 1 -> {F(o.BetaEnd)}");
         if (o.Method == TrainMethod.Sabr) parts.Add($"lambda {F(o.SabrLambda)}");
         if (o.Method is TrainMethod.CcIbp or TrainMethod.MtlIbp) parts.Add($"alpha {F(o.Alpha)}");

@@ -53,9 +53,18 @@ public sealed record CertifiedTrainingOptions
 
     /// <summary>
     /// Weight of the clean cross-entropy at the end of the ramp: the certified methods minimise
-    /// kappa·CE(clean) + (1 − kappa)·robust loss with kappa going from 1 to this (Gowal et al. use 0.5; 0 is the peer recipe).
+    /// kappa·CE(clean) + (1 − kappa)·robust loss with kappa going from <see cref="KappaStart"/> to this (Gowal et al. use
+    /// 0.5; 0 is the peer recipe).
     /// </summary>
     public float KappaEnd { get; init; }
+
+    /// <summary>
+    /// Weight of the clean cross-entropy at the start of the ramp (default 1, the peer recipe; the warm-up epochs are
+    /// standard training whatever this is). 0 drops the clean term for the whole ramp, as De Palma et al. train
+    /// CC-IBP / MTL-IBP, whose adversarial term is already close to the clean loss while eps is small: each ramp step
+    /// then skips the clean forward and backward pass (about a fifth of an MTL-IBP step).
+    /// </summary>
+    public float KappaStart { get; init; } = 1f;
 
     /// <summary>crown-ibp: weight of the CROWN-IBP bound at the end of the ramp (beta goes from 1 to this; 0 ends at pure IBP).</summary>
     public float BetaEnd { get; init; }
@@ -153,6 +162,7 @@ public sealed record CertifiedTrainingOptions
         if (Method.IsCertified() && ResolvedWarmupEpochs >= Epochs)
             throw new ArgumentException($"{op}: {ResolvedWarmupEpochs} warm-up epochs leave none of the {Epochs} epochs for {Method.Name()} training.");
         if (!(KappaEnd >= 0 && KappaEnd <= 1)) throw new ArgumentException($"{op}: kappa end must be in [0, 1], got {KappaEnd}.");
+        if (!(KappaStart >= 0 && KappaStart <= 1)) throw new ArgumentException($"{op}: kappa start must be in [0, 1], got {KappaStart}.");
         if (!(BetaEnd >= 0 && BetaEnd <= 1)) throw new ArgumentException($"{op}: beta end must be in [0, 1], got {BetaEnd}.");
         if (!(SabrLambda > 0 && SabrLambda <= 1)) throw new ArgumentException($"{op}: SABR lambda must be in (0, 1], got {SabrLambda}.");
         if (!(Alpha >= 0 && Alpha <= 1)) throw new ArgumentException($"{op}: alpha must be in [0, 1], got {Alpha}.");

@@ -71,7 +71,8 @@ public sealed class TrainingSchedule
             Epoch = step / BatchesPerEpoch,
             Progress = p,
             Eps = p * _o.Eps,
-            Kappa = 1 - p * (1 - _o.KappaEnd),
+            // Progress 0 is the warm-up (the ramp's first batch already has its increment): standard training.
+            Kappa = p == 0 ? 1f : _o.KappaStart + p * (_o.KappaEnd - _o.KappaStart),
             Beta = 1 - p * (1 - _o.BetaEnd),
             Sigma = p * _o.Sigma,
             LearningRate = LearningRateAt(step),

@@ -98,6 +98,10 @@ public sealed unsafe partial class CpuKernels
         private readonly Conv2dGeometry _g;
         private readonly int[]? _table;
         private readonly int* _tab;
+        // The table inverted (CSR over the image's pixels, taps ascending): col2im as one gather-sum per pixel, which
+        // writes every pixel once instead of scatter-adding into a cleared plane (read-modify-write chains).
+        private readonly int[]? _inverse;
+        private readonly int* _invStart, _invTap, _invPix;
         private readonly int _paddedW;
         /// <summary>Floats of padded-plane scratch a thread needs (0 without a table).</summary>
         public readonly int PlaneLen;
@@ -118,6 +122,35 @@ public sealed unsafe partial class CpuKernels
                         for (int ow = 0; ow < g.OutW; ow++)
                             _tab[(i * g.KernelW + j) * np + oh * g.OutW + ow] =
                                 (oh * g.StrideH + i * g.DilationH) * _paddedW + ow * g.StrideW + j * g.DilationW;
+
+            // Interior pixel of each padded-plane offset (-1 on the border), then the entries per pixel.
+            int hw = g.InPixels, entries = 0;
+            var pixelOf = new int[PlaneLen];
+            Array.Fill(pixelOf, -1);
+            for (int h = 0; h < g.Height; h++)
+                for (int w = 0; w < g.Width; w++) pixelOf[(h + g.PadH) * _paddedW + w + g.PadW] = h * g.Width + w;
+            var count = new int[hw + 1];
+            for (int e = 0; e < taps * np; e++)
+            {
+                int q = pixelOf[_tab[e]];
+                if (q >= 0) { count[q + 1]++; entries++; }
+            }
+            _inverse = GC.AllocateUninitializedArray<int>(hw + 1 + 2 * entries, pinned: true);
+            _invStart = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_inverse));
+            _invTap = _invStart + hw + 1;
+            _invPix = _invTap + entries;
+            _invStart[0] = 0;
+            for (int q = 0; q < hw; q++) _invStart[q + 1] = _invStart[q] + count[q + 1];
+            var fill = new int[hw];
+            for (int t = 0; t < taps; t++)      // taps ascending: the gather adds in the scatter's order
+                for (int p = 0; p < np; p++)
+                {
+                    int q = pixelOf[_tab[t * np + p]];
+                    if (q < 0) continue;
+                    int at = _invStart[q] + fill[q]++;
+                    _invTap[at] = t;
+                    _invPix[at] = p;
+                }
         }
 
         /// <summary>Column rows of channels [c0, c1) of one group's image, rows <paramref name="ld"/> apart.</summary>
@@ -143,24 +176,31 @@ public sealed unsafe partial class CpuKernels
             }
         }
 
-        /// <summary>image += fold(columns) for channels [c0, c1), rows <paramref name="ld"/> apart.</summary>
-        public void Col2Im(float* col, long ld, float* x, int c0, int c1, float* plane)
+        /// <summary>
+        /// image += fold(columns) for channels [c0, c1), rows <paramref name="ld"/> apart; with
+        /// <paramref name="accumulate"/> false, image = fold(columns) (the image's old values are not read).
+        /// </summary>
+        public void Col2Im(float* col, long ld, float* x, int c0, int c1, bool accumulate = true)
         {
-            if (_table == null) { Col2ImRows(col, ld, x, _g, c0, c1); return; }
             var g = _g;
-            int taps = g.KernelH * g.KernelW, np = g.OutPixels, hw = g.InPixels;
-            float* interior = plane + g.PadH * _paddedW + g.PadW;
+            int taps = g.KernelH * g.KernelW, hw = g.InPixels;
+            if (_inverse == null)
+            {
+                if (!accumulate) new Span<float>(x + (long)c0 * hw, (c1 - c0) * hw).Clear();
+                Col2ImRows(col, ld, x, g, c0, c1);
+                return;
+            }
             for (int c = c0; c < c1; c++)
             {
-                new Span<float>(plane, PlaneLen).Clear();
-                for (int t = 0; t < taps; t++)
-                {
-                    int* tt = _tab + (long)t * np;
-                    float* src = col + ((long)c * taps + t) * ld;
-                    for (int p = 0; p < np; p++) plane[tt[p]] += src[p];
-                }
+                float* src = col + (long)c * taps * ld;
                 float* dst = x + (long)c * hw;
-                for (int h = 0; h < g.Height; h++) AddRun(interior + h * _paddedW, dst + h * g.Width, g.Width);
+                for (int q = 0; q < hw; q++)
+                {
+                    // Starting from +0 and adding taps in ascending order gives the scatter's sums bit for bit.
+                    float sum = 0f;
+                    for (int e = _invStart[q], end = _invStart[q + 1]; e < end; e++) sum += src[_invTap[e] * ld + _invPix[e]];
+                    dst[q] = accumulate ? dst[q] + sum : sum;
+                }
             }
         }
     }
@@ -274,6 +314,7 @@ public sealed unsafe partial class CpuKernels
     public void Conv2dBackwardInput(Buf dy, Buf w, Buf dx, in Conv2dGeometry g)
     {
         if (TryBackwardInputAsForward(P(dy), P(w), P(dx), g)) return;
+        if (TryBackwardInputSubpixel(P(dy), P(w), P(dx), g)) return;
         var geo = g;
         var plan = new ConvPlan(geo);
         var uf = ConvUnfold.For(geo);
@@ -291,9 +332,7 @@ public sealed unsafe partial class CpuKernels
             Sgemm.Run(true, false, kk, cols, og, 1f, wg, kk, dm, ldd, 0f, sc.Col, cols);
             for (int b = 0; b < nb; b++)
             {
-                float* dxb = dx0 + b * inImage;
-                new Span<float>(dxb, cg * hw).Clear();
-                uf.Col2Im(sc.Col + (long)b * np, cols, dxb, 0, cg, sc.Plane);
+                uf.Col2Im(sc.Col + (long)b * np, cols, dx0 + b * inImage, 0, cg, accumulate: false);
             }
         });
     }
@@ -325,6 +364,87 @@ public sealed unsafe partial class CpuKernels
                 }
         ForwardCore(pdy, wf, null, pdx, t);
         ScratchPool.Return(flipped);
+        return true;
+    }
+
+    // Images per chunk of the sub-pixel path are limited so that its phase outputs stay within this many floats
+    // (settable so that tests can force several chunks).
+    internal static long SubpixelChunkFloats = 1 << 22;
+
+    /// <summary>
+    /// The input gradient of a strided convolution whose kernel is a multiple of its stride (e.g. 4x4 stride 2) as one
+    /// stride-1 convolution and a pixel shuffle (sub-pixel convolution): input pixel ih = s*u + r - pad takes kernel
+    /// rows r, r + s, ... against dy rows u, u - 1, ..., so each residue (rh, rw) is a stride-1 convolution of dy with
+    /// a (k/s)x(k/s) slice of the flipped kernel. All s*s residues stack into the output channels of one convolution
+    /// on the forward path (implicit im2col), which does the same multiply-adds as im2col + GEMM + col2im without
+    /// writing and re-reading the [Cin*k*k, pixels] column matrix, whose inner dimension (Cout) is small in the
+    /// narrow networks certified training uses. Ungrouped, undilated convolutions only.
+    /// </summary>
+    private static bool TryBackwardInputSubpixel(float* pdy, float* pw, float* pdx, in Conv2dGeometry g)
+    {
+        int sh = g.StrideH, sw = g.StrideW, kh = g.KernelH, kw = g.KernelW;
+        if ((sh == 1 && sw == 1) || kh % sh != 0 || kw % sw != 0 || g.Groups != 1 || g.DilationH != 1 || g.DilationW != 1
+            || !Sgemm.PackedBSupported || g.OutH < 1 || g.OutW < 1)
+            return false;
+        if (g.Batch == 0 || g.InPixels == 0) return true;
+        int mh = kh / sh, mw = kw / sw, cin = g.InChannels, cout = g.OutChannels, phases = sh * sw;
+        // Residue outputs u cover (ih + pad) / s for every input row; the phase convolution with symmetric padding
+        // m - 1 + e yields u + e for u in [0, OutH + m - 1 + e), so e is what the last input rows need beyond that.
+        int uh = (g.Height - 1 + g.PadH) / sh + 1, uw = (g.Width - 1 + g.PadW) / sw + 1;
+        int eh = Math.Max(0, uh - (g.OutH + mh - 1)), ew = Math.Max(0, uw - (g.OutW + mw - 1));
+        int chunk = (int)Math.Clamp(SubpixelChunkFloats / Math.Max(1L, (long)phases * cin * (g.OutH + mh - 1 + 2 * eh) * (g.OutW + mw - 1 + 2 * ew)), 1, g.Batch);
+        var t = new Conv2dGeometry(chunk, cout, g.OutH, g.OutW, phases * cin, mh, mw, 1, 1, mh - 1 + eh, mw - 1 + ew);
+        int oh2 = t.OutH, ow2 = t.OutW;
+        long phasePlane = (long)oh2 * ow2;
+
+        // w2[(rh*sw + rw)*cin + c, o, jh, jw] = w[o, c, rh + sh*(mh-1-jh), rw + sw*(mw-1-jw)]
+        var wBuf = ScratchPool.Rent((long)phases * cin * cout * mh * mw);
+        float* w2 = ScratchPool.Ptr(wBuf);
+        for (int rh = 0; rh < sh; rh++)
+            for (int rw = 0; rw < sw; rw++)
+                for (int c = 0; c < cin; c++)
+                    for (int o = 0; o < cout; o++)
+                    {
+                        float* dst = w2 + ((((long)(rh * sw + rw) * cin + c) * cout + o) * mh) * mw;
+                        float* src = pw + ((long)o * cin + c) * kh * kw;
+                        for (int jh = 0; jh < mh; jh++)
+                            for (int jw = 0; jw < mw; jw++)
+                                dst[jh * mw + jw] = src[(rh + sh * (mh - 1 - jh)) * kw + rw + sw * (mw - 1 - jw)];
+                    }
+
+        var oBuf = ScratchPool.Rent((long)chunk * phases * cin * phasePlane);
+        float* outs = ScratchPool.Ptr(oBuf);
+        long dyImage = (long)cout * g.OutPixels, dxImage = (long)cin * g.InPixels;
+        for (int n0 = 0; n0 < g.Batch; n0 += chunk)
+        {
+            int nb = Math.Min(chunk, g.Batch - n0);
+            var tg = new Conv2dGeometry(nb, cout, g.OutH, g.OutW, phases * cin, mh, mw, 1, 1, mh - 1 + eh, mw - 1 + ew);
+            ForwardCore(pdy + n0 * dyImage, w2, null, outs, tg);
+            // Shuffle: dx[b, c, ih, iw] = outs[b, (rh*sw + rw)*cin + c, (ih + pad) / s + e, ...], one (image, channel)
+            // plane at a time, through a per-column table of source offsets (column residue and position).
+            var geo = g;
+            CpuThreads.For(nb * cin, Math.Max(1, ParallelCopyElements / Math.Max(1, geo.InPixels)), (s0, s1) =>
+            {
+                int* colOff = stackalloc int[geo.Width];
+                for (int iw = 0; iw < geo.Width; iw++)
+                    colOff[iw] = (int)(((iw + geo.PadW) % sw) * cin * phasePlane) + (iw + geo.PadW) / sw + ew;
+                for (int bc = s0; bc < s1; bc++)
+                {
+                    int b = bc / cin, c = bc % cin;
+                    float* dst = pdx + (n0 + b) * dxImage + (long)c * geo.InPixels;
+                    float* src = outs + (long)b * phases * cin * phasePlane + (long)c * phasePlane;
+                    for (int ih = 0; ih < geo.Height; ih++)
+                    {
+                        int rh = (ih + geo.PadH) % sh, u = (ih + geo.PadH) / sh + eh;
+                        float* srow = src + (long)rh * sw * cin * phasePlane + (long)u * ow2;
+                        float* drow = dst + (long)ih * geo.Width;
+                        for (int iw = 0; iw < geo.Width; iw++) drow[iw] = srow[colOff[iw]];
+                    }
+                }
+            });
+        }
+        ScratchPool.Return(oBuf);
+        ScratchPool.Return(wBuf);
         return true;
     }
 
@@ -421,11 +541,7 @@ public sealed unsafe partial class CpuKernels
         var uf = ConvUnfold.For(geo);
         long per = (long)geo.KernelH * geo.KernelW * geo.OutPixels;
         CpuThreads.For(geo.GroupInChannels, (int)Math.Max(1, ParallelCopyElements / Math.Max(1, per)), (s, e) =>
-        {
-            var plane = ScratchPool.Rent(uf.PlaneLen);
-            uf.Col2Im(pc, geo.OutPixels, pi, s, e, ScratchPool.Ptr(plane));
-            ScratchPool.Return(plane);
-        });
+            uf.Col2Im(pc, geo.OutPixels, pi, s, e));
     }
 
     /// <summary>

@@ -39,6 +39,30 @@ public class TrainingScheduleTests
     }
 
     [Test]
+    public void KappaStartSetsTheRampsFirstWeightButNotTheWarmUps()
+    {
+        // Warm-up 1 epoch (steps 0-4) stays standard training; the ramp (steps 5-14) goes kappa 0.8 -> 0.2.
+        var o = new CertifiedTrainingOptions { Method = TrainMethod.MtlIbp, Eps = 0.1f, Epochs = 4, WarmupEpochs = 1, RampEpochs = 2, KappaStart = 0.8f, KappaEnd = 0.2f };
+        var s = new TrainingSchedule(o, 5);
+        Assert.That(s.At(4).Kappa, Is.EqualTo(1f));
+        Assert.That(s.At(5).Kappa, Is.EqualTo(0.8f - 0.1f * 0.6f).Within(1e-6));
+        Assert.That(s.At(9).Kappa, Is.EqualTo(0.5f).Within(1e-6));
+        Assert.That(s.At(14).Kappa, Is.EqualTo(0.2f).Within(1e-6));
+        Assert.That(s.At(19).Kappa, Is.EqualTo(0.2f).Within(1e-6));
+
+        // Kappa 0 over the whole ramp: the loss has no clean term, so no clean logits are computed.
+        var zero = new TrainingSchedule(o with { KappaStart = 0, KappaEnd = 0 }, 5);
+        Assert.That(Enumerable.Range(5, 15).Select(i => zero.At(i).Kappa), Is.All.EqualTo(0f));
+        Assert.That(zero.At(0).Kappa, Is.EqualTo(1f));
+        var model = new Engine.Nn.Sequential(new Engine.Nn.Flatten(), new Engine.Nn.Linear(4, 3, generator: new Engine.Tensors.Generator(1)));
+        var x = Engine.Tensors.Tensor.Uniform([2, 4], 0, 1, new Engine.Tensors.Generator(2));
+        var y = Engine.Tensors.Tensor.FromArray(new float[] { 0, 2 }, 2);
+        var r = CertifiedLosses.Compute(model, x, y, o with { KappaStart = 0, KappaEnd = 0, NumClasses = 3 }, zero.At(6));
+        Assert.That(r.CleanLogits, Is.Null);
+        Assert.That(r.RobustLoss, Is.Not.Null);
+    }
+
+    [Test]
     public void SmoothedRampFollowsAutoLirpasFormula()
     {
         // Ramp of 20 batches (4 epochs of 5, no warm-up): mid step 5, alpha = 1 / (15·4·5³ + 5·5³) = 1 / 8125.
@@ -114,6 +138,7 @@ public class TrainingScheduleTests
         ("alpha < 0", new() { Method = TrainMethod.CcIbp, Eps = 0.1f, Alpha = -0.1f }, "alpha"),
         ("alpha > 1", new() { Method = TrainMethod.MtlIbp, Eps = 0.1f, Alpha = 1.1f }, "alpha"),
         ("kappa end > 1", new() { Method = TrainMethod.Ibp, Eps = 0.1f, KappaEnd = 2 }, "kappa"),
+        ("kappa start < 0", new() { Method = TrainMethod.MtlIbp, Eps = 0.1f, KappaStart = -0.5f }, "kappa start"),
         ("beta end < 0", new() { Method = TrainMethod.CrownIbp, Eps = 0.1f, BetaEnd = -1 }, "beta"),
         ("zero epochs", new() { Method = TrainMethod.Standard, Epochs = 0 }, "epochs"),
         ("ramp too long", new() { Method = TrainMethod.Ibp, Eps = 0.1f, Epochs = 5, WarmupEpochs = 1, RampEpochs = 5 }, "exceed"),

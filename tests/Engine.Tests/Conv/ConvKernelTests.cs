@@ -40,6 +40,14 @@ public class ConvKernelTests
         (1, 3, 40, 37, 5, 3, 1, 1, 1, 1),  // 1480 output pixels: several column blocks per GEMM
         (3, 5, 21, 19, 7, 3, 2, 1, 1, 1),  // stride 2 over wide rows (vector permute runs)
         (2, 3, 13, 12, 4, 2, 2, 0, 2, 1),  // stride 2 with dilation
+        // Kernels a multiple of the stride: the input gradient is one stride-1 convolution plus a pixel shuffle.
+        (3, 8, 14, 14, 16, 4, 2, 1, 1, 1), // the certified-training CNN's second layer, smaller batch
+        (2, 3, 13, 11, 5, 4, 2, 0, 1, 1),  // odd sizes without padding: the last rows see no kernel tap
+        (2, 4, 8, 10, 3, 2, 2, 0, 1, 1),   // non-overlapping 2x2
+        (2, 3, 17, 16, 4, 6, 3, 2, 1, 1),  // stride 3, two taps per residue
+        (1, 2, 9, 9, 3, 4, 2, 3, 1, 1),    // padding larger than the stride
+        (2, 3, 9, 11, 2, 4, 4, 1, 1, 1),   // one tap per residue
+        (2, 5, 12, 9, 4, 6, 2, 1, 1, 1),   // three taps per residue
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
@@ -75,6 +83,31 @@ public class ConvKernelTests
 
     [Test]
     public void ForwardAndBothBackwardsMatchDirectConvolution() => CheckAll(30);
+
+    [Test]
+    public void SubpixelInputGradientHandlesUnequalStridesAndBatchChunks()
+    {
+        // Kernel (4, 3) with stride (2, 3), and 3x2 kernels with stride (1, 2): residues differ per axis. A small chunk
+        // limit splits the batch into several phase convolutions with an uneven last chunk.
+        var rng = new Random(37);
+        long saved = CpuKernels.SubpixelChunkFloats;
+        try
+        {
+            foreach (long limit in new[] { saved, 900L })
+            {
+                CpuKernels.SubpixelChunkFloats = limit;
+                foreach (var g in new[] { new Conv2dGeometry(5, 3, 11, 13, 4, 4, 3, 2, 3, 1, 1), new Conv2dGeometry(5, 2, 7, 9, 3, 3, 2, 1, 2, 1, 0) })
+                {
+                    var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+                    var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
+                    var dx = Tensor.Full([g.Batch * g.InChannels * g.InPixels], float.NaN);
+                    K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
+                    TestData.Close(dx.ToArray(), ConvReference.Conv2dBackwardInput(dy, w, g), what: $"dx k{g.KernelH}x{g.KernelW} s{g.StrideH}x{g.StrideW}, chunk limit {limit}");
+                }
+            }
+        }
+        finally { CpuKernels.SubpixelChunkFloats = saved; }
+    }
 
     [Test]
     public void SingleThreadedScheduleGivesTheSameResults()
