@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Engine.Tensors;
 
 namespace Engine.Cpu;
@@ -63,7 +65,34 @@ public sealed unsafe partial class CpuKernels : IKernels
         float scale = high - low;
         CpuThreads.For((n + 3) / 4, 4096, (s, e) =>
         {
-            for (int q = s; q < e; q++)
+            int q = s;
+            if (Avx512F.IsSupported)
+            {
+                // Eight counters (32 numbers) at a time; t = (w >> 8) * 2^-24 is exact in float32, and low + scale * t
+                // rounds twice as the scalar loop below does (no fused multiply-add), so the numbers are the same.
+                var unit = Vector256.Create(1.0f / 16777216.0f);
+                var vs = Vector256.Create(scale);
+                var vl = Vector256.Create(low);
+                float* t = stackalloc float[32];
+                for (; q + 8 <= e && 4L * (q + 8) <= n; q += 8)
+                {
+                    Philox.Generate8(seed, counter + (ulong)q, out var w0, out var w1, out var w2, out var w3);
+                    Unit(w0, t); Unit(w1, t + 8); Unit(w2, t + 16); Unit(w3, t + 24);
+                    float* d = p + 4L * q;
+                    for (int l = 0; l < 8; l++)
+                    {
+                        d[4 * l] = t[l]; d[4 * l + 1] = t[8 + l]; d[4 * l + 2] = t[16 + l]; d[4 * l + 3] = t[24 + l];
+                    }
+                }
+
+                void Unit(Vector512<ulong> w, float* dst)
+                {
+                    var bits = Avx512F.ConvertToVector256Int32(w >> 8);
+                    var f = Avx.ConvertToVector256Single(bits) * unit;
+                    (vl + vs * f).Store(dst);
+                }
+            }
+            for (; q < e; q++)
             {
                 var (w0, w1, w2, w3) = Philox.Generate(seed, counter + (ulong)q);
                 int i = q * 4;

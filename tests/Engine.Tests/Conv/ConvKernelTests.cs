@@ -48,6 +48,10 @@ public class ConvKernelTests
         (1, 2, 9, 9, 3, 4, 2, 3, 1, 1),    // padding larger than the stride
         (2, 3, 9, 11, 2, 4, 4, 1, 1, 1),   // one tap per residue
         (2, 5, 12, 9, 4, 6, 2, 1, 1, 1),   // three taps per residue
+        // Short, wide images at strides 2 and 3.
+        (2, 3, 9, 40, 4, 4, 2, 1, 1, 1),
+        (2, 2, 7, 45, 3, 3, 2, 0, 1, 1),
+        (3, 2, 8, 66, 3, 3, 3, 1, 2, 1),   // with dilation
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)

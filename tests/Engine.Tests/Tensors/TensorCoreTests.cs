@@ -27,6 +27,27 @@ public class TensorCoreTests
     }
 
     [Test]
+    public void UniformKernelDrawsPhiloxWordsBitForBit()
+    {
+        // The CPU kernel generates eight counters at a time with AVX-512 where it can; every element must still be
+        // low + (high - low) * ToUnit(word i % 4 of counter + i / 4). Lengths cover whole blocks, a tail of counters,
+        // a last counter with 1-3 words, and several threads' chunks; the counter crosses 2^32 in the last case.
+        foreach (var (n, counter) in new (int, ulong)[] { (1, 5), (31, 0), (32, 7), (35, 1), (4099, 11), (70_001, 3), (1000, 0xFFFF_FFF0UL) })
+        {
+            var y = Tensor.Zeros([n]);
+            Engine.Cpu.CpuKernels.Instance.RandomUniform(y.Buf, n, 0x1234_5678_9ABC_DEF0UL, counter, -2f, 3f);
+            var got = y.ToArray();
+            for (int i = 0; i < n; i++)
+            {
+                var (w0, w1, w2, w3) = Philox.Generate(0x1234_5678_9ABC_DEF0UL, counter + (ulong)(i / 4));
+                uint w = (i % 4) switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
+                float expect = -2f + 5f * Philox.ToUnit(w);
+                if (got[i] != expect) Assert.Fail($"n {n}, counter {counter}: element {i} is {got[i]}, expected {expect}.");
+            }
+        }
+    }
+
+    [Test]
     public void RandomTensorsAreReproducibleAndHaveTheRightMoments()
     {
         var a = Tensor.Normal([100_001], 2f, 3f, new Generator(42)).ToArray();
