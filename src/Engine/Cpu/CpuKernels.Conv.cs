@@ -396,6 +396,7 @@ public sealed unsafe partial class CpuKernels
         var t = new Conv2dGeometry(chunk, cout, g.OutH, g.OutW, phases * cin, mh, mw, 1, 1, mh - 1 + eh, mw - 1 + ew);
         int oh2 = t.OutH, ow2 = t.OutW;
         long phasePlane = (long)oh2 * ow2;
+        if ((long)phases * cin * phasePlane > int.MaxValue) return false;   // the shuffle's column offsets are ints
 
         // w2[(rh*sw + rw)*cin + c, o, jh, jw] = w[o, c, rh + sh*(mh-1-jh), rw + sw*(mw-1-jw)]
         var wBuf = ScratchPool.Rent((long)phases * cin * cout * mh * mw);
@@ -425,7 +426,7 @@ public sealed unsafe partial class CpuKernels
             var geo = g;
             CpuThreads.For(nb * cin, Math.Max(1, ParallelCopyElements / Math.Max(1, geo.InPixels)), (s0, s1) =>
             {
-                int* colOff = stackalloc int[geo.Width];
+                Span<int> colOff = geo.Width <= 1024 ? stackalloc int[geo.Width] : new int[geo.Width];
                 for (int iw = 0; iw < geo.Width; iw++)
                     colOff[iw] = (int)(((iw + geo.PadW) % sw) * cin * phasePlane) + (iw + geo.PadW) / sw + ew;
                 for (int bc = s0; bc < s1; bc++)
