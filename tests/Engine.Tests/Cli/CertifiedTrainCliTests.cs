@@ -55,6 +55,29 @@ public class CertifiedTrainCliTests
     }
 
     [Test]
+    public void Cnn4LayerMtlIbpRunWithKappaStartZero()
+    {
+        // auto_LiRPA's cnn_4layer (8/16 channels, 256 hidden): 136 + 2,064 + 200,960 + 2,570 parameters. With
+        // --kappa-start 0 the ramp epoch has no clean term (kappa 0 from its first batch), the warm-up stays kappa 1.
+        var weights = Path.Combine(_tmp, "c4l.safetensors");
+        var t = CliRunner.Run("train", "--model", "cnn-4layer", "--method", "mtlibp", "--eps", "0.1", "--epochs", "2", "--limit", "256",
+                              "--batch", "128", "--pgd-steps", "1", "--kappa-start", "0", "--out", weights, "--threads", "2");
+        Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        Assert.That(t.Lines.Any(l => l.Contains("cnn-4layer (205,730 parameters)", StringComparison.Ordinal)), t.ToString());
+        Assert.That(t.Lines.Any(l => l.StartsWith("method mtlibp", StringComparison.Ordinal) && l.Contains("kappa 0 -> 0", StringComparison.Ordinal)), t.ToString());
+        var epochs = t.Lines.Where(l => l.StartsWith("epoch", StringComparison.Ordinal)).ToArray();
+        Assert.That(epochs, Has.Length.EqualTo(2), t.ToString());
+        Assert.That(epochs[0], Does.Contain("kappa 1.000"), t.ToString());
+        Assert.That(epochs[1], Does.Contain("kappa 0.000").And.Not.Contain("train acc"), t.ToString());
+        var (_, meta) = SafeTensors.LoadWithMetadata(weights);
+        Assert.That(meta["model"], Is.EqualTo("cnn-4layer"));
+        double acc = JsonDocument.Parse(t.LastLine).RootElement.GetProperty("test_accuracy").GetDouble();
+        var e = CliRunner.Run("eval", weights, "--threads", "2");
+        Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
+        Assert.That(JsonDocument.Parse(e.LastLine).RootElement.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(acc).Within(1e-4));
+    }
+
+    [Test]
     public void NoiseRunRecordsSigma()
     {
         var weights = Path.Combine(_tmp, "noise.safetensors");
