@@ -393,7 +393,9 @@ public sealed unsafe partial class CpuKernels
         int uh = (g.Height - 1 + g.PadH) / sh + 1, uw = (g.Width - 1 + g.PadW) / sw + 1;
         int eh = Math.Max(0, uh - (g.OutH + mh - 1)), ew = Math.Max(0, uw - (g.OutW + mw - 1));
         int chunk = (int)Math.Clamp(SubpixelChunkFloats / Math.Max(1L, (long)phases * cin * (g.OutH + mh - 1 + 2 * eh) * (g.OutW + mw - 1 + 2 * ew)), 1, g.Batch);
-        var t = new Conv2dGeometry(chunk, cout, g.OutH, g.OutW, phases * cin, mh, mw, 1, 1, mh - 1 + eh, mw - 1 + ew);
+        int outH = g.OutH, outW = g.OutW;
+        Conv2dGeometry PhaseConv(int images) => new(images, cout, outH, outW, phases * cin, mh, mw, 1, 1, mh - 1 + eh, mw - 1 + ew);
+        var t = PhaseConv(chunk);
         int oh2 = t.OutH, ow2 = t.OutW;
         long phasePlane = (long)oh2 * ow2;
         if ((long)phases * cin * phasePlane > int.MaxValue) return false;   // the shuffle's column offsets are ints
@@ -419,8 +421,7 @@ public sealed unsafe partial class CpuKernels
         for (int n0 = 0; n0 < g.Batch; n0 += chunk)
         {
             int nb = Math.Min(chunk, g.Batch - n0);
-            var tg = new Conv2dGeometry(nb, cout, g.OutH, g.OutW, phases * cin, mh, mw, 1, 1, mh - 1 + eh, mw - 1 + ew);
-            ForwardCore(pdy + n0 * dyImage, w2, null, outs, tg);
+            ForwardCore(pdy + n0 * dyImage, w2, null, outs, PhaseConv(nb));
             // Shuffle: dx[b, c, ih, iw] = outs[b, (rh*sw + rw)*cin + c, (ih + pad) / s + e, ...], one (image, channel)
             // plane at a time, through a per-column table of source offsets (column residue and position).
             var geo = g;
