@@ -88,6 +88,9 @@ p.add_argument("--seed", type=int, default=0)
 p.add_argument("--no-crown-eval", action="store_true", help="skip CROWN verification after training")
 p.add_argument("--train-images", type=int, default=0, help="train on the first N training images only (0: all; for quick checks)")
 p.add_argument("--test-images", type=int, default=0, help="evaluate on the first N test images only (0: all)")
+p.add_argument("--model", choices=["cnn-small", "cnn"], default="cnn-small",
+               help="cnn-small: conv 8, conv 16, fc 100 (the Engine's --model cnn-small); cnn: conv 16, conv 32, fc 100 "
+                    "(Wong & Kolter's small CNN, auto_LiRPA's MNIST example model; the Engine's --model cnn)")
 p.add_argument("--save", default=None, help="write the trained weights here (safetensors)")
 args = p.parse_args()
 if args.threads < 1 or args.batch < 1 or args.verify_images < 1 or args.verify_batch_crown < 1 or args.verify_batch_ibp < 1 or args.verify_repeats < 1:
@@ -98,6 +101,7 @@ setup_threads(args.threads)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(args.threads)
@@ -230,7 +234,9 @@ def timings_ms(fn, warmup=5, budget_s=None, iters=None):
 
 def make_model(exported=None):
     """The CNN: --weights if given, else DIR/exported with --dir, else torch's seeded random initialisation."""
-    model = cnn()
+    model = cnn() if args.model == "cnn-small" else nn.Sequential(
+        nn.Conv2d(1, 16, 4, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(1568, 100), nn.ReLU(), nn.Linear(100, 10))
     path = args.weights or (os.path.join(args.dir, exported) if args.dir and exported else None)
     if path:
         model.load_state_dict(crown_torch.load_safetensors(path))
@@ -275,7 +281,7 @@ def time_training(ops, export):
                   "engine_minus_peer_min": float(diff.min()), "mean_abs_peer": float(lb.abs().mean()),
                   "engine_loss": export["loss"][method], "peer_loss": float(loss)})
         median, best, n = timings_ms(step)
-        emit({"peer": PEER, "op": "cert_train", "method": method, "net": "cnn", "batch": args.batch,
+        emit({"peer": PEER, "op": "cert_train", "method": method, "net": args.model, "batch": args.batch,
               "threads": args.threads, "eps": args.eps, "ms": round(median, 3), "min_ms": round(best, 3), "steps": n})
 
 
@@ -303,7 +309,7 @@ def time_verification(ops, model, export):
         per_batch.sort()
         passes.sort()
         median = passes[len(passes) // 2] if len(passes) % 2 else 0.5 * (passes[len(passes) // 2 - 1] + passes[len(passes) // 2])
-        emit({"peer": PEER, "op": "cert_verify", "method": method, "net": "cnn", "images": n, "batch": batch,
+        emit({"peer": PEER, "op": "cert_verify", "method": method, "net": args.model, "images": n, "batch": batch,
               "threads": args.threads, "eps": args.eps, "ms": round(median, 1), "min_ms": round(passes[0], 1),
               "passes": len(passes), "ms_per_1000": round(median * 1000 / n, 2),
               "batch_median_ms": round(per_batch[len(per_batch) // 2], 3), "batch_min_ms": round(per_batch[0], 3),

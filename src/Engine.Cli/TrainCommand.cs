@@ -36,7 +36,7 @@ internal static class TrainCommand
         string? Model, string Method, float? Eps, string Norm, int? Epochs, int? Batch, float? Lr, string Optimizer, ulong Seed,
         string? Data, string? Out, string Device, int? Limit, int? Warmup, int? Ramp, string EpsSchedule, float? KappaStart,
         float? KappaEnd, float? BetaEnd, float? SabrLambda, float? Alpha, int? PgdSteps, float? Sigma, string? LrSchedule, string? LrDecayEpochs,
-        float? LrDecay, float? GradClip);
+        float? LrDecay, float? GradClip, string DataParallel);
 
     public static Command Create()
     {
@@ -79,18 +79,24 @@ internal static class TrainCommand
         var lrDecayEpochs = new Option<string?>("--lr-decay-epochs") { Description = "Step schedule: comma-separated epoch counts after which the lr is multiplied by --lr-decay (default: one at 3/4 of the run, after the ramp)" };
         var lrDecay = Unit(new Option<float?>("--lr-decay") { Description = "Step schedule: decay factor in (0, 1] (default 0.1)" }, closedBelow: false);
         var gradClip = NonNegative(new Option<float?>("--grad-clip") { Description = "Clip the gradient norm to this (0 = off; default 10 for certified methods, off otherwise)" });
+        var dataParallel = new Option<string>("--data-parallel")
+        {
+            Description = "on: on the CPU, each thread trains a shard of the batch on its own replica of the model (stateless models, >= 32 examples per shard); off: the whole batch at once, each kernel spread over the threads",
+            DefaultValueFactory = _ => "on",
+        };
+        dataParallel.AcceptOnlyFromAmong("on", "off");
 
         var cmd = new Command("train", "Train a model on Fashion-MNIST (standard, adversarial, noise or certified training); the last stdout line is {\"test_accuracy\":A,\"seconds\":S}")
         {
             model, method, eps, norm, epochs, batch, lr, optim, seed, data, output, device, limit, warmup, ramp, epsSchedule,
-            kappaStart, kappaEnd, betaEnd, sabrLambda, alpha, pgdSteps, sigma, lrSchedule, lrDecayEpochs, lrDecay, gradClip,
+            kappaStart, kappaEnd, betaEnd, sabrLambda, alpha, pgdSteps, sigma, lrSchedule, lrDecayEpochs, lrDecay, gradClip, dataParallel,
         };
         cmd.SetAction(EngineCli.Guard(p => Run(new Args(
             p.GetValue(model), p.GetValue(method)!, p.GetValue(eps), p.GetValue(norm)!, p.GetValue(epochs), p.GetValue(batch), p.GetValue(lr),
             p.GetValue(optim)!, p.GetValue(seed), p.GetValue(data), p.GetValue(output), p.GetValue(device)!, p.GetValue(limit),
             p.GetValue(warmup), p.GetValue(ramp), p.GetValue(epsSchedule)!, p.GetValue(kappaStart), p.GetValue(kappaEnd), p.GetValue(betaEnd), p.GetValue(sabrLambda),
             p.GetValue(alpha), p.GetValue(pgdSteps), p.GetValue(sigma), p.GetValue(lrSchedule), p.GetValue(lrDecayEpochs), p.GetValue(lrDecay),
-            p.GetValue(gradClip)))));
+            p.GetValue(gradClip), p.GetValue(dataParallel)!))));
         return cmd;
     }
 
@@ -176,6 +182,7 @@ internal static class TrainCommand
             LrDecayFactor = a.LrDecay ?? 0.1f,
             GradClipNorm = a.GradClip,
             Seed = a.Seed,
+            DataParallel = a.DataParallel == "on",
         };
         try { o.Validate(); }
         catch (ArgumentException e) { throw new ArgumentException(e.Message.Replace("CertifiedTrainingOptions: ", "", StringComparison.Ordinal), e); }
@@ -222,7 +229,8 @@ internal static class TrainCommand
 
         Console.WriteLine($"train {modelName} ({model.ParameterCount():N0} parameters) on {source}: {train.Count} train / {data.Test.Count} test, " +
                           $"{opts.Epochs} epochs, batch {opts.BatchSize}, {a.Optimizer} lr {F(opts.LearningRate)} ({Describe(opts.ResolvedLrSchedule, opts)}), seed {a.Seed}, " +
-                          (dev == Device.Cpu ? $"{CpuThreads.Count} threads" : $"on {dev.Name}"));
+                          (dev == Device.Cpu ? $"{CpuThreads.Count} threads" : $"on {dev.Name}") +
+                          (opts.DataParallel && DataParallel.ShardsFor(model, opts.BatchSize, CpuThreads.Count) is int k && k > 1 ? $" (data parallel: {k} shards per batch)" : ""));
         if (m != TrainMethod.Standard) Console.WriteLine($"method {Describe(opts)}");
 
         double testAccuracy = 0;

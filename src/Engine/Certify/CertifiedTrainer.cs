@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Engine.Cpu;
 using Engine.Data;
 using Engine.Nn;
 using Engine.Tensors;
@@ -65,6 +66,9 @@ public sealed class CertifiedTrainer
 
     private IReadOnlyList<Tensor> Parameters { get; }
 
+    // Replicas for data-parallel steps (Options.DataParallel), made by the first step that uses them.
+    private Nn.DataParallel? _dataParallel;
+
     /// <summary>Trains one batch (inputs [B, ...], class indices [B]) at the schedule's current step and advances it.</summary>
     public StepResult Step(Tensor x, Tensor labels)
     {
@@ -79,27 +83,46 @@ public sealed class CertifiedTrainer
         Model.Train();
         float loss, norm;
         int? correct = null;
+        int shards = Options.DataParallel ? Nn.DataParallel.ShardsFor(Model, x.Dims[0], CpuThreads.Count) : 1;
         using (var scope = TensorScope.Begin(includeCpu: true))
         {
             Optimizer.ZeroGrad();
             // A distinct stream per step for the attack's random start or the noise, reproducible from the seed.
             ulong seed = unchecked(Options.Seed * 0x9E3779B97F4A7C15UL + (ulong)StepCount);
-            var r = CertifiedLosses.Compute(Model, x, labels, Options, at, seed);
-            loss = r.Loss.Item();
-            if (!float.IsFinite(loss))
-                throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients.");
-            r.Loss.Backward();
+            if (shards > 1)
+            {
+                if (_dataParallel == null || _dataParallel.MaxShards < shards) _dataParallel = new Nn.DataParallel(Model, shards);
+                var d = _dataParallel.Backward(x, labels, (replica, xs, ys, k) =>
+                {
+                    // Each shard draws its own stream (shard 0 the step's).
+                    var r = CertifiedLosses.Compute(replica, xs, ys, Options, at, unchecked(seed + (ulong)k * 0xD1B54A32D192ED03UL));
+                    return new ShardLoss(r.Loss, r.CleanLogits);
+                });
+                loss = d.Loss;
+                correct = d.CleanCorrect;
+                shards = d.Shards;
+                if (!float.IsFinite(loss))
+                    throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients. The weights were left unchanged.");
+            }
+            else
+            {
+                var r = CertifiedLosses.Compute(Model, x, labels, Options, at, seed);
+                loss = r.Loss.Item();
+                if (!float.IsFinite(loss))
+                    throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients.");
+                r.Loss.Backward();
+                if (r.CleanLogits != null) correct = Accuracy.CountCorrect(r.CleanLogits, labels);
+            }
             float clip = Options.ResolvedGradClipNorm;
             norm = clip > 0 ? GradClip.ClipGradNorm(Parameters, clip) : GradClip.GradNorm(Parameters);
             if (!float.IsFinite(norm))
                 throw new InvalidOperationException($"CertifiedTrainer: the gradient norm is {norm} at step {StepCount}; the weights were left unchanged.");
             // Adam's moments are created lazily by the first update and must outlive the step.
             using (TensorScope.Suspend()) Optimizer.Step();
-            if (r.CleanLogits != null) correct = Accuracy.CountCorrect(r.CleanLogits, labels);
         }
         int batchInEpoch = StepCount % Schedule.BatchesPerEpoch;
         StepCount++;
-        return new StepResult { Schedule = at, BatchInEpoch = batchInEpoch, BatchSize = x.Dims[0], Loss = loss, GradNorm = norm, CleanCorrect = correct };
+        return new StepResult { Schedule = at, BatchInEpoch = batchInEpoch, BatchSize = x.Dims[0], Loss = loss, GradNorm = norm, CleanCorrect = correct, Shards = shards };
     }
 
     /// <summary>Trains the batches of one epoch, calling <paramref name="onBatch"/> after each.</summary>

@@ -107,6 +107,17 @@ public sealed record CertifiedTrainingOptions
     /// <summary>Seed of the shuffling, the attacks' random starts and the noise.</summary>
     public ulong Seed { get; init; }
 
+    /// <summary>
+    /// Train each batch as shards on the CPU's threads, one replica of the model per thread (<see cref="Nn.DataParallel"/>),
+    /// when the model is on the CPU, stateless (no BatchNorm, no Dropout) and the batch has at least
+    /// <see cref="Nn.DataParallel.MinShardSize"/> examples per shard for two or more threads; otherwise (or when false)
+    /// the whole batch runs as one, its kernels spread over the threads. Default true: for the small networks of
+    /// certified training a whole pass per thread uses the cores better. The gradient is the same mean over the batch up
+    /// to rounding; the attacks' random starts differ (each shard draws its own), so runs are reproducible for a given
+    /// thread count.
+    /// </summary>
+    public bool DataParallel { get; init; } = true;
+
     /// <summary>Number of classes of the classifier (the margin specification has NumClasses − 1 rows).</summary>
     public int NumClasses { get; init; } = 10;
 

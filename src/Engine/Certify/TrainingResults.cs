@@ -20,6 +20,9 @@ public sealed record StepResult
 
     /// <summary>Clean predictions that were correct, when the method computed the clean logits (null otherwise).</summary>
     public int? CleanCorrect { get; init; }
+
+    /// <summary>Shards the batch was trained in (<see cref="CertifiedTrainingOptions.DataParallel"/>); 1 when it ran whole.</summary>
+    public int Shards { get; init; } = 1;
 }
 
 /// <summary>Summary of one epoch.</summary>

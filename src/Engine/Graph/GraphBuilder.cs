@@ -19,6 +19,12 @@ public sealed class GraphBuilder
     private readonly Dictionary<Value, Value> _remap = new(ReferenceEqualityComparer.Instance);
     private bool _built;
 
+    /// <summary>
+    /// Tensors to register in place of others: an initializer declared with a key of this map holds the mapped tensor
+    /// instead (<see cref="Nn.ModuleReplica"/> builds its source's graph over its own parameter copies this way).
+    /// </summary>
+    internal IReadOnlyDictionary<Tensor, Tensor>? Substitutes { get; set; }
+
     /// <summary>Declares the next graph input.</summary>
     public Value Input(string name = "input")
     {
@@ -128,6 +134,7 @@ public sealed class GraphBuilder
     {
         CheckOpen();
         ArgumentNullException.ThrowIfNull(data);
+        if (Substitutes != null && Substitutes.TryGetValue(data, out var substitute)) data = substitute;
         if (_initializers.TryGetValue(data, out var existing)) return existing;
         var v = NewValue(name, kind, data, null, 0);
         _initializers[data] = v;

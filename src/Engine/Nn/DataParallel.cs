@@ -1,0 +1,156 @@
+using Engine.Cpu;
+using Engine.Tensors;
+
+namespace Engine.Nn;
+
+/// <summary>The loss of one shard of a batch for <see cref="DataParallel.Backward"/>.</summary>
+/// <param name="Loss">The shard's mean loss (a scalar, differentiable with respect to the replica's parameters).</param>
+/// <param name="Logits">The shard's clean logits [n, C] when the loss computed them, for the accuracy count; else null.</param>
+public readonly record struct ShardLoss(Tensor Loss, Tensor? Logits);
+
+/// <summary>What <see cref="DataParallel.Backward"/> measured over the whole batch.</summary>
+/// <param name="Loss">The batch's mean loss (the shards' losses weighted by their sizes).</param>
+/// <param name="CleanCorrect">Correctly classified examples by the shards' clean logits; null when a shard had none.</param>
+/// <param name="Shards">The number of shards the batch was cut into.</param>
+public readonly record struct ShardedBackwardResult(float Loss, int? CleanCorrect, int Shards);
+
+/// <summary>
+/// Data parallelism over the CPU's threads, like torch.nn.DataParallel: the batch is cut into contiguous shards, each
+/// shard's loss and backward pass run on its own thread over a replica of the model (<see cref="ModuleReplica"/>, synced
+/// with the model before every batch), and the shards' gradients, weighted by shard size, are added to the model's
+/// parameters' <see cref="Tensor.Grad"/>: what one backward pass of the whole batch's mean loss would leave there, up to
+/// float rounding. For small networks (the certified-training CNNs) one batch's ops are too short to spread well over
+/// the cores; a whole forward and backward pass per thread keeps every core busy with almost no synchronisation. The
+/// kernels inside a shard run on its thread alone. Results are deterministic for a given shard count (shards are cut
+/// the same way and their gradients summed in shard order). CPU only; the model must be stateless
+/// (<see cref="CanReplicate"/>).
+/// <code>
+/// var dp = new DataParallel(model, CpuThreads.Count);
+/// opt.ZeroGrad();
+/// var r = dp.Backward(x, y, (replica, xs, ys, shard) => { var z = replica.Forward(xs); return new(Losses.CrossEntropy(z, ys), z); });
+/// opt.Step();
+/// </code>
+/// </summary>
+public sealed class DataParallel
+{
+    private readonly ModuleReplica[] _replicas;
+    private readonly Tensor[] _parameters;
+    // Per shard, per parameter: the replica's gradient, copied out before the shard's temporaries are released.
+    private readonly Tensor[][] _grads;
+
+    /// <summary>Shards smaller than this are not worth a thread: <see cref="ShardsFor"/> never cuts smaller ones.</summary>
+    public const int MinShardSize = 32;
+
+    /// <summary>
+    /// Replicas of <paramref name="model"/> (on the CPU, stateless) for up to <paramref name="maxShards"/> shards per batch.
+    /// </summary>
+    public DataParallel(Module model, int maxShards)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (maxShards < 1) throw new ArgumentOutOfRangeException(nameof(maxShards), $"DataParallel: need at least one shard, got {maxShards}.");
+        if (!ModuleReplica.CanReplicate(model, out var why)) throw new ArgumentException($"DataParallel: {why}");
+        _parameters = model.Parameters().ToArray();
+        if (_parameters.Length == 0) throw new ArgumentException("DataParallel: the model has no parameters.");
+        foreach (var p in _parameters)
+            if (p.Device != Device.Cpu) throw new ArgumentException($"DataParallel: the model's parameters must be on the CPU, not {p.Device.Name}.");
+        Model = model;
+        _replicas = new ModuleReplica[maxShards];
+        _grads = new Tensor[maxShards][];
+        // The replicas and gradient buffers live as long as this object, not as long as the caller's scope (a trainer
+        // makes it inside its first step's).
+        using var outlive = TensorScope.Suspend();
+        for (int k = 0; k < maxShards; k++)
+        {
+            _replicas[k] = new ModuleReplica(model);
+            _ = _replicas[k].Graph;   // built here, not concurrently by the first batch's threads
+            _grads[k] = _parameters.Select(p => Tensor.Zeros(p.Shape)).ToArray();
+        }
+    }
+
+    /// <summary>The model whose parameters receive the gradients.</summary>
+    public Module Model { get; }
+
+    /// <summary>The most shards a batch is cut into.</summary>
+    public int MaxShards => _replicas.Length;
+
+    /// <summary>
+    /// How many shards data parallelism would cut a batch of <paramref name="batch"/> examples into on
+    /// <paramref name="threads"/> threads: 1 (no point) when the model cannot be replicated or the batch is too small
+    /// for shards of <see cref="MinShardSize"/>.
+    /// </summary>
+    public static int ShardsFor(Module model, int batch, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (threads < 2 || batch < 2 * MinShardSize || !ModuleReplica.CanReplicate(model, out _)) return 1;
+        foreach (var p in model.Parameters())
+            if (p.Device != Device.Cpu) return 1;
+        return Math.Min(threads, batch / MinShardSize);
+    }
+
+    /// <summary>True when <paramref name="module"/> has no buffers (BatchNorm statistics) and no Dropout, so replicas behave as the module does.</summary>
+    public static bool CanReplicate(Module module, out string why) => ModuleReplica.CanReplicate(module, out why);
+
+    /// <summary>
+    /// Cuts the batch (<paramref name="x"/> [B, ...], <paramref name="labels"/> [B]) into min(<see cref="MaxShards"/>,
+    /// B / <see cref="MinShardSize"/>) shards (at least one), runs <paramref name="loss"/>(replica, shard inputs, shard
+    /// labels, shard index) and its backward pass for each on its own thread, and adds the size-weighted sum of the
+    /// shards' gradients to the model's parameters' Grad. Each shard's temporaries are released when it finishes.
+    /// </summary>
+    public ShardedBackwardResult Backward(Tensor x, Tensor labels, Func<Module, Tensor, Tensor, int, ShardLoss> loss)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(loss);
+        int n = x.Rank >= 1 ? x.Dims[0] : 0;
+        if (n < 1 || labels.Rank != 1 || labels.Dims[0] != n)
+            throw new ArgumentException($"DataParallel: need a batch [B, ...] with labels [B], got {ShapeUtil.Format(x.Dims)} and {ShapeUtil.Format(labels.Dims)}.");
+        if (x.Device != Device.Cpu || labels.Device != Device.Cpu) throw new ArgumentException("DataParallel: the batch must be on the CPU.");
+        int shards = Math.Clamp(n / MinShardSize, 1, _replicas.Length);
+        var losses = new float[shards];
+        var correct = new int?[shards];
+        var xd = x.Detach();
+        var yd = labels.Detach();
+        CpuThreads.ForEach(shards, k =>
+        {
+            int start = (int)((long)k * n / shards), count = (int)((long)(k + 1) * n / shards) - start;
+            var replica = _replicas[k];
+            using var scope = TensorScope.Begin(includeCpu: true);
+            replica.Sync();
+            var ps = replica.ReplicaParameters;
+            foreach (var p in ps) p.Grad = null;
+            var ys = yd.NarrowRows(start, count);
+            var r = loss(replica, xd.NarrowRows(start, count), ys, k);
+            if (r.Loss is null || r.Loss.Numel != 1) throw new InvalidOperationException("DataParallel: the shard loss must be a scalar tensor.");
+            losses[k] = r.Loss.Item();
+            correct[k] = r.Logits is { } z ? Accuracy.CountCorrect(z, ys) : null;
+            r.Loss.Backward();
+            for (int i = 0; i < ps.Count; i++)
+            {
+                if (ps[i].Grad is { } g) _grads[k][i].CopyFrom(g);
+                else _grads[k][i].Fill_(0);
+            }
+        });
+
+        double total = 0;
+        int? right = 0;
+        for (int k = 0; k < shards; k++)
+        {
+            int count = (int)((long)(k + 1) * n / shards) - (int)((long)k * n / shards);
+            total += (double)losses[k] * count;
+            right = right is int a && correct[k] is int b ? a + b : null;
+        }
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            Tensor? sum = null;
+            for (int k = 0; k < shards; k++)
+            {
+                int count = (int)((long)(k + 1) * n / shards) - (int)((long)k * n / shards);
+                var term = shards == 1 ? _grads[k][i].Clone() : _grads[k][i] * ((float)count / n);
+                sum = sum == null ? term : sum + term;
+            }
+            var p = _parameters[i];
+            p.Grad = p.Grad == null ? sum : p.Grad + sum!;
+        }
+        return new ShardedBackwardResult((float)(total / n), right, shards);
+    }
+}
