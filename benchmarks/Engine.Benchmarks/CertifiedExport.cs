@@ -20,7 +20,8 @@ namespace Engine.Benchmarks;
 /// "crown_ibp_lower" (0.5·CROWN-IBP + 0.5·IBP), [256, 9]) and DIR/engine_certified.json (eps, the three steps' first
 /// losses, and how many of the first N (default 1,000) test images IBP and CROWN verify for the trained network).
 /// With --time, also times that work the way the peer does (a quicker, rougher alternative to BenchmarkDotNet for
-/// benchmarks/certified_compare.sh --quick): each training step on a fresh network and optimiser, 3 warm-up steps,
+/// benchmarks/certified_compare.sh --quick): each training step on a fresh network and optimiser (whole batch, and on
+/// more than one thread also as one <see cref="DataParallel"/> shard per thread: "sharded": true), 6 s of warm-up steps,
 /// then up to 50 steps within 10 s (at least 5); verification of the N images 3 times after a warm-up pass; one JSON
 /// line each in the peer's format ({"op": "cert_train" | "cert_verify", ..., "ms": median, "min_ms": min}), on T threads.
 /// </summary>
@@ -103,19 +104,24 @@ internal static class CertifiedExport
         var (x, y) = CertifiedBench.TrainingBatch();
         var spec = Spec.Margins(y, 10);
         foreach (var method in new[] { "standard", "ibp", "crown-ibp" })
-        {
-            var model = BoundBenchNets.Make("cnn");
-            model.Train();
-            var opt = new Adam(model.Parameters(), 5e-4f);
-            var (median, min, n) = Measure(() =>
+            foreach (bool sharded in threads > 1 ? new[] { false, true } : new[] { false })
             {
-                opt.ZeroGrad();
-                var loss = CertifiedBench.Loss(model, x, y, spec, method);
-                loss.Backward();
-                opt.Step();
-            }, warmup: 3, minRuns: 5, maxRuns: 50, budgetSeconds: 10);
-            Emit($"{{\"op\":\"cert_train\",\"method\":\"{method}\",\"net\":\"cnn\",\"batch\":{CertifiedBench.Batch},\"threads\":{threads},\"ms\":{median:0.###},\"min_ms\":{min:0.###},\"steps\":{n}}}");
-        }
+                var model = BoundBenchNets.Make("cnn");
+                model.Train();
+                var opt = new Adam(model.Parameters(), 5e-4f);
+                // Sharded: one DataParallel shard per thread, as CertifiedTrainer trains by default.
+                var dp = sharded ? new DataParallel(model, threads) : null;
+                // Warm-up by time: tiered JIT settles only after ~100 steps (a handful of warm-up calls overstated the median).
+                var (median, min, n) = Measure(() =>
+                {
+                    opt.ZeroGrad();
+                    if (dp != null) dp.Backward(x, y, (m, xs, ys, k) => new ShardLoss(CertifiedBench.Loss(m, xs, ys, Spec.Margins(ys, 10), method), null));
+                    else CertifiedBench.Loss(model, x, y, spec, method).Backward();
+                    opt.Step();
+                }, warmup: 3, minRuns: 5, maxRuns: 50, budgetSeconds: 10, warmupSeconds: 6);
+                string tag = sharded ? ",\"sharded\":true" : "";
+                Emit($"{{\"op\":\"cert_train\",\"method\":\"{method}\",\"net\":\"cnn\",\"batch\":{CertifiedBench.Batch}{tag},\"threads\":{threads},\"ms\":{median:0.###},\"min_ms\":{min:0.###},\"steps\":{n}}}");
+            }
         foreach (var (name, method) in new[] { ("ibp", BoundMethod.Ibp), ("crown", BoundMethod.Crown) })
         {
             var (median, min, n) = Measure(() => CertifiedBench.Verify(trained, tx, ty, method), warmup: 1, minRuns: 3, maxRuns: 3, budgetSeconds: 0);
@@ -125,10 +131,11 @@ internal static class CertifiedExport
 
     private static void Emit(FormattableString line) => Console.WriteLine(FormattableString.Invariant(line));
 
-    /// <summary>Median and minimum milliseconds of <paramref name="body"/> after warm-up calls: at least minRuns, then up to maxRuns within the budget.</summary>
-    private static (double Median, double Min, int Runs) Measure(Action body, int warmup, int minRuns, int maxRuns, double budgetSeconds)
+    /// <summary>Median and minimum milliseconds of <paramref name="body"/> after warm-up calls (at least <paramref name="warmup"/> and <paramref name="warmupSeconds"/>): at least minRuns, then up to maxRuns within the budget.</summary>
+    private static (double Median, double Min, int Runs) Measure(Action body, int warmup, int minRuns, int maxRuns, double budgetSeconds, double warmupSeconds = 0)
     {
-        for (int i = 0; i < warmup; i++) body();
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < warmup || warm.Elapsed.TotalSeconds < warmupSeconds; i++) body();
         var times = new List<double>();
         var sw = Stopwatch.StartNew();
         while (times.Count < minRuns || (times.Count < maxRuns && sw.Elapsed.TotalSeconds < budgetSeconds))

@@ -15,6 +15,8 @@ namespace Engine.Benchmarks;
 /// lower bounds over the L∞ ball of radius 0.1 clipped to [0, 1]; "crown-ibp": the same with lb = 0.5·CROWN-IBP +
 /// 0.5·IBP (<see cref="CertifiedBench.Loss"/>). The bounds run on the differentiable graph path (gradients flow through
 /// them). benchmarks/peers/certified_torch.py times the same steps in PyTorch (auto_LiRPA's algorithms) for the ratio.
+/// <see cref="Sharded"/> runs the loss and backward pass as <see cref="DataParallel"/> shards, one per thread (what
+/// <c>CertifiedTrainer</c> does by default); with one thread it is the whole batch on one replica.
 /// </summary>
 [Config(typeof(CertifiedBenchConfig))]
 public class CertifiedTrainingBenchmarks
@@ -27,7 +29,12 @@ public class CertifiedTrainingBenchmarks
     [Params(1, 2)]
     public int Threads { get; set; } = 2;
 
+    /// <summary>Whole batch (kernels spread over the threads) or one shard per thread on model replicas.</summary>
+    [Params(false, true)]
+    public bool Sharded { get; set; }
+
     private Module _model = null!;
+    private DataParallel? _dp;
     private Optimizer _opt = null!;
     private Tensor _x = null!, _y = null!;
     private Spec _spec = null!;
@@ -43,6 +50,7 @@ public class CertifiedTrainingBenchmarks
         _opt = new Adam(_model.Parameters(), 5e-4f);
         (_x, _y) = CertifiedBench.TrainingBatch();
         _spec = Spec.Margins(_y, 10);
+        if (Sharded) _dp = new DataParallel(_model, Threads);
     }
 
     [GlobalCleanup]
@@ -52,6 +60,12 @@ public class CertifiedTrainingBenchmarks
     public float Step()
     {
         _opt.ZeroGrad();
+        if (_dp != null)
+        {
+            float l = _dp.Backward(_x, _y, (m, xs, ys, k) => new ShardLoss(CertifiedBench.Loss(m, xs, ys, Spec.Margins(ys, 10), Training), null)).Loss;
+            _opt.Step();
+            return l;
+        }
         var loss = CertifiedBench.Loss(_model, _x, _y, _spec, Training);
         loss.Backward();
         _opt.Step();

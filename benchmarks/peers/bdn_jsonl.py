@@ -5,6 +5,7 @@ summarize.py pairs with the peers' lines (benchmarks/certified_compare.sh).
 Usage: bdn_jsonl.py ARTIFACTS_DIR   (the --artifacts directory; reads results/*-report-full-compressed.json)
 Prints one line per benchmark case, median and min in ms:
   CertifiedTrainingBenchmarks -> {"op": "cert_train", "method": Training, "net": "cnn", "batch": 256, "threads", "ms", "min_ms"}
+                                 (+ "sharded": true for the Sharded=True cases: one DataParallel shard per thread)
   CertifyBenchmarks           -> {"op": "cert_verify", "method": Bound, "net": "cnn", "images": 1000, "threads", "ms", "min_ms"}
 A case that did not run (no statistics) is reported on stderr and skipped.
 """
@@ -31,7 +32,8 @@ def main(artifacts):
             if not stats:
                 print(f"bdn_jsonl.py: {b['FullName']} has no results", file=sys.stderr)
                 continue
-            print(json.dumps({"op": op, "method": params[name], "net": "cnn", **extra, "threads": int(params["Threads"]),
+            sharded = {"sharded": True} if params.get("Sharded") == "True" else {}
+            print(json.dumps({"op": op, "method": params[name], "net": "cnn", **extra, **sharded, "threads": int(params["Threads"]),
                               "ms": round(stats["Median"] / 1e6, 3), "min_ms": round(stats["Min"] / 1e6, 3),
                               "source": "BenchmarkDotNet"}))
 

@@ -20,7 +20,7 @@ def key(r):
     if op == "crown":
         return (f"crown {r['method']}", f"{r.get('net', r.get('model', '?'))} batch {r['batch']}", r["threads"])
     if op == "cert_train":
-        return (f"certified step {r['method']}", f"{r['net']} batch {r['batch']}", r["threads"])
+        return (f"certified step {r['method']}", f"{r['net']} batch {r['batch']}{', sharded' if r.get('sharded') else ''}", r["threads"])
     if op == "cert_verify":
         return (f"verify {r['method']}", f"{r['net']}, {r['images']} test images", r["threads"])
     return (op, r.get("shape", "32x64x32x32,k3p1,64"), r["threads"])
@@ -34,7 +34,8 @@ def certified_tables(engine, peer, keys, checks):
     print("| op | work | threads | Engine median / min | peer | peer median / min | ratio (median) | ratio (min) |")
     print("|---|---|---|---|---|---|---|---|")
     for k in sorted(keys, key=lambda k: (k[0], k[2], k[1])):
-        e, p = engine[k], peer.get(k)
+        # A sharded (data-parallel) Engine row is the same work as the peer's whole-batch step.
+        e, p = engine[k], peer.get((k[0], k[1].replace(", sharded", ""), k[2]))
         ratio = f"{p['ms'] / e['ms']:.2f}" if p else "-"
         ratio_min = f"{p['min_ms'] / e['min_ms']:.2f}" if p and p.get("min_ms") and e.get("min_ms") else "-"
         print(f"| {k[0]} | {k[1]} | {k[2]} | {cell(e)} | {p['peer'] if p else '-'} | {cell(p) if p else '-'} | "
