@@ -64,6 +64,8 @@ public class CertifiedTrainCliTests
                               "--batch", "128", "--pgd-steps", "1", "--kappa-start", "0", "--out", weights, "--threads", "2");
         Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
         Assert.That(t.Lines.Any(l => l.Contains("cnn-4layer (205,730 parameters)", StringComparison.Ordinal)), t.ToString());
+        // Two threads and 128-example batches: one 64-example shard per thread, each on its own replica.
+        Assert.That(t.Lines.Any(l => l.StartsWith("train ", StringComparison.Ordinal) && l.EndsWith("2 threads (data parallel: 2 shards per batch)", StringComparison.Ordinal)), t.ToString());
         Assert.That(t.Lines.Any(l => l.StartsWith("method mtlibp", StringComparison.Ordinal) && l.Contains("kappa 0 -> 0", StringComparison.Ordinal)), t.ToString());
         var epochs = t.Lines.Where(l => l.StartsWith("epoch", StringComparison.Ordinal)).ToArray();
         Assert.That(epochs, Has.Length.EqualTo(2), t.ToString());
@@ -82,8 +84,9 @@ public class CertifiedTrainCliTests
     {
         var weights = Path.Combine(_tmp, "noise.safetensors");
         var t = CliRunner.Run("train", "--method", "noise", "--sigma", "0.25", "--model", "mlp", "--epochs", "1", "--limit", "1024",
-                              "--out", weights, "--threads", "2");
+                              "--out", weights, "--threads", "2", "--data-parallel", "off");
         Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        Assert.That(t.Lines.Any(l => l.StartsWith("train ", StringComparison.Ordinal) && l.EndsWith("2 threads", StringComparison.Ordinal)), t.ToString());
         Assert.That(t.Lines.Single(l => l.StartsWith("epoch", StringComparison.Ordinal)), Does.Contain("sigma 0.250"));
         var (_, meta) = SafeTensors.LoadWithMetadata(weights);
         Assert.That((meta["method"], meta["sigma"], meta["model"]), Is.EqualTo(("noise", "0.25", "mlp")));
@@ -100,6 +103,7 @@ public class CertifiedTrainCliTests
     [TestCase("--method standard --eps 0.1", "--eps applies to")]
     [TestCase("--method ibp --eps 0.1 --optimizer sgd", "--optimizer sgd applies to --method standard only")]
     [TestCase("--method pgd --eps 0.1 --lr-decay-epochs 3,x", "--lr-decay-epochs must be comma-separated")]
+    [TestCase("--method ibp --eps 0.1 --data-parallel maybe", "--data-parallel")]
     public void BadValuesGiveOneErrorLine(string args, string message)
     {
         var r = CliRunner.Run(["train", .. args.Split(' '), "--out", Path.Combine(_tmp, "never.safetensors")]);
