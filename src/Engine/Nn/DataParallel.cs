@@ -112,7 +112,7 @@ public sealed class DataParallel
         var yd = labels.Detach();
         CpuThreads.ForEach(shards, k =>
         {
-            int start = (int)((long)k * n / shards), count = (int)((long)(k + 1) * n / shards) - start;
+            var (start, count) = Shard(k, shards, n);
             var replica = _replicas[k];
             using var scope = TensorScope.Begin(includeCpu: true);
             replica.Sync();
@@ -135,8 +135,7 @@ public sealed class DataParallel
         int? right = 0;
         for (int k = 0; k < shards; k++)
         {
-            int count = (int)((long)(k + 1) * n / shards) - (int)((long)k * n / shards);
-            total += (double)losses[k] * count;
+            total += (double)losses[k] * Shard(k, shards, n).Count;
             right = right is int a && correct[k] is int b ? a + b : null;
         }
         for (int i = 0; i < _parameters.Length; i++)
@@ -144,13 +143,19 @@ public sealed class DataParallel
             Tensor? sum = null;
             for (int k = 0; k < shards; k++)
             {
-                int count = (int)((long)(k + 1) * n / shards) - (int)((long)k * n / shards);
-                var term = shards == 1 ? _grads[k][i].Clone() : _grads[k][i] * ((float)count / n);
+                var term = shards == 1 ? _grads[k][i].Clone() : _grads[k][i] * ((float)Shard(k, shards, n).Count / n);
                 sum = sum == null ? term : sum + term;
             }
             var p = _parameters[i];
             p.Grad = p.Grad == null ? sum : p.Grad + sum!;
         }
         return new ShardedBackwardResult((float)(total / n), right, shards);
+    }
+
+    /// <summary>Rows [Start, Start + Count) of shard k of <paramref name="shards"/> over n rows (sizes differ by at most one).</summary>
+    private static (int Start, int Count) Shard(int k, int shards, int n)
+    {
+        int start = (int)((long)k * n / shards);
+        return (start, (int)((long)(k + 1) * n / shards) - start);
     }
 }
