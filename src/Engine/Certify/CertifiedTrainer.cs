@@ -68,6 +68,7 @@ public sealed class CertifiedTrainer
 
     // Replicas for data-parallel steps (Options.DataParallel), made by the first step that uses them.
     private Nn.DataParallel? _dataParallel;
+    private bool? _shardable;
 
     /// <summary>Trains one batch (inputs [B, ...], class indices [B]) at the schedule's current step and advances it.</summary>
     public StepResult Step(Tensor x, Tensor labels)
@@ -83,7 +84,9 @@ public sealed class CertifiedTrainer
         Model.Train();
         float loss, norm;
         int? correct = null;
-        int shards = Options.DataParallel ? Nn.DataParallel.ShardsFor(Model, x.Dims[0], CpuThreads.Count) : 1;
+        // Whether the model can be sharded is fixed by its structure: decided once, not per step.
+        _shardable ??= Options.DataParallel && Device == Device.Cpu && Nn.DataParallel.CanReplicate(Model, out _);
+        int shards = _shardable.Value ? Nn.DataParallel.ShardCount(x.Dims[0], CpuThreads.Count) : 1;
         using (var scope = TensorScope.Begin(includeCpu: true))
         {
             Optimizer.ZeroGrad();

@@ -81,11 +81,13 @@ public sealed class DataParallel
     public static int ShardsFor(Module model, int batch, int threads)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (threads < 2 || batch < 2 * MinShardSize || !ModuleReplica.CanReplicate(model, out _)) return 1;
-        foreach (var p in model.Parameters())
-            if (p.Device != Device.Cpu) return 1;
-        return Math.Min(threads, batch / MinShardSize);
+        if (!ModuleReplica.CanReplicate(model, out _) || model.Parameters().Any(p => p.Device != Device.Cpu)) return 1;
+        return ShardCount(batch, threads);
     }
+
+    /// <summary>The shard count of <see cref="ShardsFor"/> for a model known to be replicable and on the CPU.</summary>
+    internal static int ShardCount(int batch, int threads) =>
+        threads < 2 || batch < 2 * MinShardSize ? 1 : Math.Min(threads, batch / MinShardSize);
 
     /// <summary>True when <paramref name="module"/> has no buffers (BatchNorm statistics) and no Dropout, so replicas behave as the module does.</summary>
     public static bool CanReplicate(Module module, out string why) => ModuleReplica.CanReplicate(module, out why);
