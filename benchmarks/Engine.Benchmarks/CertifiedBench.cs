@@ -54,6 +54,13 @@ public static class CertifiedBench
         return clean * kappa + WorstCaseCrossEntropy(lower) * (1 - kappa);
     }
 
+    /// <summary>
+    /// <see cref="Loss"/> and its backward pass as <see cref="DataParallel"/> shards (one per replica): the gradients land
+    /// on the model's parameters; returns the batch's mean loss.
+    /// </summary>
+    public static float ShardedBackward(DataParallel dp, Tensor x, Tensor y, string method) =>
+        dp.Backward(x, y, (m, xs, ys, k) => new ShardLoss(Loss(m, xs, ys, Spec.Margins(ys, 10), method), null)).Loss;
+
     /// <summary>Cross-entropy over the logits [0, −lower_1, ..., −lower_S] with target 0 (auto_LiRPA's robust CE).</summary>
     public static Tensor WorstCaseCrossEntropy(Tensor lower)
     {

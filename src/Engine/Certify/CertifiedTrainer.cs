@@ -104,15 +104,13 @@ public sealed class CertifiedTrainer
                 loss = d.Loss;
                 correct = d.CleanCorrect;
                 shards = d.Shards;
-                if (!float.IsFinite(loss))
-                    throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients. The weights were left unchanged.");
+                CheckLoss(loss, at);
             }
             else
             {
                 var r = CertifiedLosses.Compute(Model, x, labels, Options, at, seed);
                 loss = r.Loss.Item();
-                if (!float.IsFinite(loss))
-                    throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients.");
+                CheckLoss(loss, at);
                 r.Loss.Backward();
                 if (r.CleanLogits != null) correct = Accuracy.CountCorrect(r.CleanLogits, labels);
             }
@@ -126,6 +124,13 @@ public sealed class CertifiedTrainer
         int batchInEpoch = StepCount % Schedule.BatchesPerEpoch;
         StepCount++;
         return new StepResult { Schedule = at, BatchInEpoch = batchInEpoch, BatchSize = x.Dims[0], Loss = loss, GradNorm = norm, CleanCorrect = correct, Shards = shards };
+    }
+
+    // Before the optimiser steps, so the weights are left unchanged (the sharded path has already filled the gradients).
+    private void CheckLoss(float loss, ScheduleValues at)
+    {
+        if (!float.IsFinite(loss))
+            throw new InvalidOperationException($"CertifiedTrainer: the {Options.Method.Name()} loss is {loss} at step {StepCount} (eps {at.Eps}); lower the learning rate or clip the gradients. The weights were left unchanged.");
     }
 
     /// <summary>Trains the batches of one epoch, calling <paramref name="onBatch"/> after each.</summary>

@@ -184,7 +184,9 @@ public class DataParallelTests
         Assert.That(e!.Message, Does.Contain("buffer"));
         var x = Inputs(128, 41); var y = Labels(128, 42);
         var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.02f, Epochs = 2, WarmupEpochs = 0, RampEpochs = 1, BatchSize = 128 };
-        Approx.WithThreads(2, () => Assert.DoesNotThrow(() => CertifiedTrainer.Fit(bn, new TensorDataset(x, y), o)));
+        var shards = new List<int>();
+        Approx.WithThreads(2, () => Assert.DoesNotThrow(() => CertifiedTrainer.Fit(bn, new TensorDataset(x, y), o, s => shards.Add(s.Shards))));
+        Assert.That(shards, Has.Count.EqualTo(2).And.All.EqualTo(1), "a stateful model trains whole");
     }
 
     [Test]
