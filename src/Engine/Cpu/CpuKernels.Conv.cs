@@ -265,6 +265,7 @@ public sealed unsafe partial class CpuKernels
     /// <summary>y = conv(x, w) + bias (bias may be null) over raw buffers; also runs the input gradient of stride-1 convolutions.</summary>
     private static void ForwardCore(float* px, float* pw, float* pb, float* py, in Conv2dGeometry g)
     {
+        if (DirectConv.Applies(g)) { DirectConv.Forward(px, pw, pb, py, g); return; }
         var geo = g;
         var plan = new ConvPlan(geo);
         var uf = ConvUnfold.For(geo);
@@ -460,6 +461,7 @@ public sealed unsafe partial class CpuKernels
         int og = geo.GroupOutChannels, kk = geo.ColRows, np = geo.OutPixels;
         int wLen = geo.OutChannels * kk, groups = geo.Groups, blocks = plan.Blocks, threads = plan.Threads;
         if (geo.Batch == 0 || np == 0) { new Span<float>(pdw, wLen).Clear(); return; }
+        if (DirectConv.Applies(geo)) { DirectConv.BackwardWeight(px, pdy, pdw, geo); return; }
 
         // Accumulates blocks [b0, b1) of groups [g0, g1) into target (overwriting it at the first block).
         var pad = UseImplicit(plan) ? ConvPadLayout.For(geo) : null;

@@ -214,7 +214,7 @@ internal static unsafe class GemmPack
     /// in increasing p, so lanes past `rows` are overwritten by the next column or land in the buffer slack).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose16Store(float* s, int ld, int rows, float* dst, int dstStride)
+    internal static void Transpose16Store(float* s, int ld, int rows, float* dst, int dstStride)
     {
         Vector512<float> z = Vector512<float>.Zero;
         Vector512<float> r0 = rows > 0 ? Vector512.Load(s) : z, r1 = rows > 1 ? Vector512.Load(s + ld) : z,

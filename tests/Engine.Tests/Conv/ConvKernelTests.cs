@@ -52,6 +52,14 @@ public class ConvKernelTests
         (2, 3, 9, 40, 4, 4, 2, 1, 1, 1),
         (2, 2, 7, 45, 3, 3, 2, 0, 1, 1),
         (3, 2, 8, 66, 3, 3, 3, 1, 2, 1),   // with dilation
+        // Narrow layers of the direct path (output channels across the vector lanes): 16, 32, 48 and 64 channels,
+        // strides 1 and 2, dilation, padding wider than the stride, and the certified-training CNN's layers.
+        (3, 1, 28, 28, 16, 4, 2, 1, 1, 1),
+        (3, 16, 14, 14, 32, 4, 2, 1, 1, 1),
+        (2, 5, 9, 8, 48, 3, 1, 1, 2, 1),
+        (2, 3, 10, 11, 64, 3, 2, 2, 1, 1),
+        (3, 7, 6, 5, 33, 2, 1, 0, 1, 1),
+        (2, 9, 7, 9, 17, 5, 2, 3, 1, 1),
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
