@@ -314,6 +314,7 @@ public sealed unsafe partial class CpuKernels
     /// <inheritdoc/>
     public void Conv2dBackwardInput(Buf dy, Buf w, Buf dx, in Conv2dGeometry g)
     {
+        if (DirectConv.AppliesBackwardInput(g)) { DirectConv.BackwardInput(P(dy), P(w), P(dx), g); return; }
         if (TryBackwardInputAsForward(P(dy), P(w), P(dx), g)) return;
         if (TryBackwardInputSubpixel(P(dy), P(w), P(dx), g)) return;
         var geo = g;

@@ -60,6 +60,8 @@ public class ConvKernelTests
         (2, 3, 10, 11, 64, 3, 2, 2, 1, 1),
         (3, 7, 6, 5, 33, 2, 1, 0, 1, 1),
         (2, 9, 7, 9, 17, 5, 2, 3, 1, 1),
+        (2, 8, 7, 6, 5, 1, 2, 0, 1, 1),    // 1x1 stride 2: odd input pixels get no gradient
+        (2, 12, 5, 6, 7, 2, 2, 3, 1, 1),   // padding wider than the kernel: border outputs see only zeros
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
