@@ -46,7 +46,7 @@ internal static class BoundRules
         }
         else if (IbpFused.Applies(x.Lower))
         {
-            var (c, m) = IbpFused.CenterMargin(x.Lower, x.Upper, rho);
+            var (c, m) = x.Prepared is { } p && p.Rho == rho ? (p.C, p.M) : IbpFused.CenterMargin(x.Lower, x.Upper, rho);
             center = apply(c);
             var rad = applyAbs(m);
             return IbpFused.Combine(center, rad, Margin(biasAbs, center, o));

@@ -87,6 +87,87 @@ internal static unsafe class IbpFused
     }
 
     /// <summary>
+    /// The IBP ReLU rule (l, u) → (relu(l), relu(u)) fused with the step the next affine layer starts with,
+    /// <see cref="CenterMargin"/> of the result: one pass writes all four, and the returned interval carries (c, m) for
+    /// <see cref="BoundRules.Affine"/> to use instead of reading the bounds again. The bounds and (c, m) are
+    /// bit-identical to relu followed by CenterMargin. Differentiable in l and u through all four outputs.
+    /// </summary>
+    public static Interval Relu(Interval x, float rho)
+    {
+        Tensor l = x.Lower, u = x.Upper;
+        var lo = l.NewEmpty(l.Dims);
+        var hi = l.NewEmpty(l.Dims);
+        var c = l.NewEmpty(l.Dims);
+        var m = l.NewEmpty(l.Dims);
+        int n = l.Numel;
+        float* pl = Ptr(l), pu = Ptr(u), plo = Ptr(lo), phi = Ptr(hi), pc = Ptr(c), pm = Ptr(m);
+        float k = 1 + rho;
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var zero = Vector512<float>.Zero; var half = Vector512.Create(0.5f); var vk = Vector512.Create(k); var vr = Vector512.Create(rho);
+                for (; i <= e - 16; i += 16)
+                {
+                    var a = Vector512.Max(Vector512.Load(pl + i), zero);
+                    var b = Vector512.Max(Vector512.Load(pu + i), zero);
+                    a.Store(plo + i);
+                    b.Store(phi + i);
+                    var cc = (a + b) * half;
+                    cc.Store(pc + i);
+                    ((b - a) * half * vk + Vector512.Abs(cc) * vr).Store(pm + i);
+                }
+            }
+            for (; i < e; i++)
+            {
+                float a = MathF.Max(pl[i], 0f), b = MathF.Max(pu[i], 0f);
+                plo[i] = a;
+                phi[i] = b;
+                float cc = (a + b) * 0.5f, rr = (b - a) * 0.5f;
+                pc[i] = cc;
+                pm[i] = rr * k + MathF.Abs(cc) * rho;
+            }
+        });
+        GC.KeepAlive(l); GC.KeepAlive(u);
+        GradRecorder.RecordMulti([lo, hi, c, m], [l, u], (g, ins) =>
+        {
+            // Through (c, m): d/dlo = 0.5·gc − 0.5·(1 + ρ)·gm, d/dhi = 0.5·gc + 0.5·(1 + ρ)·gm; through relu: where the input > 0.
+            var gl = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
+            var gu = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
+            float* g0 = g[0] == null ? null : Ptr(g[0]!), g1 = g[1] == null ? null : Ptr(g[1]!);
+            float* gc = g[2] == null ? null : Ptr(g[2]!), gm = g[3] == null ? null : Ptr(g[3]!);
+            float* xl = Ptr(ins[0]), xu = Ptr(ins[1]);
+            float* ol = gl == null ? null : Ptr(gl), ou = gu == null ? null : Ptr(gu);
+            float hk = 0.5f * k;
+            CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+            {
+                int i = s;
+                if (Vector512.IsHardwareAccelerated && g0 == null && g1 == null && gc != null && gm != null && ol != null && ou != null)
+                {
+                    var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk); var zero = Vector512<float>.Zero;
+                    for (; i <= e - 16; i += 16)
+                    {
+                        var a = Vector512.Load(gc + i) * vh; var b = Vector512.Load(gm + i) * vk;
+                        ((a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero)).Store(ol + i);
+                        ((a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero)).Store(ou + i);
+                    }
+                }
+                for (; i < e; i++)
+                {
+                    float a = gc == null ? 0f : gc[i] * 0.5f, b = gm == null ? 0f : gm[i] * hk;
+                    float dlo = (g0 == null ? 0f : g0[i]) + (a - b), dhi = (g1 == null ? 0f : g1[i]) + (a + b);
+                    if (ol != null) ol[i] = xl[i] > 0 ? dlo : 0f;
+                    if (ou != null) ou[i] = xu[i] > 0 ? dhi : 0f;
+                }
+            });
+            GC.KeepAlive(g); GC.KeepAlive(ins);
+            return [gl, gu];
+        }, "IbpRelu");
+        return new Interval(lo, hi) { Prepared = new PreparedCenter(c, m, rho) };
+    }
+
+    /// <summary>
     /// lower = center − (rad + extra), upper = center + (rad + extra), where extra (detached) repeats with period
     /// extra.Numel over the flat output. Differentiable in center and rad.
     /// </summary>

@@ -39,6 +39,13 @@ public sealed class Interval
     /// <summary>Centre of <see cref="Ball"/> (the clean input), shaped like this value.</summary>
     public Tensor? BallCenter { get; init; }
 
+    /// <summary>
+    /// The centre and rounding-widened radius of this interval for relative rounding <see cref="PreparedCenter.Rho"/>,
+    /// when the rule that made it computed them in the same pass (<see cref="IbpFused.Relu"/>): the next affine rule
+    /// uses them instead of reading the bounds again.
+    /// </summary>
+    internal PreparedCenter? Prepared { get; init; }
+
     /// <summary>The shape of the value (batch included for perturbed values).</summary>
     public int[] Shape => Lower.Shape;
 
@@ -62,3 +69,6 @@ public sealed class Interval
     /// <inheritdoc/>
     public override string ToString() => $"Interval{ShapeUtil.Format(Lower.Dims)}{(IsConstant ? " (constant)" : "")}";
 }
+
+/// <summary>(l + u)/2 and (u − l)/2·(1 + ρ) + |c|·ρ of an interval, as <see cref="IbpFused.CenterMargin"/> computes them.</summary>
+internal sealed record PreparedCenter(Tensor C, Tensor M, float Rho);

@@ -74,7 +74,8 @@ internal static unsafe class DirectConv
         public readonly long ImageLen;
         /// <summary>Offset of each tap (ci, kh, kw) in the padded image; TapsPadded entries, the extra ones 0.</summary>
         public readonly int* Offsets;
-        private readonly int[] _offsets;
+        private readonly int[] _offsets, _rowStartArray;
+        private readonly int* _rowStarts;
 
         private Layout(in Conv2dGeometry g)
         {
@@ -95,6 +96,10 @@ internal static unsafe class DirectConv
                 for (int i = 0; i < g.KernelH; i++)
                     for (int j = 0; j < g.KernelW; j++)
                         _offsets[k++] = c * Plane + Row(i * g.DilationH) * Wq + j * g.DilationW;
+            // Where each image row starts in a channel plane (an integer division per row would cost more than its copy).
+            _rowStartArray = GC.AllocateArray<int>(Math.Max(1, g.Height), pinned: true);
+            _rowStarts = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _rowStartArray[0]);
+            for (int i = 0; i < g.Height; i++) _rowStartArray[i] = Row(i + g.PadH) * Wq + g.PadW;
             long reach = (long)(FlatRows - 1) * S + _offsets[Taps - 1] + 1;
             ImageLen = Math.Max((long)g.InChannels * Plane, reach);
             ImageLen = (ImageLen + 15) & ~15L;
@@ -106,11 +111,13 @@ internal static unsafe class DirectConv
         /// <summary>Copies image x [Cin, H, W] into the interior of a padded image whose border is already zero.</summary>
         public void Fill(float* x, float* pad, in Conv2dGeometry g)
         {
+            int* rows = _rowStarts;
+            int w = g.Width, h = g.Height;
             for (int c = 0; c < g.InChannels; c++)
             {
-                float* src = x + (long)c * g.Height * g.Width;
-                float* dst = pad + (long)c * Plane + g.PadW;
-                for (int h = 0; h < g.Height; h++) CopyRow(src + h * g.Width, dst + (long)Row(h + g.PadH) * Wq, g.Width);
+                float* src = x + (long)c * h * w;
+                float* dst = pad + (long)c * Plane;
+                for (int i = 0; i < h; i++) CopyRow(src + i * w, dst + rows[i], w);
             }
         }
     }

@@ -62,6 +62,45 @@ public class FusedTrainingTests
     }
 
     [Test]
+    public void ReluMatchesTheCompositionAndPreparesTheNextCenter([Values(1, 37, 70000)] int n)
+    {
+        // Boxes straddling 0, wholly below and wholly above: every relu case, and exact zeros (relu'(0) = 0).
+        var g = new Generator(5);
+        var (l0, u0) = Box([n], g);
+        var (la, ua) = (l0.ToArray(), u0.ToArray());
+        if (n > 2) { la[0] = 0f; ua[0] = 0f; la[1] = -1f; ua[1] = 0f; }
+        var (l, u) = (Tensor.FromArray(la, n).RequiresGrad_(), Tensor.FromArray(ua, n).RequiresGrad_());
+        float rho = 1e-5f;
+        var iv = IbpFused.Relu(new Interval(l, u), rho);
+        var lw = l.Relu(); var uw = u.Relu();
+        var (cw, mw) = IbpFused.CenterMargin(lw, uw, rho);
+        Bitwise(iv.Lower.ToArray(), lw.ToArray(), "relu(l)");
+        Bitwise(iv.Upper.ToArray(), uw.ToArray(), "relu(u)");
+        Assert.That(iv.Prepared, Is.Not.Null);
+        Assert.That(iv.Prepared!.Rho, Is.EqualTo(rho));
+        Bitwise(iv.Prepared.C.ToArray(), cw.ToArray(), "prepared center");
+        Bitwise(iv.Prepared.M.ToArray(), mw.ToArray(), "prepared margin radius");
+
+        // Gradients through the prepared (c, m) alone (the training path), and through the bounds as well.
+        var wc = Tensor.Uniform([n], -1f, 1f, g); var wm = Tensor.Uniform([n], -1f, 1f, g); var wl = Tensor.Uniform([n], -1f, 1f, g);
+        foreach (bool bounds in new[] { false, true })
+        {
+            l.Grad = null; u.Grad = null;
+            var f = IbpFused.Relu(new Interval(l, u), rho);
+            var loss = f.Prepared!.C * wc + f.Prepared.M * wm;
+            (bounds ? loss + f.Lower * wl : loss).Sum().Backward();
+            var (gl, gu) = (l.Grad!.ToArray(), u.Grad!.ToArray());
+            l.Grad = null; u.Grad = null;
+            var lr = l.Relu(); var ur = u.Relu();
+            var (c2, m2) = IbpFused.CenterMargin(lr, ur, rho);
+            var want = c2 * wc + m2 * wm;
+            (bounds ? want + lr * wl : want).Sum().Backward();
+            Close(gl, l.Grad!.ToArray(), 1e-6, $"d/dl (bounds used: {bounds})");
+            Close(gu, u.Grad!.ToArray(), 1e-6, $"d/du (bounds used: {bounds})");
+        }
+    }
+
+    [Test]
     public void CombineMatchesTheComposition([Values(false, true)] bool batchedMargin)
     {
         var g = new Generator(4);

@@ -9,7 +9,10 @@ public sealed partial class ReluOp
     public override bool NeedsInputBounds => true;
 
     /// <inheritdoc/>
-    public override Interval IntervalForward(Interval[] inputs, BoundOptions options) => inputs[0].MapMonotone(t => t.Relu());
+    public override Interval IntervalForward(Interval[] inputs, BoundOptions options) =>
+        !inputs[0].IsConstant && IbpFused.Applies(inputs[0].Lower)
+            ? IbpFused.Relu(inputs[0], options.RoundingRelative)
+            : inputs[0].MapMonotone(t => t.Relu());
 
     /// <inheritdoc/>
     public override Tensor? BoundSensitiveMask(Interval input) => Tensor.Lt(input.Lower, 0f) * Tensor.Gt(input.Upper, 0f);
