@@ -154,10 +154,79 @@ public class ConvKernelTests
     }
 
     [Test]
+    public void GemmPathGivesTheSameResultsWithoutDirectConvolution()
+    {
+        // The narrow layers above take DirectConv on AVX-512 machines; the im2col + GEMM path must still be right.
+        bool saved = DirectConv.Enabled;
+        try { DirectConv.Enabled = false; CheckAll(38); }
+        finally { DirectConv.Enabled = saved; }
+    }
+
+    [Test]
+    public void DirectConvolutionTakesTheNarrowLayersAndMatchesTheGemmPath()
+    {
+        if (!DirectConv.Supported) Assert.Ignore("No AVX-512: the direct convolution is not used on this CPU.");
+        // The certified-training CNN's layers take the direct path (forward, both gradients; the first layer's input
+        // gradient, one channel, does not); wide, grouped and stride-3 layers do not.
+        var conv1 = new Conv2dGeometry(5, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1);
+        var conv2 = new Conv2dGeometry(5, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1);
+        Assert.That(DirectConv.Applies(conv1) && DirectConv.Applies(conv2) && DirectConv.AppliesBackwardInput(conv2), Is.True);
+        Assert.That(DirectConv.AppliesBackwardInput(conv1), Is.False);
+        Assert.That(DirectConv.Applies(new Conv2dGeometry(2, 16, 14, 14, 65, 3, 3, 1, 1, 1, 1)), Is.False);
+        Assert.That(DirectConv.Applies(new Conv2dGeometry(2, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1, 1, 1, 2)), Is.False);
+        Assert.That(DirectConv.Applies(new Conv2dGeometry(2, 16, 14, 14, 32, 3, 3, 3, 3, 1, 1)), Is.False);
+        // Same results as the GEMM path to rounding, on every thread count (batch smaller than, equal to and larger
+        // than the threads; the weight gradient's per-thread partial sums).
+        var rng = new Random(39);
+        int savedThreads = CpuThreads.Count;
+        try
+        {
+            foreach (var g0 in new[] { conv1, conv2, new Conv2dGeometry(3, 24, 9, 11, 48, 3, 3, 1, 1, 1, 1) })
+                foreach (int threads in new[] { 1, 2, 5 })
+                    foreach (int batch in new[] { 1, 3, 7 })
+                    {
+                        CpuThreads.Count = threads;
+                        var g = new Conv2dGeometry(batch, g0.InChannels, g0.Height, g0.Width, g0.OutChannels, g0.KernelH, g0.KernelW, g0.StrideH, g0.StrideW, g0.PadH, g0.PadW);
+                        var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
+                        var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+                        var b = TestData.Random(rng, g.OutChannels);
+                        var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
+                        float[] Run(bool direct, int which)
+                        {
+                            bool saved = DirectConv.Enabled;
+                            DirectConv.Enabled = direct;
+                            try
+                            {
+                                var o = Tensor.Full([which == 0 ? dy.Length : which == 1 ? x.Length : w.Length], float.NaN);
+                                if (which == 0) K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, Tensor.FromArray(b).Buf, o.Buf, g);
+                                else if (which == 1) K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, o.Buf, g);
+                                else K.Conv2dBackwardWeight(Tensor.FromArray(x).Buf, Tensor.FromArray(dy).Buf, o.Buf, g);
+                                return o.ToArray();
+                            }
+                            finally { DirectConv.Enabled = saved; }
+                        }
+                        string what = $"{g}, {threads} threads";
+                        TestData.Close(Run(true, 0), Run(false, 0), what: "forward " + what);
+                        TestData.Close(Run(true, 1), Run(false, 1), what: "dx " + what);
+                        TestData.Close(Run(true, 2), Run(false, 2), what: "dw " + what);
+                    }
+        }
+        finally { CpuThreads.Count = savedThreads; }
+    }
+
+    [Test]
     public unsafe void ImplicitIm2ColForwardEqualsGemmOfTheColumnMatrixExactly()
     {
         // The packers only change where B comes from, not the arithmetic: every output must be bit-identical to
         // Sgemm.Run on the stored im2col matrix (one image per call, so no block copy is involved).
+        bool savedDirect = DirectConv.Enabled;
+        DirectConv.Enabled = false;
+        try { ImplicitIm2ColExactly(); }
+        finally { DirectConv.Enabled = savedDirect; }
+    }
+
+    private static unsafe void ImplicitIm2ColExactly()
+    {
         var rng = new Random(36);
         foreach (var t in new[] { (1, 5, 9, 11, 7, 3, 1, 1, 1, 1), (1, 40, 9, 11, 20, 3, 1, 1, 1, 1), (1, 3, 40, 37, 5, 3, 1, 1, 1, 1),
                                   (1, 5, 21, 19, 7, 3, 2, 1, 1, 1), (1, 4, 11, 10, 8, 4, 3, 2, 1, 1) })
