@@ -113,29 +113,40 @@ internal static unsafe class DirectConv
         {
             int* rows = _rowStarts;
             int w = g.Width, h = g.Height;
+            var copy = new RowCopy(w);
             for (int c = 0; c < g.InChannels; c++)
             {
                 float* src = x + (long)c * h * w;
                 float* dst = pad + (long)c * Plane;
-                for (int i = 0; i < h; i++) CopyRow(src + i * w, dst + rows[i], w);
+                for (int i = 0; i < h; i++) copy.Run(src + i * w, dst + rows[i]);
             }
         }
     }
 
     /// <summary>
-    /// dst[i] = src[i] + bias for i &lt; n, without touching the floats after them: rows here are short (7–28 floats) and
-    /// there are hundreds per image, so a masked vector per row beats a library call per row.
+    /// Copies rows of one length n (dst[i] = src[i] + bias, i &lt; n) without touching the floats after them: rows here
+    /// are short (7–28 floats) and there are hundreds per image, so the tail mask is made once per run of rows and each
+    /// row is a few vector moves rather than a library call.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRow(float* src, float* dst, int n, float bias = 0f)
+    private readonly struct RowCopy
     {
-        var b = Vector512.Create(bias);
-        int i = 0;
-        for (; i <= n - 16; i += 16) Vector512.Store(Vector512.Load(src + i) + b, dst + i);
-        if (i < n)
+        private readonly int _full, _n;
+        private readonly Vector512<float> _tail;
+
+        public RowCopy(int n)
         {
-            var m = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n - i)).AsSingle();
-            Avx512F.MaskStore(dst + i, m, Avx512F.MaskLoad(src + i, m, Vector512<float>.Zero) + b);
+            _n = n;
+            _full = n & ~15;
+            _tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n - _full)).AsSingle();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Run(float* src, float* dst, float bias = 0f)
+        {
+            var b = Vector512.Create(bias);
+            int i = 0;
+            for (; i < _full; i += 16) Vector512.Store(Vector512.Load(src + i) + b, dst + i);
+            if (i < _n) Avx512F.MaskStore(dst + i, _tail, Avx512F.MaskLoad(src + i, _tail, Vector512<float>.Zero) + b);
         }
     }
 
@@ -218,13 +229,14 @@ internal static unsafe class DirectConv
                 Tiles(taps, pad, l.Offsets, l.S, wt, cp, l.FlatRows, l.FlatT, flat, chan);
                 // Each output row's valid run into y, bias added.
                 float* y = py + n * outImage;
+                var copy = new RowCopy(geo.OutW);
                 for (int co = 0; co < cout; co++)
                 {
                     float* dst = y + (long)co * np, src = chan + (long)co * l.FlatT;
                     float bias = pb == null ? 0f : pb[co];
                     for (int oh = 0; oh < geo.OutH; oh++)
                     {
-                        CopyRow(src + (long)oh * l.Wv, dst + oh * geo.OutW, geo.OutW, bias);
+                        copy.Run(src + (long)oh * l.Wv, dst + oh * geo.OutW, bias);
                     }
                 }
             }
@@ -245,14 +257,15 @@ internal static unsafe class DirectConv
         if (g.DilationH != 1 || g.DilationW != 1 || g.InChannels is < 8 or > MaxChannels) return false;
         if (g.OutChannels < 1 || g.Batch < 1 || g.OutH < 1 || g.OutW < 1 || g.Height < 1 || g.Width < 1) return false;
         var l = BackLayout.For(g);
-        return l.ImageLen + 2L * l.MaxFlatT * Pad(g.InChannels) <= MaxImageScratch;
+        return l.ImageLen + (1L + l.Phases.Length) * l.MaxFlatT * Pad(g.InChannels) <= MaxImageScratch;
     }
 
     /// <summary>
     /// The input gradient as s·s stride-1 convolutions of dy, one per residue (rh, rw) of the input pixel mod s:
-    /// dx[ci, s·u + rh − pad, s·v + rw − pad] = Σ_{co, jh, jw} w[co, ci, rh + s·jh, rw + s·jw] · dy[co, u − jh, v − jw],
-    /// over a copy of dy padded by ceil(k / s) − 1 (zero outside it). Each residue computes only the input pixels it
-    /// owns, with the flat layout of <see cref="Layout"/> (Wd flat pixels per row of u).
+    /// dx[ci, s·u + rh − pad, s·v + rw − pad] = Σ_{co, jh, jw} w[co, ci, rh + s·jh, rw + s·jw] · dy[co, u − jh, v − jw]
+    /// (dy zero outside its bounds). Each residue computes only the input pixels it owns, from a zero-padded window of
+    /// dy per column residue exactly as wide as that residue reads (its outputs plus its taps − 1), so flat rows waste
+    /// only the taps − 1 columns.
     /// </summary>
     private sealed class BackLayout
     {
@@ -266,61 +279,96 @@ internal static unsafe class DirectConv
             return Cache.GetOrAdd(key, k => new BackLayout(k));
         }
 
-        /// <summary>One residue class of input pixels: its u and v ranges, taps (co, jh, jw) and their offsets in padded dy.</summary>
+        /// <summary>
+        /// One residue class of input pixels: its u and v ranges, taps per axis, its column residue's dy window (Wp
+        /// wide, at Start in the scratch), its flat sizes and its tap offsets in the window.
+        /// </summary>
         public sealed class Phase
         {
-            public int Rh, Rw, U0, U1, V0, V1, Mh, Mw, Taps, Flat, FlatRows, FlatT;
+            public int Rh, Rw, U0, U1, V0, V1, Mh, Mw, Taps, Wp, Flat, FlatRows, FlatT;
+            public long Start;
             public int[] OffsetArray = [];
             public int* Offsets;
         }
 
-        public readonly int S, Ph, Pw, Hd, Wd, PlaneD, MaxFlatT;
+        public readonly int S;
         public readonly long ImageLen;
+        public readonly int MaxFlatT;
         public readonly Phase[] Phases;
 
         private BackLayout(in Conv2dGeometry g)
         {
             S = g.StrideH;
             int s = S;
-            Ph = (g.KernelH + s - 1) / s - 1;
-            Pw = (g.KernelW + s - 1) / s - 1;
-            var phases = new List<Phase>();
-            int uMax = 0, vMax = 0;
+            var phases = new Phase[s * s];
             for (int rh = 0; rh < s; rh++)
                 for (int rw = 0; rw < s; rw++)
                 {
-                    var ph = new Phase { Rh = rh, Rw = rw };
+                    var ph = phases[rh * s + rw] = new Phase { Rh = rh, Rw = rw };
                     (ph.U0, ph.U1) = Range(rh, g.PadH, g.Height);
                     (ph.V0, ph.V1) = Range(rw, g.PadW, g.Width);
                     ph.Mh = Math.Max(0, (g.KernelH - rh + s - 1) / s);
                     ph.Mw = Math.Max(0, (g.KernelW - rw + s - 1) / s);
                     ph.Taps = g.OutChannels * ph.Mh * ph.Mw;
-                    uMax = Math.Max(uMax, ph.U1);
-                    vMax = Math.Max(vMax, ph.V1);
-                    phases.Add(ph);
                 }
-            Hd = Math.Max(g.OutH, uMax) + Ph;
-            Wd = Math.Max(g.OutW, vMax) + Pw;
-            PlaneD = Hd * Wd;
-            long reach = (long)g.OutChannels * PlaneD;
-            foreach (var ph in phases)
+            // One window per column residue, shared by its row residues: columns V0 − Mw + 1 .. V1 − 1 (Wp wide), rows
+            // the union of what its row residues read (so dy is copied s times per image, not s²).
+            long start = 0;
+            Windows = new Window[s];
+            for (int rw = 0; rw < s; rw++)
             {
-                ph.Flat = Math.Max(0, ph.U1 - ph.U0) * Wd;
-                ph.FlatRows = (ph.Flat + DirectConvTiles.Rows - 1) / DirectConvTiles.Rows * DirectConvTiles.Rows;
-                ph.FlatT = (ph.FlatRows + 15) & ~15;
-                MaxFlatT = Math.Max(MaxFlatT, ph.FlatT);
-                ph.OffsetArray = GC.AllocateArray<int>(Math.Max(1, ph.Taps), pinned: true);
-                ph.Offsets = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref ph.OffsetArray[0]);
-                int k = 0;
-                for (int co = 0; co < g.OutChannels; co++)
-                    for (int jh = 0; jh < ph.Mh; jh++)
-                        for (int jw = 0; jw < ph.Mw; jw++)
-                            ph.OffsetArray[k++] = co * PlaneD + (ph.U0 - jh + Ph) * Wd + (ph.V0 - jw + Pw);
-                if (ph.Taps > 0 && ph.FlatRows > 0) reach = Math.Max(reach, (long)ph.FlatRows - 1 + ph.OffsetArray.Max() + 1);
+                int r0 = int.MaxValue, r1 = int.MinValue;
+                Phase? any = null;
+                for (int rh = 0; rh < s; rh++)
+                {
+                    var ph = phases[rh * s + rw];
+                    if (ph.Taps == 0 || ph.U1 <= ph.U0 || ph.V1 <= ph.V0) continue;
+                    r0 = Math.Min(r0, ph.U0 - ph.Mh + 1);
+                    r1 = Math.Max(r1, ph.U1 - 1);
+                    any = ph;
+                }
+                var win = Windows[rw] = new Window();
+                if (any == null) continue;
+                win.Row0 = r0; win.Col0 = any.V0 - any.Mw + 1;
+                win.Hp = r1 - r0 + 1; win.Wp = any.V1 - any.V0 + any.Mw - 1;
+                long plane = (long)win.Hp * win.Wp, reach = g.OutChannels * plane;
+                for (int rh = 0; rh < s; rh++)
+                {
+                    var ph = phases[rh * s + rw];
+                    if (ph.Taps == 0 || ph.U1 <= ph.U0 || ph.V1 <= ph.V0) continue;
+                    ph.Wp = win.Wp;
+                    ph.Flat = (ph.U1 - ph.U0) * ph.Wp;
+                    ph.FlatRows = (ph.Flat + DirectConvTiles.Rows - 1) / DirectConvTiles.Rows * DirectConvTiles.Rows;
+                    ph.FlatT = (ph.FlatRows + 15) & ~15;
+                    MaxFlatT = Math.Max(MaxFlatT, ph.FlatT);
+                    ph.OffsetArray = GC.AllocateArray<int>(ph.Taps, pinned: true);
+                    ph.Offsets = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref ph.OffsetArray[0]);
+                    int k = 0;
+                    // Output (u, v) at flat (u − U0)·Wp + (v − V0) reads dy[u − jh, v − jw]: window row u − jh − Row0,
+                    // column v − jw − Col0 = (v − V0) + Mw − 1 − jw.
+                    for (int co = 0; co < g.OutChannels; co++)
+                        for (int jh = 0; jh < ph.Mh; jh++)
+                            for (int jw = 0; jw < ph.Mw; jw++)
+                                ph.OffsetArray[k++] = (int)(co * plane + (long)(ph.U0 - jh - r0) * win.Wp + (ph.Mw - 1 - jw));
+                    ph.Start = start;
+                    // The last tile reads past the window by up to a tile's rows: slack, kept zero.
+                    reach = Math.Max(reach, (long)ph.FlatRows - 1 + ph.OffsetArray[k - 1] + 1);
+                }
+                win.Start = start;
+                start += (reach + 15) & ~15L;
             }
-            Phases = [.. phases];
-            ImageLen = (reach + 15) & ~15L;
+            Phases = phases;
+            ImageLen = start;
         }
+
+        /// <summary>A zero-padded window of dy: rows from Row0, columns from Col0, Hp by Wp per channel, at Start.</summary>
+        public sealed class Window
+        {
+            public int Row0, Col0, Hp, Wp;
+            public long Start;
+        }
+
+        public readonly Window[] Windows;
 
         // Residue r's outputs u: the input pixels s·u + r − pad inside [0, size).
         private (int, int) Range(int r, int pad, int size)
@@ -330,15 +378,43 @@ internal static unsafe class DirectConv
             return (lo, Math.Max(lo, hi));
         }
 
-        /// <summary>Copies dy [Cout, OutH, OutW] into the interior of a padded copy whose border is already zero.</summary>
+        /// <summary>Copies the part of dy [Cout, OutH, OutW] inside each window into the windows (the rest stays zero).</summary>
         public void Fill(float* dy, float* pad, in Conv2dGeometry g)
         {
-            for (int c = 0; c < g.OutChannels; c++)
+            foreach (var w in Windows)
             {
-                float* src = dy + (long)c * g.OutPixels;
-                float* dst = pad + (long)c * PlaneD + (long)Ph * Wd + Pw;
-                for (int h = 0; h < g.OutH; h++) CopyRow(src + h * g.OutW, dst + (long)h * Wd, g.OutW);
+                if (w.Wp == 0) continue;
+                int rLo = Math.Max(0, w.Row0), rHi = Math.Min(g.OutH, w.Row0 + w.Hp), cLo = Math.Max(0, w.Col0), cHi = Math.Min(g.OutW, w.Col0 + w.Wp);
+                if (rLo >= rHi || cLo >= cHi) continue;
+                float* win = pad + w.Start;
+                long plane = (long)w.Hp * w.Wp;
+                var copy = new RowCopy(cHi - cLo);
+                for (int co = 0; co < g.OutChannels; co++)
+                    for (int r = rLo; r < rHi; r++)
+                        copy.Run(dy + (long)co * g.OutPixels + r * g.OutW + cLo, win + co * plane + (long)(r - w.Row0) * w.Wp + (cLo - w.Col0));
             }
+        }
+    }
+
+    // Lane permutations interleaving two vectors a, b into a0 b0 a1 b1 ... (lower half of the pairs, then upper).
+    private static readonly Vector512<int> InterleaveLo = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    private static readonly Vector512<int> InterleaveHi = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+
+    /// <summary>dst[2t] = even[t], dst[2t + 1] = odd[t] for 2t, 2t + 1 &lt; n (reads up to 15 floats past each source row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InterleaveRow(float* even, float* odd, float* dst, int n)
+    {
+        for (int i = 0; i < n; i += 32, even += 16, odd += 16)
+        {
+            var a = Vector512.Load(even);
+            var b = Vector512.Load(odd);
+            var lo = Avx512F.PermuteVar16x32x2(a, InterleaveLo, b);
+            var hi = Avx512F.PermuteVar16x32x2(a, InterleaveHi, b);
+            int left = n - i;
+            if (left >= 32) { lo.Store(dst + i); hi.Store(dst + i + 16); continue; }
+            var m = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left)).AsSingle();
+            Avx512F.MaskStore(dst + i, m, lo);
+            if (left > 16) Avx512F.MaskStore(dst + i + 16, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left - 16)).AsSingle(), hi);
         }
     }
 
@@ -348,14 +424,16 @@ internal static unsafe class DirectConv
         var geo = g;
         var l = BackLayout.For(geo);
         int cin = geo.InChannels, cp = Pad(cin), s = l.S, kh = geo.KernelH, kw = geo.KernelW, cout = geo.OutChannels;
+        int phases = l.Phases.Length, width = geo.Width;
         // Per residue: panels [taps (co, jh, jw), Cin] of w[co, ci, rh + s·jh, rw + s·jw].
-        var starts = new long[l.Phases.Length + 1];
-        for (int i = 0; i < l.Phases.Length; i++) starts[i + 1] = starts[i] + (long)l.Phases[i].Taps * cp;
+        var starts = new long[phases + 1];
+        for (int i = 0; i < phases; i++) starts[i + 1] = starts[i] + (l.Phases[i].Flat == 0 ? 0 : (long)l.Phases[i].Taps * cp);
         var wBuf = ScratchPool.Rent(starts[^1]);
         float* wt = ScratchPool.Ptr(wBuf);
-        for (int i = 0; i < l.Phases.Length; i++)
+        for (int i = 0; i < phases; i++)
         {
             var ph = l.Phases[i];
+            if (ph.Flat == 0) continue;
             int mh = ph.Mh, mw = ph.Mw, rh = ph.Rh, rw = ph.Rw;
             PackPanels(wt + starts[i], ph.Taps, cin, (k, ci) =>
             {
@@ -363,47 +441,64 @@ internal static unsafe class DirectConv
                 return pw[(((long)co * cin + ci) * kh + rh + s * jh) * kw + rw + s * jw];
             });
         }
-        long inImage = (long)cin * geo.InPixels, outImage = (long)cout * geo.OutPixels;
+        // Stride 2: the two column residues of a row are interleaved with vector permutes when both own pixels;
+        // column iw comes from residue (iw + pad) mod 2 at its v − V0 = iw / 2 (both residues start at iw = 0 and 1).
+        bool interleave = s == 2 && width >= 2;
+        long inImage = (long)cin * geo.InPixels, outImage = (long)cout * geo.OutPixels, chanLen = (long)cp * l.MaxFlatT + 16;
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
             var outBuf = ScratchPool.Rent((long)l.MaxFlatT * cp);
-            var tBuf = ScratchPool.Rent((long)cp * l.MaxFlatT);
-            float* pad = ScratchPool.Ptr(padBuf), flat = ScratchPool.Ptr(outBuf), chan = ScratchPool.Ptr(tBuf);
+            var chanBuf = ScratchPool.Rent(chanLen * phases);
+            float* pad = ScratchPool.Ptr(padBuf), flat = ScratchPool.Ptr(outBuf), chan0 = ScratchPool.Ptr(chanBuf);
             new Span<float>(pad, (int)l.ImageLen).Clear();
+            // A residue no kernel tap reaches (kernel smaller than the stride) contributes zeros.
+            new Span<float>(chan0, (int)(chanLen * phases)).Clear();
             for (int n = n0; n < n1; n++)
             {
                 l.Fill(pdy + n * outImage, pad, geo);
                 float* dx = pdx + n * inImage;
-                for (int i = 0; i < l.Phases.Length; i++)
+                for (int i = 0; i < phases; i++)
                 {
                     var ph = l.Phases[i];
-                    if (ph.Flat == 0) continue;
-                    if (ph.Taps == 0)
+                    if (ph.Flat > 0) Tiles(ph.Taps, pad + ph.Start, ph.Offsets, 1, wt + starts[i], cp, ph.FlatRows, ph.FlatT, flat, chan0 + i * chanLen);
+                }
+                for (int rh = 0; rh < s; rh++)
+                {
+                    var first = l.Phases[rh * s];
+                    for (int u = first.U0; u < first.U1; u++)
                     {
-                        // No kernel tap lands on this residue (kernel smaller than the stride): its pixels get no gradient.
+                        int ih = s * u + rh - geo.PadH;
                         for (int ci = 0; ci < cin; ci++)
-                            for (int u = ph.U0; u < ph.U1; u++)
-                                for (int v = ph.V0; v < ph.V1; v++)
-                                    dx[(long)ci * geo.InPixels + (s * u + ph.Rh - geo.PadH) * geo.Width + s * v + ph.Rw - geo.PadW] = 0f;
-                        continue;
-                    }
-                    Tiles(ph.Taps, pad, ph.Offsets, 1, wt + starts[i], cp, ph.FlatRows, ph.FlatT, flat, chan);
-                    int nv = ph.V1 - ph.V0;
-                    for (int ci = 0; ci < cin; ci++)
-                    {
-                        float* src = chan + (long)ci * ph.FlatT;
-                        for (int u = ph.U0; u < ph.U1; u++)
                         {
-                            float* row = src + (long)(u - ph.U0) * l.Wd;
-                            float* d = dx + (long)ci * geo.InPixels + (long)(s * u + ph.Rh - geo.PadH) * geo.Width + s * ph.V0 + ph.Rw - geo.PadW;
-                            if (s == 1) CopyRow(row, d, nv);
-                            else for (int v = 0; v < nv; v++) d[v * 2] = row[v];
+                            float* d = dx + (long)ci * geo.InPixels + (long)ih * width;
+                            if (interleave)
+                            {
+                                int ie = rh * 2 + geo.PadW % 2, io = rh * 2 + (geo.PadW + 1) % 2;
+                                var pe = l.Phases[ie]; var po = l.Phases[io];
+                                float* even = chan0 + ie * chanLen + (long)ci * pe.FlatT + (long)(u - pe.U0) * pe.Wp;
+                                float* odd = chan0 + io * chanLen + (long)ci * po.FlatT + (long)(u - po.U0) * po.Wp;
+                                // A residue without taps has Wp 0 and a zero buffer: any row of it reads zeros.
+                                if (pe.Flat == 0) even = chan0 + ie * chanLen;
+                                if (po.Flat == 0) odd = chan0 + io * chanLen;
+                                InterleaveRow(even, odd, d, width);
+                                continue;
+                            }
+                            for (int rw = 0; rw < s; rw++)
+                            {
+                                var ph = l.Phases[rh * s + rw];
+                                int nv = ph.V1 - ph.V0;
+                                if (nv == 0) continue;
+                                float* row = ph.Flat == 0 ? chan0 + (rh * s + rw) * chanLen : chan0 + (rh * s + rw) * chanLen + (long)ci * ph.FlatT + (long)(u - ph.U0) * ph.Wp;
+                                float* dd = d + s * ph.V0 + rw - geo.PadW;
+                                if (s == 1) new RowCopy(nv).Run(row, dd);
+                                else for (int v = 0; v < nv; v++) dd[v * s] = row[v];
+                            }
                         }
                     }
                 }
             }
-            ScratchPool.Return(tBuf);
+            ScratchPool.Return(chanBuf);
             ScratchPool.Return(outBuf);
             ScratchPool.Return(padBuf);
         });
@@ -436,9 +531,10 @@ internal static unsafe class DirectConv
                 // dy [Cout, OutH, OutW] as [Cout, flat pixels] (padding columns stay zero), then by 16x16 transposes as
                 // [flat pixels, Cp] (channels past Cout zero).
                 float* dy = pdy + n * outImage;
+                var copy = new RowCopy(geo.OutW);
                 for (int co = 0; co < cout; co++)
                     for (int oh = 0; oh < geo.OutH; oh++)
-                        CopyRow(dy + (long)co * np + oh * geo.OutW, chan + (long)co * l.FlatT + oh * l.Wv, geo.OutW);
+                        copy.Run(dy + (long)co * np + oh * geo.OutW, chan + (long)co * l.FlatT + oh * l.Wv);
                 for (int c0 = 0; c0 < cp; c0 += 16)
                     for (int q0 = 0; q0 < l.Flat; q0 += 16)
                         GemmPack.Transpose16Store(chan + (long)c0 * l.FlatT + q0, l.FlatT, Math.Clamp(cout - c0, 0, 16), dyt + (long)q0 * cp + c0, cp);

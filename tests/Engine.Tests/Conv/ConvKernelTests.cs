@@ -62,6 +62,8 @@ public class ConvKernelTests
         (2, 9, 7, 9, 17, 5, 2, 3, 1, 1),
         (2, 8, 7, 6, 5, 1, 2, 0, 1, 1),    // 1x1 stride 2: odd input pixels get no gradient
         (2, 12, 5, 6, 7, 2, 2, 3, 1, 1),   // padding wider than the kernel: border outputs see only zeros
+        (2, 8, 9, 40, 16, 4, 2, 1, 1, 1),  // stride-2 input gradient rows longer than one interleave (32 pixels)
+        (2, 8, 9, 1, 16, 3, 2, 1, 1, 1),   // one pixel wide: only one column residue owns pixels
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
