@@ -59,7 +59,13 @@ public sealed class Interval
     public Interval MapShape(Func<Tensor, Tensor> f)
     {
         if (IsConstant) return Constant(f(Lower));
-        return new Interval(f(Lower), f(Upper)) { Ball = Ball, BallCenter = BallCenter == null ? null : f(BallCenter) };
+        return new Interval(f(Lower), f(Upper))
+        {
+            Ball = Ball,
+            BallCenter = BallCenter == null ? null : f(BallCenter),
+            // Element-wise, so it commutes with any shape-only map (e.g. the Flatten between a ReLU and a Linear).
+            Prepared = Prepared == null ? null : new PreparedCenter(f(Prepared.C), f(Prepared.M), Prepared.Rho),
+        };
     }
 
     /// <summary>Applies a monotonically non-decreasing element-wise function to both bounds.</summary>

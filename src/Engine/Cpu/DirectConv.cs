@@ -23,7 +23,7 @@ namespace Engine.Cpu;
 /// </summary>
 internal static unsafe class DirectConv
 {
-    /// <summary>Most output channels (forward) or weight-gradient output channels taken on this path.</summary>
+    /// <summary>Most channels across the lanes: output channels (forward, weight gradient), input channels (input gradient).</summary>
     internal const int MaxChannels = 64;
 
     // Per-image scratch above this many floats (the padded image plus the flat output) goes to the GEMM path.
@@ -41,6 +41,9 @@ internal static unsafe class DirectConv
         if (!Enabled || !Supported || g.Groups != 1 || g.StrideH != g.StrideW || g.StrideH is not (1 or 2)) return false;
         if (g.OutChannels > MaxChannels || g.OutChannels < 1 || g.InChannels < 1 || g.Batch < 1 || g.OutH < 1 || g.OutW < 1) return false;
         if (g.KernelH * g.KernelW == 1 && g.StrideH == 1 && g.PadH == 0 && g.PadW == 0) return false;   // 1x1: the GEMM reads the image as is
+        // A cheap size check first, so that huge geometries never build (or overflow) a layout.
+        long padded = (long)g.InChannels * (g.Height + 2L * g.PadH + g.StrideH) * (g.Width + 2L * g.PadW + g.StrideW);
+        if (padded > MaxImageScratch || (long)g.InChannels * g.KernelH * g.KernelW > MaxImageScratch) return false;
         var l = Layout.For(g);
         return l.ImageLen + (long)l.FlatRows * Pad(g.OutChannels) <= MaxImageScratch;
     }
@@ -256,6 +259,8 @@ internal static unsafe class DirectConv
         if (!Enabled || !Supported || g.Groups != 1 || g.StrideH != g.StrideW || g.StrideH is not (1 or 2)) return false;
         if (g.DilationH != 1 || g.DilationW != 1 || g.InChannels is < 8 or > MaxChannels) return false;
         if (g.OutChannels < 1 || g.Batch < 1 || g.OutH < 1 || g.OutW < 1 || g.Height < 1 || g.Width < 1) return false;
+        long windows = (long)g.StrideW * g.OutChannels * (g.Height / g.StrideH + g.KernelH + 1) * (g.Width / g.StrideW + g.KernelW + 1);
+        if (windows > MaxImageScratch || (long)g.OutChannels * g.KernelH * g.KernelW > MaxImageScratch) return false;
         var l = BackLayout.For(g);
         return l.ImageLen + (1L + l.Phases.Length) * l.MaxFlatT * Pad(g.InChannels) <= MaxImageScratch;
     }

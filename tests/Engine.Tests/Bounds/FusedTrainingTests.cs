@@ -101,6 +101,20 @@ public class FusedTrainingTests
     }
 
     [Test]
+    public void PreparedCenterFollowsShapeOnlyMaps()
+    {
+        // ReLU → Flatten → Linear: the flattened interval still carries (c, m), reshaped like its bounds.
+        var g = new Generator(6);
+        var (l, u) = Box([2, 3, 4], g);
+        var iv = IbpFused.Relu(new Interval(l, u), 1e-5f).MapShape(t => t.Reshape(2, 12));
+        Assert.That(iv.Prepared, Is.Not.Null);
+        Assert.That(iv.Prepared!.C.Dims, Is.EqualTo(new[] { 2, 12 }));
+        var (c, m) = IbpFused.CenterMargin(iv.Lower, iv.Upper, 1e-5f);
+        Bitwise(iv.Prepared.C.ToArray(), c.ToArray(), "center after flatten");
+        Bitwise(iv.Prepared.M.ToArray(), m.ToArray(), "margin radius after flatten");
+    }
+
+    [Test]
     public void CombineMatchesTheComposition([Values(false, true)] bool batchedMargin)
     {
         var g = new Generator(4);
