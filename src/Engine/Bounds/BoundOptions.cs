@@ -6,6 +6,22 @@ public sealed class BoundOptions
     /// <summary>The defaults.</summary>
     public static BoundOptions Default { get; } = new();
 
+    /// <summary>
+    /// Set (on a copy, by <see cref="Bounds.Compute(Graph.ComputeGraph, Tensors.Tensor, Perturbation, BoundMethod, Spec?, BoundOptions?)"/>)
+    /// when the intermediate bounds serve IBP alone, so nothing but the next IBP rule reads or differentiates them:
+    /// <see cref="IbpFused.Relu"/> may then send its gradient past the pre-activation bounds.
+    /// </summary>
+    internal bool IbpOnly { get; private set; }
+
+    /// <summary>This, or a copy with <see cref="IbpOnly"/> set.</summary>
+    internal BoundOptions ForIbpOnly()
+    {
+        if (IbpOnly) return this;
+        var copy = (BoundOptions)MemberwiseClone();
+        copy.IbpOnly = true;
+        return copy;
+    }
+
     /// <summary>Compute the upper bounds too (false: the upper bounds are +infinity and CROWN does half the work).</summary>
     public bool ComputeUpper { get; init; } = true;
 

@@ -55,7 +55,7 @@ public static class Bounds
         }
         var result = method switch
         {
-            BoundMethod.Ibp => Ibp(new BoundPropagator(graph, perturbation, o), x, spec),
+            BoundMethod.Ibp => Ibp(new BoundPropagator(graph, perturbation, o.ForIbpOnly()), x, spec),
             BoundMethod.Crown => Crown(new BoundPropagator(graph, perturbation, o), x, spec, refine: true, o),
             BoundMethod.CrownIbp => Crown(new BoundPropagator(graph, perturbation, o), x, spec, refine: false, o),
             BoundMethod.AlphaCrown => AlphaCrown(graph, x, perturbation, spec, o),
@@ -74,7 +74,7 @@ public static class Bounds
         ArgumentNullException.ThrowIfNull(graph);
         if (!(kappa >= 0 && kappa <= 1)) throw new ArgumentOutOfRangeException(nameof(kappa), $"Bounds.ComputeMixed: kappa must be in [0, 1], got {kappa}.");
         var o = options ?? BoundOptions.Default;
-        var p = new BoundPropagator(graph, perturbation, o);
+        var p = new BoundPropagator(graph, perturbation, kappa == 1 ? o.ForIbpOnly() : o);
         var ibp = Ibp(p, x, spec);
         if (kappa == 1) return ibp;
         var crown = Crown(p, x, spec, refine: false, o, forwardDone: true);

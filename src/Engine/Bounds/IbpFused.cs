@@ -92,7 +92,7 @@ internal static unsafe class IbpFused
     /// <see cref="BoundRules.Affine"/> to use instead of reading the bounds again. The bounds and (c, m) are
     /// bit-identical to relu followed by CenterMargin. Differentiable in l and u through all four outputs.
     /// </summary>
-    public static Interval Relu(Interval x, float rho)
+    public static Interval Relu(Interval x, float rho, bool throughCombine = false)
     {
         Tensor l = x.Lower, u = x.Upper;
         var lo = l.NewEmpty(l.Dims);
@@ -130,39 +130,58 @@ internal static unsafe class IbpFused
             }
         });
         GC.KeepAlive(l); GC.KeepAlive(u);
-        GradRecorder.RecordMulti([lo, hi, c, m], [l, u], (g, ins) =>
+        // When (l, u) came straight from Combine(center, rad) and only IBP uses them (throughCombine), the gradient goes
+        // to center and rad in the same pass (d/dcenter = d/dl + d/du, d/drad = d/du − d/dl, as Combine's rule computes
+        // them), so d/dl and d/du are never written. Any other use of (l, u) still goes through Combine's node, which
+        // is right but adds the two contributions in another order than the composition (CROWN-IBP, whose relaxations
+        // differentiate the pre-activation bounds, keeps the composition's order: bit-identical gradients on every device).
+        bool through = throughCombine && x.CombinedFrom is { } from && ShapeUtil.SameShape(from.Center.Dims, l.Dims) && ShapeUtil.SameShape(from.Rad.Dims, l.Dims);
+        Tensor[] inputs = through ? [x.CombinedFrom!.Value.Center, x.CombinedFrom.Value.Rad] : [l, u];
+        GradRecorder.RecordMulti([lo, hi, c, m], inputs, (g, ins) =>
         {
             // Through (c, m): d/dlo = 0.5·gc − 0.5·(1 + ρ)·gm, d/dhi = 0.5·gc + 0.5·(1 + ρ)·gm; through relu: where the input > 0.
-            var gl = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
-            var gu = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
+            var o0 = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
+            var o1 = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
             float* g0 = g[0] == null ? null : Ptr(g[0]!), g1 = g[1] == null ? null : Ptr(g[1]!);
             float* gc = g[2] == null ? null : Ptr(g[2]!), gm = g[3] == null ? null : Ptr(g[3]!);
-            float* xl = Ptr(ins[0]), xu = Ptr(ins[1]);
-            float* ol = gl == null ? null : Ptr(gl), ou = gu == null ? null : Ptr(gu);
+            float* xl = Ptr(l), xu = Ptr(u);
+            float* p0 = o0 == null ? null : Ptr(o0), p1 = o1 == null ? null : Ptr(o1);
             float hk = 0.5f * k;
             CpuThreads.For(n, Simd.MinChunk, (s, e) =>
             {
                 int i = s;
-                if (Vector512.IsHardwareAccelerated && g0 == null && g1 == null && gc != null && gm != null && ol != null && ou != null)
+                if (Vector512.IsHardwareAccelerated && g0 == null && g1 == null && gc != null && gm != null && p0 != null && p1 != null)
                 {
                     var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk); var zero = Vector512<float>.Zero;
                     for (; i <= e - 16; i += 16)
                     {
                         var a = Vector512.Load(gc + i) * vh; var b = Vector512.Load(gm + i) * vk;
-                        ((a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero)).Store(ol + i);
-                        ((a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero)).Store(ou + i);
+                        var dlo = (a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero);
+                        var dhi = (a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero);
+                        if (through) { (dlo + dhi).Store(p0 + i); (dhi - dlo).Store(p1 + i); }
+                        else { dlo.Store(p0 + i); dhi.Store(p1 + i); }
                     }
                 }
                 for (; i < e; i++)
                 {
                     float a = gc == null ? 0f : gc[i] * 0.5f, b = gm == null ? 0f : gm[i] * hk;
                     float dlo = (g0 == null ? 0f : g0[i]) + (a - b), dhi = (g1 == null ? 0f : g1[i]) + (a + b);
-                    if (ol != null) ol[i] = xl[i] > 0 ? dlo : 0f;
-                    if (ou != null) ou[i] = xu[i] > 0 ? dhi : 0f;
+                    dlo = xl[i] > 0 ? dlo : 0f;
+                    dhi = xu[i] > 0 ? dhi : 0f;
+                    if (through)
+                    {
+                        if (p0 != null) p0[i] = dlo + dhi;
+                        if (p1 != null) p1[i] = dhi - dlo;
+                    }
+                    else
+                    {
+                        if (p0 != null) p0[i] = dlo;
+                        if (p1 != null) p1[i] = dhi;
+                    }
                 }
             });
-            GC.KeepAlive(g); GC.KeepAlive(ins);
-            return [gl, gu];
+            GC.KeepAlive(g); GC.KeepAlive(ins); GC.KeepAlive(l); GC.KeepAlive(u);
+            return [o0, o1];
         }, "IbpRelu");
         return new Interval(lo, hi) { Prepared = new PreparedCenter(c, m, rho) };
     }
@@ -233,7 +252,7 @@ internal static unsafe class IbpFused
             GC.KeepAlive(gl); GC.KeepAlive(gh);
             return [gc, gr];
         }, "IbpCombine");
-        return new Interval(lo, hi);
+        return new Interval(lo, hi) { CombinedFrom = (center, rad) };
     }
 
     private static float* Ptr(Tensor t) => ((CpuStorage)t.Storage).RawPointer + t.Offset;

@@ -46,6 +46,12 @@ public sealed class Interval
     /// </summary>
     internal PreparedCenter? Prepared { get; init; }
 
+    /// <summary>
+    /// Set by <see cref="IbpFused.Combine"/>: the centre and radius tensors this interval is center ∓ (rad + margin) of,
+    /// so that <see cref="IbpFused.Relu"/> can send its gradient to them directly.
+    /// </summary>
+    internal (Tensor Center, Tensor Rad)? CombinedFrom { get; init; }
+
     /// <summary>The shape of the value (batch included for perturbed values).</summary>
     public int[] Shape => Lower.Shape;
 

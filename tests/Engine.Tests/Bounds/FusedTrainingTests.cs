@@ -101,6 +101,36 @@ public class FusedTrainingTests
     }
 
     [Test]
+    public void ReluAfterCombineSendsItsGradientToCenterAndRadius([Values(false, true)] bool boundsUsedToo, [Values(false, true)] bool throughCombine)
+    {
+        // Combine → Relu (an IBP affine layer then its ReLU): the ReLU's gradient goes straight to (center, rad); the
+        // same values as through Combine's own rule, also when the pre-activation bounds have another use.
+        var g = new Generator(7);
+        int b = 3, ch = 4, pix = 37;
+        var center = Tensor.Uniform([b, ch, pix], -1f, 1f, g).RequiresGrad_();
+        var rad = Tensor.Uniform([b, ch, pix], 0f, 0.5f, g).RequiresGrad_();
+        var extra = Tensor.Uniform([ch, pix], 0f, 1e-3f, g);
+        var wc = Tensor.Uniform([b, ch, pix], -1f, 1f, g); var wm = Tensor.Uniform([b, ch, pix], -1f, 1f, g);
+        var wl = Tensor.Uniform([b, ch, pix], -1f, 1f, g);
+        float rho = 1e-5f;
+
+        var pre = IbpFused.Combine(center, rad, extra);
+        var iv = IbpFused.Relu(pre, rho, throughCombine);
+        var loss = iv.Prepared!.C * wc + iv.Prepared.M * wm;
+        (boundsUsedToo ? loss + pre.Lower * wl : loss).Sum().Backward();
+        var (gc, gr) = (center.Grad!.ToArray(), rad.Grad!.ToArray());
+
+        center.Grad = null; rad.Grad = null;
+        var r2 = rad + extra;
+        var (lo, hi) = (center - r2, center + r2);
+        var (c2, m2) = IbpFused.CenterMargin(lo.Relu(), hi.Relu(), rho);
+        var want = c2 * wc + m2 * wm;
+        (boundsUsedToo ? want + lo * wl : want).Sum().Backward();
+        Close(gc, center.Grad!.ToArray(), 1e-6, "d/dcenter");
+        Close(gr, rad.Grad!.ToArray(), 1e-6, "d/drad");
+    }
+
+    [Test]
     public void PreparedCenterFollowsShapeOnlyMaps()
     {
         // ReLU → Flatten → Linear: the flattened interval still carries (c, m), reshaped like its bounds.

@@ -11,7 +11,7 @@ public sealed partial class ReluOp
     /// <inheritdoc/>
     public override Interval IntervalForward(Interval[] inputs, BoundOptions options) =>
         !inputs[0].IsConstant && IbpFused.Applies(inputs[0].Lower)
-            ? IbpFused.Relu(inputs[0], options.RoundingRelative)
+            ? IbpFused.Relu(inputs[0], options.RoundingRelative, throughCombine: options.IbpOnly)
             : inputs[0].MapMonotone(t => t.Relu());
 
     /// <inheritdoc/>
