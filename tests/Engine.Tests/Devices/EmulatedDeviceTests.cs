@@ -323,6 +323,29 @@ public class EmulatedDeviceTests
     }
 
     [Test]
+    public void IbpTrainingBoundsAndGradientsMatchTheCpu()
+    {
+        // Pure IBP (Bounds.Compute with BoundMethod.Ibp), the certified-training path whose CPU rules are fused (the
+        // ReLU writes the next centre / radius and sends its gradient past the pre-activation bounds): bit for bit the
+        // device's tensor-op composition, bounds and parameter gradients.
+        var model = BoundNet(14);
+        var x = Data(4 * 64, 15, 0f, 1f);
+        var labels = new[] { 1, 4, 6, 8 };
+        (float[] Lower, float[][] Grads) Run(Device d)
+        {
+            var g = On(d, model);
+            var xt = Tensor.FromSpan(x, [4, 1, 8, 8], d);
+            var spec = new Spec(Spec.Margins(labels, 10).C.To(d));
+            var b = BoundsApi.Compute(g, xt, Perturbation.LInf(0.02f, 0f, 1f), BoundMethod.Ibp, spec, new BoundOptions { ComputeUpper = false });
+            (-b.Lower).Relu().Mean().Backward();
+            return (b.Lower.ToArray(), g.Parameters.Select(v => v.Data!.Grad!.ToArray()).ToArray());
+        }
+        var c = Run(Device.Cpu); var e = Run(Emu);
+        AssertBitwise(e.Lower, c.Lower, "lower");
+        for (int i = 0; i < c.Grads.Length; i++) AssertBitwise(e.Grads[i], c.Grads[i], $"grad {i}");
+    }
+
+    [Test]
     public void AttacksMatchTheCpu()
     {
         var model = BoundNet(12);
