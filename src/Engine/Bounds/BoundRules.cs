@@ -44,12 +44,14 @@ internal static class BoundRules
             if (biasAbs != null) mag = mag + biasAbs.Detach();
             radius = l2RowNorm * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
         }
-        else if (IbpFused.Applies(x.Lower))
+        else if (IbpFused.Applies(x.Probe))
         {
             var (c, m) = x.Prepared is { } p && p.Rho == rho ? (p.C, p.M) : IbpFused.CenterMargin(x.Lower, x.Upper, rho);
             center = apply(c);
             var rad = applyAbs(m);
-            return IbpFused.Combine(center, rad, Margin(biasAbs, center, o));
+            var extra = Margin(biasAbs, center, o);
+            // IBP alone: the bounds are made only if something reads them (a following ReLU reads center and rad).
+            return o.IbpOnly ? IbpFused.CombineLazy(center, rad, extra) : IbpFused.Combine(center, rad, extra);
         }
         else
         {

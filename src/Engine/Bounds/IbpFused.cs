@@ -94,6 +94,7 @@ internal static unsafe class IbpFused
     /// </summary>
     public static Interval Relu(Interval x, float rho, bool throughCombine = false)
     {
+        if (throughCombine && !x.IsMaterialized && x.CombinedFrom is { } source) return ReluOfCombine(source, rho, x);
         Tensor l = x.Lower, u = x.Upper;
         var lo = l.NewEmpty(l.Dims);
         var hi = l.NewEmpty(l.Dims);
@@ -136,7 +137,7 @@ internal static unsafe class IbpFused
         // is right but adds the two contributions in another order than the composition (CROWN-IBP, whose relaxations
         // differentiate the pre-activation bounds, keeps the composition's order: bit-identical gradients on every device).
         bool through = throughCombine && x.CombinedFrom is { } from && ShapeUtil.SameShape(from.Center.Dims, l.Dims) && ShapeUtil.SameShape(from.Rad.Dims, l.Dims);
-        Tensor[] inputs = through ? [x.CombinedFrom!.Value.Center, x.CombinedFrom.Value.Rad] : [l, u];
+        Tensor[] inputs = through ? [x.CombinedFrom!.Center, x.CombinedFrom.Rad] : [l, u];
         GradRecorder.RecordMulti([lo, hi, c, m], inputs, (g, ins) =>
         {
             // Through (c, m): d/dlo = 0.5·gc − 0.5·(1 + ρ)·gm, d/dhi = 0.5·gc + 0.5·(1 + ρ)·gm; through relu: where the input > 0.
@@ -252,7 +253,103 @@ internal static unsafe class IbpFused
             GC.KeepAlive(gl); GC.KeepAlive(gh);
             return [gc, gr];
         }, "IbpCombine");
-        return new Interval(lo, hi) { CombinedFrom = (center, rad) };
+        return new Interval(lo, hi) { CombinedFrom = new CombineSource(center, rad, extra) };
+    }
+
+    /// <summary>
+    /// <see cref="Combine"/> whose bounds are made only when read (IBP-only computations): a following
+    /// <see cref="Relu"/> computes from center, rad and extra directly.
+    /// </summary>
+    public static Interval CombineLazy(Tensor center, Tensor rad, Tensor extra)
+    {
+        if (!ShapeUtil.SameShape(center.Dims, rad.Dims) || center.Numel % Math.Max(1, extra.Numel) != 0 || extra.Numel == 0)
+            throw new InvalidOperationException($"IbpFused.Combine: center {ShapeUtil.Format(center.Dims)}, radius {ShapeUtil.Format(rad.Dims)} and margin {ShapeUtil.Format(extra.Dims)} do not fit.");
+        return Interval.Lazy(center.Dims, () => { var iv = Combine(center, rad, extra); return (iv.Lower, iv.Upper); }, new CombineSource(center, rad, extra));
+    }
+
+    /// <summary>
+    /// <see cref="Relu"/> of <see cref="Combine"/>(center, rad, extra) without writing either's bounds: one pass from
+    /// (center, rad, extra) to the next affine rule's (c, m), the same float operations in the same order (so the same
+    /// bits), and one pass back to (center, rad). The ReLU's bounds are made only if read (from <paramref name="pre"/>'s).
+    /// </summary>
+    private static Interval ReluOfCombine(CombineSource source, float rho, Interval pre)
+    {
+        var (center, rad, extra) = (source.Center, source.Rad, source.Extra);
+        var c = center.NewEmpty(center.Dims);
+        var m = center.NewEmpty(center.Dims);
+        int n = center.Numel, period = extra.Numel, rows = n / period;
+        float* pc = Ptr(center), pr = Ptr(rad), pe = Ptr(extra), oc = Ptr(c), om = Ptr(m);
+        float k = 1 + rho;
+        CpuThreads.For(rows, Math.Max(1, Simd.MinChunk / period), (s, e) =>
+        {
+            var zero = Vector512<float>.Zero; var half = Vector512.Create(0.5f); var vk = Vector512.Create(k); var vr = Vector512.Create(rho);
+            for (int row = s; row < e; row++)
+            {
+                long o = (long)row * period;
+                int j = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; j <= period - 16; j += 16)
+                    {
+                        var cc = Vector512.Load(pc + o + j);
+                        var rr = Vector512.Load(pr + o + j) + Vector512.Load(pe + j);
+                        var a = Vector512.Max(cc - rr, zero);
+                        var b = Vector512.Max(cc + rr, zero);
+                        var mid = (a + b) * half;
+                        mid.Store(oc + o + j);
+                        ((b - a) * half * vk + Vector512.Abs(mid) * vr).Store(om + o + j);
+                    }
+                for (; j < period; j++)
+                {
+                    float rr = pr[o + j] + pe[j];
+                    float a = MathF.Max(pc[o + j] - rr, 0f), b = MathF.Max(pc[o + j] + rr, 0f);
+                    float mid = (a + b) * 0.5f;
+                    oc[o + j] = mid;
+                    om[o + j] = (b - a) * 0.5f * k + MathF.Abs(mid) * rho;
+                }
+            }
+        });
+        GC.KeepAlive(center); GC.KeepAlive(rad); GC.KeepAlive(extra);
+        GradRecorder.RecordMulti([c, m], [center, rad], (g, ins) =>
+        {
+            // d/dl = 0.5·gc − 0.5·(1 + ρ)·gm where l > 0, d/du likewise with +; then Combine's rule: center gets
+            // d/dl + d/du, rad d/du − d/dl (l and u recomputed exactly as Combine computes them).
+            var o0 = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
+            var o1 = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
+            float* gc = g[0] == null ? null : Ptr(g[0]!), gm = g[1] == null ? null : Ptr(g[1]!);
+            float* p0 = o0 == null ? null : Ptr(o0), p1 = o1 == null ? null : Ptr(o1);
+            float hk = 0.5f * k;
+            CpuThreads.For(rows, Math.Max(1, Simd.MinChunk / period), (s, e) =>
+            {
+                var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk); var zero = Vector512<float>.Zero;
+                for (int row = s; row < e; row++)
+                {
+                    long o = (long)row * period;
+                    int j = 0;
+                    if (Vector512.IsHardwareAccelerated && gc != null && gm != null && p0 != null && p1 != null)
+                        for (; j <= period - 16; j += 16)
+                        {
+                            var cc = Vector512.Load(pc + o + j);
+                            var rr = Vector512.Load(pr + o + j) + Vector512.Load(pe + j);
+                            var a = Vector512.Load(gc + o + j) * vh; var b = Vector512.Load(gm + o + j) * vk;
+                            var dlo = (a - b) & Vector512.GreaterThan(cc - rr, zero);
+                            var dhi = (a + b) & Vector512.GreaterThan(cc + rr, zero);
+                            (dlo + dhi).Store(p0 + o + j);
+                            (dhi - dlo).Store(p1 + o + j);
+                        }
+                    for (; j < period; j++)
+                    {
+                        float rr = pr[o + j] + pe[j], cv = pc[o + j];
+                        float a = gc == null ? 0f : gc[o + j] * 0.5f, b = gm == null ? 0f : gm[o + j] * hk;
+                        float dlo = cv - rr > 0 ? a - b : 0f, dhi = cv + rr > 0 ? a + b : 0f;
+                        if (p0 != null) p0[o + j] = dlo + dhi;
+                        if (p1 != null) p1[o + j] = dhi - dlo;
+                    }
+                }
+            });
+            GC.KeepAlive(g); GC.KeepAlive(ins); GC.KeepAlive(extra);
+            return [o0, o1];
+        }, "IbpReluOfCombine");
+        return Interval.Lazy(center.Dims, () => (pre.Lower.Relu(), pre.Upper.Relu()), prepared: new PreparedCenter(c, m, rho));
     }
 
     private static float* Ptr(Tensor t) => ((CpuStorage)t.Storage).RawPointer + t.Offset;

@@ -15,17 +15,49 @@ public sealed class Interval
         ArgumentNullException.ThrowIfNull(upper);
         if (!ShapeUtil.SameShape(lower.Dims, upper.Dims))
             throw new ArgumentException($"Interval: lower {ShapeUtil.Format(lower.Dims)} and upper {ShapeUtil.Format(upper.Dims)} differ in shape.");
-        Lower = lower; Upper = upper;
+        _lower = lower; _upper = upper;
+        _dims = lower.Dims;
     }
+
+    // Bounds made on first use (IBP-only computations: intermediate bounds that only the next fused rule needs, which
+    // reads Prepared / CombinedFrom instead, are never written). Made inside the bound computation that created them.
+    private Interval(int[] dims, Func<(Tensor Lower, Tensor Upper)> make)
+    {
+        _dims = dims;
+        _make = make;
+    }
+
+    /// <summary>An interval of shape <paramref name="dims"/> whose bounds <paramref name="make"/> computes when first read.</summary>
+    internal static Interval Lazy(int[] dims, Func<(Tensor Lower, Tensor Upper)> make, CombineSource? from = null, PreparedCenter? prepared = null)
+        => new(dims, make) { CombinedFrom = from, Prepared = prepared };
+
+    private Tensor? _lower, _upper;
+    private Func<(Tensor Lower, Tensor Upper)>? _make;
+    private readonly int[] _dims;
 
     /// <summary>A constant (not perturbed) value.</summary>
     public static Interval Constant(Tensor value) => new(value, value) { IsConstant = true };
 
     /// <summary>Lower bound.</summary>
-    public Tensor Lower { get; }
+    public Tensor Lower { get { Materialize(); return _lower!; } }
 
     /// <summary>Upper bound.</summary>
-    public Tensor Upper { get; }
+    public Tensor Upper { get { Materialize(); return _upper!; } }
+
+    /// <summary>False while the bounds of a lazy interval have not been computed.</summary>
+    internal bool IsMaterialized => _lower != null;
+
+    /// <summary>A tensor on this interval's device, without computing lazy bounds.</summary>
+    internal Tensor Probe => _lower ?? Prepared?.C ?? CombinedFrom?.Center ?? Lower;
+
+    private void Materialize()
+    {
+        if (_lower != null) return;
+        var (l, u) = _make!();
+        if (!ShapeUtil.SameShape(l.Dims, _dims) || !ShapeUtil.SameShape(u.Dims, _dims))
+            throw new InvalidOperationException($"Interval: lazily made bounds {ShapeUtil.Format(l.Dims)} / {ShapeUtil.Format(u.Dims)} do not have the shape {ShapeUtil.Format(_dims)}.");
+        _lower = l; _upper = u; _make = null;
+    }
 
     /// <summary>True for values that do not depend on the perturbed input (Lower and Upper are the same tensor).</summary>
     public bool IsConstant { get; private init; }
@@ -50,10 +82,10 @@ public sealed class Interval
     /// Set by <see cref="IbpFused.Combine"/>: the centre and radius tensors this interval is center ∓ (rad + margin) of,
     /// so that <see cref="IbpFused.Relu"/> can send its gradient to them directly.
     /// </summary>
-    internal (Tensor Center, Tensor Rad)? CombinedFrom { get; init; }
+    internal CombineSource? CombinedFrom { get; init; }
 
     /// <summary>The shape of the value (batch included for perturbed values).</summary>
-    public int[] Shape => Lower.Shape;
+    public int[] Shape => (int[])_dims.Clone();
 
     /// <summary>(Lower + Upper) / 2.</summary>
     public Tensor Center => IsConstant ? Lower : (Lower + Upper) * 0.5f;
@@ -65,6 +97,12 @@ public sealed class Interval
     public Interval MapShape(Func<Tensor, Tensor> f)
     {
         if (IsConstant) return Constant(f(Lower));
+        if (!IsMaterialized && Prepared != null)
+        {
+            // Keep it lazy: the prepared centre gives the mapped shape (the bounds, if ever read, map the same way).
+            var pc = new PreparedCenter(f(Prepared.C), f(Prepared.M), Prepared.Rho);
+            return new Interval(pc.C.Dims, () => (f(Lower), f(Upper))) { Prepared = pc };
+        }
         return new Interval(f(Lower), f(Upper))
         {
             Ball = Ball,
@@ -84,3 +122,6 @@ public sealed class Interval
 
 /// <summary>(l + u)/2 and (u − l)/2·(1 + ρ) + |c|·ρ of an interval, as <see cref="IbpFused.CenterMargin"/> computes them.</summary>
 internal sealed record PreparedCenter(Tensor C, Tensor M, float Rho);
+
+/// <summary>The centre, radius and (detached) margin an interval is center ∓ (rad + margin) of (<see cref="IbpFused.Combine"/>).</summary>
+internal sealed record CombineSource(Tensor Center, Tensor Rad, Tensor Extra);

@@ -101,7 +101,8 @@ public class FusedTrainingTests
     }
 
     [Test]
-    public void ReluAfterCombineSendsItsGradientToCenterAndRadius([Values(false, true)] bool boundsUsedToo, [Values(false, true)] bool throughCombine)
+    public void ReluAfterCombineSendsItsGradientToCenterAndRadius([Values(false, true)] bool boundsUsedToo, [Values(false, true)] bool throughCombine,
+                                                                 [Values(false, true)] bool lazy)
     {
         // Combine → Relu (an IBP affine layer then its ReLU): the ReLU's gradient goes straight to (center, rad); the
         // same values as through Combine's own rule, also when the pre-activation bounds have another use.
@@ -114,11 +115,19 @@ public class FusedTrainingTests
         var wl = Tensor.Uniform([b, ch, pix], -1f, 1f, g);
         float rho = 1e-5f;
 
-        var pre = IbpFused.Combine(center, rad, extra);
+        // lazy: the IBP-only affine output, whose bounds are made only when read; the ReLU then reads center and rad.
+        var pre = lazy ? IbpFused.CombineLazy(center, rad, extra) : IbpFused.Combine(center, rad, extra);
         var iv = IbpFused.Relu(pre, rho, throughCombine);
+        Assert.That(pre.IsMaterialized, Is.EqualTo(!lazy || !throughCombine), "pre-activation bounds written");
+        var eager = IbpFused.Relu(IbpFused.Combine(center.Detach(), rad.Detach(), extra), rho);
+        Bitwise(iv.Prepared!.C.ToArray(), eager.Prepared!.C.ToArray(), "prepared center");
+        Bitwise(iv.Prepared.M.ToArray(), eager.Prepared.M.ToArray(), "prepared margin radius");
         var loss = iv.Prepared!.C * wc + iv.Prepared.M * wm;
         (boundsUsedToo ? loss + pre.Lower * wl : loss).Sum().Backward();
         var (gc, gr) = (center.Grad!.ToArray(), rad.Grad!.ToArray());
+        // Read after the fact, the ReLU's bounds are those of the eager rule.
+        Bitwise(iv.Lower.ToArray(), eager.Lower.ToArray(), "relu lower");
+        Bitwise(iv.Upper.ToArray(), eager.Upper.ToArray(), "relu upper");
 
         center.Grad = null; rad.Grad = null;
         var r2 = rad + extra;

@@ -10,7 +10,7 @@ public sealed partial class ReluOp
 
     /// <inheritdoc/>
     public override Interval IntervalForward(Interval[] inputs, BoundOptions options) =>
-        !inputs[0].IsConstant && IbpFused.Applies(inputs[0].Lower)
+        !inputs[0].IsConstant && IbpFused.Applies(inputs[0].Probe)
             ? IbpFused.Relu(inputs[0], options.RoundingRelative, throughCombine: options.IbpOnly)
             : inputs[0].MapMonotone(t => t.Relu());
 
