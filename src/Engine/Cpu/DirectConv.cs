@@ -343,8 +343,9 @@ internal static unsafe class DirectConv
                     if (ph.Taps == 0 || ph.U1 <= ph.U0 || ph.V1 <= ph.V0) continue;
                     ph.Wp = win.Wp;
                     ph.Flat = (ph.U1 - ph.U0) * ph.Wp;
-                    ph.FlatRows = (ph.Flat + DirectConvTiles.Rows - 1) / DirectConvTiles.Rows * DirectConvTiles.Rows;
-                    ph.FlatT = (ph.FlatRows + 15) & ~15;
+                    // Pixel-vector tiles: 32 flat pixels each.
+                    ph.FlatRows = (ph.Flat + 31) & ~31;
+                    ph.FlatT = ph.FlatRows;
                     MaxFlatT = Math.Max(MaxFlatT, ph.FlatT);
                     ph.OffsetArray = GC.AllocateArray<int>(ph.Taps, pinned: true);
                     ph.Offsets = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref ph.OffsetArray[0]);
@@ -430,21 +431,31 @@ internal static unsafe class DirectConv
         var l = BackLayout.For(geo);
         int cin = geo.InChannels, cp = Pad(cin), s = l.S, kh = geo.KernelH, kw = geo.KernelW, cout = geo.OutChannels;
         int phases = l.Phases.Length, width = geo.Width;
-        // Per residue: panels [taps (co, jh, jw), Cin] of w[co, ci, rh + s·jh, rw + s·jw].
+        // Per residue and block of 8 input channels: [taps (co, jh, jw), 8] of w[co, ci, rh + s·jh, rw + s·jw] (zero past Cin).
+        const int cb = DirectConvTiles.Channels;
+        int blocks = (cin + cb - 1) / cb;
         var starts = new long[phases + 1];
-        for (int i = 0; i < phases; i++) starts[i + 1] = starts[i] + (l.Phases[i].Flat == 0 ? 0 : (long)l.Phases[i].Taps * cp);
+        for (int i = 0; i < phases; i++) starts[i + 1] = starts[i] + (l.Phases[i].Flat == 0 ? 0 : (long)l.Phases[i].Taps * blocks * cb);
         var wBuf = ScratchPool.Rent(starts[^1]);
         float* wt = ScratchPool.Ptr(wBuf);
         for (int i = 0; i < phases; i++)
         {
             var ph = l.Phases[i];
             if (ph.Flat == 0) continue;
-            int mh = ph.Mh, mw = ph.Mw, rh = ph.Rh, rw = ph.Rw;
-            PackPanels(wt + starts[i], ph.Taps, cin, (k, ci) =>
+            int mh = ph.Mh, mw = ph.Mw, rh = ph.Rh, rw = ph.Rw, taps = ph.Taps;
+            for (int b = 0; b < blocks; b++)
             {
-                int co = k / (mh * mw), jh = k / mw % mh, jw = k % mw;
-                return pw[(((long)co * cin + ci) * kh + rh + s * jh) * kw + rw + s * jw];
-            });
+                float* block = wt + starts[i] + (long)b * taps * cb;
+                for (int k = 0; k < taps; k++)
+                {
+                    int co = k / (mh * mw), jh = k / mw % mh, jw = k % mw;
+                    for (int r = 0; r < cb; r++)
+                    {
+                        int ci = b * cb + r;
+                        block[k * cb + r] = ci < cin ? pw[(((long)co * cin + ci) * kh + rh + s * jh) * kw + rw + s * jw] : 0f;
+                    }
+                }
+            }
         }
         // Stride 2: the two column residues of a row are interleaved with vector permutes when both own pixels;
         // column iw comes from residue (iw + pad) mod 2 at its v − V0 = iw / 2 (both residues start at iw = 0 and 1).
@@ -453,9 +464,8 @@ internal static unsafe class DirectConv
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
-            var outBuf = ScratchPool.Rent((long)l.MaxFlatT * cp);
             var chanBuf = ScratchPool.Rent(chanLen * phases);
-            float* pad = ScratchPool.Ptr(padBuf), flat = ScratchPool.Ptr(outBuf), chan0 = ScratchPool.Ptr(chanBuf);
+            float* pad = ScratchPool.Ptr(padBuf), chan0 = ScratchPool.Ptr(chanBuf);
             new Span<float>(pad, (int)l.ImageLen).Clear();
             // A residue no kernel tap reaches (kernel smaller than the stride) contributes zeros.
             new Span<float>(chan0, (int)(chanLen * phases)).Clear();
@@ -466,7 +476,12 @@ internal static unsafe class DirectConv
                 for (int i = 0; i < phases; i++)
                 {
                     var ph = l.Phases[i];
-                    if (ph.Flat > 0) Tiles(ph.Taps, pad + ph.Start, ph.Offsets, 1, wt + starts[i], cp, ph.FlatRows, ph.FlatT, flat, chan0 + i * chanLen);
+                    if (ph.Flat == 0) continue;
+                    // chan[ci, q] for this residue, straight from the pixel-vector tiles (no transpose).
+                    float* chan = chan0 + i * chanLen;
+                    for (int b = 0; b < blocks; b++)
+                        for (int q0 = 0; q0 < ph.FlatRows; q0 += 32)
+                            DirectConvTiles.Pixels(ph.Taps, pad + ph.Start + q0, ph.Offsets, wt + starts[i] + (long)b * ph.Taps * cb, chan + (long)b * cb * ph.FlatT + q0, ph.FlatT);
                 }
                 for (int rh = 0; rh < s; rh++)
                 {
@@ -504,7 +519,6 @@ internal static unsafe class DirectConv
                 }
             }
             ScratchPool.Return(chanBuf);
-            ScratchPool.Return(outBuf);
             ScratchPool.Return(padBuf);
         });
         ScratchPool.Return(wBuf);

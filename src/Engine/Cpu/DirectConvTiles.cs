@@ -117,4 +117,45 @@ internal static unsafe class DirectConvTiles
         r6a.Store(acc + 6 * lda); if (two) r6b.Store(acc + 6 * lda + 16);
         r7a.Store(acc + 7 * lda); if (two) r7b.Store(acc + 7 * lda + 16);
     }
+
+    /// <summary>Channels of a pixel-vector tile.</summary>
+    internal const int Channels = 8;
+
+    /// <summary>
+    /// Pixel-vector tile (stride-1 convolutions with few output channels): out[r, q] = Σ_p w[p, r] · src[off[p] + q] for
+    /// the 8 channels r and 32 consecutive flat pixels q, read as two vectors per tap; w holds 8 floats per tap; out rows
+    /// are ldo apart. One broadcast feeds two FMAs, where the channel-lane tile with 16 channels has one per FMA.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Pixels(int taps, float* src, int* off, float* w, float* o, nint ldo)
+    {
+        Vector512<float> r0a = default, r0b = default, r1a = default, r1b = default;
+        Vector512<float> r2a = default, r2b = default, r3a = default, r3b = default;
+        Vector512<float> r4a = default, r4b = default, r5a = default, r5b = default;
+        Vector512<float> r6a = default, r6b = default, r7a = default, r7b = default;
+        for (int p = 0; p < taps; p++)
+        {
+            float* bp = src + off[p];
+            Vector512<float> b0 = Vector512.Load(bp);
+            Vector512<float> b1 = Vector512.Load(bp + 16);
+            Vector512<float> a;
+            a = Vector512.Create(w[0]); r0a = Avx512F.FusedMultiplyAdd(a, b0, r0a); r0b = Avx512F.FusedMultiplyAdd(a, b1, r0b);
+            a = Vector512.Create(w[1]); r1a = Avx512F.FusedMultiplyAdd(a, b0, r1a); r1b = Avx512F.FusedMultiplyAdd(a, b1, r1b);
+            a = Vector512.Create(w[2]); r2a = Avx512F.FusedMultiplyAdd(a, b0, r2a); r2b = Avx512F.FusedMultiplyAdd(a, b1, r2b);
+            a = Vector512.Create(w[3]); r3a = Avx512F.FusedMultiplyAdd(a, b0, r3a); r3b = Avx512F.FusedMultiplyAdd(a, b1, r3b);
+            a = Vector512.Create(w[4]); r4a = Avx512F.FusedMultiplyAdd(a, b0, r4a); r4b = Avx512F.FusedMultiplyAdd(a, b1, r4b);
+            a = Vector512.Create(w[5]); r5a = Avx512F.FusedMultiplyAdd(a, b0, r5a); r5b = Avx512F.FusedMultiplyAdd(a, b1, r5b);
+            a = Vector512.Create(w[6]); r6a = Avx512F.FusedMultiplyAdd(a, b0, r6a); r6b = Avx512F.FusedMultiplyAdd(a, b1, r6b);
+            a = Vector512.Create(w[7]); r7a = Avx512F.FusedMultiplyAdd(a, b0, r7a); r7b = Avx512F.FusedMultiplyAdd(a, b1, r7b);
+            w += Channels;
+        }
+        r0a.Store(o + 0 * ldo); r0b.Store(o + 0 * ldo + 16);
+        r1a.Store(o + 1 * ldo); r1b.Store(o + 1 * ldo + 16);
+        r2a.Store(o + 2 * ldo); r2b.Store(o + 2 * ldo + 16);
+        r3a.Store(o + 3 * ldo); r3b.Store(o + 3 * ldo + 16);
+        r4a.Store(o + 4 * ldo); r4b.Store(o + 4 * ldo + 16);
+        r5a.Store(o + 5 * ldo); r5b.Store(o + 5 * ldo + 16);
+        r6a.Store(o + 6 * ldo); r6b.Store(o + 6 * ldo + 16);
+        r7a.Store(o + 7 * ldo); r7b.Store(o + 7 * ldo + 16);
+    }
 }
