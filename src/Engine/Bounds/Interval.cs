@@ -117,7 +117,7 @@ public sealed class Interval
         => IsConstant ? Constant(f(Lower)) : new Interval(f(Lower), f(Upper));
 
     /// <inheritdoc/>
-    public override string ToString() => $"Interval{ShapeUtil.Format(Lower.Dims)}{(IsConstant ? " (constant)" : "")}";
+    public override string ToString() => $"Interval{ShapeUtil.Format(_dims)}{(IsConstant ? " (constant)" : "")}";
 }
 
 /// <summary>(l + u)/2 and (u − l)/2·(1 + ρ) + |c|·ρ of an interval, as <see cref="IbpFused.CenterMargin"/> computes them.</summary>

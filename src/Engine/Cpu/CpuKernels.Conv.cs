@@ -3,7 +3,8 @@ using Engine.Tensors;
 
 namespace Engine.Cpu;
 
-// Convolution schedule on the CPU: im2col + GEMM, with one level of parallelism.
+// Convolution schedule on the CPU: narrow layers (<= 64 channels across the lanes, strides 1-2, one group, AVX-512) go
+// to DirectConv, which packs nothing; everything else is im2col + GEMM, with one level of parallelism.
 //  - Images are processed in blocks of B: the column matrices of a block sit side by side ([K, B*P]), so one
 //    GEMM covers B images. B is 1 for large images (P = OutH*OutW >= TargetColumns) and grows for small ones,
 //    where a per-image GEMM would be too narrow to keep the micro-kernel busy (e.g. 7x7 outputs). With B > 1 the
