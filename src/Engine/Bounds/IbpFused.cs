@@ -90,11 +90,15 @@ internal static unsafe class IbpFused
     /// The IBP ReLU rule (l, u) → (relu(l), relu(u)) fused with the step the next affine layer starts with,
     /// <see cref="CenterMargin"/> of the result: one pass writes all four, and the returned interval carries (c, m) for
     /// <see cref="BoundRules.Affine"/> to use instead of reading the bounds again. The bounds and (c, m) are
-    /// bit-identical to relu followed by CenterMargin. Differentiable in l and u through all four outputs.
+    /// bit-identical to relu followed by CenterMargin. Differentiable in l and u through all four outputs. With
+    /// <paramref name="throughCombine"/> (the bounds serve IBP alone) and x made by <see cref="Combine"/> or
+    /// <see cref="CombineLazy"/>, <see cref="ReluOfCombine"/> instead.
     /// </summary>
     public static Interval Relu(Interval x, float rho, bool throughCombine = false)
     {
-        if (throughCombine && !x.IsMaterialized && x.CombinedFrom is { } source) return ReluOfCombine(source, rho, x);
+        // Straight after Combine in an IBP-only computation: compute from its centre and radius, and send the gradient
+        // back to them (any other use of the pre-activation bounds still goes through Combine's own node).
+        if (throughCombine && x.CombinedFrom is { } source) return ReluOfCombine(source, rho, x);
         Tensor l = x.Lower, u = x.Upper;
         var lo = l.NewEmpty(l.Dims);
         var hi = l.NewEmpty(l.Dims);
@@ -131,13 +135,7 @@ internal static unsafe class IbpFused
             }
         });
         GC.KeepAlive(l); GC.KeepAlive(u);
-        // When (l, u) came straight from Combine(center, rad) and only IBP uses them (throughCombine), the gradient goes
-        // to center and rad in the same pass (d/dcenter = d/dl + d/du, d/drad = d/du − d/dl, as Combine's rule computes
-        // them), so d/dl and d/du are never written. Any other use of (l, u) still goes through Combine's node, which
-        // is right but adds the two contributions in another order than the composition (CROWN-IBP, whose relaxations
-        // differentiate the pre-activation bounds, keeps the composition's order: bit-identical gradients on every device).
-        bool through = throughCombine && x.CombinedFrom is { } from && ShapeUtil.SameShape(from.Center.Dims, l.Dims) && ShapeUtil.SameShape(from.Rad.Dims, l.Dims);
-        Tensor[] inputs = through ? [x.CombinedFrom!.Center, x.CombinedFrom.Rad] : [l, u];
+        Tensor[] inputs = [l, u];
         GradRecorder.RecordMulti([lo, hi, c, m], inputs, (g, ins) =>
         {
             // Through (c, m): d/dlo = 0.5·gc − 0.5·(1 + ρ)·gm, d/dhi = 0.5·gc + 0.5·(1 + ρ)·gm; through relu: where the input > 0.
@@ -145,7 +143,7 @@ internal static unsafe class IbpFused
             var o1 = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
             float* g0 = g[0] == null ? null : Ptr(g[0]!), g1 = g[1] == null ? null : Ptr(g[1]!);
             float* gc = g[2] == null ? null : Ptr(g[2]!), gm = g[3] == null ? null : Ptr(g[3]!);
-            float* xl = Ptr(l), xu = Ptr(u);
+            float* xl = Ptr(ins[0]), xu = Ptr(ins[1]);
             float* p0 = o0 == null ? null : Ptr(o0), p1 = o1 == null ? null : Ptr(o1);
             float hk = 0.5f * k;
             CpuThreads.For(n, Simd.MinChunk, (s, e) =>
@@ -157,31 +155,19 @@ internal static unsafe class IbpFused
                     for (; i <= e - 16; i += 16)
                     {
                         var a = Vector512.Load(gc + i) * vh; var b = Vector512.Load(gm + i) * vk;
-                        var dlo = (a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero);
-                        var dhi = (a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero);
-                        if (through) { (dlo + dhi).Store(p0 + i); (dhi - dlo).Store(p1 + i); }
-                        else { dlo.Store(p0 + i); dhi.Store(p1 + i); }
+                        ((a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero)).Store(p0 + i);
+                        ((a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero)).Store(p1 + i);
                     }
                 }
                 for (; i < e; i++)
                 {
                     float a = gc == null ? 0f : gc[i] * 0.5f, b = gm == null ? 0f : gm[i] * hk;
                     float dlo = (g0 == null ? 0f : g0[i]) + (a - b), dhi = (g1 == null ? 0f : g1[i]) + (a + b);
-                    dlo = xl[i] > 0 ? dlo : 0f;
-                    dhi = xu[i] > 0 ? dhi : 0f;
-                    if (through)
-                    {
-                        if (p0 != null) p0[i] = dlo + dhi;
-                        if (p1 != null) p1[i] = dhi - dlo;
-                    }
-                    else
-                    {
-                        if (p0 != null) p0[i] = dlo;
-                        if (p1 != null) p1[i] = dhi;
-                    }
+                    if (p0 != null) p0[i] = xl[i] > 0 ? dlo : 0f;
+                    if (p1 != null) p1[i] = xu[i] > 0 ? dhi : 0f;
                 }
             });
-            GC.KeepAlive(g); GC.KeepAlive(ins); GC.KeepAlive(l); GC.KeepAlive(u);
+            GC.KeepAlive(g); GC.KeepAlive(ins);
             return [o0, o1];
         }, "IbpRelu");
         return new Interval(lo, hi) { Prepared = new PreparedCenter(c, m, rho) };

@@ -162,10 +162,9 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>
-    /// Packs weight rows as TW-wide panels (32 channels, the last one 16 or 32), each [taps, TW], zero past
-    /// <paramref name="channels"/>: panel element [k, c] = weight(k, c0 + c).
+    /// Packs w [Cout, taps] as TW-wide panels (32 channels, the last one 16 or 32), each [taps, TW], zero past Cout.
     /// </summary>
-    private static void PackPanels(float* dst, int taps, int channels, Func<int, int, float> weight)
+    private static void PackPanels(float* dst, float* w, int taps, int channels)
     {
         int cp = Pad(channels);
         for (int c0 = 0; c0 < cp; c0 += 32)
@@ -174,7 +173,7 @@ internal static unsafe class DirectConv
             float* panel = dst + (long)c0 * taps;
             for (int k = 0; k < taps; k++)
                 for (int c = 0; c < tw; c++)
-                    panel[k * tw + c] = c0 + c < channels ? weight(k, c0 + c) : 0f;
+                    panel[k * tw + c] = c0 + c < channels ? w[(long)(c0 + c) * taps + k] : 0f;
         }
     }
 
@@ -217,7 +216,7 @@ internal static unsafe class DirectConv
         int cout = geo.OutChannels, cp = Pad(cout), taps = l.Taps, np = geo.OutPixels;
         var wBuf = ScratchPool.Rent((long)taps * cp);
         float* wt = ScratchPool.Ptr(wBuf);
-        PackPanels(wt, taps, cout, (k, c) => pw[(long)c * taps + k]);
+        PackPanels(wt, pw, taps, cout);
         long inImage = (long)geo.InChannels * geo.InPixels, outImage = (long)cout * np;
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
