@@ -261,7 +261,7 @@ internal static unsafe class DirectConv
         long windows = (long)g.StrideW * g.OutChannels * (g.Height / g.StrideH + g.KernelH + 1) * (g.Width / g.StrideW + g.KernelW + 1);
         if (windows > MaxImageScratch || (long)g.OutChannels * g.KernelH * g.KernelW > MaxImageScratch) return false;
         var l = BackLayout.For(g);
-        return l.ImageLen + (1L + l.Phases.Length) * l.MaxFlatT * Pad(g.InChannels) <= MaxImageScratch;
+        return l.ImageLen + (long)l.Phases.Length * l.MaxFlatRows * Pad(g.InChannels) <= MaxImageScratch;
     }
 
     /// <summary>
@@ -289,7 +289,7 @@ internal static unsafe class DirectConv
         /// </summary>
         public sealed class Phase
         {
-            public int Rh, Rw, U0, U1, V0, V1, Mh, Mw, Taps, Wp, Flat, FlatRows, FlatT;
+            public int Rh, Rw, U0, U1, V0, V1, Mh, Mw, Taps, Wp, Flat, FlatRows;
             public long Start;
             public int[] OffsetArray = [];
             public int* Offsets;
@@ -297,7 +297,7 @@ internal static unsafe class DirectConv
 
         public readonly int S;
         public readonly long ImageLen;
-        public readonly int MaxFlatT;
+        public readonly int MaxFlatRows;
         public readonly Phase[] Phases;
 
         private BackLayout(in Conv2dGeometry g)
@@ -342,10 +342,9 @@ internal static unsafe class DirectConv
                     if (ph.Taps == 0 || ph.U1 <= ph.U0 || ph.V1 <= ph.V0) continue;
                     ph.Wp = win.Wp;
                     ph.Flat = (ph.U1 - ph.U0) * ph.Wp;
-                    // Pixel-vector tiles: 32 flat pixels each.
+                    // Pixel-vector tiles: 32 flat pixels each (also the row length of the residue's channel-major output).
                     ph.FlatRows = (ph.Flat + 31) & ~31;
-                    ph.FlatT = ph.FlatRows;
-                    MaxFlatT = Math.Max(MaxFlatT, ph.FlatT);
+                    MaxFlatRows = Math.Max(MaxFlatRows, ph.FlatRows);
                     ph.OffsetArray = GC.AllocateArray<int>(ph.Taps, pinned: true);
                     ph.Offsets = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref ph.OffsetArray[0]);
                     int k = 0;
@@ -459,7 +458,7 @@ internal static unsafe class DirectConv
         // Stride 2: the two column residues of a row are interleaved with vector permutes when both own pixels;
         // column iw comes from residue (iw + pad) mod 2 at its v − V0 = iw / 2 (both residues start at iw = 0 and 1).
         bool interleave = s == 2 && width >= 2;
-        long inImage = (long)cin * geo.InPixels, outImage = (long)cout * geo.OutPixels, chanLen = (long)cp * l.MaxFlatT + 16;
+        long inImage = (long)cin * geo.InPixels, outImage = (long)cout * geo.OutPixels, chanLen = (long)cp * l.MaxFlatRows + 16;
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
@@ -480,7 +479,7 @@ internal static unsafe class DirectConv
                     float* chan = chan0 + i * chanLen;
                     for (int b = 0; b < blocks; b++)
                         for (int q0 = 0; q0 < ph.FlatRows; q0 += 32)
-                            DirectConvTiles.Pixels(ph.Taps, pad + ph.Start + q0, ph.Offsets, wt + starts[i] + (long)b * ph.Taps * cb, chan + (long)b * cb * ph.FlatT + q0, ph.FlatT);
+                            DirectConvTiles.Pixels(ph.Taps, pad + ph.Start + q0, ph.Offsets, wt + starts[i] + (long)b * ph.Taps * cb, chan + (long)b * cb * ph.FlatRows + q0, ph.FlatRows);
                 }
                 for (int rh = 0; rh < s; rh++)
                 {
@@ -495,8 +494,8 @@ internal static unsafe class DirectConv
                             {
                                 int ie = rh * 2 + geo.PadW % 2, io = rh * 2 + (geo.PadW + 1) % 2;
                                 var pe = l.Phases[ie]; var po = l.Phases[io];
-                                float* even = chan0 + ie * chanLen + (long)ci * pe.FlatT + (long)(u - pe.U0) * pe.Wp;
-                                float* odd = chan0 + io * chanLen + (long)ci * po.FlatT + (long)(u - po.U0) * po.Wp;
+                                float* even = chan0 + ie * chanLen + (long)ci * pe.FlatRows + (long)(u - pe.U0) * pe.Wp;
+                                float* odd = chan0 + io * chanLen + (long)ci * po.FlatRows + (long)(u - po.U0) * po.Wp;
                                 // A residue without taps has Wp 0 and a zero buffer: any row of it reads zeros.
                                 if (pe.Flat == 0) even = chan0 + ie * chanLen;
                                 if (po.Flat == 0) odd = chan0 + io * chanLen;
@@ -508,7 +507,7 @@ internal static unsafe class DirectConv
                                 var ph = l.Phases[rh * s + rw];
                                 int nv = ph.V1 - ph.V0;
                                 if (nv == 0) continue;
-                                float* row = ph.Flat == 0 ? chan0 + (rh * s + rw) * chanLen : chan0 + (rh * s + rw) * chanLen + (long)ci * ph.FlatT + (long)(u - ph.U0) * ph.Wp;
+                                float* row = ph.Flat == 0 ? chan0 + (rh * s + rw) * chanLen : chan0 + (rh * s + rw) * chanLen + (long)ci * ph.FlatRows + (long)(u - ph.U0) * ph.Wp;
                                 float* dd = d + s * ph.V0 + rw - geo.PadW;
                                 if (s == 1) new RowCopy(nv).Run(row, dd);
                                 else for (int v = 0; v < nv; v++) dd[v * s] = row[v];
