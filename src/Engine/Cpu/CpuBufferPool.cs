@@ -5,13 +5,14 @@ namespace Engine.Cpu;
 /// <summary>
 /// The caching allocator of CPU tensor storage: pinned float arrays bucketed by exact length, returned by the
 /// finalizers of dead <see cref="Tensors.CpuStorage"/> objects and reused by the next allocation of that length
-/// (training and bound loops allocate the same shapes every step). Small arrays are not pooled: the GC's young
-/// generation already handles them well. The pool holds at most <see cref="MaxPooledBytes"/>; beyond that
-/// returned arrays are left to the GC.
+/// (training and bound loops allocate the same shapes every step). Small arrays are pooled only for storages a
+/// <see cref="Tensors.TensorScope"/> will dispose; others would come back only through finalizers, which costs more
+/// than the allocation. The pool holds at most <see cref="MaxPooledBytes"/>; beyond that returned arrays are left to
+/// the GC.
 /// </summary>
 public static class CpuBufferPool
 {
-    /// <summary>Arrays shorter than this many floats are plain pinned allocations.</summary>
+    /// <summary>Arrays shorter than this many floats are plain pinned allocations, unless a TensorScope will hand them back.</summary>
     public const int MinPooledLength = 4096;
 
     private static readonly ConcurrentDictionary<int, ConcurrentStack<float[]>> Buckets = new();
@@ -36,9 +37,17 @@ public static class CpuBufferPool
     /// <summary>Allocations served from the pool / freshly, since start (diagnostics).</summary>
     public static (long Hits, long Misses) Counts => (Interlocked.Read(ref _hits), Interlocked.Read(ref _misses));
 
-    internal static float[] Rent(int length, bool zero, out bool pooled)
+    internal static float[] Rent(int length, bool zero, out bool pooled) => Rent(length, zero, scoped: false, out pooled);
+
+    /// <summary>
+    /// An array of exactly <paramref name="length"/> floats. Short ones come from the pool only when
+    /// <paramref name="scoped"/> (a TensorScope hands them back when it ends): a fresh pinned array lives on the pinned
+    /// heap, which only a full collection reclaims, so a training step's small tensors would otherwise take new pages
+    /// (and page faults) every step.
+    /// </summary>
+    internal static float[] Rent(int length, bool zero, bool scoped, out bool pooled)
     {
-        if (length < MinPooledLength)
+        if (length < MinPooledLength && !(scoped && length > 0))
         {
             pooled = false;
             return zero ? GC.AllocateArray<float>(length, pinned: true) : GC.AllocateUninitializedArray<float>(length, pinned: true);

@@ -532,29 +532,35 @@ internal static unsafe class DirectConv
         long accLen = (long)l.TapsPadded * cp;
         var partials = new float[threads][];
         long inImage = (long)geo.InChannels * geo.InPixels, outImage = (long)cout * np;
+        int np16 = (np + 15) & ~15;
         ForImageChunks(geo.Batch, (c, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
-            var dyBuf = ScratchPool.Rent((long)(l.FlatT + 16) * cp);
-            var chanBuf = ScratchPool.Rent((long)cout * l.FlatT);
+            var dyBuf = ScratchPool.Rent((long)np16 * cp + 256);
             partials[c] = ScratchPool.Rent(accLen);
-            float* pad = ScratchPool.Ptr(padBuf), dyt = ScratchPool.Ptr(dyBuf), chan = ScratchPool.Ptr(chanBuf), acc = ScratchPool.Ptr(partials[c]);
+            float* pad = ScratchPool.Ptr(padBuf), dyt = ScratchPool.Ptr(dyBuf), tail = dyt + (long)np16 * cp, acc = ScratchPool.Ptr(partials[c]);
             new Span<float>(pad, (int)l.ImageLen).Clear();
-            new Span<float>(chan, cout * l.FlatT).Clear();
             new Span<float>(acc, (int)accLen).Clear();
             for (int n = n0; n < n1; n++)
             {
                 l.Fill(px + n * inImage, pad, geo);
-                // dy [Cout, OutH, OutW] as [Cout, flat pixels] (padding columns stay zero), then by 16x16 transposes as
-                // [flat pixels, Cp] (channels past Cout zero).
+                // dy [Cout, pixels] by 16x16 transposes as [pixels, Cp] (channels past Cout zero). A block that would
+                // read past the last pixel goes through a zero-padded copy (the last image's rows end the tensor).
                 float* dy = pdy + n * outImage;
-                var copy = new RowCopy(geo.OutW);
-                for (int co = 0; co < cout; co++)
-                    for (int oh = 0; oh < geo.OutH; oh++)
-                        copy.Run(dy + (long)co * np + oh * geo.OutW, chan + (long)co * l.FlatT + oh * l.Wv);
                 for (int c0 = 0; c0 < cp; c0 += 16)
-                    for (int q0 = 0; q0 < l.Flat; q0 += 16)
-                        GemmPack.Transpose16Store(chan + (long)c0 * l.FlatT + q0, l.FlatT, Math.Clamp(cout - c0, 0, 16), dyt + (long)q0 * cp + c0, cp);
+                {
+                    int rows = Math.Clamp(cout - c0, 0, 16);
+                    int q0 = 0;
+                    for (; q0 + 16 <= np; q0 += 16)
+                        GemmPack.Transpose16Store(dy + (long)c0 * np + q0, np, rows, dyt + (long)q0 * cp + c0, cp);
+                    if (q0 < np)
+                    {
+                        var m = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(np - q0)).AsSingle();
+                        for (int r = 0; r < rows; r++)
+                            Vector512.Store(Avx512F.MaskLoad(dy + (long)(c0 + r) * np + q0, m, Vector512<float>.Zero), tail + r * 16);
+                        GemmPack.Transpose16Store(tail, 16, rows, dyt + (long)q0 * cp + c0, cp);
+                    }
+                }
                 for (int c0 = 0; c0 < cp; c0 += 32)
                 {
                     bool wide = cp - c0 >= 32;
@@ -563,18 +569,17 @@ internal static unsafe class DirectConv
                         float* a = acc + (long)k0 * cp + c0;
                         if (wide)
                         {
-                            if (l.S == 1) DirectConvTiles.Weight<G32, G1>(l.Flat, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
-                            else DirectConvTiles.Weight<G32, G2>(l.Flat, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
+                            if (l.S == 1) DirectConvTiles.Weight<G32, G1>(geo.OutH, geo.OutW, l.Wv, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
+                            else DirectConvTiles.Weight<G32, G2>(geo.OutH, geo.OutW, l.Wv, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
                         }
                         else
                         {
-                            if (l.S == 1) DirectConvTiles.Weight<G16, G1>(l.Flat, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
-                            else DirectConvTiles.Weight<G16, G2>(l.Flat, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
+                            if (l.S == 1) DirectConvTiles.Weight<G16, G1>(geo.OutH, geo.OutW, l.Wv, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
+                            else DirectConvTiles.Weight<G16, G2>(geo.OutH, geo.OutW, l.Wv, pad, l.Offsets + k0, dyt + c0, cp, a, cp);
                         }
                     }
                 }
             }
-            ScratchPool.Return(chanBuf);
             ScratchPool.Return(dyBuf);
             ScratchPool.Return(padBuf);
         });

@@ -74,11 +74,12 @@ internal static unsafe class DirectConvTiles
     }
 
     /// <summary>
-    /// Weight-gradient tile: acc[j, c] += Σ_q src[off[j] + q·TS] · dy[q, c] for the 8 taps j, q &lt; pixels and c &lt; TW;
-    /// dy holds TW floats per flat output pixel (ldd apart, zero at the padding columns); acc rows are lda apart.
+    /// Weight-gradient tile: acc[j, c] += Σ_(oh, ow) src[off[j] + (oh·wv + ow)·TS] · dy[oh·outW + ow, c] for the 8 taps
+    /// j, output pixels oh &lt; outH, ow &lt; outW and c &lt; TW; dy holds TW floats per output pixel (ldd apart); acc
+    /// rows are lda apart. The padded image's flat rows are wv ≥ outW pixels long: their padding columns are skipped.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Weight<TW, TS>(int pixels, float* src, int* off, float* dy, nint ldd, float* acc, nint lda)
+    internal static void Weight<TW, TS>(int outH, int outW, int wv, float* src, int* off, float* dy, nint ldd, float* acc, nint lda)
         where TW : struct, IGemmConst where TS : struct, IGemmConst
     {
         bool two = TW.Value == 32;
@@ -92,9 +93,10 @@ internal static unsafe class DirectConvTiles
         Vector512<float> r7a = Vector512.Load(acc + 7 * lda), r7b = two ? Vector512.Load(acc + 7 * lda + 16) : default;
         float* p0 = src + off[0], p1 = src + off[1], p2 = src + off[2], p3 = src + off[3];
         float* p4 = src + off[4], p5 = src + off[5], p6 = src + off[6], p7 = src + off[7];
-        for (int q = 0; q < pixels; q++)
+        for (int oh = 0; oh < outH; oh++)
+        for (int ow = 0; ow < outW; ow++)
         {
-            int i = q * TS.Value;
+            int i = (oh * wv + ow) * TS.Value;
             Vector512<float> b0 = Vector512.Load(dy);
             Vector512<float> b1 = two ? Vector512.Load(dy + 16) : default;
             Vector512<float> a;

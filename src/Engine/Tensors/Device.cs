@@ -76,9 +76,11 @@ public sealed class CpuDevice : Device
     /// <inheritdoc/>
     public override Storage Allocate(int length, bool zero = false)
     {
-        var s = new CpuStorage(length, zero);
-        // Small arrays are not pooled (nothing to hand back early), so only pooled ones join a CPU-collecting scope.
-        if (s.Pooled && TensorScope.CollectsCpu) TensorScope.Register(s);
+        // Inside a CPU-collecting scope small arrays are pooled too (the scope hands them back when it ends); outside one
+        // they are plain pinned allocations, and only pooled storages join a scope.
+        bool scoped = TensorScope.CollectsCpu;
+        var s = new CpuStorage(length, zero, scoped);
+        if (s.Pooled && scoped) TensorScope.Register(s);
         return s;
     }
     /// <inheritdoc/>

@@ -28,9 +28,15 @@ public sealed class CpuStorage : Storage
     private volatile bool _disposed;
 
     /// <summary>Allocates <paramref name="length"/> floats; zeroed only when asked, since most ops overwrite.</summary>
-    public CpuStorage(int length, bool zero)
+    public CpuStorage(int length, bool zero) : this(length, zero, scoped: false) { }
+
+    /// <summary>
+    /// As the public constructor; <paramref name="scoped"/>: a TensorScope will dispose this storage, so even a small
+    /// array is worth taking from the pool (it comes back when the scope ends, not when the GC gets round to it).
+    /// </summary>
+    internal CpuStorage(int length, bool zero, bool scoped)
     {
-        _data = Cpu.CpuBufferPool.Rent(length, zero, out _pooled);
+        _data = Cpu.CpuBufferPool.Rent(length, zero, scoped, out _pooled);
         if (!_pooled) GC.SuppressFinalize(this);
     }
 
