@@ -73,6 +73,11 @@ internal static unsafe class DirectConv
         public readonly int Flat, FlatRows, FlatT;
         /// <summary>Taps (Cin·k·k) and that rounded up to whole weight-gradient tiles.</summary>
         public readonly int Taps, TapsPadded;
+        /// <summary>
+        /// Per block of 16 flat output pixels (those holding at least one real pixel): which lanes are real pixels
+        /// (a bit mask), how many, and the dense output index (oh·OutW + ow) of the first.
+        /// </summary>
+        public readonly (int Keep, int Count, int Dense)[] Blocks;
         /// <summary>Floats of one padded image, with the slack the last tile reads past it (zero).</summary>
         public readonly long ImageLen;
         /// <summary>Offset of each tap (ci, kh, kw) in the padded image; TapsPadded entries, the extra ones 0.</summary>
@@ -106,6 +111,20 @@ internal static unsafe class DirectConv
             long reach = (long)(FlatRows - 1) * S + _offsets[Taps - 1] + 1;
             ImageLen = Math.Max((long)g.InChannels * Plane, reach);
             ImageLen = (ImageLen + 15) & ~15L;
+            var blocks = new List<(int, int, int)>();
+            for (int q0 = 0; q0 < Flat; q0 += 16)
+            {
+                int keep = 0, count = 0, dense = -1;
+                for (int j = 0; j < 16 && q0 + j < Flat; j++)
+                {
+                    int oh = (q0 + j) / Wv, ow = (q0 + j) % Wv;
+                    if (ow >= g.OutW) continue;
+                    keep |= 1 << j;
+                    if (count++ == 0) dense = oh * g.OutW + ow;
+                }
+                if (count > 0) blocks.Add((keep, count, dense));
+            }
+            Blocks = [.. blocks];
         }
 
         /// <summary>Where padded row r is stored: rows of one residue mod s together, in order.</summary>
@@ -178,10 +197,9 @@ internal static unsafe class DirectConv
     }
 
     /// <summary>
-    /// flat[q, c] = Σ_k pad[q·s + offsets[k]] · panels[k, c] for q &lt; flatRows (a multiple of the tile rows) and c &lt; cp,
-    /// then transposed into chan [cp, flatT].
+    /// flat[q, c] = Σ_k pad[q·s + offsets[k]] · panels[k, c] for q &lt; flatRows (a multiple of the tile rows) and c &lt; cp.
     /// </summary>
-    private static void Tiles(int taps, float* pad, int* offsets, int s, float* panels, int cp, int flatRows, int flatT, float* flat, float* chan)
+    private static void Tiles(int taps, float* pad, int* offsets, int s, float* panels, int cp, int flatRows, float* flat)
     {
         for (int c0 = 0; c0 < cp; c0 += 32)
         {
@@ -203,9 +221,6 @@ internal static unsafe class DirectConv
                 }
             }
         }
-        for (int q0 = 0; q0 < flatRows; q0 += 16)
-            for (int c0 = 0; c0 < cp; c0 += 16)
-                GemmPack.Transpose16Store(flat + (long)q0 * cp + c0, cp, Math.Min(16, flatRows - q0), chan + (long)c0 * flatT + q0, flatT);
     }
 
     /// <summary>y = conv(x, w) + bias (bias may be null); x [N, Cin, H, W], w [Cout, Cin, kh, kw], y [N, Cout, OutH, OutW].</summary>
@@ -214,35 +229,34 @@ internal static unsafe class DirectConv
         var geo = g;
         var l = Layout.For(geo);
         int cout = geo.OutChannels, cp = Pad(cout), taps = l.Taps, np = geo.OutPixels;
-        var wBuf = ScratchPool.Rent((long)taps * cp);
-        float* wt = ScratchPool.Ptr(wBuf);
+        var wBuf = ScratchPool.Rent((long)taps * cp + cp);
+        float* wt = ScratchPool.Ptr(wBuf), bias = wt + (long)taps * cp;
         PackPanels(wt, pw, taps, cout);
+        for (int c = 0; c < cp; c++) bias[c] = pb != null && c < cout ? pb[c] : 0f;
         long inImage = (long)geo.InChannels * geo.InPixels, outImage = (long)cout * np;
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
             var outBuf = ScratchPool.Rent((long)l.FlatT * cp);
-            var tBuf = ScratchPool.Rent((long)cp * l.FlatT);
-            float* pad = ScratchPool.Ptr(padBuf), flat = ScratchPool.Ptr(outBuf), chan = ScratchPool.Ptr(tBuf);
+            float* pad = ScratchPool.Ptr(padBuf), flat = ScratchPool.Ptr(outBuf);
             new Span<float>(pad, (int)l.ImageLen).Clear();
             for (int n = n0; n < n1; n++)
             {
                 l.Fill(px + n * inImage, pad, geo);
-                Tiles(taps, pad, l.Offsets, l.S, wt, cp, l.FlatRows, l.FlatT, flat, chan);
-                // Each output row's valid run into y, bias added.
+                Tiles(taps, pad, l.Offsets, l.S, wt, cp, l.FlatRows, flat);
+                // Each block of 16 flat pixels, transposed, loses its padding pixels on the way into y (bias added).
                 float* y = py + n * outImage;
-                var copy = new RowCopy(geo.OutW);
-                for (int co = 0; co < cout; co++)
+                for (int b = 0; b < l.Blocks.Length; b++)
                 {
-                    float* dst = y + (long)co * np, src = chan + (long)co * l.FlatT;
-                    float bias = pb == null ? 0f : pb[co];
-                    for (int oh = 0; oh < geo.OutH; oh++)
-                    {
-                        copy.Run(src + (long)oh * l.Wv, dst + oh * geo.OutW, bias);
-                    }
+                    var blk = l.Blocks[b];
+                    var keep = Vector512.Create(blk.Keep) & Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+                    var kept = Vector512.Equals(keep, Vector512<int>.Zero);
+                    var keepMask = (~kept).AsSingle();
+                    var store = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(blk.Count)).AsSingle();
+                    for (int c0 = 0; c0 < cout; c0 += 16)
+                        GemmPack.Transpose16CompressStore(flat + (long)b * 16 * cp + c0, cp, Math.Min(16, cout - c0), y + (long)c0 * np + blk.Dense, np, bias + c0, keepMask, store);
                 }
             }
-            ScratchPool.Return(tBuf);
             ScratchPool.Return(outBuf);
             ScratchPool.Return(padBuf);
         });

@@ -258,6 +258,60 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>
+    /// Transposes a 16×16 block (row stride ld) and, for each column j &lt; channels, adds bias[j] and stores the lanes
+    /// of <paramref name="keep"/> packed together (in order) at dst + j·dstStride, writing only the lanes of
+    /// <paramref name="storeMask"/> (the first popcount(keep)): for dropping the padding pixels of a convolution's
+    /// flat output rows on the way to its dense output.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose16CompressStore(float* s, int ld, int channels, float* dst, long dstStride, float* bias,
+        Vector512<float> keep, Vector512<float> storeMask)
+    {
+        Vector512<float> r0 = Vector512.Load(s), r1 = Vector512.Load(s + ld), r2 = Vector512.Load(s + 2L * ld), r3 = Vector512.Load(s + 3L * ld),
+            r4 = Vector512.Load(s + 4L * ld), r5 = Vector512.Load(s + 5L * ld), r6 = Vector512.Load(s + 6L * ld), r7 = Vector512.Load(s + 7L * ld),
+            r8 = Vector512.Load(s + 8L * ld), r9 = Vector512.Load(s + 9L * ld), r10 = Vector512.Load(s + 10L * ld), r11 = Vector512.Load(s + 11L * ld),
+            r12 = Vector512.Load(s + 12L * ld), r13 = Vector512.Load(s + 13L * ld), r14 = Vector512.Load(s + 14L * ld), r15 = Vector512.Load(s + 15L * ld);
+        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+        var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+        var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+        var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        var u8 = Avx512F.Shuffle(t8, t10, 0x44); var u9 = Avx512F.Shuffle(t8, t10, 0xEE);
+        var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
+        var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
+        var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
+        Quad(u0, u4, u8, u12, out var o0, out var o4, out var o8, out var o12);
+        Quad(u1, u5, u9, u13, out var o1, out var o5, out var o9, out var o13);
+        Quad(u2, u6, u10, u14, out var o2, out var o6, out var o10, out var o14);
+        Quad(u3, u7, u11, u15, out var o3, out var o7, out var o11, out var o15);
+        // The register form of compress, then a masked store: the memory form is slow on some AMD cores.
+        var z = Vector512<float>.Zero;
+        Avx512F.MaskStore(dst, storeMask, Avx512F.Compress(z, keep, o0 + Vector512.Create(bias[0])));
+        if (channels > 1) Avx512F.MaskStore(dst + dstStride, storeMask, Avx512F.Compress(z, keep, o1 + Vector512.Create(bias[1])));
+        if (channels > 2) Avx512F.MaskStore(dst + 2 * dstStride, storeMask, Avx512F.Compress(z, keep, o2 + Vector512.Create(bias[2])));
+        if (channels > 3) Avx512F.MaskStore(dst + 3 * dstStride, storeMask, Avx512F.Compress(z, keep, o3 + Vector512.Create(bias[3])));
+        if (channels > 4) Avx512F.MaskStore(dst + 4 * dstStride, storeMask, Avx512F.Compress(z, keep, o4 + Vector512.Create(bias[4])));
+        if (channels > 5) Avx512F.MaskStore(dst + 5 * dstStride, storeMask, Avx512F.Compress(z, keep, o5 + Vector512.Create(bias[5])));
+        if (channels > 6) Avx512F.MaskStore(dst + 6 * dstStride, storeMask, Avx512F.Compress(z, keep, o6 + Vector512.Create(bias[6])));
+        if (channels > 7) Avx512F.MaskStore(dst + 7 * dstStride, storeMask, Avx512F.Compress(z, keep, o7 + Vector512.Create(bias[7])));
+        if (channels > 8) Avx512F.MaskStore(dst + 8 * dstStride, storeMask, Avx512F.Compress(z, keep, o8 + Vector512.Create(bias[8])));
+        if (channels > 9) Avx512F.MaskStore(dst + 9 * dstStride, storeMask, Avx512F.Compress(z, keep, o9 + Vector512.Create(bias[9])));
+        if (channels > 10) Avx512F.MaskStore(dst + 10 * dstStride, storeMask, Avx512F.Compress(z, keep, o10 + Vector512.Create(bias[10])));
+        if (channels > 11) Avx512F.MaskStore(dst + 11 * dstStride, storeMask, Avx512F.Compress(z, keep, o11 + Vector512.Create(bias[11])));
+        if (channels > 12) Avx512F.MaskStore(dst + 12 * dstStride, storeMask, Avx512F.Compress(z, keep, o12 + Vector512.Create(bias[12])));
+        if (channels > 13) Avx512F.MaskStore(dst + 13 * dstStride, storeMask, Avx512F.Compress(z, keep, o13 + Vector512.Create(bias[13])));
+        if (channels > 14) Avx512F.MaskStore(dst + 14 * dstStride, storeMask, Avx512F.Compress(z, keep, o14 + Vector512.Create(bias[14])));
+        if (channels > 15) Avx512F.MaskStore(dst + 15 * dstStride, storeMask, Avx512F.Compress(z, keep, o15 + Vector512.Create(bias[15])));
+    }
+
+    /// <summary>
     /// <see cref="Transpose16Store"/> with row r read at src[r] + off, `stride` floats between its elements (see
     /// <see cref="LoadStrided"/>; rows ≥ `rows` read as zero) and only columns [0, cols) stored: for packing from row pointers that are not a fixed stride apart, e.g. the taps of a convolution.
     /// </summary>
