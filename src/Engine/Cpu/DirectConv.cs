@@ -331,8 +331,7 @@ internal static unsafe class DirectConv
                 }
             // One window per column residue, shared by its row residues: columns V0 − Mw + 1 .. V1 − 1 (Wp wide), rows
             // the union of what its row residues read (so dy is copied s times per image, not s²).
-            long start = 0;
-            Windows = new Window[s];
+            var own = new Window?[s];
             for (int rw = 0; rw < s; rw++)
             {
                 int r0 = int.MaxValue, r1 = int.MinValue;
@@ -340,34 +339,48 @@ internal static unsafe class DirectConv
                 for (int rh = 0; rh < s; rh++)
                 {
                     var ph = phases[rh * s + rw];
-                    if (ph.Taps == 0 || ph.U1 <= ph.U0 || ph.V1 <= ph.V0) continue;
+                    if (!Live(ph)) continue;
                     r0 = Math.Min(r0, ph.U0 - ph.Mh + 1);
                     r1 = Math.Max(r1, ph.U1 - 1);
                     any = ph;
                 }
-                var win = Windows[rw] = new Window();
-                if (any == null) continue;
-                win.Row0 = r0; win.Col0 = any.V0 - any.Mw + 1;
-                win.Hp = r1 - r0 + 1; win.Wp = any.V1 - any.V0 + any.Mw - 1;
+                if (any != null)
+                    own[rw] = new Window { Row0 = r0, Col0 = any.V0 - any.Mw + 1, Hp = r1 - r0 + 1, Wp = any.V1 - any.V0 + any.Mw - 1 };
+            }
+            // The column residues' windows usually hold the same dy columns shifted by one (e.g. a 4x4 kernel at stride
+            // 2): one window spanning them all serves every residue, copying dy once per image instead of s times,
+            // whenever its wider rows cost no extra pixel tiles.
+            var live = own.Where(w => w != null).Select(w => w!).ToArray();
+            var union = live.Length < 2 ? null : new Window
+            {
+                Row0 = live.Min(w => w.Row0), Col0 = live.Min(w => w.Col0),
+                Hp = live.Max(w => w.Row0 + w.Hp) - live.Min(w => w.Row0), Wp = live.Max(w => w.Col0 + w.Wp) - live.Min(w => w.Col0),
+            };
+            if (union != null)
+                foreach (var ph in phases)
+                    if (Live(ph) && Tiles32((ph.U1 - ph.U0) * union.Wp) > Tiles32((ph.U1 - ph.U0) * own[ph.Rw]!.Wp)) { union = null; break; }
+            Windows = union != null ? [union] : live;
+            long start = 0;
+            foreach (var win in Windows)
+            {
                 long plane = (long)win.Hp * win.Wp, reach = g.OutChannels * plane;
-                for (int rh = 0; rh < s; rh++)
+                foreach (var ph in phases)
                 {
-                    var ph = phases[rh * s + rw];
-                    if (ph.Taps == 0 || ph.U1 <= ph.U0 || ph.V1 <= ph.V0) continue;
+                    if (!Live(ph) || (union == null && !ReferenceEquals(own[ph.Rw], win))) continue;
                     ph.Wp = win.Wp;
                     ph.Flat = (ph.U1 - ph.U0) * ph.Wp;
                     // Pixel-vector tiles: 32 flat pixels each (also the row length of the residue's channel-major output).
-                    ph.FlatRows = (ph.Flat + 31) & ~31;
+                    ph.FlatRows = Tiles32(ph.Flat) * 32;
                     MaxFlatRows = Math.Max(MaxFlatRows, ph.FlatRows);
                     ph.OffsetArray = GC.AllocateArray<int>(ph.Taps, pinned: true);
                     ph.Offsets = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref ph.OffsetArray[0]);
                     int k = 0;
                     // Output (u, v) at flat (u − U0)·Wp + (v − V0) reads dy[u − jh, v − jw]: window row u − jh − Row0,
-                    // column v − jw − Col0 = (v − V0) + Mw − 1 − jw.
+                    // column v − jw − Col0 = (v − V0) + V0 − jw − Col0.
                     for (int co = 0; co < g.OutChannels; co++)
                         for (int jh = 0; jh < ph.Mh; jh++)
                             for (int jw = 0; jw < ph.Mw; jw++)
-                                ph.OffsetArray[k++] = (int)(co * plane + (long)(ph.U0 - jh - r0) * win.Wp + (ph.Mw - 1 - jw));
+                                ph.OffsetArray[k++] = (int)(co * plane + (long)(ph.U0 - jh - win.Row0) * win.Wp + (ph.V0 - jw - win.Col0));
                     ph.Start = start;
                     // The last tile reads past the window by up to a tile's rows: slack, kept zero.
                     reach = Math.Max(reach, (long)ph.FlatRows - 1 + ph.OffsetArray[k - 1] + 1);
@@ -387,6 +400,10 @@ internal static unsafe class DirectConv
         }
 
         public readonly Window[] Windows;
+
+        private static bool Live(Phase ph) => ph.Taps > 0 && ph.U1 > ph.U0 && ph.V1 > ph.V0;
+
+        private static int Tiles32(int flat) => (flat + 31) / 32;
 
         // Residue r's outputs u: the input pixels s·u + r − pad inside [0, size).
         private (int, int) Range(int r, int pad, int size)

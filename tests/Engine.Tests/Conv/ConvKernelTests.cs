@@ -64,6 +64,11 @@ public class ConvKernelTests
         (2, 12, 5, 6, 7, 2, 2, 3, 1, 1),   // padding wider than the kernel: border outputs see only zeros
         (2, 8, 9, 40, 16, 4, 2, 1, 1, 1),  // stride-2 input gradient rows longer than one interleave (32 pixels)
         (2, 8, 9, 1, 16, 3, 2, 1, 1, 1),   // one pixel wide: only one column residue owns pixels
+        // Stride-2 input gradients whose column residues share one dy window (4x4, padding 1 or 2) or keep their own
+        // (3x3: the residues read different numbers of columns), with odd sizes and more output than input channels.
+        (2, 8, 13, 15, 24, 4, 2, 2, 1, 1),
+        (3, 8, 11, 12, 40, 3, 2, 1, 1, 1),
+        (2, 16, 7, 7, 8, 4, 2, 1, 1, 1),
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
