@@ -11,7 +11,7 @@ public class CpuScopeTests
     private const int Big = CpuBufferPool.MinPooledLength * 2;
 
     [Test]
-    public void ACpuScopeDisposesPooledStoragesMadeInsideButNotKeptOrSmallOnes()
+    public void ACpuScopeDisposesTheStoragesMadeInsideButNotKeptOnes()
     {
         var outside = Tensor.Ones([Big]);
         Tensor inside, kept, small;
@@ -25,9 +25,27 @@ public class CpuScopeTests
         var ex = Assert.Throws<ObjectDisposedException>(() => inside.ToArray());
         Assert.That(ex!.Message, Does.Contain("TensorScope"));
         Assert.Throws<ObjectDisposedException>(() => _ = inside + 1f);
+        // Small arrays too: inside a scope they come from the pool and go back to it.
+        Assert.Throws<ObjectDisposedException>(() => small.ToArray());
         Assert.That(kept.ToArray(), Has.All.EqualTo(2f));
-        Assert.That(small.ToArray(), Has.All.EqualTo(3f), "unpooled arrays are left to the GC");
         Assert.That(outside.ToArray(), Has.All.EqualTo(1f));
+    }
+
+    [Test]
+    public void SmallArraysArePooledOnlyInsideACpuScope()
+    {
+        // A length no other test uses, so the pool's bucket for it holds only what this test returns.
+        const int n = 1237;
+        var before = CpuBufferPool.Counts;
+        for (int i = 0; i < 3; i++)
+            using (TensorScope.Begin(includeCpu: true))
+                Assert.That((Tensor.Full([n], 2f) * 3f).Sum().Item(), Is.EqualTo(6f * n));
+        var after = CpuBufferPool.Counts;
+        Assert.That(after.Hits - before.Hits, Is.GreaterThanOrEqualTo(2), "the second and third scopes reuse the first one's arrays");
+        // Outside a scope a small tensor is a plain allocation: it stays valid and never enters the pool.
+        var plain = Tensor.Full([n], 4f);
+        Assert.That(((CpuStorage)plain.Storage).Pooled, Is.False);
+        Assert.That(plain.ToArray(), Has.All.EqualTo(4f));
     }
 
     [Test]
