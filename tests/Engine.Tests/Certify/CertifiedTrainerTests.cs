@@ -57,11 +57,16 @@ public class CertifiedTrainerTests
     {
         var net = Net(22);
         var x = Inputs(8, 3); var y = Labels(8, 4);
-        var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.05f, Epochs = 2, GradClipNorm = 1e-3f, WarmupEpochs = 0, RampEpochs = 0 };
-        var t = new CertifiedTrainer(net, o, 1);
+        // Plain SGD at learning rate 1 (constant schedule): the update is minus the clipped gradient, whose norm the
+        // clip bounds (the gradients themselves are step temporaries, released when Step returns).
+        var o = new CertifiedTrainingOptions { Method = TrainMethod.Ibp, Eps = 0.05f, Epochs = 2, GradClipNorm = 1e-3f, WarmupEpochs = 0, RampEpochs = 0,
+                                               LearningRate = 1f, LrSchedule = LrSchedule.Constant };
+        var t = new CertifiedTrainer(net, o, 1, new Sgd(net.Parameters(), 1f));
+        var before = net.Parameters().Select(p => p.ToArray()).ToArray();
         var r = t.Step(x, y);
         Assert.That(r.GradNorm, Is.GreaterThan(1e-3f), "the raw norm is reported");
-        Assert.That(GradClip.GradNorm(net.Parameters()), Is.LessThanOrEqualTo(1.001e-3f));
+        double moved = net.Parameters().Select((p, i) => p.ToArray().Zip(before[i], (a, b) => (double)(a - b) * (a - b)).Sum()).Sum();
+        Assert.That(Math.Sqrt(moved), Is.LessThanOrEqualTo(1.001e-3).And.GreaterThan(0.9e-3));
         using (new Engine.Autograd.NoGrad()) net.Parameters().First().CopyFrom(Tensor.Full(net.Parameters().First().Dims, float.NaN));
         var e = Assert.Throws<InvalidOperationException>(() => t.Step(x, y));
         Assert.That(e!.Message, Does.Contain("NaN").Or.Contain("not a number"));
