@@ -74,10 +74,10 @@ internal static unsafe class DirectConv
         /// <summary>Taps (Cin·k·k) and that rounded up to whole weight-gradient tiles.</summary>
         public readonly int Taps, TapsPadded;
         /// <summary>
-        /// Per block of 16 flat output pixels (those holding at least one real pixel): which lanes are real pixels
-        /// (a bit mask), how many, and the dense output index (oh·OutW + ow) of the first.
+        /// The blocks of 16 flat output pixels that hold at least one real pixel: the first flat pixel, which lanes
+        /// are real pixels (a bit mask), how many, and the dense output index (oh·OutW + ow) of the first of them.
         /// </summary>
-        public readonly (int Keep, int Count, int Dense)[] Blocks;
+        public readonly (int Q0, int Keep, int Count, int Dense)[] Blocks;
         /// <summary>Floats of one padded image, with the slack the last tile reads past it (zero).</summary>
         public readonly long ImageLen;
         /// <summary>Offset of each tap (ci, kh, kw) in the padded image; TapsPadded entries, the extra ones 0.</summary>
@@ -111,7 +111,7 @@ internal static unsafe class DirectConv
             long reach = (long)(FlatRows - 1) * S + _offsets[Taps - 1] + 1;
             ImageLen = Math.Max((long)g.InChannels * Plane, reach);
             ImageLen = (ImageLen + 15) & ~15L;
-            var blocks = new List<(int, int, int)>();
+            var blocks = new List<(int, int, int, int)>();
             for (int q0 = 0; q0 < Flat; q0 += 16)
             {
                 int keep = 0, count = 0, dense = -1;
@@ -122,7 +122,7 @@ internal static unsafe class DirectConv
                     keep |= 1 << j;
                     if (count++ == 0) dense = oh * g.OutW + ow;
                 }
-                if (count > 0) blocks.Add((keep, count, dense));
+                if (count > 0) blocks.Add((q0, keep, count, dense));
             }
             Blocks = [.. blocks];
         }
@@ -234,6 +234,10 @@ internal static unsafe class DirectConv
         PackPanels(wt, pw, taps, cout);
         for (int c = 0; c < cp; c++) bias[c] = pb != null && c < cout ? pb[c] : 0f;
         long inImage = (long)geo.InChannels * geo.InPixels, outImage = (long)cout * np;
+        // Per block: the lanes that are real pixels, and the first Count lanes (where they land, packed).
+        var bits = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+        var keeps = l.Blocks.Select(b => (~Vector512.Equals(Vector512.Create(b.Keep) & bits, Vector512<int>.Zero)).AsSingle()).ToArray();
+        var stores = l.Blocks.Select(b => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(b.Count)).AsSingle()).ToArray();
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
@@ -246,15 +250,11 @@ internal static unsafe class DirectConv
                 Tiles(taps, pad, l.Offsets, l.S, wt, cp, l.FlatRows, flat);
                 // Each block of 16 flat pixels, transposed, loses its padding pixels on the way into y (bias added).
                 float* y = py + n * outImage;
-                for (int b = 0; b < l.Blocks.Length; b++)
+                for (int b = 0; b < keeps.Length; b++)
                 {
                     var blk = l.Blocks[b];
-                    var keep = Vector512.Create(blk.Keep) & Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
-                    var kept = Vector512.Equals(keep, Vector512<int>.Zero);
-                    var keepMask = (~kept).AsSingle();
-                    var store = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(blk.Count)).AsSingle();
                     for (int c0 = 0; c0 < cout; c0 += 16)
-                        GemmPack.Transpose16CompressStore(flat + (long)b * 16 * cp + c0, cp, Math.Min(16, cout - c0), y + (long)c0 * np + blk.Dense, np, bias + c0, keepMask, store);
+                        GemmPack.Transpose16CompressStore(flat + (long)blk.Q0 * cp + c0, cp, Math.Min(16, cout - c0), y + (long)c0 * np + blk.Dense, np, bias + c0, keeps[b], stores[b]);
                 }
             }
             ScratchPool.Return(outBuf);

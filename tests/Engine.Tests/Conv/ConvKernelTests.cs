@@ -69,6 +69,7 @@ public class ConvKernelTests
         (2, 8, 13, 15, 24, 4, 2, 2, 1, 1),
         (3, 8, 11, 12, 40, 3, 2, 1, 1, 1),
         (2, 16, 7, 7, 8, 4, 2, 1, 1, 1),
+        (2, 3, 19, 40, 16, 3, 1, 0, 8, 1), // dilation 8: 16 padding pixels per flat row, whole blocks of them
     ];
 
     private static Conv2dGeometry Geo((int n, int c, int h, int w, int co, int k, int s, int p, int d, int g) t)
