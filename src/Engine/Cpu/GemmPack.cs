@@ -209,12 +209,13 @@ internal static unsafe class GemmPack
         Vector256.Store(Avx.Permute2x128(u3, u7, 0x31), dst + 7 * st);
     }
 
-    /// <summary>
-    /// Transposes a rows×16 block (0 ≤ rows ≤ 16, missing rows read as zero, row stride ld) and stores column p at dst + p*dstStride (16 floats each,
-    /// in increasing p, so lanes past `rows` are overwritten by the next column or land in the buffer slack).
-    /// </summary>
+    /// <summary>Column p of a rows×16 block (0 ≤ rows ≤ 16, missing rows read as zero, row stride ld) as o_p.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Transpose16Store(float* s, int ld, int rows, float* dst, int dstStride)
+    private static void Transpose16(float* s, int ld, int rows,
+        out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3,
+        out Vector512<float> o4, out Vector512<float> o5, out Vector512<float> o6, out Vector512<float> o7,
+        out Vector512<float> o8, out Vector512<float> o9, out Vector512<float> o10, out Vector512<float> o11,
+        out Vector512<float> o12, out Vector512<float> o13, out Vector512<float> o14, out Vector512<float> o15)
     {
         Vector512<float> z = Vector512<float>.Zero;
         Vector512<float> r0 = rows > 0 ? Vector512.Load(s) : z, r1 = rows > 1 ? Vector512.Load(s + ld) : z,
@@ -244,12 +245,24 @@ internal static unsafe class GemmPack
         var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
         var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
         var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
-        // Stages 3-4: gather 128-bit lane L of u[q], u[4+q], u[8+q], u[12+q] into column 4L+q. Columns are stored in
-        // increasing order because a 16-float store overruns into the next column when dstStride < 16.
-        Quad(u0, u4, u8, u12, out var o0, out var o4, out var o8, out var o12);
-        Quad(u1, u5, u9, u13, out var o1, out var o5, out var o9, out var o13);
-        Quad(u2, u6, u10, u14, out var o2, out var o6, out var o10, out var o14);
-        Quad(u3, u7, u11, u15, out var o3, out var o7, out var o11, out var o15);
+        // Stages 3-4: gather 128-bit lane L of u[q], u[4+q], u[8+q], u[12+q] into column 4L+q.
+        Quad(u0, u4, u8, u12, out o0, out o4, out o8, out o12);
+        Quad(u1, u5, u9, u13, out o1, out o5, out o9, out o13);
+        Quad(u2, u6, u10, u14, out o2, out o6, out o10, out o14);
+        Quad(u3, u7, u11, u15, out o3, out o7, out o11, out o15);
+    }
+
+    /// <summary>
+    /// Transposes a rows×16 block (0 ≤ rows ≤ 16, missing rows read as zero, row stride ld) and stores column p at dst + p*dstStride (16 floats each,
+    /// in increasing p, so lanes past `rows` are overwritten by the next column or land in the buffer slack).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose16Store(float* s, int ld, int rows, float* dst, int dstStride)
+    {
+        Transpose16(s, ld, rows, out var o0, out var o1, out var o2, out var o3, out var o4, out var o5, out var o6, out var o7,
+            out var o8, out var o9, out var o10, out var o11, out var o12, out var o13, out var o14, out var o15);
+        // Columns are stored in increasing order because a 16-float store overruns into the next column when
+        // dstStride < 16.
         long st = dstStride;
         Vector512.Store(o0, dst); Vector512.Store(o1, dst + st); Vector512.Store(o2, dst + 2 * st); Vector512.Store(o3, dst + 3 * st);
         Vector512.Store(o4, dst + 4 * st); Vector512.Store(o5, dst + 5 * st); Vector512.Store(o6, dst + 6 * st); Vector512.Store(o7, dst + 7 * st);
@@ -267,30 +280,8 @@ internal static unsafe class GemmPack
     internal static void Transpose16CompressStore(float* s, int ld, int channels, float* dst, long dstStride, float* bias,
         Vector512<float> keep, Vector512<float> storeMask)
     {
-        Vector512<float> r0 = Vector512.Load(s), r1 = Vector512.Load(s + ld), r2 = Vector512.Load(s + 2L * ld), r3 = Vector512.Load(s + 3L * ld),
-            r4 = Vector512.Load(s + 4L * ld), r5 = Vector512.Load(s + 5L * ld), r6 = Vector512.Load(s + 6L * ld), r7 = Vector512.Load(s + 7L * ld),
-            r8 = Vector512.Load(s + 8L * ld), r9 = Vector512.Load(s + 9L * ld), r10 = Vector512.Load(s + 10L * ld), r11 = Vector512.Load(s + 11L * ld),
-            r12 = Vector512.Load(s + 12L * ld), r13 = Vector512.Load(s + 13L * ld), r14 = Vector512.Load(s + 14L * ld), r15 = Vector512.Load(s + 15L * ld);
-        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
-        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
-        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
-        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
-        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
-        var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
-        var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
-        var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
-        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
-        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
-        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
-        var u8 = Avx512F.Shuffle(t8, t10, 0x44); var u9 = Avx512F.Shuffle(t8, t10, 0xEE);
-        var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
-        var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
-        var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
-        Quad(u0, u4, u8, u12, out var o0, out var o4, out var o8, out var o12);
-        Quad(u1, u5, u9, u13, out var o1, out var o5, out var o9, out var o13);
-        Quad(u2, u6, u10, u14, out var o2, out var o6, out var o10, out var o14);
-        Quad(u3, u7, u11, u15, out var o3, out var o7, out var o11, out var o15);
+        Transpose16(s, ld, 16, out var o0, out var o1, out var o2, out var o3, out var o4, out var o5, out var o6, out var o7,
+            out var o8, out var o9, out var o10, out var o11, out var o12, out var o13, out var o14, out var o15);
         // The register form of compress, then a masked store: the memory form is slow on some AMD cores.
         var z = Vector512<float>.Zero;
         Avx512F.MaskStore(dst, storeMask, Avx512F.Compress(z, keep, o0 + Vector512.Create(bias[0])));
