@@ -15,8 +15,8 @@ namespace Engine.Cpu;
 /// The padded copy is laid out Wv·s floats wide, Wv = ceil((W + 2·pad) / s), with its rows grouped by their residue
 /// mod s (padded row r stored at (r mod s)·Hu + r / s), so that output pixel (oh, ow) reads the image at flat index
 /// (oh·Wv + ow)·s + offset(tap): every output row is Wv "flat" pixels, of which the last Wv − OutW are padding whose
-/// results are dropped (their dy is zero in the weight gradient). A tile is then 14 consecutive flat pixels, each
-/// tap one offset from a table and each pixel a constant displacement s apart.
+/// results the forward drops on its way into y (and the weight gradient never visits). A forward tile is then 14
+/// consecutive flat pixels, each tap one offset from a table and each pixel a constant displacement s apart.
 /// </para>
 /// Work is split by images (one contiguous chunk per thread, each with its own scratch); results do not depend on
 /// the thread count except the weight gradient, whose per-thread partial sums are added in a fixed order.
