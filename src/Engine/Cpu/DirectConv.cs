@@ -74,10 +74,11 @@ internal static unsafe class DirectConv
         /// <summary>Taps (Cin·k·k) and that rounded up to whole weight-gradient tiles.</summary>
         public readonly int Taps, TapsPadded;
         /// <summary>
-        /// The blocks of 16 flat output pixels that hold at least one real pixel: the first flat pixel, which lanes
-        /// are real pixels (a bit mask), how many, and the dense output index (oh·OutW + ow) of the first of them.
+        /// The blocks of 16 flat output pixels that hold at least one real pixel: the first flat pixel, the dense
+        /// output index (oh·OutW + ow) of its first real pixel, the lanes that are real pixels (Keep) and the lanes
+        /// they occupy once packed together (Store: the first popcount(Keep)).
         /// </summary>
-        public readonly (int Q0, int Keep, int Count, int Dense)[] Blocks;
+        public readonly (int Q0, int Dense, Vector512<float> Keep, Vector512<float> Store)[] Blocks;
         /// <summary>Floats of one padded image, with the slack the last tile reads past it (zero).</summary>
         public readonly long ImageLen;
         /// <summary>Offset of each tap (ci, kh, kw) in the padded image; TapsPadded entries, the extra ones 0.</summary>
@@ -111,18 +112,19 @@ internal static unsafe class DirectConv
             long reach = (long)(FlatRows - 1) * S + _offsets[Taps - 1] + 1;
             ImageLen = Math.Max((long)g.InChannels * Plane, reach);
             ImageLen = (ImageLen + 15) & ~15L;
-            var blocks = new List<(int, int, int, int)>();
+            var blocks = new List<(int, int, Vector512<float>, Vector512<float>)>();
+            var keep = new int[16];
             for (int q0 = 0; q0 < Flat; q0 += 16)
             {
-                int keep = 0, count = 0, dense = -1;
-                for (int j = 0; j < 16 && q0 + j < Flat; j++)
+                int count = 0, dense = -1;
+                for (int j = 0; j < 16; j++)
                 {
                     int oh = (q0 + j) / Wv, ow = (q0 + j) % Wv;
-                    if (ow >= g.OutW) continue;
-                    keep |= 1 << j;
-                    if (count++ == 0) dense = oh * g.OutW + ow;
+                    keep[j] = q0 + j < Flat && ow < g.OutW ? -1 : 0;
+                    if (keep[j] != 0 && count++ == 0) dense = oh * g.OutW + ow;
                 }
-                if (count > 0) blocks.Add((q0, keep, count, dense));
+                if (count > 0)
+                    blocks.Add((q0, dense, Vector512.Create(keep).AsSingle(), Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle()));
             }
             Blocks = [.. blocks];
         }
@@ -234,10 +236,6 @@ internal static unsafe class DirectConv
         PackPanels(wt, pw, taps, cout);
         for (int c = 0; c < cp; c++) bias[c] = pb != null && c < cout ? pb[c] : 0f;
         long inImage = (long)geo.InChannels * geo.InPixels, outImage = (long)cout * np;
-        // Per block: the lanes that are real pixels, and the first Count lanes (where they land, packed).
-        var bits = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
-        var keeps = l.Blocks.Select(b => (~Vector512.Equals(Vector512.Create(b.Keep) & bits, Vector512<int>.Zero)).AsSingle()).ToArray();
-        var stores = l.Blocks.Select(b => Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(b.Count)).AsSingle()).ToArray();
         ForImageChunks(geo.Batch, (_, n0, n1) =>
         {
             var padBuf = ScratchPool.Rent(l.ImageLen);
@@ -250,12 +248,9 @@ internal static unsafe class DirectConv
                 Tiles(taps, pad, l.Offsets, l.S, wt, cp, l.FlatRows, flat);
                 // Each block of 16 flat pixels, transposed, loses its padding pixels on the way into y (bias added).
                 float* y = py + n * outImage;
-                for (int b = 0; b < keeps.Length; b++)
-                {
-                    var blk = l.Blocks[b];
+                foreach (var blk in l.Blocks)
                     for (int c0 = 0; c0 < cout; c0 += 16)
-                        GemmPack.Transpose16CompressStore(flat + (long)blk.Q0 * cp + c0, cp, Math.Min(16, cout - c0), y + (long)c0 * np + blk.Dense, np, bias + c0, keeps[b], stores[b]);
-                }
+                        GemmPack.Transpose16CompressStore(flat + (long)blk.Q0 * cp + c0, cp, Math.Min(16, cout - c0), y + (long)c0 * np + blk.Dense, np, bias + c0, blk.Keep, blk.Store);
             }
             ScratchPool.Return(outBuf);
             ScratchPool.Return(padBuf);
