@@ -36,7 +36,7 @@ internal static class TrainCommand
         string? Model, string Method, float? Eps, string Norm, int? Epochs, int? Batch, float? Lr, string Optimizer, ulong Seed,
         string? Data, string? Out, string Device, int? Limit, int? Warmup, int? Ramp, string EpsSchedule, float? KappaStart,
         float? KappaEnd, float? BetaEnd, float? SabrLambda, float? Alpha, int? PgdSteps, float? Sigma, string? LrSchedule, string? LrDecayEpochs,
-        float? LrDecay, float? GradClip, string DataParallel);
+        float? LrDecay, float? GradClip, string DataParallel, int? MicroBatch);
 
     public static Command Create()
     {
@@ -85,18 +85,23 @@ internal static class TrainCommand
             DefaultValueFactory = _ => "on",
         };
         dataParallel.AcceptOnlyFromAmong("on", "off");
+        var microBatch = NonNegative(new Option<int?>("--micro-batch")
+        {
+            Description = "With --data-parallel on: examples per forward/backward pass inside a thread's shard (gradient accumulation, so activations stay in cache; 0 = whole shards; default 32)",
+        });
 
         var cmd = new Command("train", "Train a model on Fashion-MNIST (standard, adversarial, noise or certified training); the last stdout line is {\"test_accuracy\":A,\"seconds\":S}")
         {
             model, method, eps, norm, epochs, batch, lr, optim, seed, data, output, device, limit, warmup, ramp, epsSchedule,
             kappaStart, kappaEnd, betaEnd, sabrLambda, alpha, pgdSteps, sigma, lrSchedule, lrDecayEpochs, lrDecay, gradClip, dataParallel,
+            microBatch,
         };
         cmd.SetAction(EngineCli.Guard(p => Run(new Args(
             p.GetValue(model), p.GetValue(method)!, p.GetValue(eps), p.GetValue(norm)!, p.GetValue(epochs), p.GetValue(batch), p.GetValue(lr),
             p.GetValue(optim)!, p.GetValue(seed), p.GetValue(data), p.GetValue(output), p.GetValue(device)!, p.GetValue(limit),
             p.GetValue(warmup), p.GetValue(ramp), p.GetValue(epsSchedule)!, p.GetValue(kappaStart), p.GetValue(kappaEnd), p.GetValue(betaEnd), p.GetValue(sabrLambda),
             p.GetValue(alpha), p.GetValue(pgdSteps), p.GetValue(sigma), p.GetValue(lrSchedule), p.GetValue(lrDecayEpochs), p.GetValue(lrDecay),
-            p.GetValue(gradClip), p.GetValue(dataParallel)!))));
+            p.GetValue(gradClip), p.GetValue(dataParallel)!, p.GetValue(microBatch)))));
         return cmd;
     }
 
@@ -183,6 +188,7 @@ internal static class TrainCommand
             GradClipNorm = a.GradClip,
             Seed = a.Seed,
             DataParallel = a.DataParallel == "on",
+            MicroBatch = a.MicroBatch ?? 32,
         };
         try { o.Validate(); }
         catch (ArgumentException e) { throw new ArgumentException(e.Message.Replace("CertifiedTrainingOptions: ", "", StringComparison.Ordinal), e); }
@@ -197,6 +203,13 @@ internal static class TrainCommand
             if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out r[i]))
                 throw new ArgumentException($"--lr-decay-epochs must be comma-separated epoch counts, e.g. 15,18; '{parts[i]}' is not one.");
         return r;
+    }
+
+    // How the shards are cut into micro-batches, for the header line.
+    private static string Pieces(CertifiedTrainingOptions o, int shards)
+    {
+        int shard = o.BatchSize / shards;
+        return o.MicroBatch > 0 && shard >= 2 * o.MicroBatch ? $", each in {shard / o.MicroBatch} micro-batches" : "";
     }
 
     private static string F(float v) => v.ToString("0.####", CultureInfo.InvariantCulture);
@@ -230,7 +243,7 @@ internal static class TrainCommand
         Console.WriteLine($"train {modelName} ({model.ParameterCount():N0} parameters) on {source}: {train.Count} train / {data.Test.Count} test, " +
                           $"{opts.Epochs} epochs, batch {opts.BatchSize}, {a.Optimizer} lr {F(opts.LearningRate)} ({Describe(opts.ResolvedLrSchedule, opts)}), seed {a.Seed}, " +
                           (dev == Device.Cpu ? $"{CpuThreads.Count} threads" : $"on {dev.Name}") +
-                          (opts.DataParallel && DataParallel.ShardsFor(model, opts.BatchSize, CpuThreads.Count) is int k && k > 1 ? $" (data parallel: {k} shards per batch)" : ""));
+                          (opts.DataParallel && DataParallel.ShardsFor(model, opts.BatchSize, CpuThreads.Count) is int k && k > 1 ? $" (data parallel: {k} shards per batch{Pieces(opts, k)})" : ""));
         if (m != TrainMethod.Standard) Console.WriteLine($"method {Describe(opts)}");
 
         double testAccuracy = 0;

@@ -87,17 +87,20 @@ public sealed class CertifiedTrainer
         // Whether the model can be sharded is fixed by its structure: decided once, not per step.
         _shardable ??= Options.DataParallel && Device == Device.Cpu && Nn.DataParallel.CanReplicate(Model, out _);
         int shards = _shardable.Value ? Nn.DataParallel.ShardCount(x.Dims[0], CpuThreads.Count) : 1;
+        // One thread: the batch is one shard, still cut into micro-batches when it holds two or more.
+        bool sharded = shards > 1 || (_shardable.Value && Options.MicroBatch > 0 && x.Dims[0] >= 2 * Options.MicroBatch);
         using (var scope = TensorScope.Begin(includeCpu: true))
         {
             Optimizer.ZeroGrad();
             // A distinct stream per step for the attack's random start or the noise, reproducible from the seed.
             ulong seed = unchecked(Options.Seed * 0x9E3779B97F4A7C15UL + (ulong)StepCount);
-            if (shards > 1)
+            if (sharded)
             {
                 if (_dataParallel == null || _dataParallel.MaxShards < shards) _dataParallel = new Nn.DataParallel(Model, shards);
+                _dataParallel.MicroBatch = Options.MicroBatch;
                 var d = _dataParallel.Backward(x, labels, (replica, xs, ys, k) =>
                 {
-                    // Each shard draws its own stream (shard 0 the step's).
+                    // Each piece draws its own stream (piece 0 the step's).
                     var r = CertifiedLosses.Compute(replica, xs, ys, Options, at, unchecked(seed + (ulong)k * 0xD1B54A32D192ED03UL));
                     return new ShardLoss(r.Loss, r.CleanLogits);
                 });

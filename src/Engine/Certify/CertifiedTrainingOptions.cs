@@ -118,6 +118,16 @@ public sealed record CertifiedTrainingOptions
     /// </summary>
     public bool DataParallel { get; init; } = true;
 
+    /// <summary>
+    /// With <see cref="DataParallel"/>: examples per forward and backward pass inside a thread's shard (gradient
+    /// accumulation, <see cref="Nn.DataParallel.MicroBatch"/>); a shard of n examples runs as max(1, n / MicroBatch)
+    /// pieces, one after another, so that a piece's activations stay in the core's cache between ops. This applies on
+    /// one thread too (the batch is then one shard). 0: each shard whole. Default 32 (for the certified-training CNNs
+    /// on batches of 256, ~5–8 % faster steps than whole shards of 128). The gradient is the same mean over the batch
+    /// up to rounding; the attacks' random starts differ with the cut (each piece draws its own).
+    /// </summary>
+    public int MicroBatch { get; init; } = 32;
+
     /// <summary>Number of classes of the classifier (the margin specification has NumClasses − 1 rows).</summary>
     public int NumClasses { get; init; } = 10;
 
@@ -185,5 +195,6 @@ public sealed record CertifiedTrainingOptions
                 if (e < 1 || e >= Epochs) throw new ArgumentException($"{op}: learning-rate decay epoch {e} is not in [1, {Epochs}) (epochs count from 0).");
         if (GradClipNorm is float g && (!(g >= 0) || float.IsInfinity(g))) throw new ArgumentException($"{op}: gradient clipping norm must be finite and >= 0 (0: off), got {g}.");
         if (NumClasses < 2) throw new ArgumentException($"{op}: need at least 2 classes, got {NumClasses}.");
+        if (MicroBatch < 0) throw new ArgumentException($"{op}: micro-batch size must be >= 0 (0: whole shards), got {MicroBatch}.");
     }
 }

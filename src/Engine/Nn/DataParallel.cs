@@ -67,6 +67,20 @@ public sealed class DataParallel
         }
     }
 
+    /// <summary>
+    /// Examples per forward and backward pass inside a shard (gradient accumulation): a shard of n examples runs as
+    /// max(1, n / MicroBatch) pieces of nearly equal size, one after another on its thread, each with its own
+    /// temporaries, so that one piece's activations stay in the core's cache between ops. 0 runs each shard whole. The
+    /// gradients are the same up to float rounding (a piece's mean-loss gradient weighted by its share of the shard).
+    /// </summary>
+    public int MicroBatch
+    {
+        get => _microBatch;
+        set => _microBatch = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), $"DataParallel: the micro-batch size must be >= 0, got {value}.");
+    }
+
+    private int _microBatch;
+
     /// <summary>The model whose parameters receive the gradients.</summary>
     public Module Model { get; }
 
@@ -94,9 +108,11 @@ public sealed class DataParallel
 
     /// <summary>
     /// Cuts the batch (<paramref name="x"/> [B, ...], <paramref name="labels"/> [B]) into min(<see cref="MaxShards"/>,
-    /// B / <see cref="MinShardSize"/>) shards (at least one), runs <paramref name="loss"/>(replica, shard inputs, shard
-    /// labels, shard index) and its backward pass for each on its own thread, and adds the size-weighted sum of the
-    /// shards' gradients to the model's parameters' Grad. Each shard's temporaries are released when it finishes.
+    /// B / <see cref="MinShardSize"/>) shards (at least one), each shard on its own thread into pieces of
+    /// <see cref="MicroBatch"/> (one piece when 0), runs <paramref name="loss"/>(replica, piece inputs, piece labels,
+    /// piece index) and its backward pass for each piece, and adds the size-weighted sum of the pieces' gradients to
+    /// the model's parameters' Grad. Pieces are numbered over the whole batch in order (without micro-batches, the
+    /// shard index). Each piece's temporaries are released when it finishes.
     /// </summary>
     public ShardedBackwardResult Backward(Tensor x, Tensor labels, Func<Module, Tensor, Tensor, int, ShardLoss> loss)
     {
@@ -112,25 +128,41 @@ public sealed class DataParallel
         var correct = new int?[shards];
         var xd = x.Detach();
         var yd = labels.Detach();
+        int micro = MicroBatch;
+        // Pieces of the shards, numbered over the whole batch in order (the loss's index; shard k when uncut).
+        var firstPiece = new int[shards + 1];
+        for (int k = 0; k < shards; k++) firstPiece[k + 1] = firstPiece[k] + Pieces(Shard(k, shards, n).Count, micro);
         CpuThreads.ForEach(shards, k =>
         {
             var (start, count) = Shard(k, shards, n);
             var replica = _replicas[k];
-            using var scope = TensorScope.Begin(includeCpu: true);
             replica.Sync();
             var ps = replica.ReplicaParameters;
-            foreach (var p in ps) p.Grad = null;
-            var ys = yd.NarrowRows(start, count);
-            var r = loss(replica, xd.NarrowRows(start, count), ys, k);
-            if (r.Loss is null || r.Loss.Numel != 1) throw new InvalidOperationException("DataParallel: the shard loss must be a scalar tensor.");
-            losses[k] = r.Loss.Item();
-            correct[k] = r.Logits is { } z ? Accuracy.CountCorrect(z, ys) : null;
-            r.Loss.Backward();
-            for (int i = 0; i < ps.Count; i++)
+            var acc = _grads[k];
+            foreach (var a in acc) a.Fill_(0);
+            int pieces = firstPiece[k + 1] - firstPiece[k];
+            double lossSum = 0;
+            int? right = 0;
+            for (int j = 0; j < pieces; j++)
             {
-                if (ps[i].Grad is { } g) _grads[k][i].CopyFrom(g);
-                else _grads[k][i].Fill_(0);
+                var (offset, size) = Shard(j, pieces, count);
+                // Each piece's temporaries go back to the pool before the next one runs: its activations stay in cache.
+                using var scope = TensorScope.Begin(includeCpu: true);
+                foreach (var p in ps) p.Grad = null;
+                var ys = yd.NarrowRows(start + offset, size);
+                var r = loss(replica, xd.NarrowRows(start + offset, size), ys, firstPiece[k] + j);
+                if (r.Loss is null || r.Loss.Numel != 1) throw new InvalidOperationException("DataParallel: the shard loss must be a scalar tensor.");
+                lossSum += (double)r.Loss.Item() * size;
+                right = right is int c && r.Logits is { } z ? c + Accuracy.CountCorrect(z, ys) : null;
+                r.Loss.Backward();
+                // The shard's mean-loss gradient: each piece's weighted by its share of the shard (exactly the
+                // piece's gradient when the shard is one piece).
+                float share = (float)size / count;
+                for (int i = 0; i < ps.Count; i++)
+                    if (ps[i].Grad is { } g) g.K.Axpy(share, g.Buf, acc[i].Buf, acc[i].Numel);
             }
+            losses[k] = (float)(lossSum / count);
+            correct[k] = right;
         });
 
         double total = 0;
@@ -153,6 +185,9 @@ public sealed class DataParallel
         }
         return new ShardedBackwardResult((float)(total / n), right, shards);
     }
+
+    /// <summary>How many pieces of at least <paramref name="micro"/> examples a shard of <paramref name="count"/> is cut into (1 when micro is 0).</summary>
+    private static int Pieces(int count, int micro) => micro > 0 ? Math.Max(1, count / micro) : 1;
 
     /// <summary>Rows [Start, Start + Count) of shard k of <paramref name="shards"/> over n rows (sizes differ by at most one).</summary>
     private static (int Start, int Count) Shard(int k, int shards, int n)

@@ -59,10 +59,13 @@ public class DataParallelTests
         Assert.That(mine.All(t => t.Grad == null), Is.True);
     }
 
-    [TestCase(2, 64)]
-    [TestCase(3, 100)]   // shards of 33, 33, 34: the weighting by size matters
-    [TestCase(4, 130)]
-    public void ShardedGradientIsTheWholeBatchGradient(int shards, int batch)
+    [TestCase(2, 64, 0)]
+    [TestCase(3, 100, 0)]   // shards of 33, 33, 34: the weighting by size matters
+    [TestCase(4, 130, 0)]
+    [TestCase(2, 130, 16)]  // shards of 65, each in 4 pieces of 16 or 17
+    [TestCase(1, 100, 32)]  // one shard in pieces of 33, 33, 34
+    [TestCase(3, 100, 40)]  // micro-batches larger than half a shard: shards whole
+    public void ShardedGradientIsTheWholeBatchGradient(int shards, int batch, int micro)
     {
         var x = Inputs(batch, 11); var y = Labels(batch, 12);
         var p = Perturbation.LInf(0.03f, 0, 1);
@@ -79,10 +82,16 @@ public class DataParallelTests
             var lossWhole = f(whole, x, y);
             lossWhole.Backward();
             var model = Net(13);
-            var dp = new DataParallel(model, shards);
+            var dp = new DataParallel(model, shards) { MicroBatch = micro };
             ShardedBackwardResult r = default;
-            Approx.WithThreads(2, () => r = dp.Backward(x, y, (m, xs, ys, k) => new ShardLoss(f(m, xs, ys), null)));
+            var pieces = new System.Collections.Concurrent.ConcurrentBag<(int Index, int Size)>();
+            Approx.WithThreads(2, () => r = dp.Backward(x, y, (m, xs, ys, k) => { pieces.Add((k, xs.Dims[0])); return new ShardLoss(f(m, xs, ys), null); }));
             Assert.That(r.Shards, Is.EqualTo(shards), name);
+            // Pieces are numbered over the batch, cover it, and are as cut: micro-batches of at least `micro` (or whole shards).
+            int perShard = micro > 0 ? Math.Max(1, batch / shards / micro) : 1;
+            Assert.That(pieces.Select(q => q.Index).Order(), Is.EqualTo(Enumerable.Range(0, shards * perShard)), name);
+            Assert.That(pieces.Sum(q => q.Size), Is.EqualTo(batch), name);
+            if (perShard > 1) Assert.That(pieces.Select(q => q.Size), Is.All.InRange(micro, 2 * micro - 1), name);
             Assert.That(r.Loss, Is.EqualTo(lossWhole.Item()).Within(1e-5f * Math.Abs(lossWhole.Item())), name);
             Assert.That(r.CleanCorrect, Is.Null, name);
             AssertClose(Grads(model), Grads(whole), $"{name}, {shards} shards of {batch}");
@@ -146,6 +155,38 @@ public class DataParallelTests
         var a = Train(TrainMethod.MtlIbp, true);
         var b = Train(TrainMethod.MtlIbp, true);
         for (int i = 0; i < a.Length; i++) Assert.That(b[i], Is.EqualTo(a[i]), $"parameter {i}");
+    }
+
+    [Test]
+    public void MicroBatchesOnOneThreadTrainAsTheWholeBatch()
+    {
+        var x = Inputs(128, 71); var y = TeacherLabels(x);
+        var data = new TensorDataset(x, y);
+        float[][] Train(int micro)
+        {
+            var net = Net(72);
+            var o = new CertifiedTrainingOptions
+            {
+                Method = TrainMethod.Ibp, Eps = 0.02f, Epochs = 3, WarmupEpochs = 1, RampEpochs = 1, BatchSize = 128, MicroBatch = micro,
+            };
+            var losses = new List<float>();
+            Approx.WithThreads(1, () => CertifiedTrainer.Fit(net, data, o, s => losses.Add(s.Loss)));
+            Assert.That(losses, Has.Count.EqualTo(3).And.All.Matches<float>(float.IsFinite));
+            return net.Parameters().Select(t => t.ToArray()).ToArray();
+        }
+        var whole = Train(0);
+        var pieces = Train(32);
+        bool moved = false;
+        for (int i = 0; i < whole.Length; i++)
+            for (int j = 0; j < whole[i].Length; j++)
+            {
+                Assert.That(pieces[i][j], Is.EqualTo(whole[i][j]).Within(1e-4f), $"parameter {i}[{j}]");
+                moved |= pieces[i][j] != whole[i][j];
+            }
+        // Four pieces add their gradients in another order: if nothing differs at all, the cut did not happen.
+        Assert.That(moved, Is.True, "micro-batched training left bit-identical weights: were the pieces run?");
+        Assert.Throws<ArgumentException>(() => new CertifiedTrainingOptions { Eps = 0.1f, MicroBatch = -1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DataParallel(Net(1), 1).MicroBatch = -1);
     }
 
     [Test]
