@@ -96,6 +96,11 @@ public static unsafe partial class Sgemm
         if (2.0 * m * n * k < SerialFlops) threads = 1;
         if ((m == 1 || n == 1) && GemmGemv.TryRun(avx512, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
             return;
+        if (GemmDots.Applies(avx512, transA, transB, m, n, k))
+        {
+            GemmDots.Run(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+            return;
+        }
 
         int mPanels = (m + mr - 1) / mr, nPanels = (n + nr - 1) / nr;
         // Split the dimension whose panels divide more evenly over the threads; columns on a tie (each thread then

@@ -166,6 +166,26 @@ public unsafe class SgemmTests
     }
 
     [Test]
+    public void FewRowsTimesTransposedBAreRowDotsThatDoNotDependOnTheThreads()
+    {
+        // C = A·Bᵀ with at most GemmDots.MaxM rows: the dot-product path (edge blocks in both operands, k tails of 1
+        // to 15 floats, padded leading dimensions, every alpha/beta formula), checked against the reference and
+        // across thread counts bit for bit; the last shapes sit just outside the path.
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) Assert.Ignore("needs AVX-512");
+        var rng = new Random(6);
+        (float alpha, float beta)[] scalars = [(1, 0), (-0.5f, 0.75f), (1, 1), (2, -1)];
+        foreach (var (m, n, k) in new[] { (32, 100, 1568), (2, 2, 64), (4, 5, 80), (7, 11, 143), (64, 23, 97), (33, 101, 1000), (65, 40, 200), (8, 40, 63) })
+            for (int s = 0; s < scalars.Length; s++)
+            {
+                var p = Problem.Make(rng, false, true, m, n, k, scalars[s].alpha, scalars[s].beta, pad: s);
+                Assert.That(GemmDots.Applies(true, p.TA, p.TB, m, n, k), Is.EqualTo(m <= GemmDots.MaxM && k >= GemmDots.MinK), p.Describe());
+                var one = p.RunFast(1);
+                p.Check(one, p.RunReference(), "dots");
+                Assert.That(p.RunFast(2), Is.EqualTo(one), $"threads=2 differs from threads=1 bitwise: {p.Describe()}");
+            }
+    }
+
+    [Test]
     public void LargeProblemCrossesEveryBlockBoundaryAndIsThreadCountInvariant()
     {
         // 300×520×700 spans two k-blocks, two column blocks, row and column tails; 1200 rows spans two row blocks;
