@@ -21,7 +21,7 @@ namespace Engine.Cpu;
 /// Work is split by images (one contiguous chunk per thread, each with its own scratch); results do not depend on
 /// the thread count except the weight gradient, whose per-thread partial sums are added in a fixed order.
 /// </summary>
-internal static unsafe class DirectConv
+internal static unsafe partial class DirectConv
 {
     /// <summary>Most channels across the lanes: output channels (forward, weight gradient), input channels (input gradient).</summary>
     internal const int MaxChannels = 64;
@@ -302,6 +302,13 @@ internal static unsafe class DirectConv
             public long Start;
             public int[] OffsetArray = [];
             public int* Offsets;
+            /// <summary>
+            /// The flat form's taps (jh, jw), 5 ints each: dy's shift from the output's flat index on dy's grid,
+            /// (U0 − jh)·OutW + (V0 − jw), and the outputs whose shifted read is inside dy: u' in [jh − U0,
+            /// OutH + jh − U0), v' in [jw − V0, OutW + jw − V0).
+            /// </summary>
+            public int[] FlatTapArray = [];
+            public int* FlatTaps;
         }
 
         public readonly int S;
@@ -385,7 +392,25 @@ internal static unsafe class DirectConv
             }
             Phases = phases;
             ImageLen = start;
+            foreach (var ph in phases)
+            {
+                if (ph.Flat == 0) continue;
+                ph.FlatTapArray = GC.AllocateArray<int>(5 * ph.Mh * ph.Mw, pinned: true);
+                ph.FlatTaps = (int*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref ph.FlatTapArray[0]);
+                for (int t = 0; t < ph.Mh * ph.Mw; t++)
+                {
+                    int jh = t / ph.Mw, jw = t % ph.Mw, shift = (ph.U0 - jh) * g.OutW + (ph.V0 - jw);
+                    ph.FlatTapArray[5 * t] = shift;
+                    ph.FlatTapArray[5 * t + 1] = jh - ph.U0; ph.FlatTapArray[5 * t + 2] = g.OutH + jh - ph.U0;
+                    ph.FlatTapArray[5 * t + 3] = jw - ph.V0; ph.FlatTapArray[5 * t + 4] = g.OutW + jw - ph.V0;
+                    MinShift = Math.Min(MinShift, shift);
+                    MaxShift = Math.Max(MaxShift, shift);
+                }
+            }
         }
+
+        /// <summary>The flat form's least and greatest shift over all taps (≤ 0 and ≥ 0).</summary>
+        public readonly int MinShift, MaxShift;
 
         /// <summary>A zero-padded window of dy: rows from Row0, columns from Col0, Hp by Wp per channel, at Start.</summary>
         public sealed class Window
@@ -453,6 +478,11 @@ internal static unsafe class DirectConv
     {
         var geo = g;
         var l = BackLayout.For(geo);
+        if (FlatApplies(l, geo))
+        {
+            BackwardInputFlat(pdy, pw, pdx, geo, l);
+            return;
+        }
         int cin = geo.InChannels, cp = Pad(cin), s = l.S, kh = geo.KernelH, kw = geo.KernelW, cout = geo.OutChannels;
         int phases = l.Phases.Length, width = geo.Width;
         // Per residue and block of 8 input channels: [taps (co, jh, jw), 8] of w[co, ci, rh + s·jh, rw + s·jw] (zero past Cin).

@@ -160,4 +160,55 @@ internal static unsafe class DirectConvTiles
         r6a.Store(o + 6 * ldo); r6b.Store(o + 6 * ldo + 16);
         r7a.Store(o + 7 * ldo); r7b.Store(o + 7 * ldo + 16);
     }
+
+    /// <summary>
+    /// Masked pixel-vector tile of <see cref="DirectConv"/>'s flat input gradient: out[r, q] = Σ_(t, co)
+    /// w[t, co, r] · src[co·ld + q + shift_t] for the 8 channels r and 32 consecutive flat pixels q, where for each of
+    /// the <paramref name="taps2"/> taps t, info holds (shift, uLo, uHi, vLo, vHi) and lane q reads only when its row
+    /// uIdx[q] is in [uLo, uHi) and its column vIdx[q] in [vLo, vHi) (else zero). Every lane is loaded and the
+    /// masked ones cleared (an AND: masked loads cost two more instructions each as the JIT emits them), so src must be
+    /// readable at every shifted address. w holds 8 floats per (t, co), taps outer; out rows are ldo apart.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PixelsMasked(int cout, int taps2, float* src, nint ld, int* info, int* uIdx, int* vIdx, float* w, float* o, nint ldo)
+    {
+        Vector512<float> r0a = default, r0b = default, r1a = default, r1b = default;
+        Vector512<float> r2a = default, r2b = default, r3a = default, r3b = default;
+        Vector512<float> r4a = default, r4b = default, r5a = default, r5b = default;
+        Vector512<float> r6a = default, r6b = default, r7a = default, r7b = default;
+        var u0 = Vector512.Load(uIdx); var u1 = Vector512.Load(uIdx + 16);
+        var v0 = Vector512.Load(vIdx); var v1 = Vector512.Load(vIdx + 16);
+        for (int t = 0; t < taps2; t++, info += 5)
+        {
+            var uLo = Vector512.Create(info[1]); var uHi = Vector512.Create(info[2]);
+            var vLo = Vector512.Create(info[3]); var vHi = Vector512.Create(info[4]);
+            var m0 = (Vector512.GreaterThanOrEqual(u0, uLo) & Vector512.LessThan(u0, uHi) & Vector512.GreaterThanOrEqual(v0, vLo) & Vector512.LessThan(v0, vHi)).AsSingle();
+            var m1 = (Vector512.GreaterThanOrEqual(u1, uLo) & Vector512.LessThan(u1, uHi) & Vector512.GreaterThanOrEqual(v1, vLo) & Vector512.LessThan(v1, vHi)).AsSingle();
+            float* bp = src + info[0];
+            for (int co = 0; co < cout; co++)
+            {
+                Vector512<float> b0 = Vector512.Load(bp) & m0;
+                Vector512<float> b1 = Vector512.Load(bp + 16) & m1;
+                Vector512<float> a;
+                a = Vector512.Create(w[0]); r0a = Avx512F.FusedMultiplyAdd(a, b0, r0a); r0b = Avx512F.FusedMultiplyAdd(a, b1, r0b);
+                a = Vector512.Create(w[1]); r1a = Avx512F.FusedMultiplyAdd(a, b0, r1a); r1b = Avx512F.FusedMultiplyAdd(a, b1, r1b);
+                a = Vector512.Create(w[2]); r2a = Avx512F.FusedMultiplyAdd(a, b0, r2a); r2b = Avx512F.FusedMultiplyAdd(a, b1, r2b);
+                a = Vector512.Create(w[3]); r3a = Avx512F.FusedMultiplyAdd(a, b0, r3a); r3b = Avx512F.FusedMultiplyAdd(a, b1, r3b);
+                a = Vector512.Create(w[4]); r4a = Avx512F.FusedMultiplyAdd(a, b0, r4a); r4b = Avx512F.FusedMultiplyAdd(a, b1, r4b);
+                a = Vector512.Create(w[5]); r5a = Avx512F.FusedMultiplyAdd(a, b0, r5a); r5b = Avx512F.FusedMultiplyAdd(a, b1, r5b);
+                a = Vector512.Create(w[6]); r6a = Avx512F.FusedMultiplyAdd(a, b0, r6a); r6b = Avx512F.FusedMultiplyAdd(a, b1, r6b);
+                a = Vector512.Create(w[7]); r7a = Avx512F.FusedMultiplyAdd(a, b0, r7a); r7b = Avx512F.FusedMultiplyAdd(a, b1, r7b);
+                w += Channels;
+                bp += ld;
+            }
+        }
+        r0a.Store(o + 0 * ldo); r0b.Store(o + 0 * ldo + 16);
+        r1a.Store(o + 1 * ldo); r1b.Store(o + 1 * ldo + 16);
+        r2a.Store(o + 2 * ldo); r2b.Store(o + 2 * ldo + 16);
+        r3a.Store(o + 3 * ldo); r3b.Store(o + 3 * ldo + 16);
+        r4a.Store(o + 4 * ldo); r4b.Store(o + 4 * ldo + 16);
+        r5a.Store(o + 5 * ldo); r5b.Store(o + 5 * ldo + 16);
+        r6a.Store(o + 6 * ldo); r6b.Store(o + 6 * ldo + 16);
+        r7a.Store(o + 7 * ldo); r7b.Store(o + 7 * ldo + 16);
+    }
 }

@@ -107,6 +107,48 @@ public class ConvKernelTests
     public void ForwardAndBothBackwardsMatchDirectConvolution() => CheckAll(30);
 
     [Test]
+    public void PerImageInputGradientMatchesToo()
+    {
+        // The direct input gradient's per-image form, on the geometries the flat form would otherwise take.
+        bool saved = DirectConv.FlatInputGradient;
+        DirectConv.FlatInputGradient = false;
+        try { CheckAll(31); }
+        finally { DirectConv.FlatInputGradient = saved; }
+    }
+
+    [Test]
+    public void FlatInputGradientRunsChunksOfImagesAcrossThreads()
+    {
+        if (!DirectConv.Supported) Assert.Ignore("No AVX-512: the direct convolution is not used on this CPU.");
+        // Enough images for several chunks per thread and a short last one; stride 2 (the CNN's second layer, and
+        // with padding 2 residues whose outputs do not fill dy's grid) and stride 1 ("same" padding).
+        var rng = new Random(37);
+        int savedThreads = CpuThreads.Count;
+        try
+        {
+            foreach (var g in new[] { new Conv2dGeometry(101, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(90, 8, 13, 15, 24, 4, 4, 2, 2, 2, 2),
+                                      new Conv2dGeometry(70, 12, 9, 10, 20, 3, 3, 1, 1, 1, 1) })
+            {
+                Assert.That(DirectConv.UsesFlatInputGradient(g), Is.True, g.ToString());
+                var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
+                var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+                var want = ConvReference.Conv2dBackwardInput(dy, w, g);
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    CpuThreads.Count = threads;
+                    var dx = Tensor.Full([g.Batch * g.InChannels * g.InPixels], float.NaN);
+                    K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
+                    TestData.Close(dx.ToArray(), want, what: $"dx {g}, {threads} threads");
+                }
+            }
+        }
+        finally { CpuThreads.Count = savedThreads; }
+        // A convolution without padding has more input than output pixels per residue: the per-image form.
+        Assert.That(DirectConv.UsesFlatInputGradient(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.False);
+        Assert.That(DirectConv.AppliesBackwardInput(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.True);
+    }
+
+    [Test]
     public void SubpixelInputGradientHandlesUnequalStridesAndBatchChunks()
     {
         // Kernel (4, 3) with stride (2, 3), and 3x2 kernels with stride (1, 2): residues differ per axis. A small chunk
