@@ -229,6 +229,11 @@ internal static unsafe partial class DirectConv
     public static void Forward(float* px, float* pw, float* pb, float* py, in Conv2dGeometry g)
     {
         var geo = g;
+        if (FlatForward && PolyLayout.For(geo) is { } poly)
+        {
+            ForwardFlat(px, pw, pb, py, geo, poly);
+            return;
+        }
         var l = Layout.For(geo);
         int cout = geo.OutChannels, cp = Pad(cout), taps = l.Taps, np = geo.OutPixels;
         var wBuf = ScratchPool.Rent((long)taps * cp + cp);

@@ -18,8 +18,9 @@ internal static unsafe partial class DirectConv
     /// <summary>Settable so tests can run the per-image form on geometries this one takes.</summary>
     internal static bool FlatInputGradient = true;
 
-    // Floats of per-thread scratch (dy's copy plus the residues' outputs) a chunk of images is sized to (~768 KB).
-    private const long FlatChunkFloats = 3 << 16;
+    // Floats of per-thread scratch (the copied operand plus the outputs) a chunk of images is sized to (256 KB): a
+    // quarter of the core's L2, so the step's other operands stay there.
+    private const long FlatChunkFloats = 1 << 16;
 
     /// <summary>Whether the input gradient of a geometry takes the flat form (tests).</summary>
     internal static bool UsesFlatInputGradient(in Conv2dGeometry g) => AppliesBackwardInput(g) && FlatApplies(BackLayout.For(g), g);
@@ -90,16 +91,16 @@ internal static unsafe partial class DirectConv
             long dyLen = lead + (long)cout * ld + l.MaxShift + 32;
             var dyBuf = ScratchPool.Rent(dyLen);
             var chanBuf = ScratchPool.Rent(chanLen * phases);
-            var idxBuf = GC.AllocateUninitializedArray<int>(2 * tilesLen, pinned: true);
+            var idxBuf = ScratchPool.Rent(2L * tilesLen);
             float* dyc = ScratchPool.Ptr(dyBuf) + lead, chan0 = ScratchPool.Ptr(chanBuf);
             // A residue no kernel tap reaches (kernel smaller than the stride) contributes zeros. Every other scratch
             // float is either written before it is read or read only by masked lanes (cleared by an AND, NaN or not).
             for (int i = 0; i < phases; i++)
                 if (l.Phases[i].Flat == 0) new Span<float>(chan0 + i * chanLen, (int)chanLen).Clear();
-            fixed (int* idx = idxBuf)
+            
             {
                 // Each lane's output row u' and column v' within its image (far out of range past the chunk: masked).
-                int* uIdx = idx, vIdx = idx + tilesLen;
+                int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
                 int f = 0;
                 for (int n = 0; n < chunk; n++)
                     for (int u = 0; u < outH; u++)
@@ -133,6 +134,7 @@ internal static unsafe partial class DirectConv
                         Scatter(pdx + (c0 + n) * inImage, chan0, chanLen, ld, (long)n * px, l, geo, interleave);
                 }
             }
+            ScratchPool.Return(idxBuf);
             ScratchPool.Return(chanBuf);
             ScratchPool.Return(dyBuf);
         });

@@ -107,13 +107,50 @@ public class ConvKernelTests
     public void ForwardAndBothBackwardsMatchDirectConvolution() => CheckAll(30);
 
     [Test]
-    public void PerImageInputGradientMatchesToo()
+    public void PerImageFormsMatchToo()
     {
-        // The direct input gradient's per-image form, on the geometries the flat form would otherwise take.
-        bool saved = DirectConv.FlatInputGradient;
+        // The direct forward's channel-lane form and the input gradient's per-image form, on the geometries the flat
+        // forms would otherwise take.
+        bool saved = DirectConv.FlatInputGradient, savedForward = DirectConv.FlatForward;
         DirectConv.FlatInputGradient = false;
+        DirectConv.FlatForward = false;
         try { CheckAll(31); }
-        finally { DirectConv.FlatInputGradient = saved; }
+        finally { DirectConv.FlatInputGradient = saved; DirectConv.FlatForward = savedForward; }
+    }
+
+    [Test]
+    public void FlatForwardRunsChunksOfImagesAcrossThreads()
+    {
+        if (!DirectConv.Supported) Assert.Ignore("No AVX-512: the direct convolution is not used on this CPU.");
+        // Several chunks per thread and a short last one; the CNN's two layers (stride 2, one and 16 input channels),
+        // a component smaller than the output grid (15 rows at stride 2 with padding 2: the odd rows' component has
+        // 7 of the grid's 8 rows), stride 1 with "same" padding, and dilation.
+        var rng = new Random(38);
+        int savedThreads = CpuThreads.Count;
+        try
+        {
+            foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
+                                      new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
+                                      new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2) })
+            {
+                Assert.That(DirectConv.UsesFlatForward(g), Is.True, g.ToString());
+                var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
+                var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+                var b = TestData.Random(rng, g.OutChannels);
+                var want = ConvReference.Conv2dForward(x, w, b, g);
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    CpuThreads.Count = threads;
+                    var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
+                    K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, Tensor.FromArray(b).Buf, y.Buf, g);
+                    TestData.Close(y.ToArray(), want, what: $"forward {g}, {threads} threads");
+                }
+            }
+        }
+        finally { CpuThreads.Count = savedThreads; }
+        // Without padding the input has more rows than the output grid: the channel-lane form.
+        Assert.That(DirectConv.UsesFlatForward(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.False);
+        Assert.That(DirectConv.Applies(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.True);
     }
 
     [Test]
