@@ -67,8 +67,13 @@ internal static class BackwardEngine
 
     private static void AccumulateLeaf(Tensor leaf, Tensor g)
     {
-        // Leaf grads are owned copies so optimisers and clipping may scale them in place.
-        leaf.Grad = leaf.Grad == null ? g.Clone() : Sum(leaf.Grad, g);
+        // Leaf grads are owned copies so optimisers and clipping may scale them in place, and later gradients are
+        // added into them in place (as torch accumulates .grad): a weight used several times in one pass (a layer's
+        // weight in the clean, centre and radius passes of certified training) costs one buffer, not one per use.
+        if (leaf.Grad is { } have && have.Device == g.Device && ShapeUtil.SameShape(have.Dims, g.Dims) && !ReferenceEquals(have.Storage, g.Storage))
+            have.K.Axpy(1f, g.Buf, have.Buf, have.Numel);
+        else
+            leaf.Grad = leaf.Grad == null ? g.Clone() : Sum(leaf.Grad, g);
     }
 
     private static List<GradFn> TopologicalOrder(GradFn root)

@@ -143,23 +143,27 @@ public sealed class DataParallel
             int pieces = firstPiece[k + 1] - firstPiece[k];
             double lossSum = 0;
             int? right = 0;
+            // The replica's gradients are the shard's buffers (zero), which the pieces' backward passes add into.
+            for (int i = 0; i < ps.Count; i++) ps[i].Grad = acc[i];
             for (int j = 0; j < pieces; j++)
             {
                 var (offset, size) = Shard(j, pieces, count);
                 // Each piece's temporaries go back to the pool before the next one runs: its activations stay in cache.
                 using var scope = TensorScope.Begin(includeCpu: true);
-                foreach (var p in ps) p.Grad = null;
                 var ys = yd.NarrowRows(start + offset, size);
                 var r = loss(replica, xd.NarrowRows(start + offset, size), ys, firstPiece[k] + j);
                 if (r.Loss is null || r.Loss.Numel != 1) throw new InvalidOperationException("DataParallel: the shard loss must be a scalar tensor.");
                 lossSum += (double)r.Loss.Item() * size;
                 right = right is int c && r.Logits is { } z ? c + Accuracy.CountCorrect(z, ys) : null;
-                r.Loss.Backward();
                 // The shard's mean-loss gradient: each piece's weighted by its share of the shard (exactly the
                 // piece's gradient when the shard is one piece).
-                float share = (float)size / count;
-                for (int i = 0; i < ps.Count; i++)
-                    if (ps[i].Grad is { } g) g.K.Axpy(share, g.Buf, acc[i].Buf, acc[i].Numel);
+                if (pieces == 1) r.Loss.Backward();
+                else (r.Loss * ((float)size / count)).Backward();
+            }
+            for (int i = 0; i < ps.Count; i++)
+            {
+                if (!ReferenceEquals(ps[i].Grad, acc[i])) throw new InvalidOperationException("DataParallel: the loss replaced a parameter's gradient buffer; it may only add to it.");
+                ps[i].Grad = null;
             }
             losses[k] = (float)(lossSum / count);
             correct[k] = right;

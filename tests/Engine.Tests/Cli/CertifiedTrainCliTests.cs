@@ -64,8 +64,9 @@ public class CertifiedTrainCliTests
                               "--batch", "128", "--pgd-steps", "1", "--kappa-start", "0", "--out", weights, "--threads", "2");
         Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
         Assert.That(t.Lines.Any(l => l.Contains("cnn-4layer (205,730 parameters)", StringComparison.Ordinal)), t.ToString());
-        // Two threads and 128-example batches: one 64-example shard per thread, each on its own replica.
-        Assert.That(t.Lines.Any(l => l.StartsWith("train ", StringComparison.Ordinal) && l.EndsWith("2 threads (data parallel: 2 shards per batch)", StringComparison.Ordinal)), t.ToString());
+        // Two threads and 128-example batches: one 64-example shard per thread, each on its own replica, run as two
+        // micro-batches of 32 (the default).
+        Assert.That(t.Lines.Any(l => l.StartsWith("train ", StringComparison.Ordinal) && l.EndsWith("2 threads (data parallel: 2 shards per batch, each in 2 micro-batches)", StringComparison.Ordinal)), t.ToString());
         Assert.That(t.Lines.Any(l => l.StartsWith("method mtlibp", StringComparison.Ordinal) && l.Contains("kappa 0 -> 0", StringComparison.Ordinal)), t.ToString());
         var epochs = t.Lines.Where(l => l.StartsWith("epoch", StringComparison.Ordinal)).ToArray();
         Assert.That(epochs, Has.Length.EqualTo(2), t.ToString());
@@ -77,6 +78,23 @@ public class CertifiedTrainCliTests
         var e = CliRunner.Run("eval", weights, "--threads", "2");
         Assert.That(e.ExitCode, Is.EqualTo(0), e.ToString());
         Assert.That(JsonDocument.Parse(e.LastLine).RootElement.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(acc).Within(1e-4));
+    }
+
+    [Test]
+    public void MicroBatchOptionCutsShardsOrNot()
+    {
+        string Header(params string[] extra)
+        {
+            var t = CliRunner.Run(["train", "--model", "cnn-small", "--method", "ibp", "--eps", "0.05", "--epochs", "1", "--limit", "128",
+                                   "--batch", "128", "--out", Path.Combine(_tmp, "mb.safetensors"), "--threads", "2", .. extra]);
+            Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+            return t.Lines.First(l => l.StartsWith("train ", StringComparison.Ordinal));
+        }
+        Assert.That(Header("--micro-batch", "0"), Does.EndWith("(data parallel: 2 shards per batch)"));
+        Assert.That(Header("--micro-batch", "16"), Does.EndWith("(data parallel: 2 shards per batch, each in 4 micro-batches)"));
+        var bad = CliRunner.Run("train", "--method", "ibp", "--eps", "0.1", "--micro-batch", "-1");
+        Assert.That(bad.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(bad.ToString(), Does.Contain("--micro-batch"));
     }
 
     [Test]
