@@ -151,7 +151,8 @@ internal static unsafe class GemmGemv
                 RowSumRange(v512, r, ld, s * 16, Math.Min(len, e * 16), x, xs, k, c, cs, alpha, beta));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // The accumulator block is cleared before use: no need for the runtime to zero 4 KB of stack per call.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void RowSumRange(bool v512, float* r, int ld, int start, int end, float* x, int xs, int k, float* c, int cs,
                                     float alpha, float beta)
     {
@@ -207,9 +208,28 @@ internal static unsafe class GemmGemv
             for (; p < k; p++, rp += ld)
             {
                 float xp = x[(long)p * xs];
-                for (int j = 0; j < jb; j++) y[j] = MathF.FusedMultiplyAdd(rp[j], xp, y[j]);
+                int j = 0;
+                if (v512)
+                    for (var v = Vector512.Create(xp); j + 16 <= jb; j += 16)
+                        Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(rp + j), v, Vector512.Load(y + j)), y + j);
+                for (; j < jb; j++) y[j] = MathF.FusedMultiplyAdd(rp[j], xp, y[j]);
             }
-            for (int j = 0; j < jb; j++) Put(c + (long)(j0 + j) * cs, y[j], alpha, beta);
+            int o = 0;
+            if (v512 && cs == 1)
+            {
+                // The write formulas of Put, 16 at a time (C unread when beta is 0).
+                float* cc = c + j0;
+                var va = Vector512.Create(alpha); var vb = Vector512.Create(beta);
+                for (; o + 16 <= jb; o += 16)
+                {
+                    var acc = Vector512.Load(y + o);
+                    var res = beta == 0 ? acc * va
+                        : beta == 1 ? Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(cc + o))
+                        : Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(cc + o) * vb);
+                    res.Store(cc + o);
+                }
+            }
+            for (int j = o; j < jb; j++) Put(c + (long)(j0 + j) * cs, y[j], alpha, beta);
         }
     }
 

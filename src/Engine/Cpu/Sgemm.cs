@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 
@@ -96,6 +97,11 @@ public static unsafe partial class Sgemm
         if (2.0 * m * n * k < SerialFlops) threads = 1;
         if ((m == 1 || n == 1) && GemmGemv.TryRun(avx512, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
             return;
+        if (k == 1)
+        {
+            Outer(avx512, m, n, alpha, a, transA ? 1 : lda, b, transB ? ldb : 1, beta, c, ldc);
+            return;
+        }
         if (GemmDots.Applies(avx512, transA, transB, m, n, k))
         {
             GemmDots.Run(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
@@ -156,6 +162,38 @@ public static unsafe partial class Sgemm
         return (step + unit - 1) / unit * unit;
     }
 
+    /// <summary>
+    /// k = 1: C = alpha·a·bᵀ + beta·C, an outer product (a[i] at a[i·sa], b[j] at b[j·sb]). Each product rounded once
+    /// and written with the micro-kernels' formulas, as the packed path computes it, without its packing and dispatch
+    /// (which cost ~50× the multiplies for the few-hundred-element outer products of batched bound computations).
+    /// </summary>
+    private static void Outer(bool avx512, int m, int n, float alpha, float* a, int sa, float* b, int sb, float beta, float* c, int ldc)
+    {
+        var va = Vector512.Create(alpha); var vb = Vector512.Create(beta);
+        for (int i = 0; i < m; i++)
+        {
+            float ai = a[(long)i * sa];
+            float* ci = c + (long)i * ldc;
+            int j = 0;
+            if (avx512 && sb == 1)
+                for (var vi = Vector512.Create(ai); j + 16 <= n; j += 16)
+                {
+                    var acc = vi * Vector512.Load(b + j);
+                    var r = beta == 0 ? acc * va
+                        : beta == 1 ? Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(ci + j))
+                        : Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(ci + j) * vb);
+                    r.Store(ci + j);
+                }
+            for (; j < n; j++)
+            {
+                float acc = ai * b[(long)j * sb];
+                ci[j] = beta == 0 ? acc * alpha
+                    : beta == 1 ? MathF.FusedMultiplyAdd(alpha, acc, ci[j])
+                    : MathF.FusedMultiplyAdd(alpha, acc, ci[j] * beta);
+            }
+        }
+    }
+
     /// <summary>One thread's whole GEMM on its share of C: the BLIS loop nest around the packed panels.</summary>
     private static void Block(bool avx512, int mr, int nr, bool transA, bool transB, int m, int n, int k, float alpha,
                               float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)
@@ -181,6 +219,7 @@ public static unsafe partial class Sgemm
     /// packing B would be a pure extra copy; the kernel reads full column panels of B in place (same arithmetic).
     /// (m = 1 goes to <see cref="GemmGemv"/>, which streams B row by row.)
     /// </summary>
+    [SkipLocalsInit]   // tmp is written by a beta-0 tile before it is read
     private static void SinglePanel(bool avx512, int nr, bool transA, int m, int n, int k, int kcStep, float alpha,
                                     float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)
     {
@@ -206,7 +245,7 @@ public static unsafe partial class Sgemm
     }
 
     /// <summary>All micro-tiles of one packed (mc×kc) A block times one packed (kc×nc) B block.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]   // tmp: as in SinglePanel
     private static void Macro(bool avx512, int mr, int nr, int mc, int nc, int kc, float* pa, float* pb,
                               float* c, int ldc, float alpha, float beta)
     {

@@ -33,13 +33,14 @@ public unsafe class SgemmPackedBTests
         {
             Sgemm.ForcedPath = path;
             // (m or n = 1 is left out: Run sends those to the matrix-vector path, which sums differently; so are the
-            // few-row A·Bᵀ shapes of GemmDots.) Odd sizes, k past one k-block (384), n past one column block (512) and short tail panels, transposed A
+            // few-row A·Bᵀ shapes of GemmDots; outer products (k = 1) are computed apart but must match bit for bit.) Odd sizes, k past one k-block (384), n past one column block (512) and short tail panels, transposed A
             // and B, beta 0 (C unread), 1 and other, and thread counts that split the columns unevenly.
             foreach (var (m, n, k, ta, tb, beta, threads) in new[]
                      {
                          (2, 3, 1, false, false, 0f, 1), (5, 7, 3, true, false, 1f, 1), (13, 33, 17, false, true, 0.5f, 1), (40, 20, 63, false, true, 1f, 2),
                          (66, 576, 1024, false, true, 0f, 2), (37, 601, 400, true, true, 1f, 3), (70, 129, 95, false, false, 0f, 3),
                          (12, 48, 785, false, false, 0f, 1), (100, 17, 33, true, false, -2f, 2),
+                         (9, 100, 1, false, true, 0f, 1), (6, 37, 1, true, false, 1f, 2), (5, 40, 1, false, false, -0.5f, 1),   // outer products
                      })
             {
                 CpuThreads.Count = threads;

@@ -91,6 +91,7 @@ public unsafe class SgemmTests
         (6, 16, 8), (7, 17, 33), (5, 8, 3), (24, 64, 100), (25, 65, 385), (15, 48, 31), (40, 20, 12), (3, 100, 2),
         (100, 3, 64), (37, 49, 400), (64, 64, 64), (65, 97, 769), (1, 70, 1000), (12, 64, 800), (3, 200, 900), (14, 33, 500),
         (1, 2000, 300), (300, 1, 2000), (1, 1, 1000), (1, 300, 37), (2, 50, 60),
+        (9, 100, 1), (17, 33, 1),   // outer products
     ];
 
     private static IEnumerable<Sgemm.Path> Paths()
@@ -143,7 +144,7 @@ public unsafe class SgemmTests
         {
             Sgemm.ForcedPath = path;
             foreach (var (alpha, beta) in scalars)
-                foreach (var (m, n, k) in new[] { (1, 1, 1), (13, 35, 20), (30, 70, 45), (14, 16, 9), (1, 40, 33), (33, 1, 40), (3, 40, 33) })
+                foreach (var (m, n, k) in new[] { (1, 1, 1), (13, 35, 20), (30, 70, 45), (14, 16, 9), (1, 40, 33), (33, 1, 40), (3, 40, 33), (7, 37, 1), (40, 3, 9) })
                     for (int combo = 0; combo < 4; combo++)
                     {
                         var p = Problem.Make(rng, (combo & 1) != 0, (combo & 2) != 0, m, n, k, alpha, beta, pad: 5);
