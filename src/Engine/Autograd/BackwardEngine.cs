@@ -65,6 +65,21 @@ internal static class BackwardEngine
         return a.Detach() + b.Detach();
     }
 
+    /// <summary>
+    /// For a backward rule whose gradient for <paramref name="t"/> is a product it can add in place (a GEMM with beta
+    /// 1): t's own gradient buffer when t is a leaf that requires grad (made here, uninitialised, when it has none:
+    /// <paramref name="fresh"/>, so the rule overwrites it), else null and the rule returns its gradient as usual. The
+    /// rule then returns null for t. Saves the separate buffer and the add that <see cref="AccumulateLeaf"/> would cost.
+    /// </summary>
+    internal static Tensor? LeafGradTarget(Tensor t, out bool fresh)
+    {
+        fresh = false;
+        if (t.GradFn != null || !t.RequiresGrad) return null;
+        if (t.Grad is { } have) return have.Device == t.Device && ShapeUtil.SameShape(have.Dims, t.Dims) ? have : null;
+        fresh = true;
+        return t.Grad = t.NewEmpty(t.Dims);
+    }
+
     private static void AccumulateLeaf(Tensor leaf, Tensor g)
     {
         // Leaf grads are owned copies so optimisers and clipping may scale them in place, and later gradients are

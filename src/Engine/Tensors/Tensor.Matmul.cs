@@ -101,9 +101,16 @@ public sealed partial class Tensor
             }
             if (wi.RequiresGrad)
             {
-                var dw = wi.NewEmpty(wi.Dims);
-                Gemm2d(g.K, true, false, outF, inF, rows, g.Buf, outF, xi.Buf, inF, dw.Buf, inF);
-                grads[1] = dw;
+                // A parameter's gradient is added straight into its Grad (the weight of a certified-training network
+                // is used three times per pass: clean, centre and radius).
+                if (Autograd.BackwardEngine.LeafGradTarget(wi, out bool fresh) is { } target)
+                    Gemm2d(g.K, true, false, outF, inF, rows, g.Buf, outF, xi.Buf, inF, target.Buf, inF, fresh ? 0f : 1f);
+                else
+                {
+                    var dw = wi.NewEmpty(wi.Dims);
+                    Gemm2d(g.K, true, false, outF, inF, rows, g.Buf, outF, xi.Buf, inF, dw.Buf, inF);
+                    grads[1] = dw;
+                }
             }
             if (ins.Length == 3 && ins[2].RequiresGrad)
             {
@@ -116,11 +123,11 @@ public sealed partial class Tensor
     }
 
     /// <summary>C = op(A) op(B) for one matrix; an empty inner dimension gives zeros.</summary>
-    private static void Gemm2d(IKernels k, bool tA, bool tB, int m, int n, int kk, Buf a, int lda, Buf b, int ldb, Buf c, int ldc)
+    private static void Gemm2d(IKernels k, bool tA, bool tB, int m, int n, int kk, Buf a, int lda, Buf b, int ldb, Buf c, int ldc, float beta = 0f)
     {
         if ((long)m * n == 0) return;
-        if (kk == 0) { k.Fill(c, m * n, 0f); return; }
-        k.Gemm(tA, tB, 1, m, n, kk, 1f, a, lda, 0, b, ldb, 0, 0f, c, ldc, 0);
+        if (kk == 0) { if (beta == 0) k.Fill(c, m * n, 0f); return; }
+        k.Gemm(tA, tB, 1, m, n, kk, 1f, a, lda, 0, b, ldb, 0, beta, c, ldc, 0);
     }
 
     /// <summary>

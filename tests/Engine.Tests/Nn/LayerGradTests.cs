@@ -33,6 +33,24 @@ public class LayerGradTests
     private static void Check(Op op, ForwardContext ctx, params Tensor[] inputs)
         => GradCheck.Assert(xs => op.Forward(ctx, xs), inputs, eps: 1e-2f, atol: 2e-3, rtol: 2e-2);
 
+    [Test]
+    public void AWeightUsedSeveralTimesAccumulatesInItsOwnGradient()
+    {
+        // Linear adds a parameter's gradient straight into its Grad (a beta-1 GEMM): three uses in one pass, one of
+        // them through |W| (not a leaf: the ordinary path), then a second pass on top of the first.
+        var x1 = Rand(20, 3, 4); var x2 = Rand(21, 2, 4);
+        GradCheck.Assert(t => Tensor.Linear(x1, t[0]).Square().Sum() + Tensor.Linear(x2, t[0].Abs()).Sum() + Tensor.Linear(x1, t[0], t[1]).Sum(),
+                         [AwayFromZero(22, 5, 4), Rand(23, 5)], eps: 1e-2f, atol: 2e-3, rtol: 2e-2);
+        var w = AwayFromZero(24, 5, 4).RequiresGrad_();
+        Tensor Loss() => Tensor.Linear(x1, w).Square().Sum() + Tensor.Linear(x2, w.Abs()).Sum() + Tensor.Linear(x2, w).Sum();
+        Loss().Backward();
+        var buffer = w.Grad!;
+        var once = buffer.ToArray();
+        Loss().Backward();
+        Assert.That(w.Grad, Is.SameAs(buffer), "the second pass adds into the same buffer");
+        Assert.That(w.Grad!.ToArray(), Is.EqualTo(once.Select(v => 2 * v).ToArray()).Within(1e-5f));
+    }
+
     [Test] public void LinearOp() => Check(new LinearOp(), Train, Rand(1, 3, 4), Rand(2, 5, 4), Rand(3, 5));
     [Test] public void LinearOpBatchedNoBias() => Check(new LinearOp(), Train, Rand(1, 2, 3, 4), Rand(2, 5, 4));
     [Test] public void MatMulOp() => Check(new MatMulOp(), Train, Rand(1, 3, 4), Rand(2, 4, 2));
