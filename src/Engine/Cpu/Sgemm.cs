@@ -21,6 +21,13 @@ public static unsafe partial class Sgemm
     internal const int MC = 1152;
     /// <summary>Largest micro-tile row count of any path.</summary>
     internal const int MaxMR = 14;
+
+    /// <summary>
+    /// Up to this many row panels (and B not transposed), B is read in place instead of packed: each of its elements
+    /// feeds only this many micro-tiles, so a packed copy costs more than it saves (e.g. a 32-row batch times a
+    /// layer's weight, where packing the weight on every call was a fifth of the GEMM).
+    /// </summary>
+    internal const int FewPanels = 4;
     /// <summary>Below this many flops (2·m·n·k, about 9 µs of one core) a GEMM stays on the calling thread: waking a pool thread costs a few µs.</summary>
     internal const double SerialFlops = 2.0 * 96 * 96 * 96;
 
@@ -199,9 +206,9 @@ public static unsafe partial class Sgemm
                               float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)
     {
         // kc depends on k alone, never on the thread split, so the summation order of every element is fixed.
-        if (m >= 2 && m <= mr && !transB)
+        if (m >= 2 && m <= FewPanels * mr && !transB)
         {
-            SinglePanel(avx512, nr, transA, m, n, k, BlockStep(k, KC, 16), alpha, a, lda, b, ldb, beta, c, ldc, ws);
+            SinglePanel(avx512, mr, nr, transA, m, n, k, BlockStep(k, KC, 16), alpha, a, lda, b, ldb, beta, c, ldc, ws);
             return;
         }
         BlockPackedB(avx512, mr, nr, transA, m, 0, n, k, alpha, a, lda, new StridedPackB(b, ldb, transB), beta, c, ldc, ws);
@@ -215,12 +222,13 @@ public static unsafe partial class Sgemm
     }
 
     /// <summary>
-    /// A GEMM with a single row panel (2 ≤ m ≤ MR) and row-major B: each B element is used by one micro-tile only, so
-    /// packing B would be a pure extra copy; the kernel reads full column panels of B in place (same arithmetic).
+    /// A GEMM with a few row panels (2 ≤ m ≤ FewPanels·MR) and row-major B: each B element is used by a few micro-tiles
+    /// only, so packing B would cost more than it saves; the kernel reads full column panels of B in place (same
+    /// arithmetic).
     /// (m = 1 goes to <see cref="GemmGemv"/>, which streams B row by row.)
     /// </summary>
     [SkipLocalsInit]   // tmp is written by a beta-0 tile before it is read
-    private static void SinglePanel(bool avx512, int nr, bool transA, int m, int n, int k, int kcStep, float alpha,
+    private static void SinglePanel(bool avx512, int mr, int nr, bool transA, int m, int n, int k, int kcStep, float alpha,
                                     float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace ws)
     {
         var tiles = avx512 ? Tiles512 : Tiles256;
@@ -228,18 +236,27 @@ public static unsafe partial class Sgemm
         for (int pc = 0; pc < k; pc += kcStep)
         {
             int kc = Math.Min(kcStep, k - pc);
-            GemmPack.PackA(transA, a, lda, 0, m, pc, kc, m, ws.A, avx512);
+            for (int ir = 0; ir < m; ir += mr)
+                GemmPack.PackA(transA, a, lda, ir, Math.Min(mr, m - ir), pc, kc, Math.Min(mr, m - ir), ws.A + (long)ir * kc, avx512);
             float betaK = pc == 0 ? beta : 1f;
             int full = n / nr * nr;
-            var tile = tiles[MaxMR + 1 + m];
+            // Each column panel of B, read in place, passes under every row panel while it is in cache.
             for (int jr = 0; jr < full; jr += nr)
-                tile(kc, ws.A, b + (long)pc * ldb + jr, ldb, c + jr, ldc, alpha, betaK);
+                for (int ir = 0; ir < m; ir += mr)
+                {
+                    int rows = Math.Min(mr, m - ir);
+                    tiles[MaxMR + 1 + rows](kc, ws.A + (long)ir * kc, b + (long)pc * ldb + jr, ldb, c + (long)ir * ldc + jr, ldc, alpha, betaK);
+                }
             if (full < n)
             {
                 int cols = n - full, w = GemmPack.PanelWidth(cols, nr);
                 GemmPack.PackB(false, b, ldb, pc, kc, full, cols, nr, ws.B, avx512);
-                tiles[(w == nr ? MaxMR + 1 : 0) + m](kc, ws.A, ws.B, w, tmp, w, 1f, 0f);
-                MergeEdge(tmp, w, c + full, ldc, m, cols, alpha, betaK);
+                for (int ir = 0; ir < m; ir += mr)
+                {
+                    int rows = Math.Min(mr, m - ir);
+                    tiles[(w == nr ? MaxMR + 1 : 0) + rows](kc, ws.A + (long)ir * kc, ws.B, w, tmp, w, 1f, 0f);
+                    MergeEdge(tmp, w, c + (long)ir * ldc + full, ldc, rows, cols, alpha, betaK);
+                }
             }
         }
     }

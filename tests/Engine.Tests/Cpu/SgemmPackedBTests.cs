@@ -40,7 +40,7 @@ public unsafe class SgemmPackedBTests
                          (2, 3, 1, false, false, 0f, 1), (5, 7, 3, true, false, 1f, 1), (13, 33, 17, false, true, 0.5f, 1), (40, 20, 63, false, true, 1f, 2),
                          (66, 576, 1024, false, true, 0f, 2), (37, 601, 400, true, true, 1f, 3), (70, 129, 95, false, false, 0f, 3),
                          (12, 48, 785, false, false, 0f, 1), (100, 17, 33, true, false, -2f, 2),
-                         (9, 100, 1, false, true, 0f, 1), (6, 37, 1, true, false, 1f, 2), (5, 40, 1, false, false, -0.5f, 1),   // outer products
+                         (9, 100, 1, false, true, 0f, 1), (30, 200, 390, false, false, 1f, 2), (48, 70, 50, true, false, 0f, 1), (6, 37, 1, true, false, 1f, 2), (5, 40, 1, false, false, -0.5f, 1),   // outer products
                      })
             {
                 CpuThreads.Count = threads;
