@@ -51,7 +51,14 @@ internal static class Training
         int correct = 0;
         using (new NoGrad())
             foreach (var (x, y) in new DataLoader(data, batch, shuffle: false))
-                correct += Accuracy.CountCorrect(model.Forward(device is null ? x : x.To(device)), y);
+            {
+                // Each batch's activations go back to the pool when it is counted, not to the finalizer queue: left to
+                // the GC, the 10,000 test images' ~400 MB of activations slowed the next epoch's training by up to 20 %.
+                using (TensorScope.Begin(includeCpu: true))
+                    correct += Accuracy.CountCorrect(model.Forward(device is null ? x : x.To(device)), y);
+                x.Storage.Dispose();
+                y.Storage.Dispose();
+            }
         model.Train(wasTraining);
         return (correct, data.Count);
     }
