@@ -118,6 +118,21 @@ public class ConvKernelTests
         finally { DirectConv.FlatInputGradient = saved; DirectConv.FlatForward = savedForward; }
     }
 
+    /// <summary>Runs a kernel on 1, 2 and 3 threads (splitting the batch unevenly) and checks each result against the reference.</summary>
+    private static void CheckOnThreadCounts(float[] want, string what, Func<float[]> run)
+    {
+        int saved = CpuThreads.Count;
+        try
+        {
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                CpuThreads.Count = threads;
+                TestData.Close(run(), want, what: $"{what}, {threads} threads");
+            }
+        }
+        finally { CpuThreads.Count = saved; }
+    }
+
     [Test]
     public void FlatForwardRunsChunksOfImagesAcrossThreads()
     {
@@ -126,28 +141,21 @@ public class ConvKernelTests
         // a component smaller than the output grid (15 rows at stride 2 with padding 2: the odd rows' component has
         // 7 of the grid's 8 rows), stride 1 with "same" padding, and dilation.
         var rng = new Random(38);
-        int savedThreads = CpuThreads.Count;
-        try
+        foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
+                                  new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
+                                  new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2) })
         {
-            foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
-                                      new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
-                                      new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2) })
+            Assert.That(DirectConv.UsesFlatForward(g), Is.True, g.ToString());
+            var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
+            var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+            var b = TestData.Random(rng, g.OutChannels);
+            CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, b, g), $"forward {g}", () =>
             {
-                Assert.That(DirectConv.UsesFlatForward(g), Is.True, g.ToString());
-                var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
-                var w = TestData.Random(rng, g.OutChannels * g.ColRows);
-                var b = TestData.Random(rng, g.OutChannels);
-                var want = ConvReference.Conv2dForward(x, w, b, g);
-                foreach (int threads in new[] { 1, 2, 3 })
-                {
-                    CpuThreads.Count = threads;
-                    var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
-                    K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, Tensor.FromArray(b).Buf, y.Buf, g);
-                    TestData.Close(y.ToArray(), want, what: $"forward {g}, {threads} threads");
-                }
-            }
+                var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
+                K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, Tensor.FromArray(b).Buf, y.Buf, g);
+                return y.ToArray();
+            });
         }
-        finally { CpuThreads.Count = savedThreads; }
         // Without padding the input has more rows than the output grid: the channel-lane form.
         Assert.That(DirectConv.UsesFlatForward(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.False);
         Assert.That(DirectConv.Applies(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.True);
@@ -160,26 +168,19 @@ public class ConvKernelTests
         // Enough images for several chunks per thread and a short last one; stride 2 (the CNN's second layer, and
         // with padding 2 residues whose outputs do not fill dy's grid) and stride 1 ("same" padding).
         var rng = new Random(37);
-        int savedThreads = CpuThreads.Count;
-        try
+        foreach (var g in new[] { new Conv2dGeometry(101, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(90, 8, 13, 15, 24, 4, 4, 2, 2, 2, 2),
+                                  new Conv2dGeometry(70, 12, 9, 10, 20, 3, 3, 1, 1, 1, 1) })
         {
-            foreach (var g in new[] { new Conv2dGeometry(101, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(90, 8, 13, 15, 24, 4, 4, 2, 2, 2, 2),
-                                      new Conv2dGeometry(70, 12, 9, 10, 20, 3, 3, 1, 1, 1, 1) })
+            Assert.That(DirectConv.UsesFlatInputGradient(g), Is.True, g.ToString());
+            var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
+            var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+            CheckOnThreadCounts(ConvReference.Conv2dBackwardInput(dy, w, g), $"dx {g}", () =>
             {
-                Assert.That(DirectConv.UsesFlatInputGradient(g), Is.True, g.ToString());
-                var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
-                var w = TestData.Random(rng, g.OutChannels * g.ColRows);
-                var want = ConvReference.Conv2dBackwardInput(dy, w, g);
-                foreach (int threads in new[] { 1, 2, 3 })
-                {
-                    CpuThreads.Count = threads;
-                    var dx = Tensor.Full([g.Batch * g.InChannels * g.InPixels], float.NaN);
-                    K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
-                    TestData.Close(dx.ToArray(), want, what: $"dx {g}, {threads} threads");
-                }
-            }
+                var dx = Tensor.Full([g.Batch * g.InChannels * g.InPixels], float.NaN);
+                K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
+                return dx.ToArray();
+            });
         }
-        finally { CpuThreads.Count = savedThreads; }
         // A convolution without padding has more input than output pixels per residue: the per-image form.
         Assert.That(DirectConv.UsesFlatInputGradient(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.False);
         Assert.That(DirectConv.AppliesBackwardInput(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.True);
