@@ -115,36 +115,35 @@ internal static unsafe partial class DirectConv
             // Grid cells no input pixel maps to are never written: zero once. Everything else is written before it
             // is read, or read only by masked lanes (cleared by an AND, NaN or not).
             if (l.Gaps) new Span<float>(xp - lead, (int)xLen).Clear();
+            // Each lane's output row and column within its image (far out of range past the chunk: masked).
+            int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
+            int f = 0;
+            for (int n = 0; n < chunk; n++)
+                for (int u = 0; u < l.OutH; u++)
+                    for (int v = 0; v < l.OutW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
+            for (; f < tilesLen; f++) uIdx[f] = vIdx[f] = 1 << 24;
+            for (int c0 = n0; c0 < n1; c0 += chunk)
             {
-                int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
-                int f = 0;
-                for (int n = 0; n < chunk; n++)
-                    for (int u = 0; u < l.OutH; u++)
-                        for (int v = 0; v < l.OutW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
-                for (; f < tilesLen; f++) uIdx[f] = vIdx[f] = 1 << 24;
-                for (int c0 = n0; c0 < n1; c0 += chunk)
+                int count = Math.Min(chunk, n1 - c0);
+                for (int n = 0; n < count; n++) Split(px + (c0 + n) * inImage, xp, planeLen, ld, (long)n * np, geo, l);
+                if (count < chunk)
+                    for (int p = 0; p < planes; p++)
+                        for (int ci = 0; ci < cin; ci++)
+                            new Span<float>(xp + p * planeLen + (long)ci * ld + (long)count * np, (chunk - count) * np).Clear();
+                int tiles = (count * np + 31) / 32;
+                for (int b = 0; b < blocks; b++)
                 {
-                    int count = Math.Min(chunk, n1 - c0);
-                    for (int n = 0; n < count; n++) Split(px + (c0 + n) * inImage, xp, planeLen, ld, (long)n * np, geo, l);
-                    if (count < chunk)
-                        for (int p = 0; p < planes; p++)
-                            for (int ci = 0; ci < cin; ci++)
-                                new Span<float>(xp + p * planeLen + (long)ci * ld + (long)count * np, (chunk - count) * np).Clear();
-                    int tiles = (count * np + 31) / 32;
-                    for (int b = 0; b < blocks; b++)
-                    {
-                        float* wb = wt + (long)b * taps2 * cin * cb;
-                        float* o = outp + (long)b * cb * ld;
-                        for (int t = 0; t < tiles; t++)
-                            DirectConvTiles.PixelsMasked(cin, taps2, xp + t * 32, ld, info, uIdx + t * 32, vIdx + t * 32, wb, o + t * 32, ld);
-                    }
-                    var rows = new RowCopy(np);
-                    for (int n = 0; n < count; n++)
-                    {
-                        float* y = py + (c0 + n) * outImage;
-                        for (int co = 0; co < cout; co++)
-                            rows.Run(outp + (long)co * ld + (long)n * np, y + (long)co * np, pb != null ? pb[co] : 0f);
-                    }
+                    float* wb = wt + (long)b * taps2 * cin * cb;
+                    float* o = outp + (long)b * cb * ld;
+                    for (int t = 0; t < tiles; t++)
+                        DirectConvTiles.PixelsMasked(cin, taps2, xp + t * 32, ld, info, uIdx + t * 32, vIdx + t * 32, wb, o + t * 32, ld);
+                }
+                var rows = new RowCopy(np);
+                for (int n = 0; n < count; n++)
+                {
+                    float* y = py + (c0 + n) * outImage;
+                    for (int co = 0; co < cout; co++)
+                        rows.Run(outp + (long)co * ld + (long)n * np, y + (long)co * np, pb != null ? pb[co] : 0f);
                 }
             }
             ScratchPool.Return(idxBuf);

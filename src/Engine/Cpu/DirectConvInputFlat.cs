@@ -46,9 +46,8 @@ internal static unsafe partial class DirectConv
         int outW = geo.OutW, outH = geo.OutH, px = geo.OutPixels, phases = l.Phases.Length;
         const int cb = DirectConvTiles.Channels;
         int blocks = (cin + cb - 1) / cb;
-        // Per residue: weights per block of 8 input channels as [(jh, jw)][co][8] (zero past Cin), and per tap
-        // (jh, jw) dy's shift from the output's flat index and the output rows / columns whose shifted read is inside
-        // dy: u' in [jh − U0, OutH + jh − U0), v' in [jw − V0, OutW + jw − V0).
+        // Per residue: weights per block of 8 input channels as [(jh, jw)][co][8] (zero past Cin); its taps' shifts and
+        // masks are cached with the layout (BackLayout.Phase.FlatTaps).
         var wStart = new long[phases + 1];
         for (int i = 0; i < phases; i++) wStart[i + 1] = wStart[i] + (l.Phases[i].Flat == 0 ? 0 : (long)l.Phases[i].Taps * blocks * cb);
         var wBuf = ScratchPool.Rent(wStart[^1]);
@@ -97,42 +96,39 @@ internal static unsafe partial class DirectConv
             // float is either written before it is read or read only by masked lanes (cleared by an AND, NaN or not).
             for (int i = 0; i < phases; i++)
                 if (l.Phases[i].Flat == 0) new Span<float>(chan0 + i * chanLen, (int)chanLen).Clear();
-            
+            // Each lane's output row u' and column v' within its image (far out of range past the chunk: masked).
+            int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
+            int f = 0;
+            for (int n = 0; n < chunk; n++)
+                for (int u = 0; u < outH; u++)
+                    for (int v = 0; v < outW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
+            for (; f < tilesLen; f++) uIdx[f] = vIdx[f] = 1 << 24;
+            for (int c0 = n0; c0 < n1; c0 += chunk)
             {
-                // Each lane's output row u' and column v' within its image (far out of range past the chunk: masked).
-                int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
-                int f = 0;
-                for (int n = 0; n < chunk; n++)
-                    for (int u = 0; u < outH; u++)
-                        for (int v = 0; v < outW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
-                for (; f < tilesLen; f++) uIdx[f] = vIdx[f] = 1 << 24;
-                for (int c0 = n0; c0 < n1; c0 += chunk)
+                int count = Math.Min(chunk, n1 - c0);
+                for (int n = 0; n < count; n++)
+                    for (int co = 0; co < cout; co++)
+                        new ReadOnlySpan<float>(pdy + (c0 + n) * outImage + (long)co * px, px).CopyTo(new Span<float>(dyc + (long)co * ld + (long)n * px, px));
+                // A short last chunk: the lanes past its images read zeros (not stale data) and are dropped.
+                if (count < chunk)
+                    for (int co = 0; co < cout; co++)
+                        new Span<float>(dyc + (long)co * ld + (long)count * px, (chunk - count) * px).Clear();
+                int tiles = (count * px + 31) / 32;
+                for (int i = 0; i < phases; i++)
                 {
-                    int count = Math.Min(chunk, n1 - c0);
-                    for (int n = 0; n < count; n++)
-                        for (int co = 0; co < cout; co++)
-                            new ReadOnlySpan<float>(pdy + (c0 + n) * outImage + (long)co * px, px).CopyTo(new Span<float>(dyc + (long)co * ld + (long)n * px, px));
-                    // A short last chunk: the lanes past its images read zeros (not stale data) and are dropped.
-                    if (count < chunk)
-                        for (int co = 0; co < cout; co++)
-                            new Span<float>(dyc + (long)co * ld + (long)count * px, (chunk - count) * px).Clear();
-                    int tiles = (count * px + 31) / 32;
-                    for (int i = 0; i < phases; i++)
+                    var ph = l.Phases[i];
+                    if (ph.Flat == 0) continue;
+                    int* info = ph.FlatTaps;
+                    for (int b = 0; b < blocks; b++)
                     {
-                        var ph = l.Phases[i];
-                        if (ph.Flat == 0) continue;
-                        int* info = ph.FlatTaps;
-                        for (int b = 0; b < blocks; b++)
-                        {
-                            float* wb = wt + wStart[i] + (long)b * ph.Taps * cb;
-                            float* o = chan0 + i * chanLen + (long)b * cb * ld;
-                            for (int t = 0; t < tiles; t++)
-                                DirectConvTiles.PixelsMasked(cout, ph.Mh * ph.Mw, dyc + t * 32, ld, info, uIdx + t * 32, vIdx + t * 32, wb, o + t * 32, ld);
-                        }
+                        float* wb = wt + wStart[i] + (long)b * ph.Taps * cb;
+                        float* o = chan0 + i * chanLen + (long)b * cb * ld;
+                        for (int t = 0; t < tiles; t++)
+                            DirectConvTiles.PixelsMasked(cout, ph.Mh * ph.Mw, dyc + t * 32, ld, info, uIdx + t * 32, vIdx + t * 32, wb, o + t * 32, ld);
                     }
-                    for (int n = 0; n < count; n++)
-                        Scatter(pdx + (c0 + n) * inImage, chan0, chanLen, ld, (long)n * px, l, geo, interleave);
                 }
+                for (int n = 0; n < count; n++)
+                    Scatter(pdx + (c0 + n) * inImage, chan0, chanLen, ld, (long)n * px, l, geo, interleave);
             }
             ScratchPool.Return(idxBuf);
             ScratchPool.Return(chanBuf);
