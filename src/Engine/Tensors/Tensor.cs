@@ -60,7 +60,11 @@ public sealed partial class Tensor
         }
     }
 
-    /// <summary>The accumulated gradient of a leaf after <see cref="Backward"/>; null before.</summary>
+    /// <summary>
+    /// The accumulated gradient of a leaf after <see cref="Backward"/>; null before. Like torch's .grad, later backward
+    /// passes add into this same tensor in place (a buffer of the leaf's shape and device set here is added to, not
+    /// replaced): copy it first to keep a snapshot.
+    /// </summary>
     public Tensor? Grad { get; set; }
 
     /// <summary>The backward node that produced this tensor; null for leaves.</summary>
