@@ -20,6 +20,12 @@ namespace Engine.Cpu;
 /// </para>
 /// Work is split by images (one contiguous chunk per thread, each with its own scratch); results do not depend on
 /// the thread count except the weight gradient, whose per-thread partial sums are added in a fixed order.
+/// <para>
+/// The forward and the input gradient take their "flat" forms (output pixels across the lanes, image after image:
+/// DirectConvForwardFlat.cs, DirectConvInputFlat.cs) whenever the input fits the output grid, as in every padded
+/// layer of the certified-training CNNs; the per-image forms here serve the other geometries, and the weight
+/// gradient always.
+/// </para>
 /// </summary>
 internal static unsafe partial class DirectConv
 {
