@@ -143,7 +143,9 @@ public class ConvKernelTests
         var rng = new Random(38);
         foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
                                   new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
-                                  new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2) })
+                                  new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2),
+                                  // Rows wider than one 32-float split (even and odd widths, the odd one with gaps).
+                                  new Conv2dGeometry(9, 3, 10, 40, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(7, 2, 11, 45, 12, 4, 4, 2, 2, 2, 2) })
         {
             Assert.That(DirectConv.UsesFlatForward(g), Is.True, g.ToString());
             var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
@@ -169,7 +171,8 @@ public class ConvKernelTests
         // with padding 2 residues whose outputs do not fill dy's grid) and stride 1 ("same" padding).
         var rng = new Random(37);
         foreach (var g in new[] { new Conv2dGeometry(101, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(90, 8, 13, 15, 24, 4, 4, 2, 2, 2, 2),
-                                  new Conv2dGeometry(70, 12, 9, 10, 20, 3, 3, 1, 1, 1, 1) })
+                                  new Conv2dGeometry(70, 12, 9, 10, 20, 3, 3, 1, 1, 1, 1),
+                                  new Conv2dGeometry(5, 8, 10, 40, 16, 4, 4, 2, 2, 1, 1) })   // rows wider than one interleave
         {
             Assert.That(DirectConv.UsesFlatInputGradient(g), Is.True, g.ToString());
             var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
