@@ -99,17 +99,10 @@ internal static unsafe class GemmDots
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PutRow(float* o, int cols, float alpha, float beta, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3, Vector512<float> s4)
     {
-        Put(o, Vector512.Sum(s0), alpha, beta);
-        if (cols > 1) Put(o + 1, Vector512.Sum(s1), alpha, beta);
-        if (cols > 2) Put(o + 2, Vector512.Sum(s2), alpha, beta);
-        if (cols > 3) Put(o + 3, Vector512.Sum(s3), alpha, beta);
-        if (cols > 4) Put(o + 4, Vector512.Sum(s4), alpha, beta);
+        GemmGemv.Put(o, Vector512.Sum(s0), alpha, beta);
+        if (cols > 1) GemmGemv.Put(o + 1, Vector512.Sum(s1), alpha, beta);
+        if (cols > 2) GemmGemv.Put(o + 2, Vector512.Sum(s2), alpha, beta);
+        if (cols > 3) GemmGemv.Put(o + 3, Vector512.Sum(s3), alpha, beta);
+        if (cols > 4) GemmGemv.Put(o + 4, Vector512.Sum(s4), alpha, beta);
     }
-
-    /// <summary>The micro-kernels' write formulas (C unread when beta is 0).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Put(float* c, float acc, float alpha, float beta) =>
-        *c = beta == 0 ? acc * alpha
-            : beta == 1 ? MathF.FusedMultiplyAdd(alpha, acc, *c)
-            : MathF.FusedMultiplyAdd(alpha, acc, *c * beta);
 }

@@ -216,27 +216,22 @@ internal static unsafe class GemmGemv
             }
             int o = 0;
             if (v512 && cs == 1)
-            {
-                // The write formulas of Put, 16 at a time (C unread when beta is 0).
-                float* cc = c + j0;
-                var va = Vector512.Create(alpha); var vb = Vector512.Create(beta);
-                for (; o + 16 <= jb; o += 16)
-                {
-                    var acc = Vector512.Load(y + o);
-                    var res = beta == 0 ? acc * va
-                        : beta == 1 ? Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(cc + o))
-                        : Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(cc + o) * vb);
-                    res.Store(cc + o);
-                }
-            }
+                for (; o + 16 <= jb; o += 16) Put16(c + j0 + o, Vector512.Load(y + o), alpha, beta);
             for (int j = o; j < jb; j++) Put(c + (long)(j0 + j) * cs, y[j], alpha, beta);
         }
     }
 
-    /// <summary>The micro-kernels' write formulas (C unread when beta is 0).</summary>
+    /// <summary>The micro-kernels' write formulas (C unread when beta is 0); also used by the dot and outer-product paths.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Put(float* c, float acc, float alpha, float beta) =>
+    internal static void Put(float* c, float acc, float alpha, float beta) =>
         *c = beta == 0 ? acc * alpha
             : beta == 1 ? MathF.FusedMultiplyAdd(alpha, acc, *c)
             : MathF.FusedMultiplyAdd(alpha, acc, *c * beta);
+
+    /// <summary><see cref="Put"/> for 16 consecutive elements of C, element for element the same result.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Put16(float* c, Vector512<float> acc, float alpha, float beta) =>
+        (beta == 0 ? acc * Vector512.Create(alpha)
+            : beta == 1 ? Vector512.FusedMultiplyAdd(Vector512.Create(alpha), acc, Vector512.Load(c))
+            : Vector512.FusedMultiplyAdd(Vector512.Create(alpha), acc, Vector512.Load(c) * Vector512.Create(beta))).Store(c);
 }

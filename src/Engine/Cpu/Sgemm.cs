@@ -176,28 +176,14 @@ public static unsafe partial class Sgemm
     /// </summary>
     private static void Outer(bool avx512, int m, int n, float alpha, float* a, int sa, float* b, int sb, float beta, float* c, int ldc)
     {
-        var va = Vector512.Create(alpha); var vb = Vector512.Create(beta);
         for (int i = 0; i < m; i++)
         {
             float ai = a[(long)i * sa];
             float* ci = c + (long)i * ldc;
             int j = 0;
             if (avx512 && sb == 1)
-                for (var vi = Vector512.Create(ai); j + 16 <= n; j += 16)
-                {
-                    var acc = vi * Vector512.Load(b + j);
-                    var r = beta == 0 ? acc * va
-                        : beta == 1 ? Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(ci + j))
-                        : Vector512.FusedMultiplyAdd(va, acc, Vector512.Load(ci + j) * vb);
-                    r.Store(ci + j);
-                }
-            for (; j < n; j++)
-            {
-                float acc = ai * b[(long)j * sb];
-                ci[j] = beta == 0 ? acc * alpha
-                    : beta == 1 ? MathF.FusedMultiplyAdd(alpha, acc, ci[j])
-                    : MathF.FusedMultiplyAdd(alpha, acc, ci[j] * beta);
-            }
+                for (var vi = Vector512.Create(ai); j + 16 <= n; j += 16) GemmGemv.Put16(ci + j, vi * Vector512.Load(b + j), alpha, beta);
+            for (; j < n; j++) GemmGemv.Put(ci + j, ai * b[(long)j * sb], alpha, beta);
         }
     }
 
