@@ -206,11 +206,8 @@ internal static class TrainCommand
     }
 
     // How the shards are cut into micro-batches, for the header line.
-    private static string Pieces(CertifiedTrainingOptions o, int shards)
-    {
-        int shard = o.BatchSize / shards;
-        return o.MicroBatch > 0 && shard >= 2 * o.MicroBatch ? $", each in {shard / o.MicroBatch} micro-batches" : "";
-    }
+    private static string Pieces(CertifiedTrainingOptions o, int shards) =>
+        DataParallel.Pieces(o.BatchSize / shards, o.MicroBatch) is int p && p > 1 ? $", each in {p} micro-batches" : "";
 
     private static string F(float v) => v.ToString("0.####", CultureInfo.InvariantCulture);
 

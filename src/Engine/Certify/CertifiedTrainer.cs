@@ -88,7 +88,7 @@ public sealed class CertifiedTrainer
         _shardable ??= Options.DataParallel && Device == Device.Cpu && Nn.DataParallel.CanReplicate(Model, out _);
         int shards = _shardable.Value ? Nn.DataParallel.ShardCount(x.Dims[0], CpuThreads.Count) : 1;
         // One thread: the batch is one shard, still cut into micro-batches when it holds two or more.
-        bool sharded = shards > 1 || (_shardable.Value && Options.MicroBatch > 0 && x.Dims[0] >= 2 * Options.MicroBatch);
+        bool sharded = shards > 1 || (_shardable.Value && Nn.DataParallel.Pieces(x.Dims[0], Options.MicroBatch) > 1);
         using (var scope = TensorScope.Begin(includeCpu: true))
         {
             Optimizer.ZeroGrad();

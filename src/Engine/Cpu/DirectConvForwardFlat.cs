@@ -115,13 +115,8 @@ internal static unsafe partial class DirectConv
             // Grid cells no input pixel maps to are never written: zero once. Everything else is written before it
             // is read, or read only by masked lanes (cleared by an AND, NaN or not).
             if (l.Gaps) new Span<float>(xp - lead, (int)xLen).Clear();
-            // Each lane's output row and column within its image (far out of range past the chunk: masked).
             int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
-            int f = 0;
-            for (int n = 0; n < chunk; n++)
-                for (int u = 0; u < l.OutH; u++)
-                    for (int v = 0; v < l.OutW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
-            for (; f < tilesLen; f++) uIdx[f] = vIdx[f] = 1 << 24;
+            LaneIndices(uIdx, vIdx, chunk, l.OutH, l.OutW, tilesLen);
             for (int c0 = n0; c0 < n1; c0 += chunk)
             {
                 int count = Math.Min(chunk, n1 - c0);

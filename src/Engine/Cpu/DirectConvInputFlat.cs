@@ -96,13 +96,8 @@ internal static unsafe partial class DirectConv
             // float is either written before it is read or read only by masked lanes (cleared by an AND, NaN or not).
             for (int i = 0; i < phases; i++)
                 if (l.Phases[i].Flat == 0) new Span<float>(chan0 + i * chanLen, (int)chanLen).Clear();
-            // Each lane's output row u' and column v' within its image (far out of range past the chunk: masked).
             int* uIdx = (int*)ScratchPool.Ptr(idxBuf), vIdx = uIdx + tilesLen;
-            int f = 0;
-            for (int n = 0; n < chunk; n++)
-                for (int u = 0; u < outH; u++)
-                    for (int v = 0; v < outW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
-            for (; f < tilesLen; f++) uIdx[f] = vIdx[f] = 1 << 24;
+            LaneIndices(uIdx, vIdx, chunk, outH, outW, tilesLen);
             for (int c0 = n0; c0 < n1; c0 += chunk)
             {
                 int count = Math.Min(chunk, n1 - c0);
@@ -135,6 +130,20 @@ internal static unsafe partial class DirectConv
             ScratchPool.Return(dyBuf);
         });
         ScratchPool.Return(wBuf);
+    }
+
+    /// <summary>
+    /// Each flat lane's output row u' and column v' within its image, for <paramref name="chunk"/> images of an
+    /// outH × outW grid laid end to end; lanes past them (up to <paramref name="length"/>) get rows far out of every
+    /// tap's range, so the masked tiles never read for them.
+    /// </summary>
+    private static void LaneIndices(int* uIdx, int* vIdx, int chunk, int outH, int outW, int length)
+    {
+        int f = 0;
+        for (int n = 0; n < chunk; n++)
+            for (int u = 0; u < outH; u++)
+                for (int v = 0; v < outW; v++, f++) { uIdx[f] = u; vIdx[f] = v; }
+        for (; f < length; f++) uIdx[f] = vIdx[f] = 1 << 24;
     }
 
     /// <summary>

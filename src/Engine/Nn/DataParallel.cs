@@ -190,8 +190,11 @@ public sealed class DataParallel
         return new ShardedBackwardResult((float)(total / n), right, shards);
     }
 
-    /// <summary>How many pieces of at least <paramref name="micro"/> examples a shard of <paramref name="count"/> is cut into (1 when micro is 0).</summary>
-    private static int Pieces(int count, int micro) => micro > 0 ? Math.Max(1, count / micro) : 1;
+    /// <summary>
+    /// How many micro-batches (<see cref="MicroBatch"/>) of at least <paramref name="microBatch"/> examples a shard
+    /// of <paramref name="shardSize"/> examples is cut into: 1 when microBatch is 0 or the shard holds fewer than two.
+    /// </summary>
+    public static int Pieces(int shardSize, int microBatch) => microBatch > 0 ? Math.Max(1, shardSize / microBatch) : 1;
 
     /// <summary>Rows [Start, Start + Count) of shard k of <paramref name="shards"/> over n rows (sizes differ by at most one).</summary>
     private static (int Start, int Count) Shard(int k, int shards, int n)
