@@ -6,7 +6,8 @@ namespace Engine.Cpu;
 
 /// <summary>
 /// C = alpha·A·Bᵀ + beta·C for few rows of A (A m×k and B n×k, both row-major): every element a dot product of two
-/// contiguous rows, accumulated along k in vector lanes and summed at the end. The packed path has to transpose all of
+/// contiguous rows, accumulated along k in vector lanes, summed at the end of each slice of k (long rows are cut into
+/// near-equal slices of at most 896) and added into C slice after slice. The packed path has to transpose all of
 /// B into column panels on every call (a layer's weight, n·k floats), which for a few dozen rows of A costs about as
 /// much as the multiply-adds; here both operands are read in place. A register block is 4 rows of A by 5 rows of B
 /// (20 accumulators, 9 loads per 20 FMAs). Every element is computed by the same instruction sequence wherever it
@@ -21,6 +22,10 @@ internal static unsafe class GemmDots
 
     /// <summary>Shortest rows worth it: below, the final lane sums cost more than the packing saved.</summary>
     internal const int MinK = 64;
+
+    // Longest stretch of k one register block runs before its sums go into C: 4 + 5 rows of it (32 KB) then stay in
+    // L1 while the rows of A stream past (whole rows of 1568 floats did not, and both operands came from L2).
+    private const int MaxSlice = 896;
 
     // Multiply-adds per thread chunk: below this a chunk is not worth a thread.
     private const long MinChunkWork = 1L << 20;
@@ -42,8 +47,12 @@ internal static unsafe class GemmDots
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Range(int first, int end, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        int full = k & ~15;
-        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(k - full)).AsSingle();
+        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(k & 15)).AsSingle();
+        int slices = (k + MaxSlice - 1) / MaxSlice, slice = ((k + slices - 1) / slices + 15) & ~15;
+        for (int k0 = 0; k0 < k; k0 += slice)
+        {
+        int kEnd = Math.Min(k, k0 + slice), full = kEnd == k ? k & ~15 : kEnd;
+        float sliceBeta = k0 == 0 ? beta : 1f;
         for (int jb = first; jb < end; jb++)
         {
             int j0 = jb * RowsB;
@@ -55,7 +64,7 @@ internal static unsafe class GemmDots
                 Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default;
                 Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default;
                 Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default;
-                for (int p = 0; p < full; p += 16)
+                for (int p = k0; p < full; p += 16)
                 {
                     Vector512<float> b0 = Vector512.Load(q0 + p), b1 = Vector512.Load(q1 + p), b2 = Vector512.Load(q2 + p), b3 = Vector512.Load(q3 + p), b4 = Vector512.Load(q4 + p);
                     Vector512<float> x = Vector512.Load(p0 + p);
@@ -67,7 +76,7 @@ internal static unsafe class GemmDots
                     x = Vector512.Load(p3 + p);
                     c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31); c32 = Avx512F.FusedMultiplyAdd(x, b2, c32); c33 = Avx512F.FusedMultiplyAdd(x, b3, c33); c34 = Avx512F.FusedMultiplyAdd(x, b4, c34);
                 }
-                if (full < k)
+                if (full < kEnd)
                 {
                     // The last partial vector through zero-filling masked loads (which never touch memory past the row).
                     var z = Vector512<float>.Zero;
@@ -84,11 +93,12 @@ internal static unsafe class GemmDots
                 }
                 int rows = Math.Min(RowsA, m - i0), cols = Math.Min(RowsB, n - j0);
                 float* o = c + (long)i0 * ldc + j0;
-                PutRow(o, cols, alpha, beta, c00, c01, c02, c03, c04);
-                if (rows > 1) PutRow(o + ldc, cols, alpha, beta, c10, c11, c12, c13, c14);
-                if (rows > 2) PutRow(o + 2L * ldc, cols, alpha, beta, c20, c21, c22, c23, c24);
-                if (rows > 3) PutRow(o + 3L * ldc, cols, alpha, beta, c30, c31, c32, c33, c34);
+                PutRow(o, cols, alpha, sliceBeta, c00, c01, c02, c03, c04);
+                if (rows > 1) PutRow(o + ldc, cols, alpha, sliceBeta, c10, c11, c12, c13, c14);
+                if (rows > 2) PutRow(o + 2L * ldc, cols, alpha, sliceBeta, c20, c21, c22, c23, c24);
+                if (rows > 3) PutRow(o + 3L * ldc, cols, alpha, sliceBeta, c30, c31, c32, c33, c34);
             }
+        }
         }
     }
 
