@@ -144,6 +144,9 @@ public class ConvKernelTests
         foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
                                   new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
                                   new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2),
+                                  // Stride 2 without gaps on rows of at most 16 floats (two input rows per split, whole
+                                  // vectors stored): 6 wide (both rows in part of one vector) and a 3×3 kernel.
+                                  new Conv2dGeometry(11, 3, 6, 6, 8, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(13, 5, 10, 10, 7, 3, 3, 2, 2, 1, 1),
                                   // Rows wider than one 32-float split (even and odd widths, the odd one with gaps).
                                   new Conv2dGeometry(9, 3, 10, 40, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(7, 2, 11, 45, 12, 4, 4, 2, 2, 2, 2) })
         {
