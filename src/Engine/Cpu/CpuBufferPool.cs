@@ -19,7 +19,7 @@ public static class CpuBufferPool
     private static long _pooledBytes;
     private static long _freshBytes;
     private static long _hits, _misses;
-    // The finalizer thread (learnt from the first array handed back): waiting for pending finalizers there would deadlock.
+    // The finalizer thread (learnt from the arrays finalizers hand back): waiting for pending finalizers there would deadlock.
     private static int _finalizerThreadId = -1;
 
     /// <summary>Upper bound on the bytes kept for reuse (default 1 GiB or an eighth of the memory the GC may use, whichever is smaller).</summary>
@@ -79,9 +79,12 @@ public static class CpuBufferPool
         return false;
     }
 
-    internal static void Return(float[] array)
+    /// <summary>Takes an array back; <paramref name="fromFinalizer"/> when a finalizer hands it back (that thread is remembered).</summary>
+    internal static void Return(float[] array, bool fromFinalizer)
     {
-        Volatile.Write(ref _finalizerThreadId, Environment.CurrentManagedThreadId);
+        // Only the finalizer thread is recorded: Dispose on any other thread would otherwise overwrite it, and a
+        // finalizer that allocated could then wait for its own pending finalizers.
+        if (fromFinalizer) Volatile.Write(ref _finalizerThreadId, Environment.CurrentManagedThreadId);
         long bytes = (long)array.Length * sizeof(float);
         if (Interlocked.Add(ref _pooledBytes, bytes) > MaxPooledBytes)
         {

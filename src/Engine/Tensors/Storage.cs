@@ -86,7 +86,7 @@ public sealed class CpuStorage : Storage
         if (_disposed) return;
         _disposed = true;
         GC.SuppressFinalize(this);
-        if (_pooled && !_escaped) Cpu.CpuBufferPool.Return(_data);
+        if (_pooled && !_escaped) Cpu.CpuBufferPool.Return(_data, fromFinalizer: false);
     }
 
     private void CheckLive()
@@ -97,6 +97,6 @@ public sealed class CpuStorage : Storage
     /// <summary>Hands the array back for reuse once this storage is unreachable.</summary>
     ~CpuStorage()
     {
-        if (!_escaped && !_disposed) Cpu.CpuBufferPool.Return(_data);
+        if (!_escaped && !_disposed) Cpu.CpuBufferPool.Return(_data, fromFinalizer: true);
     }
 }
