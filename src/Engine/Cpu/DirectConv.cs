@@ -24,7 +24,8 @@ namespace Engine.Cpu;
 /// The forward and the input gradient take their "flat" forms (output pixels across the lanes, image after image:
 /// DirectConvForwardFlat.cs, DirectConvInputFlat.cs) whenever the input fits the output grid, as in every padded
 /// layer of the certified-training CNNs; the per-image forms here serve the other geometries, and the weight
-/// gradient always.
+/// gradient. Layers with at most 4 input channels and output rows of 12–16 pixels (an MNIST-sized first layer) take
+/// the row form for the forward and the weight gradient (DirectConvRows.cs).
 /// </para>
 /// </summary>
 internal static unsafe partial class DirectConv
@@ -235,6 +236,11 @@ internal static unsafe partial class DirectConv
     public static void Forward(float* px, float* pw, float* pb, float* py, in Conv2dGeometry g)
     {
         var geo = g;
+        if (RowLayout.For(geo) is { } rows)
+        {
+            ForwardRows(px, pw, pb, py, geo, rows);
+            return;
+        }
         if (FlatForward && PolyLayout.For(geo) is { } poly)
         {
             ForwardFlat(px, pw, pb, py, geo, poly);
@@ -593,6 +599,11 @@ internal static unsafe partial class DirectConv
     public static void BackwardWeight(float* px, float* pdy, float* pdw, in Conv2dGeometry g)
     {
         var geo = g;
+        if (RowLayout.For(geo) is { } rows)
+        {
+            BackwardWeightRows(px, pdy, pdw, geo, rows);
+            return;
+        }
         var l = Layout.For(geo);
         int cout = geo.OutChannels, cp = Pad(cout), taps = l.Taps, np = geo.OutPixels;
         int threads = CpuThreads.InParallelRegion ? 1 : Math.Min(CpuThreads.Count, geo.Batch);

@@ -42,6 +42,9 @@ internal static unsafe partial class DirectConv
         public readonly int[] Plane, Shift, ULo, UHi, VLo, VHi;
         /// <summary>Least and greatest shift on the grid (component offsets excluded).</summary>
         public readonly int MinShift, MaxShift;
+        /// <summary>The row form's bordered layout (DirectConvRows.cs), once known (null: the row form does not apply).</summary>
+        public RowLayout? Bordered;
+        public bool BorderedKnown;
 
         private PolyLayout(in Conv2dGeometry g)
         {
@@ -82,22 +85,7 @@ internal static unsafe partial class DirectConv
         // Weights per block of 8 output channels as [(kh, kw)][ci][8] (zero past Cout).
         var wBuf = ScratchPool.Rent((long)blocks * taps2 * cin * cb);
         float* wt = ScratchPool.Ptr(wBuf);
-        if (cout % cb != 0) new Span<float>(wt, (int)((long)blocks * taps2 * cin * cb)).Clear();
-        // Written in order, 8 channels at a time gathered from their rows (scattered scalar writes cost as much as a
-        // tenth of the convolution on the 16 -> 32 layer).
-        var rowsOf8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * (cin * taps2);
-        for (int b = 0; b < blocks; b++)
-        {
-            int c0 = b * cb, n8 = Math.Min(cb, cout - c0);
-            float* dst = wt + (long)b * taps2 * cin * cb;
-            float* src = pw + (long)c0 * cin * taps2;
-            for (int t = 0; t < taps2; t++)
-                for (int ci = 0; ci < cin; ci++, dst += cb)
-                {
-                    if (n8 == cb) Avx2.GatherVector256(src + ci * taps2 + t, rowsOf8, 4).Store(dst);
-                    else for (int c = 0; c < n8; c++) dst[c] = src[(long)c * cin * taps2 + ci * taps2 + t];
-                }
-        }
+        PackChannelBlocks(wt, pw, cin, taps2, cout);
         long perImage = (long)np * (planes * cin + blocks * cb);
         int chunk = (int)Math.Clamp(FlatChunkFloats / perImage, 1, geo.Batch);
         int tilesLen = (chunk * np + 31) & ~31, ld = tilesLen + 32;

@@ -111,11 +111,12 @@ public class ConvKernelTests
     {
         // The direct forward's channel-lane form and the input gradient's per-image form, on the geometries the flat
         // forms would otherwise take.
-        bool saved = DirectConv.FlatInputGradient, savedForward = DirectConv.FlatForward;
+        bool saved = DirectConv.FlatInputGradient, savedForward = DirectConv.FlatForward, savedRows = DirectConv.RowForm;
         DirectConv.FlatInputGradient = false;
         DirectConv.FlatForward = false;
+        DirectConv.RowForm = false;
         try { CheckAll(31); }
-        finally { DirectConv.FlatInputGradient = saved; DirectConv.FlatForward = savedForward; }
+        finally { DirectConv.FlatInputGradient = saved; DirectConv.FlatForward = savedForward; DirectConv.RowForm = savedRows; }
     }
 
     /// <summary>Runs a kernel on 1, 2 and 3 threads (splitting the batch unevenly) and checks each result against the reference.</summary>
@@ -140,7 +141,12 @@ public class ConvKernelTests
         // Several chunks per thread and a short last one; the CNN's two layers (stride 2, one and 16 input channels),
         // a component smaller than the output grid (15 rows at stride 2 with padding 2: the odd rows' component has
         // 7 of the grid's 8 rows), stride 1 with "same" padding, and dilation.
+        // The row form (which takes the first of these) is off, so that the flat form runs.
         var rng = new Random(38);
+        bool savedRows = DirectConv.RowForm;
+        DirectConv.RowForm = false;
+        try
+        {
         foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
                                   new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
                                   new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2),
@@ -161,9 +167,50 @@ public class ConvKernelTests
                 return y.ToArray();
             });
         }
+        }
+        finally { DirectConv.RowForm = savedRows; }
         // Without padding the input has more rows than the output grid: the channel-lane form.
         Assert.That(DirectConv.UsesFlatForward(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.False);
         Assert.That(DirectConv.Applies(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.True);
+    }
+
+    [Test]
+    public void RowFormRunsNarrowRowsAcrossThreads()
+    {
+        if (!DirectConv.Supported) Assert.Ignore("No AVX-512: the direct convolution is not used on this CPU.");
+        // Forward (with and without bias) and weight gradient of the row form on 1-3 threads: the CNN's first layer,
+        // an odd number of output rows (the last tile holds one row) with 12 output channels (a part block of 8), an
+        // odd input with padding 2 (a component smaller than the grid, no border below or right), stride 1 with three
+        // input channels (27 taps: a part block of 4 taps) and 10 output channels, and rows of 12 pixels.
+        var rng = new Random(44);
+        foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(9, 1, 26, 26, 12, 4, 4, 2, 2, 1, 1),
+                                  new Conv2dGeometry(7, 2, 27, 27, 10, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(5, 3, 14, 14, 10, 3, 3, 1, 1, 1, 1),
+                                  new Conv2dGeometry(4, 1, 24, 24, 16, 4, 4, 2, 2, 1, 1) })
+        {
+            Assert.That(DirectConv.UsesRowForm(g), Is.True, g.ToString());
+            var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
+            var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+            var b = TestData.Random(rng, g.OutChannels);
+            var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
+            foreach (var bias in new[] { b, null })
+                CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, bias, g), $"forward {g}, bias {bias != null}", () =>
+                {
+                    var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
+                    K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, bias == null ? null : Tensor.FromArray(bias).Buf, y.Buf, g);
+                    return y.ToArray();
+                });
+            CheckOnThreadCounts(ConvReference.Conv2dBackwardWeight(x, dy, g), $"dw {g}", () =>
+            {
+                var dw = Tensor.Full([w.Length], float.NaN);
+                K.Conv2dBackwardWeight(Tensor.FromArray(x).Buf, Tensor.FromArray(dy).Buf, dw.Buf, g);
+                return dw.ToArray();
+            });
+        }
+        // Not taken: 16 input channels, rows of 7 or 17 pixels, and a border that would not fit 16 floats.
+        Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1)), Is.False);
+        Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 5, 28, 28, 16, 4, 4, 2, 2, 1, 1)), Is.False);
+        Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 1, 34, 34, 16, 4, 4, 2, 2, 1, 1)), Is.False);
+        Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 1, 16, 16, 16, 3, 3, 1, 1, 1, 1)), Is.False);
     }
 
     [Test]
