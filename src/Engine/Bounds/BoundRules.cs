@@ -24,15 +24,16 @@ internal static class BoundRules
     /// <summary>
     /// IBP of an affine map y = f(x) = M x + b (center/radius form): f(c) ± (|M| r). The radius is widened by the
     /// rounding margin ρ·(|M|(|c| + r) + |b|) + abs, folded into the one |M| product. When x is the perturbed input's
-    /// own L2 ball, the radius is eps·‖row of M‖₂ instead (exact for the ball), if <paramref name="l2RowNorm"/> is given.
+    /// own L2 ball, the radius is eps·‖row of M‖₂ instead (exact for the ball), if <paramref name="l2RowNorm"/> is given
+    /// (called only then: for boxes it would be work thrown away, e.g. a square of the whole weight per training step).
     /// </summary>
     /// <param name="x">The input interval.</param>
     /// <param name="apply">x ↦ f(x) (with the bias).</param>
     /// <param name="applyAbs">r ↦ |M| r (no bias).</param>
     /// <param name="biasAbs">|b|, broadcastable to the output; null when there is none.</param>
-    /// <param name="l2RowNorm">‖row of M‖₂, broadcastable to the output; null to use the box rule for L2 balls too.</param>
+    /// <param name="l2RowNorm">Makes ‖row of M‖₂, broadcastable to the output; null to use the box rule for L2 balls too.</param>
     /// <param name="o">Options (rounding margin).</param>
-    public static Interval Affine(Interval x, Func<Tensor, Tensor> apply, Func<Tensor, Tensor> applyAbs, Tensor? biasAbs, Tensor? l2RowNorm, BoundOptions o)
+    public static Interval Affine(Interval x, Func<Tensor, Tensor> apply, Func<Tensor, Tensor> applyAbs, Tensor? biasAbs, Func<Tensor>? l2RowNorm, BoundOptions o)
     {
         if (x.IsConstant) return Interval.Constant(apply(x.Lower));
         float rho = o.RoundingRelative;
@@ -42,7 +43,7 @@ internal static class BoundRules
             center = apply(x0);
             var mag = applyAbs(x0.Detach().Abs());
             if (biasAbs != null) mag = mag + biasAbs.Detach();
-            radius = l2RowNorm * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
+            radius = l2RowNorm() * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
         }
         else if (IbpFused.Applies(x.Probe))
         {

@@ -112,7 +112,7 @@ public static class Bounds
                 z => BatchedLinear(cw, z, wb == null ? null : Tensor.Matmul(c, wb.Unsqueeze(-1)).Squeeze(-1)),
                 r => BatchedLinear(cw.Abs(), r, null),
                 wb == null ? null : Tensor.Matmul(c.Abs(), wb.Abs().Unsqueeze(-1)).Squeeze(-1),
-                (cw * cw).Sum(-1).Sqrt(), p.Options);
+                () => (cw * cw).Sum(-1).Sqrt(), p.Options);
             return new BoundResult(fold.Lower, fold.Upper);
         }
         var (lo, hi) = (ob.Lower.Reshape(b, -1, 1), ob.Upper.Reshape(b, -1, 1));

@@ -40,7 +40,7 @@ public sealed partial class MulOp
         var (x, k) = Split(inputs);
         if (x.IsConstant) return Interval.Constant(x.Lower * k);
         var kAbs = k.Abs();
-        return BoundRules.Affine(x, v => v * k, r => r * kAbs, null, kAbs, options);
+        return BoundRules.Affine(x, v => v * k, r => r * kAbs, null, () => kAbs, options);
     }
 
     /// <inheritdoc/>

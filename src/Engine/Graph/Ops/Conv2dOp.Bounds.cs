@@ -18,11 +18,11 @@ public sealed partial class Conv2dOp
         var wAbs = w.Abs();
         int cout = w.Dims[0];
         // Every output pixel of channel co weighs at most the whole kernel, so its L2 norm bounds each row's.
-        var rowNorm = (w * w).Sum([1, 2, 3]).Sqrt().Reshape(cout, 1, 1);
+        Tensor RowNorm() => (w * w).Sum([1, 2, 3]).Sqrt().Reshape(cout, 1, 1);
         return BoundRules.Affine(inputs[0],
             x => Tensor.Conv2d(x, w, b, Stride, Padding, Dilation, Groups),
             r => Tensor.Conv2d(r, wAbs, null, Stride, Padding, Dilation, Groups),
-            b?.Abs().Reshape(cout, 1, 1), rowNorm, options);
+            b?.Abs().Reshape(cout, 1, 1), RowNorm, options);
     }
 
     /// <inheritdoc/>
