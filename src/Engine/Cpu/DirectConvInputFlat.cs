@@ -52,6 +52,7 @@ internal static unsafe partial class DirectConv
         for (int i = 0; i < phases; i++) wStart[i + 1] = wStart[i] + (l.Phases[i].Flat == 0 ? 0 : (long)l.Phases[i].Taps * blocks * cb);
         var wBuf = ScratchPool.Rent(wStart[^1]);
         float* wt = ScratchPool.Ptr(wBuf);
+        var channelsOf8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * (kh * kw);
         for (int i = 0; i < phases; i++)
         {
             var ph = l.Phases[i];
@@ -69,6 +70,8 @@ internal static unsafe partial class DirectConv
                     {
                         float* src = pw + ((long)co * cin + b * cb) * ciStride + (ph.Rh + s * jh) * kw + ph.Rw + s * jw;
                         float* dst = block + ((long)t * cout + co) * cb;
+                        // 8 input channels' taps, kh·kw apart, by one gather (scalar copies cost ~3 % of the layer).
+                        if (live == cb) { Avx2.GatherVector256(src, channelsOf8, 4).Store(dst); continue; }
                         int r = 0;
                         for (; r < live; r++) dst[r] = src[r * ciStride];
                         for (; r < cb; r++) dst[r] = 0f;

@@ -176,16 +176,17 @@ public sealed class DataParallel
             total += (double)losses[k] * Shard(k, shards, n).Count;
             right = right is int a && correct[k] is int b ? a + b : null;
         }
+        // Grad += Σ_k (shard k's size / n)·shard k's gradient: the sum built shard after shard in place (one pass per
+        // shard), then added to an existing Grad in place (or becoming it).
         for (int i = 0; i < _parameters.Length; i++)
         {
-            Tensor? sum = null;
-            for (int k = 0; k < shards; k++)
-            {
-                var term = shards == 1 ? _grads[k][i].Clone() : _grads[k][i] * ((float)Shard(k, shards, n).Count / n);
-                sum = sum == null ? term : sum + term;
-            }
+            var sum = shards == 1 ? _grads[0][i].Clone() : _grads[0][i] * ((float)Shard(0, shards, n).Count / n);
+            for (int k = 1; k < shards; k++)
+                sum.K.Axpy((float)Shard(k, shards, n).Count / n, _grads[k][i].Buf, sum.Buf, sum.Numel);
             var p = _parameters[i];
-            p.Grad = p.Grad == null ? sum : p.Grad + sum!;
+            if (p.Grad is not { } g) p.Grad = sum;
+            else if (g.Device == Device.Cpu && ShapeUtil.SameShape(g.Dims, sum.Dims)) g.K.Axpy(1f, sum.Buf, g.Buf, g.Numel);
+            else p.Grad = g + sum;
         }
         return new ShardedBackwardResult((float)(total / n), right, shards);
     }
