@@ -22,8 +22,10 @@ public readonly record struct ShardedBackwardResult(float Loss, int? CleanCorrec
 /// float rounding. For small networks (the certified-training CNNs) one batch's ops are too short to spread well over
 /// the cores; a whole forward and backward pass per thread keeps every core busy with almost no synchronisation. The
 /// kernels inside a shard run on its thread alone. Results are deterministic for a given shard count (shards are cut
-/// the same way and their gradients summed in shard order). CPU only; the model must be stateless
-/// (<see cref="CanReplicate"/>).
+/// the same way and their gradients summed in shard order). Within a shard, the |W| that the IBP radius pass of
+/// bound-based losses multiplies by is made once for all its micro-batches (<c>Bounds.AbsWeightCache</c>, like
+/// torch.nn.utils.parametrize.cached) and its gradient folded into W's at the shard's end. CPU only; the model must be
+/// stateless (<see cref="CanReplicate"/>).
 /// <code>
 /// var dp = new DataParallel(model, CpuThreads.Count);
 /// opt.ZeroGrad();
@@ -145,6 +147,8 @@ public sealed class DataParallel
             int? right = 0;
             // The replica's gradients are the shard's buffers (zero), which the pieces' backward passes add into.
             for (int i = 0; i < ps.Count; i++) ps[i].Grad = acc[i];
+            // |W| of the bound passes made once for all pieces; its gradient folded into the buffers at the end.
+            using (Bounds.AbsWeightCache.Begin())
             for (int j = 0; j < pieces; j++)
             {
                 var (offset, size) = Shard(j, pieces, count);

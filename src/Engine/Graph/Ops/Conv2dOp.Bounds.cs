@@ -15,7 +15,7 @@ public sealed partial class Conv2dOp
         var b = inputs.Length > 2 ? BoundRules.Constant(inputs, 2, Type, "bias") : null;
         if (inputs[0].Shape.Length != 4)
             throw new NotSupportedException($"Conv: bounds need batched [N, C, H, W] input, got {ShapeUtil.Format(inputs[0].Shape)}.");
-        var wAbs = w.Abs();
+        var wAbs = AbsWeightCache.Abs(w);
         int cout = w.Dims[0];
         // Every output pixel of channel co weighs at most the whole kernel, so its L2 norm bounds each row's.
         Tensor RowNorm() => (w * w).Sum([1, 2, 3]).Sqrt().Reshape(cout, 1, 1);

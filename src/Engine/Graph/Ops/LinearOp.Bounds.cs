@@ -13,7 +13,7 @@ public sealed partial class LinearOp
     {
         var w = BoundRules.Constant(inputs, 1, Type, "weight");
         var b = inputs.Length > 2 ? BoundRules.Constant(inputs, 2, Type, "bias") : null;
-        var wAbs = w.Abs();
+        var wAbs = AbsWeightCache.Abs(w);
         return BoundRules.Affine(inputs[0], x => Tensor.Linear(x, w, b), r => Tensor.Linear(r, wAbs), b?.Abs(),
                                  () => (w * w).Sum(1).Sqrt(), options);
     }
@@ -55,11 +55,11 @@ public sealed partial class MatMulOp
         if (inputs[1].IsConstant)
         {
             var w = CheckMatrix(inputs[1].Lower);
-            var wAbs = w.Abs();
+            var wAbs = AbsWeightCache.Abs(w);
             return BoundRules.Affine(inputs[0], x => Tensor.Matmul(x, w), r => Tensor.Matmul(r, wAbs), null, () => (w * w).Sum(0).Sqrt(), options);
         }
         var wl = CheckMatrix(inputs[0].Lower);
-        var wlAbs = wl.Abs();
+        var wlAbs = AbsWeightCache.Abs(wl);
         return BoundRules.Affine(inputs[1], x => Tensor.Matmul(wl, x), r => Tensor.Matmul(wlAbs, r), null, () => (wl * wl).Sum(1, keepDim: true).Sqrt(), options);
     }
 
