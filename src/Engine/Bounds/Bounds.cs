@@ -106,37 +106,12 @@ public static class Bounds
             && p.Bounds(last.Inputs[1]).IsConstant && (last.Inputs.Count < 3 || p.Bounds(last.Inputs[2]).IsConstant))
         {
             var w = p.Bounds(last.Inputs[1]).Lower;
+            var cw = Tensor.Matmul(c, w); // [B, S, in]
             var wb = last.Inputs.Count > 2 ? p.Bounds(last.Inputs[2]).Lower : null;
-            Tensor cw;   // C·W [B, S, in]
-            Tensor? cb = null, cbAbs = null;   // C·b and |C|·|b| [B, S]
-            int sCount = c.Dims[1], inF = w.Dims[1];
-            if (MarginRows(spec, b) is { } margin)
-            {
-                // Margin rows e_y − e_j: C·W is row y of W minus row j, gathered (bit-identical to the product, whose
-                // other terms are exact zeros; a GEMM with k = classes and its transposed backward cost ~10× more).
-                // One gather of both row sets, so W's gradient from here arrives as one term (as from the product).
-                int n = b * sCount;
-                var rows = margin.Plus.Concat(margin.Minus).ToArray();
-                var both = w.IndexSelect(0, rows);
-                cw = (both.Narrow(0, 0, n) - both.Narrow(0, n, n)).Reshape(b, sCount, inF);
-                if (wb != null)
-                {
-                    var bb = wb.IndexSelect(0, rows);
-                    cb = (bb.Narrow(0, 0, n) - bb.Narrow(0, n, n)).Reshape(b, sCount);
-                    var ba = wb.Abs().IndexSelect(0, rows);
-                    cbAbs = (ba.Narrow(0, 0, n) + ba.Narrow(0, n, n)).Reshape(b, sCount);
-                }
-            }
-            else
-            {
-                cw = Tensor.Matmul(c, w);
-                if (wb != null)
-                {
-                    cb = Tensor.Matmul(c, wb.Unsqueeze(-1)).Squeeze(-1);
-                    cbAbs = Tensor.Matmul(c.Abs(), wb.Abs().Unsqueeze(-1)).Squeeze(-1);
-                }
-            }
-            var fold = BoundRules.Affine(h, z => BatchedLinear(cw, z, cb), r => BatchedLinear(cw.Abs(), r, null), cbAbs,
+            var fold = BoundRules.Affine(h,
+                z => BatchedLinear(cw, z, wb == null ? null : Tensor.Matmul(c, wb.Unsqueeze(-1)).Squeeze(-1)),
+                r => BatchedLinear(cw.Abs(), r, null),
+                wb == null ? null : Tensor.Matmul(c.Abs(), wb.Abs().Unsqueeze(-1)).Squeeze(-1),
                 () => (cw * cw).Sum(-1).Sqrt(), p.Options);
             return new BoundResult(fold.Lower, fold.Upper);
         }
@@ -146,31 +121,6 @@ public static class Bounds
         var upper = (Tensor.Matmul(pos, hi) + Tensor.Matmul(neg, lo)).Squeeze(-1);
         var mag = Tensor.Matmul(c.Abs(), Tensor.Maximum(lo.Abs(), hi.Abs())).Squeeze(-1).Detach() * p.Options.RoundingRelative + p.Options.RoundingAbsolute;
         return new BoundResult(lower - mag, upper + mag);
-    }
-
-    /// <summary>
-    /// For a spec made by <see cref="Spec.Margins(int[], int)"/> for <paramref name="batch"/> examples (C needing no
-    /// gradient): the output index of each row's +1 (the label) and −1 ([B·S] each); otherwise null. On the CPU, C is
-    /// checked to still hold those rows (it is a public tensor), and any difference means null.
-    /// </summary>
-    private static (int[] Plus, int[] Minus)? MarginRows(Spec spec, int batch)
-    {
-        var c = spec.C;
-        int classes = spec.Outputs, rows = spec.Count;
-        if (spec.MarginLabels is not { } labels || labels.Length != batch || c.RequiresGrad || c.Rank != 3 || rows != classes - 1) return null;
-        var plus = new int[batch * rows];
-        var minus = new int[batch * rows];
-        for (int e = 0, r = 0; e < batch; e++)
-            for (int j = 0; j < classes; j++)
-                if (j != labels[e]) { plus[r] = labels[e]; minus[r] = j; r++; }
-        if (c.Device == Device.Cpu)
-        {
-            var v = c.ToArray();
-            for (int r = 0; r < plus.Length; r++)
-                for (int j = 0; j < classes; j++)
-                    if (v[r * classes + j] != (j == plus[r] ? 1f : j == minus[r] ? -1f : 0f)) return null;
-        }
-        return (plus, minus);
     }
 
     /// <summary>y[b, s] = Σ_i m[b, s, i] z[b, i] (+ bias[b, s]).</summary>

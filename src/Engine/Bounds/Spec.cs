@@ -20,15 +20,6 @@ public sealed class Spec
     /// <summary>The C matrix.</summary>
     public Tensor C { get; }
 
-    /// <summary>
-    /// The labels of a spec made by <see cref="Margins(int[], int)"/> (kept by <see cref="To"/>), else null: the bound
-    /// code may then gather rows instead of multiplying by C, after checking (on the CPU) that C still holds them.
-    /// </summary>
-    internal int[]? MarginLabels { get; private init; }
-
-    /// <summary>The same spec with C on <paramref name="device"/> (differentiable, as <see cref="Tensor.To"/>).</summary>
-    internal Spec To(Device device) => C.Device == device ? this : new Spec(C.To(device)) { MarginLabels = MarginLabels };
-
     /// <summary>Number of properties (rows of C).</summary>
     public int Count => C.Dims[^2];
 
@@ -57,7 +48,7 @@ public sealed class Spec
                 row++;
             }
         }
-        return new Spec(Tensor.FromArray(c, labels.Length, numClasses - 1, numClasses)) { MarginLabels = (int[])labels.Clone() };
+        return new Spec(Tensor.FromArray(c, labels.Length, numClasses - 1, numClasses));
     }
 
     /// <summary>Margins from a label tensor (any shape with one integer-valued entry per example).</summary>

@@ -67,7 +67,7 @@ public static class CertifiedLosses
     public static Tensor IbpLoss(Module model, Tensor x, Tensor labels, Perturbation perturbation, int numClasses = 10)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var c = MarginSpec(labels, numClasses, x.Device);
+        var c = MarginMatrix(labels, numClasses, x.Device);
         return WorstCaseCrossEntropy(IbpLower(model, x, c, perturbation));
     }
 
@@ -78,7 +78,7 @@ public static class CertifiedLosses
     public static Tensor CrownIbpLoss(Module model, Tensor x, Tensor labels, Perturbation perturbation, float beta, int numClasses = 10)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var c = MarginSpec(labels, numClasses, x.Device);
+        var c = MarginMatrix(labels, numClasses, x.Device);
         return WorstCaseCrossEntropy(MixedLower(model, x, c, perturbation, beta));
     }
 
@@ -140,7 +140,7 @@ public static class CertifiedLosses
 
     private static (Tensor Loss, Tensor? Point) Robust(Module model, Tensor x, Tensor labels, CertifiedTrainingOptions o, ScheduleValues at, ulong seed)
     {
-        var c = MarginSpec(labels, o.NumClasses, x.Device);
+        var c = MarginMatrix(labels, o.NumClasses, x.Device);
         var full = PerturbationOf(o, at.Eps);
         switch (o.Method)
         {
@@ -162,7 +162,7 @@ public static class CertifiedLosses
                 // De Palma et al.: CE of the convex combination of the logit differences, which for margins m is
                 // CE([0, −((1 − alpha)·m_adv + alpha·m_IBP)]); alpha = 0 is the CE at the attack point, alpha = 1 the IBP loss.
                 var xa = o.Alpha < 1 ? Attack(model, x, labels, o, at.Eps, seed) : null;
-                var mAdv = xa != null ? Margins(model.Forward(xa), c.C) : null;
+                var mAdv = xa != null ? Margins(model.Forward(xa), c) : null;
                 var mIbp = o.Alpha > 0 ? IbpLower(model, x, c, full) : null;
                 var m = mAdv == null ? mIbp! : mIbp == null ? mAdv : mAdv * (1 - o.Alpha) + mIbp * o.Alpha;
                 return (WorstCaseCrossEntropy(m), xa);
@@ -180,22 +180,14 @@ public static class CertifiedLosses
         }
     }
 
-    // The margin spec on the device (it keeps its labels, so the bounds' last layer gathers rows of W instead of
-    // multiplying by C).
-    private static Spec MarginSpec(Tensor labels, int numClasses, Device device)
-    {
-        ArgumentNullException.ThrowIfNull(labels);
-        return Spec.Margins(labels, numClasses).To(device);
-    }
+    private static Tensor IbpLower(Module model, Tensor x, Tensor c, Perturbation p)
+        => Engine.Bounds.Bounds.Compute(model, x, p, BoundMethod.Ibp, new Spec(c), TrainingBounds).Lower;
 
-    private static Tensor IbpLower(Module model, Tensor x, Spec c, Perturbation p)
-        => Engine.Bounds.Bounds.Compute(model, x, p, BoundMethod.Ibp, c, TrainingBounds).Lower;
-
-    private static Tensor MixedLower(Module model, Tensor x, Spec c, Perturbation p, float beta)
+    private static Tensor MixedLower(Module model, Tensor x, Tensor c, Perturbation p, float beta)
     {
         if (!(beta >= 0 && beta <= 1)) throw new ArgumentOutOfRangeException(nameof(beta), $"CertifiedLosses: beta must be in [0, 1], got {beta}.");
         // ComputeMixed weighs IBP by its kappa: kappa = 1 − beta puts beta on CROWN-IBP.
-        return Engine.Bounds.Bounds.ComputeMixed(model.Graph, x, p, 1 - beta, c, TrainingBounds).Lower;
+        return Engine.Bounds.Bounds.ComputeMixed(model.Graph, x, p, 1 - beta, new Spec(c), TrainingBounds).Lower;
     }
 
     /// <summary>
