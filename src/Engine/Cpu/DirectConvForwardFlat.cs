@@ -42,7 +42,10 @@ internal static unsafe partial class DirectConv
         public readonly int[] Plane, Shift, ULo, UHi, VLo, VHi;
         /// <summary>Least and greatest shift on the grid (component offsets excluded).</summary>
         public readonly int MinShift, MaxShift;
-        /// <summary>The row form's bordered layout (DirectConvRows.cs), once known (null: the row form does not apply).</summary>
+        /// <summary>
+        /// The row form's bordered layout (DirectConvRows.cs) once <see cref="BorderedKnown"/> (null: the row form does
+        /// not apply). Set on first use; two threads racing there compute the same layout.
+        /// </summary>
         public RowLayout? Bordered;
         public bool BorderedKnown;
 

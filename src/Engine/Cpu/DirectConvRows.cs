@@ -55,13 +55,13 @@ internal static unsafe partial class DirectConv
         public static RowLayout? For(in Conv2dGeometry g)
         {
             if (!RowForm || g.InChannels > RowFormMaxInChannels || g.OutW < 12 || PolyLayout.For(g) is not { } l) return null;
-            if (!l.BorderedKnown)
+            if (!Volatile.Read(ref l.BorderedKnown))
             {
                 int dwMin = 0, dwMax = 0;
                 for (int t = 0; t < l.Taps2; t++) { dwMin = Math.Min(dwMin, -l.VLo[t]); dwMax = Math.Max(dwMax, -l.VLo[t]); }
                 // Every lane of an output row reads inside its own bordered row (columns right of the data are zero).
                 l.Bordered = -dwMin + l.OutW + Math.Max(0, dwMax) <= RowPitch ? new RowLayout(l) : null;
-                l.BorderedKnown = true;
+                Volatile.Write(ref l.BorderedKnown, true);   // published after Bordered
             }
             return l.Bordered;
         }

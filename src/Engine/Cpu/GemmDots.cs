@@ -44,15 +44,20 @@ internal static unsafe class GemmDots
         else CpuThreads.For(blocks, minBlocks, (s, e) => Range(s, e, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Range(int first, int end, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(k & 15)).AsSingle();
         int slices = (k + MaxSlice - 1) / MaxSlice, slice = ((k + slices - 1) / slices + 15) & ~15;
         for (int k0 = 0; k0 < k; k0 += slice)
-        {
-        int kEnd = Math.Min(k, k0 + slice), full = kEnd == k ? k & ~15 : kEnd;
-        float sliceBeta = k0 == 0 ? beta : 1f;
+            Slice(first, end, m, n, k0, Math.Min(k, k0 + slice), k, alpha, a, lda, b, ldb, k0 == 0 ? beta : 1f, c, ldc);
+    }
+
+    /// <summary>Blocks [first, end) of B's rows over k in [k0, kEnd): C = alpha·(their sums) + beta·C.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Slice(int first, int end, int m, int n, int k0, int kEnd, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        // Whole vectors up to full; the last slice's partial vector (k mod 16 floats) through masked loads.
+        int full = kEnd == k ? k & ~15 : kEnd;
+        var tail = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(k & 15)).AsSingle();
         for (int jb = first; jb < end; jb++)
         {
             int j0 = jb * RowsB;
@@ -93,12 +98,11 @@ internal static unsafe class GemmDots
                 }
                 int rows = Math.Min(RowsA, m - i0), cols = Math.Min(RowsB, n - j0);
                 float* o = c + (long)i0 * ldc + j0;
-                PutRow(o, cols, alpha, sliceBeta, c00, c01, c02, c03, c04);
-                if (rows > 1) PutRow(o + ldc, cols, alpha, sliceBeta, c10, c11, c12, c13, c14);
-                if (rows > 2) PutRow(o + 2L * ldc, cols, alpha, sliceBeta, c20, c21, c22, c23, c24);
-                if (rows > 3) PutRow(o + 3L * ldc, cols, alpha, sliceBeta, c30, c31, c32, c33, c34);
+                PutRow(o, cols, alpha, beta, c00, c01, c02, c03, c04);
+                if (rows > 1) PutRow(o + ldc, cols, alpha, beta, c10, c11, c12, c13, c14);
+                if (rows > 2) PutRow(o + 2L * ldc, cols, alpha, beta, c20, c21, c22, c23, c24);
+                if (rows > 3) PutRow(o + 3L * ldc, cols, alpha, beta, c30, c31, c32, c33, c34);
             }
-        }
         }
     }
 

@@ -149,20 +149,22 @@ public sealed class DataParallel
             for (int i = 0; i < ps.Count; i++) ps[i].Grad = acc[i];
             // |W| of the bound passes made once for all pieces; its gradient folded into the buffers at the end.
             using (Bounds.AbsWeightCache.Begin())
-            for (int j = 0; j < pieces; j++)
             {
-                var (offset, size) = Shard(j, pieces, count);
-                // Each piece's temporaries go back to the pool before the next one runs: its activations stay in cache.
-                using var scope = TensorScope.Begin(includeCpu: true);
-                var ys = yd.NarrowRows(start + offset, size);
-                var r = loss(replica, xd.NarrowRows(start + offset, size), ys, firstPiece[k] + j);
-                if (r.Loss is null || r.Loss.Numel != 1) throw new InvalidOperationException("DataParallel: the shard loss must be a scalar tensor.");
-                lossSum += (double)r.Loss.Item() * size;
-                right = right is int c && r.Logits is { } z ? c + Accuracy.CountCorrect(z, ys) : null;
-                // The shard's mean-loss gradient: each piece's weighted by its share of the shard (exactly the
-                // piece's gradient when the shard is one piece).
-                if (pieces == 1) r.Loss.Backward();
-                else (r.Loss * ((float)size / count)).Backward();
+                for (int j = 0; j < pieces; j++)
+                {
+                    var (offset, size) = Shard(j, pieces, count);
+                    // Each piece's temporaries go back to the pool before the next one runs: its activations stay in cache.
+                    using var scope = TensorScope.Begin(includeCpu: true);
+                    var ys = yd.NarrowRows(start + offset, size);
+                    var r = loss(replica, xd.NarrowRows(start + offset, size), ys, firstPiece[k] + j);
+                    if (r.Loss is null || r.Loss.Numel != 1) throw new InvalidOperationException("DataParallel: the shard loss must be a scalar tensor.");
+                    lossSum += (double)r.Loss.Item() * size;
+                    right = right is int c && r.Logits is { } z ? c + Accuracy.CountCorrect(z, ys) : null;
+                    // The shard's mean-loss gradient: each piece's weighted by its share of the shard (exactly the
+                    // piece's gradient when the shard is one piece).
+                    if (pieces == 1) r.Loss.Backward();
+                    else (r.Loss * ((float)size / count)).Backward();
+                }
             }
             for (int i = 0; i < ps.Count; i++)
             {
