@@ -203,8 +203,8 @@ internal static unsafe partial class DirectConv
 
     /// <summary>
     /// dw in the row form: dw[co, (ci, kh, kw)] = Σ_(n, u, v) dy[n, co, u, v] · component[u + dh, v + dw], with output
-    /// pixels across the lanes (one output row per vector, dy read in place with the lanes past OutW zero, which also
-    /// drops the component lanes past the row). Register tiles of 4 output channels by 4 taps accumulate over each
+    /// pixels across the lanes (one output row per vector, dy read in place; the lanes past OutW are cleared in dy and in
+    /// the component, so an infinite input pixel reaches only the taps that read it). Register tiles of 4 output channels by 4 taps accumulate over each
     /// image's rows, carried from image to image in per-thread scratch, and are summed across lanes at the end.
     /// </summary>
     private static void BackwardWeightRows(float* px, float* pdy, float* pdw, in Conv2dGeometry g, RowLayout rl)
@@ -269,8 +269,9 @@ internal static unsafe partial class DirectConv
     }
 
     /// <summary>
-    /// acc[i·4 + j] += Σ_u dy_i[u·outW .. +16) (lanes past outW zero) · x_j[u·16 .. +16) for the 4 dy rows i and 4
-    /// taps j, over the outH output rows. dy is read up to 16 floats past a row but the last.
+    /// acc[i·4 + j] += Σ_u dy_i[u·outW .. +16) · x_j[u·16 .. +16) for the 4 dy rows i and 4 taps j, over the outH
+    /// output rows, the lanes past outW cleared on both sides (they hold the next row's dy and component cells, and
+    /// 0 · ∞ would be NaN). dy is read up to 16 floats past a row but the last.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WeightRowsTile(int outH, int outW, float* d0, float* d1, float* d2, float* d3,
@@ -297,13 +298,13 @@ internal static unsafe partial class DirectConv
                 y0 = Avx512F.MaskLoad(d0 + q, lanes, z); y1 = Avx512F.MaskLoad(d1 + q, lanes, z);
                 y2 = Avx512F.MaskLoad(d2 + q, lanes, z); y3 = Avx512F.MaskLoad(d3 + q, lanes, z);
             }
-            var x = Vector512.Load(x0 + r);
+            var x = Vector512.Load(x0 + r) & lanes;
             a00 = Avx512F.FusedMultiplyAdd(y0, x, a00); a10 = Avx512F.FusedMultiplyAdd(y1, x, a10); a20 = Avx512F.FusedMultiplyAdd(y2, x, a20); a30 = Avx512F.FusedMultiplyAdd(y3, x, a30);
-            x = Vector512.Load(x1 + r);
+            x = Vector512.Load(x1 + r) & lanes;
             a01 = Avx512F.FusedMultiplyAdd(y0, x, a01); a11 = Avx512F.FusedMultiplyAdd(y1, x, a11); a21 = Avx512F.FusedMultiplyAdd(y2, x, a21); a31 = Avx512F.FusedMultiplyAdd(y3, x, a31);
-            x = Vector512.Load(x2 + r);
+            x = Vector512.Load(x2 + r) & lanes;
             a02 = Avx512F.FusedMultiplyAdd(y0, x, a02); a12 = Avx512F.FusedMultiplyAdd(y1, x, a12); a22 = Avx512F.FusedMultiplyAdd(y2, x, a22); a32 = Avx512F.FusedMultiplyAdd(y3, x, a32);
-            x = Vector512.Load(x3 + r);
+            x = Vector512.Load(x3 + r) & lanes;
             a03 = Avx512F.FusedMultiplyAdd(y0, x, a03); a13 = Avx512F.FusedMultiplyAdd(y1, x, a13); a23 = Avx512F.FusedMultiplyAdd(y2, x, a23); a33 = Avx512F.FusedMultiplyAdd(y3, x, a33);
         }
         a00.Store(acc + 0 * 16); a01.Store(acc + 1 * 16); a02.Store(acc + 2 * 16); a03.Store(acc + 3 * 16);

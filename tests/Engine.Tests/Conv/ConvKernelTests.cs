@@ -206,6 +206,20 @@ public class ConvKernelTests
                 return dw.ToArray();
             });
         }
+        // An infinite input pixel reaches only the weight-gradient taps that read it (the lanes past a row must not
+        // turn into 0 · ∞ = NaN on other taps).
+        var gi = new Conv2dGeometry(3, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1);
+        var xi = TestData.Random(rng, gi.Batch * gi.InPixels);
+        xi[28 * 28 + 10 * 28] = float.PositiveInfinity;   // image 1, row 10, column 0
+        var dyi = TestData.Random(rng, gi.Batch * gi.OutChannels * gi.OutPixels);
+        var want = ConvReference.Conv2dBackwardWeight(xi, dyi, gi);
+        var got = Tensor.Full([want.Length], float.NaN);
+        K.Conv2dBackwardWeight(Tensor.FromArray(xi).Buf, Tensor.FromArray(dyi).Buf, got.Buf, gi);
+        var gotDw = got.ToArray();
+        Assert.That(want.Count(v => !float.IsFinite(v)), Is.GreaterThan(0).And.LessThan(want.Length / 2), "the reference: some taps infinite");
+        for (int i = 0; i < want.Length; i++)
+            if (float.IsFinite(want[i])) Assert.That(gotDw[i], Is.EqualTo(want[i]).Within(1e-4 + 1e-4 * Math.Abs(want[i])), $"dw[{i}] (finite in the reference)");
+            else Assert.That(float.IsFinite(gotDw[i]), Is.False, $"dw[{i}] (not finite in the reference)");
         // Not taken: 16 input channels, rows of 7 or 17 pixels, and a border that would not fit 16 floats.
         Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1)), Is.False);
         Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 5, 28, 28, 16, 4, 4, 2, 2, 1, 1)), Is.False);
