@@ -206,8 +206,8 @@ public class ConvKernelTests
                 return dw.ToArray();
             });
         }
-        // An infinite input pixel reaches only the weight-gradient taps that read it (the lanes past a row must not
-        // turn into 0 · ∞ = NaN on other taps).
+        // An infinite input pixel reaches only the weight-gradient taps and the outputs that read it (the lanes past a
+        // row must not turn into 0 · ∞ = NaN elsewhere).
         var gi = new Conv2dGeometry(3, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1);
         var xi = TestData.Random(rng, gi.Batch * gi.InPixels);
         xi[28 * 28 + 10 * 28] = float.PositiveInfinity;   // image 1, row 10, column 0
@@ -220,6 +220,14 @@ public class ConvKernelTests
         for (int i = 0; i < want.Length; i++)
             if (float.IsFinite(want[i])) Assert.That(gotDw[i], Is.EqualTo(want[i]).Within(1e-4 + 1e-4 * Math.Abs(want[i])), $"dw[{i}] (finite in the reference)");
             else Assert.That(float.IsFinite(gotDw[i]), Is.False, $"dw[{i}] (not finite in the reference)");
+        var wi = TestData.Random(rng, gi.OutChannels * gi.ColRows);
+        var wantY = ConvReference.Conv2dForward(xi, wi, null, gi);
+        var gotY = Tensor.Full([wantY.Length], float.NaN);
+        K.Conv2dForward(Tensor.FromArray(xi).Buf, Tensor.FromArray(wi).Buf, null, gotY.Buf, gi);
+        var y = gotY.ToArray();
+        for (int i = 0; i < wantY.Length; i++)
+            if (float.IsFinite(wantY[i])) Assert.That(y[i], Is.EqualTo(wantY[i]).Within(1e-4 + 1e-4 * Math.Abs(wantY[i])), $"y[{i}] (finite in the reference)");
+            else Assert.That(float.IsFinite(y[i]), Is.False, $"y[{i}] (not finite in the reference)");
         // Not taken: 16 input channels, rows of 7 or 17 pixels, and a border that would not fit 16 floats.
         Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1)), Is.False);
         Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 5, 28, 28, 16, 4, 4, 2, 2, 1, 1)), Is.False);
