@@ -134,6 +134,30 @@ public class ConvKernelTests
         finally { CpuThreads.Count = saved; }
     }
 
+    /// <summary>The kernels' forward of g (y starts as NaN, so an output left unwritten shows).</summary>
+    private static float[] RunForward(Conv2dGeometry g, float[] x, float[] w, float[]? b)
+    {
+        var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
+        K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, b == null ? null : Tensor.FromArray(b).Buf, y.Buf, g);
+        return y.ToArray();
+    }
+
+    /// <summary>The kernels' weight gradient of g (dw starts as NaN).</summary>
+    private static float[] RunWeightGradient(Conv2dGeometry g, float[] x, float[] dy)
+    {
+        var dw = Tensor.Full([g.OutChannels * g.ColRows], float.NaN);
+        K.Conv2dBackwardWeight(Tensor.FromArray(x).Buf, Tensor.FromArray(dy).Buf, dw.Buf, g);
+        return dw.ToArray();
+    }
+
+    /// <summary>got is close to want where want is finite and not finite where want is not.</summary>
+    private static void AssertSameFiniteness(float[] got, float[] want, string what)
+    {
+        for (int i = 0; i < want.Length; i++)
+            if (float.IsFinite(want[i])) Assert.That(got[i], Is.EqualTo(want[i]).Within(1e-4 + 1e-4 * Math.Abs(want[i])), $"{what}[{i}] (finite in the reference)");
+            else Assert.That(float.IsFinite(got[i]), Is.False, $"{what}[{i}] (not finite in the reference)");
+    }
+
     [Test]
     public void FlatForwardRunsChunksOfImagesAcrossThreads()
     {
@@ -160,12 +184,7 @@ public class ConvKernelTests
             var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
             var w = TestData.Random(rng, g.OutChannels * g.ColRows);
             var b = TestData.Random(rng, g.OutChannels);
-            CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, b, g), $"forward {g}", () =>
-            {
-                var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
-                K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, Tensor.FromArray(b).Buf, y.Buf, g);
-                return y.ToArray();
-            });
+            CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, b, g), $"forward {g}", () => RunForward(g, x, w, b));
         }
         }
         finally { DirectConv.RowForm = savedRows; }
@@ -193,18 +212,8 @@ public class ConvKernelTests
             var b = TestData.Random(rng, g.OutChannels);
             var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
             foreach (var bias in new[] { b, null })
-                CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, bias, g), $"forward {g}, bias {bias != null}", () =>
-                {
-                    var y = Tensor.Full([g.Batch * g.OutChannels * g.OutPixels], float.NaN);
-                    K.Conv2dForward(Tensor.FromArray(x).Buf, Tensor.FromArray(w).Buf, bias == null ? null : Tensor.FromArray(bias).Buf, y.Buf, g);
-                    return y.ToArray();
-                });
-            CheckOnThreadCounts(ConvReference.Conv2dBackwardWeight(x, dy, g), $"dw {g}", () =>
-            {
-                var dw = Tensor.Full([w.Length], float.NaN);
-                K.Conv2dBackwardWeight(Tensor.FromArray(x).Buf, Tensor.FromArray(dy).Buf, dw.Buf, g);
-                return dw.ToArray();
-            });
+                CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, bias, g), $"forward {g}, bias {bias != null}", () => RunForward(g, x, w, bias));
+            CheckOnThreadCounts(ConvReference.Conv2dBackwardWeight(x, dy, g), $"dw {g}", () => RunWeightGradient(g, x, dy));
         }
         // An infinite input pixel reaches only the weight-gradient taps and the outputs that read it (the lanes past a
         // row must not turn into 0 · ∞ = NaN elsewhere).
@@ -213,21 +222,10 @@ public class ConvKernelTests
         xi[28 * 28 + 10 * 28] = float.PositiveInfinity;   // image 1, row 10, column 0
         var dyi = TestData.Random(rng, gi.Batch * gi.OutChannels * gi.OutPixels);
         var want = ConvReference.Conv2dBackwardWeight(xi, dyi, gi);
-        var got = Tensor.Full([want.Length], float.NaN);
-        K.Conv2dBackwardWeight(Tensor.FromArray(xi).Buf, Tensor.FromArray(dyi).Buf, got.Buf, gi);
-        var gotDw = got.ToArray();
         Assert.That(want.Count(v => !float.IsFinite(v)), Is.GreaterThan(0).And.LessThan(want.Length / 2), "the reference: some taps infinite");
-        for (int i = 0; i < want.Length; i++)
-            if (float.IsFinite(want[i])) Assert.That(gotDw[i], Is.EqualTo(want[i]).Within(1e-4 + 1e-4 * Math.Abs(want[i])), $"dw[{i}] (finite in the reference)");
-            else Assert.That(float.IsFinite(gotDw[i]), Is.False, $"dw[{i}] (not finite in the reference)");
+        AssertSameFiniteness(RunWeightGradient(gi, xi, dyi), want, "dw");
         var wi = TestData.Random(rng, gi.OutChannels * gi.ColRows);
-        var wantY = ConvReference.Conv2dForward(xi, wi, null, gi);
-        var gotY = Tensor.Full([wantY.Length], float.NaN);
-        K.Conv2dForward(Tensor.FromArray(xi).Buf, Tensor.FromArray(wi).Buf, null, gotY.Buf, gi);
-        var y = gotY.ToArray();
-        for (int i = 0; i < wantY.Length; i++)
-            if (float.IsFinite(wantY[i])) Assert.That(y[i], Is.EqualTo(wantY[i]).Within(1e-4 + 1e-4 * Math.Abs(wantY[i])), $"y[{i}] (finite in the reference)");
-            else Assert.That(float.IsFinite(y[i]), Is.False, $"y[{i}] (not finite in the reference)");
+        AssertSameFiniteness(RunForward(gi, xi, wi, null), ConvReference.Conv2dForward(xi, wi, null, gi), "y");
         // Not taken: 16 input channels, rows of 7 or 17 pixels, and a border that would not fit 16 floats.
         Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1)), Is.False);
         Assert.That(DirectConv.UsesRowForm(new Conv2dGeometry(2, 5, 28, 28, 16, 4, 4, 2, 2, 1, 1)), Is.False);
