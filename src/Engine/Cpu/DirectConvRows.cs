@@ -34,21 +34,29 @@ internal static unsafe partial class DirectConv
         /// <summary>Per tap (kh, kw): its component and its shift (rows·16 + columns) from the output pixel's cell.</summary>
         public readonly int[] Plane, Shift;
 
-        private RowLayout(PolyLayout l)
+        private RowLayout(PolyLayout l, int top, int left, int bottom)
         {
             OutH = l.OutH; OutW = l.OutW;
-            int taps2 = l.Taps2, dhMin = 0, dhMax = 0, dwMin = 0;
-            for (int t = 0; t < taps2; t++)
-            {
-                dhMin = Math.Min(dhMin, -l.ULo[t]); dhMax = Math.Max(dhMax, -l.ULo[t]);
-                dwMin = Math.Min(dwMin, -l.VLo[t]);
-            }
-            Top = -dhMin; Left = -dwMin;
-            Rows = Top + OutH + dhMax;
+            Top = top; Left = left;
+            Rows = top + OutH + bottom;
             CompLen = Rows * RowPitch;
             Plane = (int[])l.Plane.Clone();
-            Shift = new int[taps2];
-            for (int t = 0; t < taps2; t++) Shift[t] = -l.ULo[t] * RowPitch - l.VLo[t];
+            Shift = new int[l.Taps2];
+            for (int t = 0; t < l.Taps2; t++) Shift[t] = -l.ULo[t] * RowPitch - l.VLo[t];
+        }
+
+        /// <summary>The layout of a polyphase layout, or null when a bordered row would not fit one vector.</summary>
+        private static RowLayout? Build(PolyLayout l)
+        {
+            // Tap t reads its component at row shift dh = −ULo[t] and column shift dw = −VLo[t].
+            int dhMin = 0, dhMax = 0, dwMin = 0, dwMax = 0;
+            for (int t = 0; t < l.Taps2; t++)
+            {
+                dhMin = Math.Min(dhMin, -l.ULo[t]); dhMax = Math.Max(dhMax, -l.ULo[t]);
+                dwMin = Math.Min(dwMin, -l.VLo[t]); dwMax = Math.Max(dwMax, -l.VLo[t]);
+            }
+            // Every lane of an output row reads inside its own bordered row (columns right of the data are zero).
+            return -dwMin + l.OutW + dwMax <= RowPitch ? new RowLayout(l, -dhMin, -dwMin, dhMax) : null;
         }
 
         /// <summary>The layout when the row form takes g (already taken by the direct path), else null; cached with g's PolyLayout.</summary>
@@ -57,10 +65,7 @@ internal static unsafe partial class DirectConv
             if (!RowForm || g.InChannels > RowFormMaxInChannels || g.OutW < 12 || PolyLayout.For(g) is not { } l) return null;
             if (!Volatile.Read(ref l.BorderedKnown))
             {
-                int dwMin = 0, dwMax = 0;
-                for (int t = 0; t < l.Taps2; t++) { dwMin = Math.Min(dwMin, -l.VLo[t]); dwMax = Math.Max(dwMax, -l.VLo[t]); }
-                // Every lane of an output row reads inside its own bordered row (columns right of the data are zero).
-                l.Bordered = -dwMin + l.OutW + Math.Max(0, dwMax) <= RowPitch ? new RowLayout(l) : null;
+                l.Bordered = Build(l);
                 Volatile.Write(ref l.BorderedKnown, true);   // published after Bordered
             }
             return l.Bordered;
@@ -74,7 +79,8 @@ internal static unsafe partial class DirectConv
     /// Writes image x [Cin, H, W] into its bordered components ([Cin][s·s][Rows][16], border already zero): input row
     /// r, column c goes to component (r mod s, c mod s), bordered cell (Top + r / s, Left + c / s). Rows are loaded
     /// with the lanes past W zero, so each stored vector writes zeros over the right border and the next row's left
-    /// border, which stay zero; the components' slack (64 floats past the last) takes the last row's spill and the reads past the last row.
+    /// border, which stay zero; the components' slack (64 floats past the last) takes the last row's spill and the
+    /// tiles' reads past the last row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SplitBordered(float* x, float* comps, in Conv2dGeometry g, RowLayout rl)
@@ -203,9 +209,10 @@ internal static unsafe partial class DirectConv
 
     /// <summary>
     /// dw in the row form: dw[co, (ci, kh, kw)] = Σ_(n, u, v) dy[n, co, u, v] · component[u + dh, v + dw], with output
-    /// pixels across the lanes (one output row per vector, dy read in place; the lanes past OutW are cleared in dy and in
-    /// the component, so an infinite input pixel reaches only the taps that read it). Register tiles of 4 output channels by 4 taps accumulate over each
-    /// image's rows, carried from image to image in per-thread scratch, and are summed across lanes at the end.
+    /// pixels across the lanes (one output row per vector, dy read in place; the lanes past OutW are cleared in dy and
+    /// in the component, so an infinite input pixel reaches only the taps that read it). Register tiles of 4 output
+    /// channels by 4 taps accumulate over each image's rows, carried from image to image in per-thread scratch, and
+    /// are summed across lanes at the end.
     /// </summary>
     private static void BackwardWeightRows(float* px, float* pdy, float* pdw, in Conv2dGeometry g, RowLayout rl)
     {

@@ -150,6 +150,14 @@ public class ConvKernelTests
         return dw.ToArray();
     }
 
+    /// <summary>The kernels' input gradient of g (dx starts as NaN).</summary>
+    private static float[] RunInputGradient(Conv2dGeometry g, float[] dy, float[] w)
+    {
+        var dx = Tensor.Full([g.Batch * g.InChannels * g.InPixels], float.NaN);
+        K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
+        return dx.ToArray();
+    }
+
     /// <summary>got is close to want where want is finite and not finite where want is not.</summary>
     private static void AssertSameFiniteness(float[] got, float[] want, string what)
     {
@@ -171,21 +179,21 @@ public class ConvKernelTests
         DirectConv.RowForm = false;
         try
         {
-        foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
-                                  new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
-                                  new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2),
-                                  // Stride 2 without gaps on rows of at most 16 floats (two input rows per split, whole
-                                  // vectors stored): 6 wide (both rows in part of one vector) and a 3×3 kernel.
-                                  new Conv2dGeometry(11, 3, 6, 6, 8, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(13, 5, 10, 10, 7, 3, 3, 2, 2, 1, 1),
-                                  // Rows wider than one 32-float split (even and odd widths, the odd one with gaps).
-                                  new Conv2dGeometry(9, 3, 10, 40, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(7, 2, 11, 45, 12, 4, 4, 2, 2, 2, 2) })
-        {
-            Assert.That(DirectConv.UsesFlatForward(g), Is.True, g.ToString());
-            var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
-            var w = TestData.Random(rng, g.OutChannels * g.ColRows);
-            var b = TestData.Random(rng, g.OutChannels);
-            CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, b, g), $"forward {g}", () => RunForward(g, x, w, b));
-        }
+            foreach (var g in new[] { new Conv2dGeometry(67, 1, 28, 28, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(45, 16, 14, 14, 32, 4, 4, 2, 2, 1, 1),
+                                      new Conv2dGeometry(40, 3, 15, 13, 20, 4, 4, 2, 2, 2, 2), new Conv2dGeometry(30, 5, 9, 10, 12, 3, 3, 1, 1, 1, 1),
+                                      new Conv2dGeometry(20, 4, 11, 12, 9, 3, 3, 1, 1, 2, 2, 2, 2),
+                                      // Stride 2 without gaps on rows of at most 16 floats (two input rows per split, whole
+                                      // vectors stored): 6 wide (both rows in part of one vector) and a 3×3 kernel.
+                                      new Conv2dGeometry(11, 3, 6, 6, 8, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(13, 5, 10, 10, 7, 3, 3, 2, 2, 1, 1),
+                                      // Rows wider than one 32-float split (even and odd widths, the odd one with gaps).
+                                      new Conv2dGeometry(9, 3, 10, 40, 16, 4, 4, 2, 2, 1, 1), new Conv2dGeometry(7, 2, 11, 45, 12, 4, 4, 2, 2, 2, 2) })
+            {
+                Assert.That(DirectConv.UsesFlatForward(g), Is.True, g.ToString());
+                var x = TestData.Random(rng, g.Batch * g.InChannels * g.InPixels);
+                var w = TestData.Random(rng, g.OutChannels * g.ColRows);
+                var b = TestData.Random(rng, g.OutChannels);
+                CheckOnThreadCounts(ConvReference.Conv2dForward(x, w, b, g), $"forward {g}", () => RunForward(g, x, w, b));
+            }
         }
         finally { DirectConv.RowForm = savedRows; }
         // Without padding the input has more rows than the output grid: the channel-lane form.
@@ -247,12 +255,7 @@ public class ConvKernelTests
             Assert.That(DirectConv.UsesFlatInputGradient(g), Is.True, g.ToString());
             var dy = TestData.Random(rng, g.Batch * g.OutChannels * g.OutPixels);
             var w = TestData.Random(rng, g.OutChannels * g.ColRows);
-            CheckOnThreadCounts(ConvReference.Conv2dBackwardInput(dy, w, g), $"dx {g}", () =>
-            {
-                var dx = Tensor.Full([g.Batch * g.InChannels * g.InPixels], float.NaN);
-                K.Conv2dBackwardInput(Tensor.FromArray(dy).Buf, Tensor.FromArray(w).Buf, dx.Buf, g);
-                return dx.ToArray();
-            });
+            CheckOnThreadCounts(ConvReference.Conv2dBackwardInput(dy, w, g), $"dx {g}", () => RunInputGradient(g, dy, w));
         }
         // A convolution without padding has more input than output pixels per residue: the per-image form.
         Assert.That(DirectConv.UsesFlatInputGradient(new Conv2dGeometry(2, 8, 9, 9, 16, 3, 3, 1, 1, 0, 0)), Is.False);
