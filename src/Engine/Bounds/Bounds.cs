@@ -110,8 +110,9 @@ public static class Bounds
         {
             var w = p.Bounds(last.Inputs[1]).Lower;
             var wb = last.Inputs.Count > 2 ? p.Bounds(last.Inputs[2]).Lower : null;
-            // The preceding ReLU's (centre, widened radius): the fold in one fused pass (same formula, CPU).
-            if (h.Prepared is { } pc && pc.Rho == p.Options.RoundingRelative && UseFusedSpecFold && IbpSpecFold.Applies(pc.C, pc.M, w, wb, c))
+            // The preceding ReLU's (centre, widened radius): the fold in one fused pass (same formula, CPU). Not over the
+            // perturbed input itself (a one-layer network), where an L2 ball takes the affine rule's exact ball form.
+            if (h.Prepared is { } pc && h.Ball == null && pc.Rho == p.Options.RoundingRelative && UseFusedSpecFold && IbpSpecFold.Applies(pc.C, pc.M, w, wb, c))
             {
                 var (foldLower, foldUpper) = IbpSpecFold.Compute(pc.C, pc.M, w, wb, c, pc.Rho, p.Options.RoundingAbsolute);
                 return new BoundResult(foldLower, foldUpper);
