@@ -12,14 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs="${1:-3}"
-data="${ENGINE_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
-if [ ! -d "$data" ]; then
-  echo "certified_epochs.sh: $data not found (apt-get install dataset-fashion-mnist, or set ENGINE_FASHION_MNIST)" >&2
-  exit 1
-fi
-dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q >/dev/null
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source benchmarks/certified_setup.sh certified_epochs.sh
 recipe=(--warmup-epochs 1 --ramp-epochs 2)
 engine_epochs() {
   # The CLI prints "... (S s)" per epoch with one decimal.

@@ -11,14 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-2}"
-data="${ENGINE_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
-if [ ! -d "$data" ]; then
-  echo "certified_recipe.sh: $data not found (apt-get install dataset-fashion-mnist, or set ENGINE_FASHION_MNIST)" >&2
-  exit 1
-fi
-dotnet build src/Engine.Cli/Engine.Cli.csproj -c Release --nologo -v q >/dev/null
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source benchmarks/certified_setup.sh certified_recipe.sh
 # Each run prints "total ramp_mean later_mean" (seconds).
 engine_run() {
   dotnet src/Engine.Cli/bin/Release/net10.0/Engine.Cli.dll train --model cnn --method ibp --eps 0.1 --epochs 20 \
