@@ -35,6 +35,24 @@ __device__ __forceinline__ long long bounds_row(int b, int r, int tRows, int n)
     return ((long long)b * tRows + (tRows == 1 ? 0 : r)) * n;
 }
 
+// CROWN's ReLU relaxation from pre-activation bounds (ReluOp's element-wise composition, the same float operations):
+// unstable (l < 0 < u): upSlope = u / (u - l), upBias = (-upSlope)·l, lowSlope = (u >= -l); else both slopes are
+// (l >= 0) and upBias = 0. NaN compares false, as on the CPU. Division is IEEE (no fast math), so bit-identical.
+extern "C" __global__ void relu_relaxation(const float* __restrict__ lower, const float* __restrict__ upper, float* __restrict__ lowSlope,
+                                           float* __restrict__ upSlope, float* __restrict__ upBias, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float l = lower[i], u = upper[i];
+        bool unstable = l < 0.f && u > 0.f;
+        float active = l >= 0.f ? 1.f : 0.f;
+        float aU = unstable ? __fdiv_rn(u, __fsub_rn(u, l)) : active;
+        upSlope[i] = aU;
+        upBias[i] = unstable ? __fmul_rn(-aU, l) : 0.f;
+        lowSlope[i] = unstable ? (u >= -l ? 1.f : 0.f) : active;
+    }
+}
+
 // y = a·(a ≥ 0 ? lowSlope : upSlope) element-wise; withBias (lowBias or upBias given; the host says so, as an empty
 // buffer's address may be 0): bias[row] = Σ t and mag[row] = Σ |t| for t = a·(a ≥ 0 ? lowBias : upBias), an absent
 // (null) bias reading as 0.

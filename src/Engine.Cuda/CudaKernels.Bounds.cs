@@ -28,6 +28,20 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n)
+    {
+        const string K = nameof(ReluRelaxation);
+        if (n < 0) throw new ArgumentException($"{K}: negative size {n}.");
+        if (n == 0) return;
+        Items(n, K);
+        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        NeedElements(lowSlope, n, K, "lowSlope"); NeedElements(upSlope, n, K, "upSlope"); NeedElements(upBias, n, K, "upBias");
+        var p = new KernelParams();
+        p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(Ptr(lowSlope)); p.Pointer(Ptr(upSlope)); p.Pointer(Ptr(upBias)); p.Int(n);
+        Launch1D("bounds", "relu_relaxation", n, ref p);
+    }
+
+    /// <inheritdoc/>
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
                            Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
     {

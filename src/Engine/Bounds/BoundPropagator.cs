@@ -37,11 +37,16 @@ internal sealed class BoundPropagator
 
     public int Batch => _inputBox!.Shape[0];
 
+    /// <summary>The device of the perturbed input (and so of every perturbed value's bounds).</summary>
+    public Device InputDevice => _inputBox!.Lower.Device;
+
     /// <summary>
     /// The forward walk: IBP for every value; with <paramref name="refine"/>, the inputs of nonlinear ops are
-    /// re-bounded by CROWN (intersected with IBP) as soon as they are computed, so later IBP starts from them.
+    /// re-bounded by CROWN (intersected with IBP) as soon as they are computed, so later IBP starts from them. With
+    /// <paramref name="lazy"/> (CROWN's backward pass follows), values that no relaxation needs get bounds that are
+    /// made only if something reads them, where their op can give its output shape (e.g. the last layer's).
     /// </summary>
-    public void Forward(Tensor x, bool refine)
+    public void Forward(Tensor x, bool refine, bool lazy = false)
     {
         if (refine && !Ancestors(Output).Contains(_input.Id))
             refine = false;
@@ -50,10 +55,10 @@ internal sealed class BoundPropagator
         var needs = new bool[_graph.Values.Count];
         foreach (var n in _graph.Nodes)
             if (n.Op.NeedsInputBounds) needs[n.Inputs[0].Id] = true;
-        Executor.InterpretAll(_graph, new Walk(this, refine ? needs : null), [_inputBox]);
+        Executor.InterpretAll(_graph, new Walk(this, refine ? needs : null, lazy ? needs : null), [_inputBox]);
     }
 
-    private sealed class Walk(BoundPropagator p, bool[]? refine) : IGraphInterpretation<Interval>
+    private sealed class Walk(BoundPropagator p, bool[]? refine, bool[]? needed) : IGraphInterpretation<Interval>
     {
         public Interval Initializer(Value value)
         {
@@ -64,11 +69,19 @@ internal sealed class BoundPropagator
         public Interval[] Apply(Node node, Interval[] inputs)
         {
             Interval result;
+            var v = node.Outputs[0];
             if (inputs.All(i => i.IsConstant))
                 result = Interval.Constant(node.Op.Forward(ForwardContext.Eval, [.. inputs.Select(i => i.Lower)]));
+            else if (needed != null && !needed[v.Id] && node.Op.BoundOutputShape(inputs) is { } shape)
+            {
+                // CROWN reads IBP bounds only where a relaxation needs them (and on their way there): the others,
+                // e.g. the last layer's, are made only if something reads them (on a GPU, ~15 launches a layer).
+                var op = node.Op;
+                var options = p._options;
+                result = Interval.Lazy(shape, () => { var r = op.IntervalForward(inputs, options); return (r.Lower, r.Upper); });
+            }
             else
                 result = node.Op.IntervalForward(inputs, p._options);
-            var v = node.Outputs[0];
             p._bounds[v.Id] = result;
             if (refine != null && refine[v.Id] && !result.IsConstant && !p.IsFirstAffine(v))
                 p._bounds[v.Id] = result = p.Refine(v, result);
@@ -267,8 +280,8 @@ internal sealed class BoundPropagator
         int b = a.Dims[0], rows = a.Dims[1];
         var acc = new Tensor?[_graph.Values.Count];
         acc[start.Id] = a;
-        Tensor bias = bias0 ?? Tensor.Zeros([b, rows], a.Device);
-        Tensor mag = mag0 ?? Tensor.Zeros([b, rows], a.Device);
+        // The constant term and its magnitude start from the first contribution (zeros would cost launches on a GPU).
+        Tensor? bias = bias0, mag = mag0;
         int from = start.Producer?.Index ?? -1;
         for (int i = from; i >= 0; i--)
         {
@@ -293,17 +306,17 @@ internal sealed class BoundPropagator
                 var w = node.Inputs[j];
                 acc[w.Id] = acc[w.Id] is { } prev ? prev + cj : cj;
             }
-            if (step.Bias is { } sb) { bias = bias + sb; mag = mag + step.Magnitude!; }
+            if (step.Bias is { } sb) { bias = bias is null ? sb : bias + sb; mag = mag is null ? step.Magnitude! : mag + step.Magnitude!; }
         }
-        Tensor value;
+        Tensor? value = bias;
         if (acc[_input.Id] is { } ain)
         {
             var flat = ain.Reshape(b, rows, ain.Numel / Math.Max(1, b * rows));
             var (v, m) = _perturbation.Concretize(flat, Slice(_inputBox!, examples));
-            value = v + bias;
-            mag = mag + m;
+            value = value is null ? v : v + value;
+            mag = mag is null ? m : mag + m;
         }
-        else value = bias;
-        return value - (mag * _options.RoundingRelative + _options.RoundingAbsolute);
+        value ??= Tensor.Zeros([b, rows], a.Device);
+        return mag is null ? value - _options.RoundingAbsolute : value - (mag * _options.RoundingRelative + _options.RoundingAbsolute);
     }
 }

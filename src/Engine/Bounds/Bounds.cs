@@ -142,7 +142,7 @@ public static class Bounds
 
     private static BoundResult Crown(BoundPropagator p, Tensor x, Spec? spec, bool refine, BoundOptions o, bool forwardDone = false)
     {
-        if (!forwardDone) p.Forward(x, refine);
+        if (!forwardDone) p.Forward(x, refine, lazy: true);
         var a = StartCoefficients(p, spec, o.ComputeUpper, out int s);
         var lb = p.Backward(p.Output, a, null);
         return Split(lb, s, o.ComputeUpper);
@@ -157,7 +157,7 @@ public static class Bounds
         int s;
         using (new NoGrad())
         {
-            p.Forward(x, refine: true);
+            p.Forward(x, refine: true, lazy: true);
             a = StartCoefficients(p, spec, o.ComputeUpper, out s);
         }
         a = a.Detach();
@@ -201,17 +201,18 @@ public static class Bounds
     /// <summary>The initial coefficients [B, S (or 2S with upper rows −C), ...output shape]; s = S.</summary>
     private static Tensor StartCoefficients(BoundPropagator p, Spec? spec, bool upper, out int s)
     {
-        var ob = p.Bounds(p.Output);
-        var shape = ob.Shape;
-        int b = shape[0], n = ob.Lower.Numel / Math.Max(1, b);
+        // The output's shape only: CROWN may have left its IBP bounds unmade (see BoundPropagator.Forward).
+        var shape = p.Bounds(p.Output).Shape;
+        int b = shape[0], n = ShapeUtil.Numel(shape) / Math.Max(1, b);
+        var device = p.InputDevice;
         Tensor c;
         if (spec == null)
         {
             var eye = new float[n * n];
             for (int i = 0; i < n; i++) eye[i * n + i] = 1f;
-            c = Tensor.FromSpan(eye, [n, n], ob.Lower.Device).Unsqueeze(0).Expand(b, n, n);
+            c = Tensor.FromSpan(eye, [n, n], device).Unsqueeze(0).Expand(b, n, n);
         }
-        else c = CheckSpec(spec, b, n, ob.Lower.Device);
+        else c = CheckSpec(spec, b, n, device);
         s = c.Dims[1];
         if (upper) c = Tensor.Concat([c, -c], 1);
         return c.Reshape([b, c.Dims[1], .. shape.AsSpan(1)]);

@@ -53,7 +53,8 @@ internal static class FusedBounds
                     ins[1].RequiresGrad ? (g * av * pos).SumToShape(lo.Dims) : null,
                     ins[2].RequiresGrad ? (g * av * (1f - pos)).SumToShape(up.Dims) : null];
         }, "BoundRelax");
-        if (bias != null)
+        // The zero stand-in for a missing bias is made only when a gradient is recorded (on a GPU it is a launch).
+        if (bias != null && GradMode.IsEnabled && (a3.RequiresGrad || bL3 is { RequiresGrad: true } || bU3 is { RequiresGrad: true }))
         {
             var zero = Tensor.Zeros([1, 1, 1], a.Device);
             Tensor[] ins = [a3, bL3 ?? zero, bU3 ?? zero];
@@ -106,6 +107,19 @@ internal static class FusedBounds
             return grads;
         }, "BoundDot");
         return (value, mag);
+    }
+
+    /// <summary>
+    /// ReLU's CROWN relaxation (lower slope, upper slope, upper intercept; each shaped like l) in one kernel
+    /// (<see cref="IKernels.ReluRelaxation"/>), bit-identical to ReluOp's element-wise composition. Null when a
+    /// gradient must flow into l or u (certified training), where the composition records it.
+    /// </summary>
+    public static (Tensor LowSlope, Tensor UpSlope, Tensor UpBias)? ReluRelaxation(Tensor l, Tensor u)
+    {
+        if (GradRecorder.ShouldRecord(l, u) || l.Device != u.Device || !ShapeUtil.SameShape(l.Dims, u.Dims)) return null;
+        var aL = l.NewEmpty(l.Dims); var aU = l.NewEmpty(l.Dims); var bU = l.NewEmpty(l.Dims);
+        l.K.ReluRelaxation(l.Buf, u.Buf, aL.Buf, aU.Buf, bU.Buf, l.Numel);
+        return (aL, aU, bU);
     }
 
     private static bool SameDevice(Tensor a, params Tensor?[] others)

@@ -241,6 +241,16 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(y.Storage);
     }
 
+    public void ReluRelaxation(Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, Engine.Tensors.Buf lowSlope, Engine.Tensors.Buf upSlope, Engine.Tensors.Buf upBias, int n)
+    {
+        Inner.ReluRelaxation(lower, upper, lowSlope, upSlope, upBias, n);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+        GC.KeepAlive(lowSlope.Storage);
+        GC.KeepAlive(upSlope.Storage);
+        GC.KeepAlive(upBias.Storage);
+    }
+
     public void ScaleInPlace(Engine.Tensors.Buf x, int n, float alpha)
     {
         Inner.ScaleInPlace(x, n, alpha);

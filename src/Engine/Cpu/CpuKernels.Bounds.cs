@@ -11,6 +11,41 @@ public sealed unsafe partial class CpuKernels
     private const int BoundBlockLen = 256;
 
     /// <inheritdoc/>
+    public void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n)
+    {
+        float* pl = P(lower), pu = P(upper), pls = P(lowSlope), pus = P(upSlope), pub = P(upBias);
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var zero = Vector512<float>.Zero; var one = Vector512.Create(1f);
+                for (; i <= e - 16; i += 16)
+                {
+                    var l = Vector512.Load(pl + i); var u = Vector512.Load(pu + i);
+                    var unstable = Vector512.LessThan(l, zero) & Vector512.GreaterThan(u, zero);
+                    var active = Vector512.GreaterThanOrEqual(l, zero) & one;
+                    var aU = Vector512.ConditionalSelect(unstable, u / Vector512.ConditionalSelect(unstable, u - l, one), active);
+                    Vector512.ConditionalSelect(unstable, -aU * l, zero).Store(pub + i);
+                    aU.Store(pus + i);
+                    Vector512.ConditionalSelect(unstable, Vector512.GreaterThanOrEqual(u, -l) & one, active).Store(pls + i);
+                }
+            }
+            for (; i < e; i++) ReluRelaxationAt(pl[i], pu[i], out pls[i], out pus[i], out pub[i]);
+        });
+    }
+
+    /// <summary>One element of <see cref="ReluRelaxation"/> (also its scalar reference).</summary>
+    internal static void ReluRelaxationAt(float l, float u, out float lowSlope, out float upSlope, out float upBias)
+    {
+        bool unstable = l < 0f && u > 0f;
+        float active = l >= 0f ? 1f : 0f;
+        upSlope = unstable ? u / (u - l) : active;
+        upBias = unstable ? -upSlope * l : 0f;
+        lowSlope = unstable ? (u >= -l ? 1f : 0f) : active;
+    }
+
+    /// <inheritdoc/>
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
                            Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
     {

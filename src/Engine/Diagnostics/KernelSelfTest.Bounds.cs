@@ -2,11 +2,30 @@ using Engine.Tensors;
 
 namespace Engine.Diagnostics;
 
-// The fused CROWN kernels: BoundRelax, BoundDot, BoundConvSelect, BoundConvTranspose.
+// The fused CROWN kernels: ReluRelaxation, BoundRelax, BoundDot, BoundConvSelect, BoundConvTranspose.
 public sealed partial class KernelSelfTest
 {
     private void RegisterBounds()
     {
+        Add("ReluRelaxation", c =>
+        {
+            foreach (int n in new[] { 1, 17, 1000, 40001 })
+            {
+                c.Case($"n={n}");
+                // Bounds l <= u of every kind: unstable, active, dead, zero at either end, and u = -l exactly (the tie).
+                var lo = c.U(n, -1f, 1f); var width = c.U(n, 0f, 1.5f);
+                var hi = new float[n];
+                for (int i = 0; i < n; i++) hi[i] = i % 7 == 3 ? -lo[i] : i % 11 == 5 ? 0f : lo[i] + width[i];
+                for (int i = 0; i < n; i++) if (i % 13 == 6) lo[i] = i % 2 == 0 ? 0f : -0f;
+                for (int i = 0; i < n; i++) if (hi[i] < lo[i]) hi[i] = lo[i];
+                var l = c.In(lo); var u = c.In(hi);
+                var aL = c.Out(n); var aU = c.Out(n); var bU = c.Out(n);
+                c.Run((k, s) => k.ReluRelaxation(l[s], u[s], aL[s], aU[s], bU[s], n));
+                c.Compare("lowSlope", aL, Tol.Exact);
+                c.Compare("upSlope", aU, Tol.Exact);
+                c.Compare("upBias", bU, Tol.Exact);
+            }
+        });
         Add("BoundRelax", c =>
         {
             // (batch, rows, n, lowSlopeRows, lowBiasRows (0: empty), upSlopeRows, upBiasRows (0: empty))

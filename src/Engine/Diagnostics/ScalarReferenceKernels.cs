@@ -298,6 +298,12 @@ internal sealed class ScalarReferenceKernels : IKernels
         if (lowBias.Storage != null || upBias.Storage != null) { W(bias, bs); W(mag, ms); }
     }
 
+    public void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n)
+    {
+        var (aL, aU, bU) = BoundsReference.ReluRelaxation(R(lower, n), R(upper, n));
+        W(lowSlope, aL); W(upSlope, aU); W(upBias, bU);
+    }
+
     public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
     {
         int cLen = (batch - 1) * cBatchStride + n, rLen = (batch - 1) * radiusBatchStride + n;

@@ -57,4 +57,11 @@ public abstract partial class Op
     /// <paramref name="code"/> is the caller's scratch array: read it before returning, never keep it.
     /// </summary>
     internal virtual (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows) => null;
+
+    /// <summary>
+    /// The shape of the op's output for these (perturbed) input bounds, without computing anything, or null when the
+    /// op does not say. It lets CROWN leave the IBP bounds of a value unmade until something reads them (the last
+    /// layer's, which only give the output's shape there).
+    /// </summary>
+    internal virtual int[]? BoundOutputShape(Interval[] inputs) => null;
 }

@@ -14,6 +14,14 @@ public partial interface IKernels
                     Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n);
 
     /// <summary>
+    /// CROWN's ReLU relaxation from pre-activation bounds, element-wise over n: for an unstable neuron (l &lt; 0 &lt; u)
+    /// upSlope = u / (u − l), upBias = (−upSlope)·l and lowSlope = (u ≥ −l ? 1 : 0); otherwise upSlope = lowSlope =
+    /// (l ≥ 0 ? 1 : 0) and upBias = 0. The same float operations as the element-wise composition in ReluOp, so the
+    /// results are bit-identical to it (a NaN bound counts as neither unstable nor active).
+    /// </summary>
+    void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n);
+
+    /// <summary>
     /// Row dot products with a dual-norm term: value[b, r] = Σₙ a·c − spread and mag[b, r] = Σₙ |a|·|c| + spread, where
     /// spread = Σₙ |a|·radius (radius non-empty) or eps·Σₙ |a|. c and radius are [batch, n] when their batch stride is
     /// n, or one [n] vector shared by the batch when it is 0.

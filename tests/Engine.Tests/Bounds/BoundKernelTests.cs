@@ -23,6 +23,54 @@ public class BoundKernelTests
             Assert.That(got[i], Is.EqualTo(want[i]).Within(rel * (Math.Abs(scale[i]) + 1e-6)), $"{what} [{i}]");
     }
 
+    /// <summary>
+    /// The fused ReLU relaxation against ReluOp's element-wise composition (which it replaces when no gradient is
+    /// recorded) and the scalar reference, bit for bit: unstable, active and dead neurons, bounds at ±0, the tie
+    /// u = −l, NaN bounds, and lengths that leave vector tails.
+    /// </summary>
+    [Test]
+    public void ReluRelaxationIsTheCompositionBitForBit()
+    {
+        var g = new Generator(5);
+        foreach (int n in new[] { 1, 15, 16, 17, 100, 1001 })
+        {
+            var lo = Tensor.Uniform([n], -1, 1, g).ToArray();
+            var width = Tensor.Uniform([n], 0, 1.5f, g).ToArray();
+            var hi = new float[n];
+            for (int i = 0; i < n; i++) hi[i] = i % 7 == 3 ? -lo[i] : i % 11 == 5 ? 0f : lo[i] + width[i];
+            for (int i = 0; i < n; i++) if (i % 13 == 6) lo[i] = i % 2 == 0 ? 0f : -0f;
+            for (int i = 0; i < n; i++) if (hi[i] < lo[i]) hi[i] = lo[i];
+            if (n > 50) { lo[40] = float.NaN; hi[41] = float.NaN; }
+            var l = Tensor.FromSpan(lo, [n], null); var u = Tensor.FromSpan(hi, [n], null);
+            var unstable = Tensor.Lt(l, 0f) * Tensor.Gt(u, 0f);
+            var active = Tensor.Ge(l, 0f);
+            var aU = Tensor.Where(unstable, u / Tensor.Where(unstable, u - l, 1f), active);
+            var bU = Tensor.Where(unstable, -aU * l, 0f);
+            var aL = Tensor.Where(unstable, Tensor.Ge(u, -l), active);
+            var fused = FusedBounds.ReluRelaxation(l, u)!.Value;
+            var (rL, rU, rB) = BoundsReference.ReluRelaxation(lo, hi);
+            foreach (var (got, want, refr, what) in new[] { (fused.LowSlope, aL, rL, "lowSlope"), (fused.UpSlope, aU, rU, "upSlope"), (fused.UpBias, bU, rB, "upBias") })
+            {
+                var gv = got.ToArray(); var wv = want.ToArray();
+                for (int i = 0; i < n; i++)
+                {
+                    Assert.That(BitConverter.SingleToInt32Bits(gv[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(wv[i])), $"{what}[{i}] n={n}: fused {gv[i]:R}, composition {wv[i]:R} (l {lo[i]:R}, u {hi[i]:R})");
+                    Assert.That(BitConverter.SingleToInt32Bits(refr[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(wv[i])), $"{what}[{i}] n={n}: reference {refr[i]:R}, composition {wv[i]:R}");
+                }
+            }
+        }
+    }
+
+    /// <summary>When a gradient must reach the bounds, the fused relaxation steps aside (the composition records it).</summary>
+    [Test]
+    public void ReluRelaxationDeclinesWhenBoundsNeedGradients()
+    {
+        var l = Tensor.FromSpan(new[] { -1f, 0.5f }, [2], null).RequiresGrad_();
+        var u = Tensor.FromSpan(new[] { 2f, 1f }, [2], null);
+        Assert.That(FusedBounds.ReluRelaxation(l, u), Is.Null);
+        using (new NoGrad()) Assert.That(FusedBounds.ReluRelaxation(l, u), Is.Not.Null);
+    }
+
     [Test]
     public void RelaxMatchesReference()
     {

@@ -28,6 +28,29 @@ public class KernelCompileTests
         Assert.That(c.KernelCount, Is.GreaterThan(0), $"{module}.cu defines no extern \"C\" __global__ kernel");
     }
 
+    /// <summary>
+    /// Every kernel the backend launches by a literal name (Launch / Launch1D with a module and a kernel name in the
+    /// source of src/Engine.Cuda) is an entry of that module's PTX: a misspelt or missing kernel fails here, in CI,
+    /// instead of on the first GPU that runs it.
+    /// </summary>
+    [Test]
+    public void EveryLaunchedKernelNameIsAnEntryOfItsModule()
+    {
+        CudaTestEnv.RequireNvrtc();
+        var launch = new System.Text.RegularExpressions.Regex(@"Launch(?:1D)?\(\s*(EwModule|""(\w+)"")\s*,\s*""(\w+)""");
+        var ptx = new Dictionary<string, string>();
+        int checkedCount = 0;
+        foreach (var file in Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "src", "Engine.Cuda"), "*.cs"))
+            foreach (System.Text.RegularExpressions.Match m in launch.Matches(File.ReadAllText(file)))
+            {
+                string module = m.Groups[1].Value == "EwModule" ? "elementwise" : m.Groups[2].Value, kernel = m.Groups[3].Value;
+                if (!ptx.TryGetValue(module, out var text)) ptx[module] = text = KernelCompiler.Compile(module, "compute_80", useCache: false).Ptx;
+                Assert.That(text, Does.Contain($".entry {kernel}("), $"{Path.GetFileName(file)} launches {module}.cu's '{kernel}', which its PTX does not define");
+                checkedCount++;
+            }
+        Assert.That(checkedCount, Is.GreaterThan(20), "the pattern should find the backend's literal launches");
+    }
+
     [Test]
     public void EveryKernelFileIsEmbedded()
     {

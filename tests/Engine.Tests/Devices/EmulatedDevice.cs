@@ -166,6 +166,8 @@ internal class EmulatedKernels : IKernels
 
     public virtual void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n) => Inner.BoundRelax(M(a), M(lowSlope), lowSlopeRows, M(lowBias), lowBiasRows, M(upSlope), upSlopeRows, M(upBias), upBiasRows, M(y), M(bias), M(mag), batch, rows, n);
 
+    public virtual void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n) => Inner.ReluRelaxation(M(lower), M(upper), M(lowSlope), M(upSlope), M(upBias), n);
+
     public virtual void Col2Im(Buf col, Buf image, in Conv2dGeometry g) => Inner.Col2Im(M(col), M(image), in g);
 
     public virtual void Conv2dBackwardInput(Buf dy, Buf w, Buf dx, in Conv2dGeometry g) => Inner.Conv2dBackwardInput(M(dy), M(w), M(dx), in g);

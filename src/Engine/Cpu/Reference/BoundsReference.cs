@@ -3,6 +3,27 @@ namespace Engine.Cpu.Reference;
 /// <summary>Scalar, double-accumulating definitions of <see cref="Tensors.IKernels.BoundRelax"/> and <see cref="Tensors.IKernels.BoundDot"/>.</summary>
 public static class BoundsReference
 {
+    /// <summary>
+    /// See <see cref="Tensors.IKernels.ReluRelaxation"/>: ReluOp's element-wise composition written out per element
+    /// (unstable = (l &lt; 0)·(u &gt; 0), the 1 in the denominator's Where, −aU times l). Returns (lowSlope, upSlope, upBias).
+    /// </summary>
+    public static (float[] LowSlope, float[] UpSlope, float[] UpBias) ReluRelaxation(float[] lower, float[] upper)
+    {
+        int n = lower.Length;
+        var aL = new float[n]; var aU = new float[n]; var bU = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            float l = lower[i], u = upper[i];
+            float unstable = (l < 0f ? 1f : 0f) * (u > 0f ? 1f : 0f);
+            float active = l >= 0f ? 1f : 0f;
+            float den = unstable != 0f ? u - l : 1f;
+            aU[i] = unstable != 0f ? u / den : active;
+            bU[i] = unstable != 0f ? -aU[i] * l : 0f;
+            aL[i] = unstable != 0f ? (u >= -l ? 1f : 0f) : active;
+        }
+        return (aL, aU, bU);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.BoundRelax"/>; null biases are zero. Returns (y, bias, mag).</summary>
     public static (float[] Y, float[] Bias, float[] Mag) Relax(float[] a, float[] lowSlope, int lowSlopeRows, float[]? lowBias, int lowBiasRows,
         float[] upSlope, int upSlopeRows, float[]? upBias, int upBiasRows, int batch, int rows, int n)

@@ -17,6 +17,9 @@ public sealed partial class ReluOp
     /// <inheritdoc/>
     public override Tensor? BoundSensitiveMask(Interval input) => Tensor.Lt(input.Lower, 0f) * Tensor.Gt(input.Upper, 0f);
 
+    /// <inheritdoc/>
+    internal override int[]? BoundOutputShape(Interval[] inputs) => inputs[0].Shape;
+
     /// <summary>CROWN's adaptive lower slope: 1 when u ≥ −l, else 0 (stable neurons: their exact slope).</summary>
     public override Tensor? InitialAlpha(Interval input)
     {
@@ -28,6 +31,12 @@ public sealed partial class ReluOp
     public override void BoundBackward(BackwardStep step)
     {
         var (l, u) = (step.Inputs[0].Lower, step.Inputs[0].Upper);
+        // One kernel for the three tensors below when no gradient flows into the bounds (same numbers).
+        if (step.Alpha == null && FusedBounds.ReluRelaxation(l, u) is { } fused)
+        {
+            step.Relax(fused.LowSlope, null, fused.UpSlope, fused.UpBias);
+            return;
+        }
         var unstable = Tensor.Lt(l, 0f) * Tensor.Gt(u, 0f);
         var active = Tensor.Ge(l, 0f);
         var aU = Tensor.Where(unstable, u / Tensor.Where(unstable, u - l, 1f), active);

@@ -26,6 +26,13 @@ public sealed partial class LinearOp
         if (step.Inputs.Count > 2) step.AddDot(step.A, BoundRules.Constant([.. step.Inputs], 2, Type, "bias"));
     }
 
+    /// <inheritdoc/>
+    internal override int[]? BoundOutputShape(Interval[] inputs)
+    {
+        var x = inputs[0].Shape;
+        return inputs.Length < 2 || x.Length == 0 || inputs[1].Shape.Length != 2 ? null : [.. x[..^1], inputs[1].Shape[0]];
+    }
+
     /// <summary>Rows of ±W (a gather) and ±b.</summary>
     internal override (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows)
     {

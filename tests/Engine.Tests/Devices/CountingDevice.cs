@@ -1,0 +1,97 @@
+using System.Reflection;
+using Engine.Tensors;
+
+namespace Engine.Tests.Devices;
+
+/// <summary>
+/// An emulated device that counts what a GPU would pay host time for: every kernel-interface call (a launch, a
+/// cuBLAS call or a memset on CUDA), every zero-filled allocation (a memset), and every copy to or from the host
+/// (a copy to the host synchronises the stream). The numbers are the CPU's, as on <see cref="EmulatedDevice"/>.
+/// </summary>
+internal sealed class CountingDevice : EmulatedDevice
+{
+    private readonly IKernels _counted;
+    private readonly Dictionary<string, int> _calls = [];
+
+    public CountingDevice(string name) : base(name)
+    {
+        var proxy = DispatchProxy.Create<IKernels, CountingKernels>();
+        ((CountingKernels)(object)proxy).Init(EmuKernels, this);
+        _counted = proxy;
+    }
+
+    public override IKernels Kernels => _counted;
+
+    /// <summary>Kernel-interface calls by member (Unary / Binary by op too) since the last <see cref="Reset"/>.</summary>
+    public IReadOnlyDictionary<string, int> Calls => _calls;
+
+    /// <summary>Kernel-interface calls plus zero-filled allocations: what a CUDA device would launch.</summary>
+    public int Launches => _calls.Values.Sum() + ZeroAllocations;
+
+    public int ZeroAllocations { get; private set; }
+
+    /// <summary>Stopwatch ticks spent inside the kernels and copies (the rest of a call's time is host work).</summary>
+    public long KernelTicks;
+    public int CopiesToHost { get; private set; }
+    public int CopiesFromHost { get; private set; }
+
+    public void Reset() { _calls.Clear(); ZeroAllocations = CopiesToHost = CopiesFromHost = 0; KernelTicks = 0; }
+
+    internal void Count(string what)
+    {
+        _calls[what] = _calls.GetValueOrDefault(what) + 1;
+        if (Trace != null)
+        {
+            var frames = new System.Diagnostics.StackTrace().GetFrames().Select(f => f.GetMethod()).Where(mm => mm?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Engine.") && !ns.StartsWith("Engine.Tests") && !ns.StartsWith("Engine.Tensors") && !ns.StartsWith("Engine.Autograd")).Take(3).Select(mm => mm!.DeclaringType!.Name + "." + mm.Name);
+            string key = what + " <- " + string.Join(" <- ", frames);
+            Trace[key] = Trace.GetValueOrDefault(key) + 1;
+        }
+    }
+
+    public Dictionary<string, int>? Trace;
+
+    public override Storage Allocate(int length, bool zero = false)
+    {
+        if (zero) ZeroAllocations++;
+        return base.Allocate(length, zero);
+    }
+
+    public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
+    {
+        CopiesFromHost++;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        base.CopyFromHost(source, destination, destinationOffset);
+        KernelTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+    }
+
+    public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
+    {
+        CopiesToHost++;
+        Count("ToHost");
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        base.CopyToHost(source, sourceOffset, destination);
+        KernelTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+    }
+
+    public override string ToString() => Name;
+
+    /// <summary>The counting forwarder (a DispatchProxy, so it needs no line per IKernels member).</summary>
+    public class CountingKernels : DispatchProxy
+    {
+        private IKernels _inner = null!;
+        private CountingDevice _owner = null!;
+
+        internal void Init(IKernels inner, CountingDevice owner) { _inner = inner; _owner = owner; }
+
+        protected override object? Invoke(MethodInfo? method, object?[]? args)
+        {
+            var m = method!;
+            string what = args is { Length: > 0 } && args[0] is Enum op ? $"{m.Name}.{op}" : m.Name;
+            _owner.Count(what);
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            try { return m.Invoke(_inner, args); }
+            catch (TargetInvocationException e) when (e.InnerException != null) { throw e.InnerException; }
+            finally { _owner.KernelTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
+        }
+    }
+}
