@@ -53,6 +53,34 @@ extern "C" __global__ void relu_relaxation(const float* __restrict__ lower, cons
     }
 }
 
+// IBP's affine-layer operands from an interval: center = (l + u)·0.5, margin = ((u - l)·0.5)·(1 + rho) + |center|·rho,
+// each operation rounded on its own (no FMA contraction), as the CPU and BoundRules.Affine's composition compute them.
+extern "C" __global__ void ibp_center_margin(const float* __restrict__ lower, const float* __restrict__ upper, float* __restrict__ center,
+                                             float* __restrict__ margin, int n, float rho)
+{
+    const float k = __fadd_rn(1.f, rho);
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float l = lower[i], u = upper[i];
+        float c = __fmul_rn(__fadd_rn(l, u), 0.5f);
+        center[i] = c;
+        margin[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(u, l), 0.5f), k), __fmul_rn(fabsf(c), rho));
+    }
+}
+
+// IBP's interval from an affine layer's products: r = rad + extra[i % period]; lower = center - r, upper = center + r.
+extern "C" __global__ void ibp_combine(const float* __restrict__ center, const float* __restrict__ rad, const float* __restrict__ extra,
+                                       int period, float* __restrict__ lower, float* __restrict__ upper, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float r = __fadd_rn(rad[i], extra[i % period]);
+        float c = center[i];
+        lower[i] = __fsub_rn(c, r);
+        upper[i] = __fadd_rn(c, r);
+    }
+}
+
 // y = a·(a ≥ 0 ? lowSlope : upSlope) element-wise; withBias (lowBias or upBias given; the host says so, as an empty
 // buffer's address may be 0): bias[row] = Σ t and mag[row] = Σ |t| for t = a·(a ≥ 0 ? lowBias : upBias), an absent
 // (null) bias reading as 0.

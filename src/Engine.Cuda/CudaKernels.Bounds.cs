@@ -42,6 +42,34 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
+    {
+        const string K = nameof(IbpCenterMargin);
+        if (n < 0) throw new ArgumentException($"{K}: negative size {n}.");
+        if (n == 0) return;
+        Items(n, K);
+        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        NeedElements(center, n, K, "center"); NeedElements(margin, n, K, "margin");
+        var p = new KernelParams();
+        p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(Ptr(center)); p.Pointer(Ptr(margin)); p.Int(n); p.Float(rho);
+        Launch1D("bounds", "ibp_center_margin", n, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n)
+    {
+        const string K = nameof(IbpCombine);
+        if (n < 0 || period < 1 || n % period != 0) throw new ArgumentException($"{K}: {n} elements are not a whole number of periods of {period}.");
+        if (n == 0) return;
+        Items(n, K);
+        NeedElements(center, n, K, "center"); NeedElements(rad, n, K, "rad"); NeedElements(extra, period, K, "extra");
+        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        var p = new KernelParams();
+        p.Pointer(Ptr(center)); p.Pointer(Ptr(rad)); p.Pointer(Ptr(extra)); p.Int(period); p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Int(n);
+        Launch1D("bounds", "ibp_combine", n, ref p);
+    }
+
+    /// <inheritdoc/>
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
                            Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
     {

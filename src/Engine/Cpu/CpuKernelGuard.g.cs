@@ -171,6 +171,25 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(c.Storage);
     }
 
+    public void IbpCenterMargin(Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, Engine.Tensors.Buf center, Engine.Tensors.Buf margin, int n, float rho)
+    {
+        Inner.IbpCenterMargin(lower, upper, center, margin, n, rho);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+        GC.KeepAlive(center.Storage);
+        GC.KeepAlive(margin.Storage);
+    }
+
+    public void IbpCombine(Engine.Tensors.Buf center, Engine.Tensors.Buf rad, Engine.Tensors.Buf extra, int period, Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, int n)
+    {
+        Inner.IbpCombine(center, rad, extra, period, lower, upper, n);
+        GC.KeepAlive(center.Storage);
+        GC.KeepAlive(rad.Storage);
+        GC.KeepAlive(extra.Storage);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+    }
+
     public void Im2Col(Engine.Tensors.Buf image, Engine.Tensors.Buf col, in Engine.Tensors.Conv2dGeometry g)
     {
         Inner.Im2Col(image, col, in g);

@@ -35,6 +35,63 @@ public sealed unsafe partial class CpuKernels
         });
     }
 
+    /// <inheritdoc/>
+    public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
+    {
+        float* pl = P(lower), pu = P(upper), pc = P(center), pm = P(margin);
+        float k = 1 + rho;
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var half = Vector512.Create(0.5f); var vk = Vector512.Create(k); var vr = Vector512.Create(rho);
+                for (; i <= e - 16; i += 16)
+                {
+                    var lo = Vector512.Load(pl + i); var up = Vector512.Load(pu + i);
+                    var cc = (lo + up) * half;
+                    cc.Store(pc + i);
+                    ((up - lo) * half * vk + Vector512.Abs(cc) * vr).Store(pm + i);
+                }
+            }
+            for (; i < e; i++)
+            {
+                float cc = (pl[i] + pu[i]) * 0.5f;
+                pc[i] = cc;
+                pm[i] = (pu[i] - pl[i]) * 0.5f * k + MathF.Abs(cc) * rho;
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n)
+    {
+        if (period < 1 || n % period != 0) throw new ArgumentException($"IbpCombine: {n} elements are not a whole number of periods of {period}.");
+        float* pc = P(center), pr = P(rad), pe = P(extra), pl = P(lower), ph = P(upper);
+        CpuThreads.For(n / period, Math.Max(1, Simd.MinChunk / period), (s, e) =>
+        {
+            for (int row = s; row < e; row++)
+            {
+                long o = (long)row * period;
+                int j = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; j <= period - 16; j += 16)
+                    {
+                        var cc = Vector512.Load(pc + o + j);
+                        var rr = Vector512.Load(pr + o + j) + Vector512.Load(pe + j);
+                        (cc - rr).Store(pl + o + j);
+                        (cc + rr).Store(ph + o + j);
+                    }
+                for (; j < period; j++)
+                {
+                    float rr = pr[o + j] + pe[j];
+                    pl[o + j] = pc[o + j] - rr;
+                    ph[o + j] = pc[o + j] + rr;
+                }
+            }
+        });
+    }
+
     /// <summary>One element of <see cref="ReluRelaxation"/> (also its scalar reference).</summary>
     internal static void ReluRelaxationAt(float l, float u, out float lowSlope, out float upSlope, out float upBias)
     {

@@ -2,11 +2,40 @@ using Engine.Tensors;
 
 namespace Engine.Diagnostics;
 
-// The fused CROWN kernels: ReluRelaxation, BoundRelax, BoundDot, BoundConvSelect, BoundConvTranspose.
+// The fused bound kernels: IbpCenterMargin, IbpCombine, ReluRelaxation, BoundRelax, BoundDot, BoundConvSelect, BoundConvTranspose.
 public sealed partial class KernelSelfTest
 {
     private void RegisterBounds()
     {
+        Add("IbpCenterMargin", c =>
+        {
+            foreach (var (n, rho) in new[] { (1, 1e-5f), (17, 1e-5f), (1000, 0f), (40001, 3e-4f) })
+            {
+                c.Case($"n={n} rho={rho}");
+                var lo = c.Sprinkle(c.U(n, -2f, 1f), 0f, -0f);
+                var width = c.U(n, 0f, 2f);
+                var hi = new float[n];
+                for (int i = 0; i < n; i++) hi[i] = i % 9 == 4 ? lo[i] : lo[i] + width[i];
+                var l = c.In(lo); var u = c.In(hi);
+                var center = c.Out(n); var margin = c.Out(n);
+                c.Run((k, s) => k.IbpCenterMargin(l[s], u[s], center[s], margin[s], n, rho));
+                c.Compare("center", center, Tol.Exact);
+                c.Compare("margin", margin, Tol.Exact);
+            }
+        });
+        Add("IbpCombine", c =>
+        {
+            foreach (var (rows, period) in new[] { (1, 1), (3, 17), (128, 256), (5, 1000), (2, 40001) })
+            {
+                c.Case($"rows={rows} period={period}");
+                int n = rows * period;
+                var center = c.In(c.U(n, -3f, 3f)); var rad = c.In(c.U(n, 0f, 1f)); var extra = c.In(c.U(period, 0f, 1e-3f));
+                var lower = c.Out(n); var upper = c.Out(n);
+                c.Run((k, s) => k.IbpCombine(center[s], rad[s], extra[s], period, lower[s], upper[s], n));
+                c.Compare("lower", lower, Tol.Exact);
+                c.Compare("upper", upper, Tol.Exact);
+            }
+        });
         Add("ReluRelaxation", c =>
         {
             foreach (int n in new[] { 1, 17, 1000, 40001 })

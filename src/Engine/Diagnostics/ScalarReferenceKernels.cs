@@ -298,6 +298,18 @@ internal sealed class ScalarReferenceKernels : IKernels
         if (lowBias.Storage != null || upBias.Storage != null) { W(bias, bs); W(mag, ms); }
     }
 
+    public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
+    {
+        var (c, m) = BoundsReference.IbpCenterMargin(R(lower, n), R(upper, n), rho);
+        W(center, c); W(margin, m);
+    }
+
+    public void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n)
+    {
+        var (lo, hi) = BoundsReference.IbpCombine(R(center, n), R(rad, n), R(extra, period));
+        W(lower, lo); W(upper, hi);
+    }
+
     public void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n)
     {
         var (aL, aU, bU) = BoundsReference.ReluRelaxation(R(lower, n), R(upper, n));

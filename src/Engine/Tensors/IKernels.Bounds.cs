@@ -22,6 +22,20 @@ public partial interface IKernels
     void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n);
 
     /// <summary>
+    /// IBP's step from an interval to an affine layer's operands, element-wise over n: center = (l + u)·0.5 and
+    /// margin = ((u − l)·0.5)·(1 + rho) + |center|·rho (the radius widened by the rounding margin), the float operations
+    /// of the composition in BoundRules.Affine in the same order, so bit-identical to it.
+    /// </summary>
+    void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho);
+
+    /// <summary>
+    /// IBP's step back from an affine layer's two products to an interval, element-wise over n: with
+    /// r = rad[i] + extra[i mod period], lower = center[i] − r and upper = center[i] + r (extra: the bias's rounding
+    /// margin, one period of the output's flat layout; n a multiple of period). Bit-identical to the composition.
+    /// </summary>
+    void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n);
+
+    /// <summary>
     /// Row dot products with a dual-norm term: value[b, r] = Σₙ a·c − spread and mag[b, r] = Σₙ |a|·|c| + spread, where
     /// spread = Σₙ |a|·radius (radius non-empty) or eps·Σₙ |a|. c and radius are [batch, n] when their batch stride is
     /// n, or one [n] vector shared by the batch when it is 0.

@@ -166,6 +166,10 @@ internal class EmulatedKernels : IKernels
 
     public virtual void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n) => Inner.BoundRelax(M(a), M(lowSlope), lowSlopeRows, M(lowBias), lowBiasRows, M(upSlope), upSlopeRows, M(upBias), upBiasRows, M(y), M(bias), M(mag), batch, rows, n);
 
+    public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
+
+    public virtual void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(extra), period, M(lower), M(upper), n);
+
     public virtual void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n) => Inner.ReluRelaxation(M(lower), M(upper), M(lowSlope), M(upSlope), M(upBias), n);
 
     public virtual void Col2Im(Buf col, Buf image, in Conv2dGeometry g) => Inner.Col2Im(M(col), M(image), in g);

@@ -219,9 +219,14 @@ public class EmulatedDeviceTests
                               new Linear(3 * 4 * 4, 12, generator: g), new LeakyReLU(0.1f), new Linear(12, 10, generator: g));
     }
 
+    /// <summary>
+    /// With and without gradient recording: the fused no-gradient passes (IbpCenterMargin, IbpCombine,
+    /// ReluRelaxation) on the device must give the CPU's bits as the recorded composition does.
+    /// </summary>
     [Test]
-    public void BoundsMatchTheCpuForEveryMethod([Values] BoundMethod method)
+    public void BoundsMatchTheCpuForEveryMethod([Values] BoundMethod method, [Values] bool noGrad)
     {
+        using var ng = noGrad ? new NoGrad() : null;
         var model = BoundNet(8);
         var x = Data(3 * 64, 9, 0f, 1f);
         var labels = new[] { 1, 4, 7 };

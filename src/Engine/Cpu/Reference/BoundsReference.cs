@@ -24,6 +24,34 @@ public static class BoundsReference
         return (aL, aU, bU);
     }
 
+    /// <summary>See <see cref="Tensors.IKernels.IbpCenterMargin"/>: BoundRules.Affine's Center, Radius and r·(1 + ρ) + |c|·ρ per element.</summary>
+    public static (float[] Center, float[] Margin) IbpCenterMargin(float[] lower, float[] upper, float rho)
+    {
+        int n = lower.Length;
+        var c = new float[n]; var m = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            float center = (lower[i] + upper[i]) * 0.5f, radius = (upper[i] - lower[i]) * 0.5f;
+            c[i] = center;
+            m[i] = radius * (1 + rho) + MathF.Abs(center) * rho;
+        }
+        return (c, m);
+    }
+
+    /// <summary>See <see cref="Tensors.IKernels.IbpCombine"/>: center ∓ (rad + extra), extra repeating with its own length.</summary>
+    public static (float[] Lower, float[] Upper) IbpCombine(float[] center, float[] rad, float[] extra)
+    {
+        int n = center.Length;
+        var lo = new float[n]; var hi = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            float r = rad[i] + extra[i % extra.Length];
+            lo[i] = center[i] - r;
+            hi[i] = center[i] + r;
+        }
+        return (lo, hi);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.BoundRelax"/>; null biases are zero. Returns (y, bias, mag).</summary>
     public static (float[] Y, float[] Bias, float[] Mag) Relax(float[] a, float[] lowSlope, int lowSlopeRows, float[]? lowBias, int lowBiasRows,
         float[] upSlope, int upSlopeRows, float[]? upBias, int upBiasRows, int batch, int rows, int n)

@@ -66,7 +66,7 @@ public sealed partial class Conv2dOp
         if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
         int outPix = geo.OutH * geo.OutW;
         var channel = code.Select(c => c == 0 ? 0 : Math.Sign(c) * ((Math.Abs(c) - 1) / outPix + 1)).ToArray();
-        var bias = BoundRules.SignedRows(inputs[2].Lower.Reshape(cout, 1)).IndexSelect(0, BoundRules.SignedIndex(channel, cout)).Reshape(batch, rows);
+        var bias = BoundRules.SignedGather(inputs[2].Lower.Reshape(cout, 1), channel).Reshape(batch, rows);
         return (a, bias, bias.Detach().Abs());
     }
 }

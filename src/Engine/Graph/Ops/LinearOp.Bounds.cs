@@ -33,16 +33,14 @@ public sealed partial class LinearOp
         return inputs.Length < 2 || x.Length == 0 || inputs[1].Shape.Length != 2 ? null : [.. x[..^1], inputs[1].Shape[0]];
     }
 
-    /// <summary>Rows of ±W (a gather) and ±b.</summary>
+    /// <summary>Rows of ±W and ±b (gathers).</summary>
     internal override (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows)
     {
         if (inputs[0].IsConstant || inputs[0].Shape.Length != 2 || inputs.Skip(1).Any(i => !i.IsConstant)) return null;
         var w = inputs[1].Lower;
         int outF = w.Dims[0], inF = w.Dims[1];
-        var index = BoundRules.SignedIndex(code, outF);
-        var a = BoundRules.SignedRows(w.Reshape(outF, inF)).IndexSelect(0, index).Reshape(batch, rows, inF);
-        var bias = inputs.Length < 3 ? null : BoundRules.SignedRows(inputs[2].Lower.Reshape(outF, 1)).IndexSelect(0, index).Reshape(batch, rows);
-        HostScratch.Return(index);
+        var a = BoundRules.SignedGather(w.Reshape(outF, inF), code).Reshape(batch, rows, inF);
+        var bias = inputs.Length < 3 ? null : BoundRules.SignedGather(inputs[2].Lower.Reshape(outF, 1), code).Reshape(batch, rows);
         if (bias == null) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
         return (a, bias, bias.Detach().Abs());
     }
