@@ -61,7 +61,8 @@ public static class Bounds
             BoundMethod.AlphaCrown => AlphaCrown(graph, x, perturbation, spec, o),
             _ => throw new ArgumentOutOfRangeException(nameof(method), $"Bounds: unknown method {method}."),
         };
-        CheckFinite(result);
+        // Without upper bounds CROWN's are +infinity by construction: reading them would be one more device copy.
+        CheckFinite(result, checkUpper: o.ComputeUpper || method == BoundMethod.Ibp);
         return result;
     }
 
@@ -234,10 +235,11 @@ public static class Bounds
         return new BoundResult(lower, up);
     }
 
-    private static void CheckFinite(BoundResult r)
+    private static void CheckFinite(BoundResult r, bool checkUpper = true)
     {
         foreach (var v in r.Lower.ToArray())
             if (float.IsNaN(v)) throw new InvalidOperationException("Bounds: a lower bound is NaN; the network's weights or the input contain NaN or infinity.");
+        if (!checkUpper) return;
         foreach (var v in r.Upper.ToArray())
             if (float.IsNaN(v)) throw new InvalidOperationException("Bounds: an upper bound is NaN; the network's weights or the input contain NaN or infinity.");
     }

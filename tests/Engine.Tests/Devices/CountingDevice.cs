@@ -25,7 +25,7 @@ internal sealed class CountingDevice : EmulatedDevice
     /// <summary>Kernel-interface calls by member (Unary / Binary by op too) since the last <see cref="Reset"/>.</summary>
     public IReadOnlyDictionary<string, int> Calls => _calls;
 
-    /// <summary>Kernel-interface calls plus zero-filled allocations: what a CUDA device would launch.</summary>
+    /// <summary>Kernel-interface calls plus zero-filled allocations (and the copies to the host, counted as "ToHost").</summary>
     public int Launches => _calls.Values.Sum() + ZeroAllocations;
 
     public int ZeroAllocations { get; private set; }
@@ -48,6 +48,7 @@ internal sealed class CountingDevice : EmulatedDevice
         }
     }
 
+    /// <summary>When set, also counts each call by its kernel and the three innermost Engine frames that made it.</summary>
     public Dictionary<string, int>? Trace;
 
     public override Storage Allocate(int length, bool zero = false)

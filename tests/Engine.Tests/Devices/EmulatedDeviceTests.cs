@@ -252,6 +252,31 @@ public class EmulatedDeviceTests
         }
     }
 
+    /// <summary>
+    /// A device input is checked on the device (its minimum and maximum) instead of on a host copy: NaN, infinity
+    /// and values outside the domain are refused as on the CPU, naming the problem.
+    /// </summary>
+    [Test]
+    public void DeviceInputsAreCheckedAsOnTheCpu([Values(float.NaN, float.PositiveInfinity, float.NegativeInfinity, 1.5f, -0.25f)] float bad)
+    {
+        var model = On(Emu, BoundNet(3));
+        var x = Data(2 * 64, 4, 0f, 1f);
+        foreach (int at in new[] { 0, 77, 127 })
+        {
+            var xb = (float[])x.Clone();
+            xb[at] = bad;
+            foreach (var dev in new[] { Device.Cpu, Emu })
+            {
+                var graph = dev == Emu ? model : On(Device.Cpu, BoundNet(3));
+                var ex = Assert.Throws<ArgumentException>(() => BoundsApi.Compute(graph, Tensor.FromSpan(xb, [2, 1, 8, 8], dev), Perturbation.LInf(0.03f, 0f, 1f), BoundMethod.Crown));
+                Assert.That(ex!.Message, float.IsFinite(bad) ? Does.Contain("outside the domain").And.Contain(bad.ToString()) : Does.Contain("NaN or infinity"), $"{dev.Name}, value {bad} at {at}");
+            }
+        }
+        // Valid inputs at the domain's ends pass on both.
+        var edge = Enumerable.Range(0, 128).Select(i => i % 2 == 0 ? 0f : 1f).ToArray();
+        Assert.DoesNotThrow(() => BoundsApi.Compute(model, Tensor.FromSpan(edge, [2, 1, 8, 8], Emu), Perturbation.LInf(0.03f, 0f, 1f), BoundMethod.Crown));
+    }
+
     [Test]
     public void BoundsThroughOtherOpRulesMatchTheCpu([Values(BoundMethod.Ibp, BoundMethod.Crown, BoundMethod.AlphaCrown)] BoundMethod method)
     {

@@ -1,0 +1,87 @@
+using Engine.Autograd;
+using Engine.Bounds;
+using Engine.Nn;
+using Engine.Tensors;
+using NUnit.Framework;
+using BoundsApi = Engine.Bounds.Bounds;
+
+namespace Engine.Tests.Devices;
+
+/// <summary>
+/// What one CROWN call costs a GPU's host: kernel launches and copies to the host, counted on an emulated device
+/// (<see cref="CountingDevice"/>) for the networks of `engine bench crown` (issue 4's MLP and CNN). On an H200 the
+/// MLP's call was host-bound at ~190 launches (3.05 ms against PyTorch's 2.66 ms); the budgets keep the fused passes
+/// from quietly coming undone. The counts do not depend on the batch (one accelerator chunk), so a small one runs here.
+/// </summary>
+[TestFixture]
+public class LaunchBudgetTests
+{
+    private static CountingDevice? _device;
+
+    private static CountingDevice Counting()
+    {
+        if (_device != null) return _device;
+        _device = new CountingDevice("count");
+        Device.Register("count", _ => _device);
+        return _device;
+    }
+
+    private static Module Net(string net)
+    {
+        var g = new Generator(1);
+        Module m = net == "mlp"
+            ? new Sequential(new Flatten(), new Linear(784, 256, generator: g), new ReLU(), new Linear(256, 256, generator: g), new ReLU(), new Linear(256, 10, generator: g))
+            : new Sequential(new Conv2d(1, 8, 4, 2, 1, generator: g), new ReLU(), new Conv2d(8, 16, 4, 2, 1, generator: g), new ReLU(),
+                             new Flatten(), new Linear(784, 100, generator: g), new ReLU(), new Linear(100, 10, generator: g));
+        m.Eval();
+        return m;
+    }
+
+    /// <summary>One counted CROWN margin-bound call (after a first, uncounted one) and its lower bounds.</summary>
+    private static float[] CountedCrown(CountingDevice dev, string net, int batch, BoundMethod method = BoundMethod.Crown)
+    {
+        var x = Tensor.Uniform([batch, 1, 28, 28], 0f, 1f, new Generator(2)).To(dev);
+        var graph = Net(net).To(dev).Graph;
+        var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
+        var spec = new Spec(Spec.Margins(labels, 10).C.To(dev));
+        var opts = new BoundOptions { ComputeUpper = false };
+        using var noGrad = new NoGrad();
+        BoundsApi.Compute(graph, x, Perturbation.LInf(0.01f), method, spec, opts).Lower.ToArray();
+        dev.Reset();
+        var lower = BoundsApi.Compute(graph, x, Perturbation.LInf(0.01f), method, spec, opts).Lower.ToArray();
+        return lower;
+    }
+
+    // Counted at this change: MLP 87 launches / 5 copies to the host, CNN 192 / 6 (from ~190 / 5 and ~385 / 6).
+    [TestCase("mlp", 100, 5)]
+    [TestCase("cnn", 210, 6)]
+    public void CrownStaysWithinItsLaunchBudget(string net, int maxLaunches, int maxCopiesToHost)
+    {
+        var dev = Counting();
+        var lower = CountedCrown(dev, net, 16);
+        int launches = dev.Launches - dev.Calls.GetValueOrDefault("ToHost");
+        string detail = string.Join(", ", dev.Calls.OrderByDescending(k => k.Value).Select(k => $"{k.Key} {k.Value}"));
+        Assert.That(launches, Is.LessThanOrEqualTo(maxLaunches), $"CROWN on the {net}: {launches} kernel launches ({detail})");
+        Assert.That(dev.CopiesToHost, Is.LessThanOrEqualTo(maxCopiesToHost), $"CROWN on the {net}: {dev.CopiesToHost} copies to the host (each a stream synchronisation)");
+        // The counted call computes the CPU's bounds (the emulated device runs the CPU kernels).
+        using (new NoGrad())
+        {
+            var x = Tensor.Uniform([16, 1, 28, 28], 0f, 1f, new Generator(2));
+            var cpu = BoundsApi.Compute(Net(net), x, Perturbation.LInf(0.01f), BoundMethod.Crown,
+                new Spec(Spec.Margins(Enumerable.Range(0, 16).Select(i => i % 10).ToArray(), 10).C), new BoundOptions { ComputeUpper = false, FastPath = false }).Lower.ToArray();
+            Assert.That(lower, Is.EqualTo(cpu).Within(1e-4f), "bounds on the counting device against the CPU's");
+        }
+    }
+
+    /// <summary>A diagnostic, run by hand: launches by kernel and by calling rule, and the host's time per call.</summary>
+    [Explicit, TestCase("mlp"), TestCase("cnn")]
+    public void PrintLaunches(string net)
+    {
+        var dev = Counting();
+        dev.Trace = [];
+        CountedCrown(dev, net, 128);
+        foreach (var kv in dev.Trace.OrderByDescending(k => k.Value)) TestContext.Out.WriteLine($"  {kv.Value,4} {kv.Key}");
+        dev.Trace = null;
+        TestContext.Out.WriteLine($"{net}: {dev.Launches} calls, {dev.CopiesToHost} copies to the host, {dev.CopiesFromHost} from the host");
+    }
+}
