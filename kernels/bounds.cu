@@ -81,13 +81,20 @@ extern "C" __global__ void ibp_combine(const float* __restrict__ center, const f
     }
 }
 
+// A row's two results, written or (accumulate) added to what is there: the float sum the host's tensor add would make.
+__device__ __forceinline__ void bounds_store2(float* __restrict__ x, float* __restrict__ y, long long row, float vx, float vy, int accumulate)
+{
+    x[row] = accumulate ? __fadd_rn(x[row], vx) : vx;
+    y[row] = accumulate ? __fadd_rn(y[row], vy) : vy;
+}
+
 // y = a·(a ≥ 0 ? lowSlope : upSlope) element-wise; withBias (lowBias or upBias given; the host says so, as an empty
 // buffer's address may be 0): bias[row] = Σ t and mag[row] = Σ |t| for t = a·(a ≥ 0 ? lowBias : upBias), an absent
-// (null) bias reading as 0.
+// (null) bias reading as 0; with accumulate, bias and mag are added to instead.
 extern "C" __global__ void bound_relax(const float* __restrict__ a, const float* __restrict__ lowSlope, int lowSlopeRows,
                                        const float* __restrict__ lowBias, int lowBiasRows, const float* __restrict__ upSlope, int upSlopeRows,
                                        const float* __restrict__ upBias, int upBiasRows, float* __restrict__ y, float* __restrict__ bias,
-                                       float* __restrict__ mag, int withBias, int batch, int rows, int n, int warpPerRow)
+                                       float* __restrict__ mag, int withBias, int batch, int rows, int n, int warpPerRow, int accumulate)
 {
     __shared__ double sb[8], sm[8];
     const long long totalRows = (long long)batch * rows;
@@ -127,22 +134,23 @@ extern "C" __global__ void bound_relax(const float* __restrict__ a, const float*
         {
             s = bounds_warp_sum(s);
             m = bounds_warp_sum(m);
-            if (lane == 0 && row < totalRows) { bias[row] = (float)s; mag[row] = (float)m; }
+            if (lane == 0 && row < totalRows) bounds_store2(bias, mag, row, (float)s, (float)m, accumulate);
         }
         else
         {
             s = bounds_block_sum(s, sb);
             m = bounds_block_sum(m, sm);
-            if (threadIdx.x == 0) { bias[row] = (float)s; mag[row] = (float)m; }
+            if (threadIdx.x == 0) bounds_store2(bias, mag, row, (float)s, (float)m, accumulate);
         }
     }
 }
 
 // value[row] = Σ a·c − spread, mag[row] = Σ |a|·|c| + spread, spread = Σ |a|·radius (hasRadius) or eps·Σ |a|;
-// c and radius of example b start at b*cBatchStride / b*radiusBatchStride. Products and sums in double.
+// c and radius of example b start at b*cBatchStride / b*radiusBatchStride. Products and sums in double. With
+// accumulate, value and mag are added to instead.
 extern "C" __global__ void bound_dot(const float* __restrict__ a, const float* __restrict__ c, int cBatchStride,
                                      const float* __restrict__ radius, int hasRadius, int radiusBatchStride, float eps,
-                                     float* __restrict__ value, float* __restrict__ mag, int batch, int rows, int n, int warpPerRow)
+                                     float* __restrict__ value, float* __restrict__ mag, int batch, int rows, int n, int warpPerRow, int accumulate)
 {
     __shared__ double sd[8], sm[8], ss[8];
     const long long totalRows = (long long)batch * rows;
@@ -183,8 +191,7 @@ extern "C" __global__ void bound_dot(const float* __restrict__ a, const float* _
         if ((warpPerRow ? lane : (int)threadIdx.x) == 0 && row < totalRows)
         {
             if (!hasRadius) sp *= (double)eps;
-            value[row] = (float)(d - sp);
-            mag[row] = (float)(m + sp);
+            bounds_store2(value, mag, row, (float)(d - sp), (float)(m + sp), accumulate);
         }
     }
 }

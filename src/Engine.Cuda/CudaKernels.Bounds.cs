@@ -71,7 +71,7 @@ internal sealed partial class CudaKernels
 
     /// <inheritdoc/>
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
-                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
+                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         const string K = nameof(BoundRelax);
         if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
@@ -96,11 +96,12 @@ internal sealed partial class CudaKernels
         p.Pointer(Ptr(a)); p.Pointer(Ptr(lowSlope)); p.Int(lowSlopeRows); p.Pointer(hasLow ? Ptr(lowBias) : 0UL); p.Int(lowBiasRows);
         p.Pointer(Ptr(upSlope)); p.Int(upSlopeRows); p.Pointer(hasUp ? Ptr(upBias) : 0UL); p.Int(upBiasRows); p.Pointer(Ptr(y));
         p.Pointer(withBias ? Ptr(bias) : 0UL); p.Pointer(withBias ? Ptr(mag) : 0UL); p.Int(withBias ? 1 : 0); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
+        p.Int(accumulate ? 1 : 0);
         Launch("bounds", "bound_relax", new Dim3(blocks), new Dim3(256), 0, ref p);
     }
 
     /// <inheritdoc/>
-    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
+    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         const string K = nameof(BoundDot);
         if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
@@ -118,6 +119,7 @@ internal sealed partial class CudaKernels
         var p = new KernelParams();
         p.Pointer(Ptr(a)); p.Pointer(Ptr(c)); p.Int(cBatchStride); p.Pointer(hasRadius ? Ptr(radius) : 0UL); p.Int(hasRadius ? 1 : 0); p.Int(radiusBatchStride);
         p.Float(eps); p.Pointer(Ptr(value)); p.Pointer(Ptr(mag)); p.Int(batch); p.Int(rows); p.Int(n); p.Int(warp ? 1 : 0);
+        p.Int(accumulate ? 1 : 0);
         Launch("bounds", "bound_dot", new Dim3(blocks), new Dim3(256), 0, ref p);
     }
 

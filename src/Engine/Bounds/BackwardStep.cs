@@ -42,6 +42,15 @@ public sealed class BackwardStep
 
     internal Tensor? Magnitude { get; private set; }
 
+    /// <summary>
+    /// The pass's running constant term and magnitude, when it owns them and records no gradient: the fused kernels
+    /// add this step's terms into them in place (on a GPU, two launches fewer a step) instead of returning new ones.
+    /// </summary>
+    internal (Tensor Bias, Tensor Mag)? Accumulator { get; init; }
+
+    /// <summary>True when <see cref="Bias"/> and <see cref="Magnitude"/> are tensors made in this step (kernel outputs or sums), which the pass may add into later.</summary>
+    internal bool BiasOwned { get; private set; }
+
     /// <summary>Sets (or adds to) the coefficients on perturbed input <paramref name="input"/>: [B, R, ...input shape].</summary>
     public void SetInput(int input, Tensor coefficient)
     {
@@ -57,9 +66,17 @@ public sealed class BackwardStep
     /// <summary>Adds a constant term [B, R] and its magnitude (Σ |terms| that made it, for the rounding margin).</summary>
     public void AddBias(Tensor value, Tensor magnitude)
     {
+        BiasOwned = Bias != null;   // a sum is a new tensor; a rule's own tensor is not ours to add into
         Bias = Bias is { } b ? b + value : value;
         var m = magnitude.Detach();
         Magnitude = Magnitude is { } mm ? mm + m : m;
+    }
+
+    /// <summary><see cref="AddBias"/> of tensors a fused kernel just made (so the pass may add into them later).</summary>
+    private void AddOwnBias(Tensor value, Tensor magnitude)
+    {
+        AddBias(value, magnitude);
+        BiasOwned = true;
     }
 
     /// <summary>
@@ -68,9 +85,10 @@ public sealed class BackwardStep
     /// </summary>
     public void AddDot(Tensor coeff, Tensor c)
     {
-        if (coeff.Rank > 2 && FusedBounds.Dot(coeff, c, null, 0f) is { } dot)
+        if (coeff.Rank > 2 && FusedBounds.Dot(coeff, c, null, 0f, Accumulator) is { } dot)
         {
-            AddBias(dot.Value, dot.Mag);
+            // Added in place into the pass's running term, or new tensors of this step.
+            if (Accumulator is not { } acc || !ReferenceEquals(dot.Value, acc.Bias)) AddOwnBias(dot.Value, dot.Mag);
             return;
         }
         var prod = coeff * c;
@@ -100,10 +118,10 @@ public sealed class BackwardStep
     /// </summary>
     public void Relax(Tensor aLower, Tensor? bLower, Tensor aUpper, Tensor? bUpper)
     {
-        if (FusedBounds.Relax(A, aLower, bLower, aUpper, bUpper) is { } fused)
+        if (FusedBounds.Relax(A, aLower, bLower, aUpper, bUpper, Accumulator) is { } fused)
         {
             SetInput(0, fused.Y);
-            if (fused.Bias != null) AddBias(fused.Bias, fused.Mag!);
+            if (fused.Bias != null && (Accumulator is not { } acc || !ReferenceEquals(fused.Bias, acc.Bias))) AddOwnBias(fused.Bias, fused.Mag!);
             return;
         }
         var pos = A.Relu();

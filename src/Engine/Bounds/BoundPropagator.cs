@@ -1,3 +1,4 @@
+using Engine.Autograd;
 using Engine.Graph;
 using Engine.Tensors;
 
@@ -281,7 +282,10 @@ internal sealed class BoundPropagator
         var acc = new Tensor?[_graph.Values.Count];
         acc[start.Id] = a;
         // The constant term and its magnitude start from the first contribution (zeros would cost launches on a GPU).
+        // Once they are tensors this pass made (owned) and no gradient is recorded, the fused kernels add into them in
+        // place (two launches fewer a step on a GPU; the same float adds).
         Tensor? bias = bias0, mag = mag0;
+        bool owned = false, inPlace = !GradMode.IsEnabled;
         int from = start.Producer?.Index ?? -1;
         for (int i = from; i >= 0; i--)
         {
@@ -291,7 +295,7 @@ internal sealed class BoundPropagator
             acc[outV.Id] = null;
             var ins = node.Inputs.Select(w => Slice(_bounds[w.Id]!, examples)).ToArray();
             Tensor? alpha = alphaFor != null && node.Op.NeedsInputBounds ? alphaFor(node, ins[0], rows) : null;
-            var step = new BackwardStep(coeff, ins, alpha, _options);
+            var step = new BackwardStep(coeff, ins, alpha, _options) { Accumulator = inPlace && owned ? (bias!, mag!) : null };
             try
             {
                 node.Op.BoundBackward(step);
@@ -306,15 +310,20 @@ internal sealed class BoundPropagator
                 var w = node.Inputs[j];
                 acc[w.Id] = acc[w.Id] is { } prev ? prev + cj : cj;
             }
-            if (step.Bias is { } sb) { bias = bias is null ? sb : bias + sb; mag = mag is null ? step.Magnitude! : mag + step.Magnitude!; }
+            if (step.Bias is { } sb)
+            {
+                if (bias is null) { bias = sb; mag = step.Magnitude!; owned = step.BiasOwned; }
+                else { bias = bias + sb; mag = mag! + step.Magnitude!; owned = true; }
+            }
         }
         Tensor? value = bias;
         if (acc[_input.Id] is { } ain)
         {
             var flat = ain.Reshape(b, rows, ain.Numel / Math.Max(1, b * rows));
-            var (v, m) = _perturbation.Concretize(flat, Slice(_inputBox!, examples));
-            value = value is null ? v : v + value;
-            mag = mag is null ? m : mag + m;
+            var (v, m) = _perturbation.Concretize(flat, Slice(_inputBox!, examples), inPlace && owned ? (bias!, mag!) : null);
+            bool added = owned && ReferenceEquals(v, bias);   // accumulated in place
+            value = value is null || added ? v : v + value;
+            mag = mag is null || added ? m : mag + m;
         }
         value ??= Tensor.Zeros([b, rows], a.Device);
         return mag is null ? value - _options.RoundingAbsolute : value - (mag * _options.RoundingRelative + _options.RoundingAbsolute);

@@ -14,8 +14,10 @@ internal static class FusedBounds
     /// A·relaxation: returns y = A ⊙ (A ≥ 0 ? aL : aU) ([B, R, ...] like A), and, when a bias is given, the constant
     /// term Σ A ⊙ (A ≥ 0 ? bL : bU) [B, R] with its magnitude (detached). Slopes and biases are [B, ...] (shared by the
     /// rows) or [B, R, ...]. Null when an operand has another shape (the caller then uses the element-wise ops).
+    /// With <paramref name="into"/> (a running constant term [B, R] and its magnitude that the caller owns; only where no
+    /// gradient is recorded) the bias and magnitude are added into those tensors in place, and they are returned.
     /// </summary>
-    public static (Tensor Y, Tensor? Bias, Tensor? Mag)? Relax(Tensor a, Tensor aL, Tensor? bL, Tensor aU, Tensor? bU)
+    public static (Tensor Y, Tensor? Bias, Tensor? Mag)? Relax(Tensor a, Tensor aL, Tensor? bL, Tensor aU, Tensor? bU, (Tensor Bias, Tensor Mag)? into = null)
     {
         int b = a.Dims[0], r = a.Dims[1];
         if (b * r == 0) return null;
@@ -28,9 +30,12 @@ internal static class FusedBounds
         var bL3 = bL?.Reshape(b, rbl, n); var bU3 = bU?.Reshape(b, rbu, n);
         bool withBias = bL != null || bU != null;
         var y = a.NewEmpty([b, r, n]);
-        Tensor? bias = withBias ? a.NewEmpty([b, r]) : null, mag = withBias ? a.NewEmpty([b, r]) : null;
+        bool accumulate = withBias && Accumulates(into, a, b, r, a3, aL3, aU3, bL3, bU3);
+        Tensor? bias = !withBias ? null : accumulate ? into!.Value.Bias : a.NewEmpty([b, r]);
+        Tensor? mag = !withBias ? null : accumulate ? into!.Value.Mag : a.NewEmpty([b, r]);
         a.K.BoundRelax(a3.Buf, aL3.Buf, rl, bL3?.Buf ?? default, rbl, aU3.Buf, ru, bU3?.Buf ?? default, rbu, y.Buf,
-                       bias?.Buf ?? default, mag?.Buf ?? default, b, r, n);
+                       bias?.Buf ?? default, mag?.Buf ?? default, b, r, n, accumulate);
+        if (accumulate) return (y.Reshape(a.Dims), bias, mag);
         if (a.Device == Device.Cpu && bias != null)
         {
             // One node for both outputs: its backward reads a once for the gradients of y and of the bias.
@@ -74,9 +79,10 @@ internal static class FusedBounds
     /// <summary>
     /// Row dot products: value[b, r] = Σ A ⊙ c − spread, mag = Σ |A| ⊙ |c| + spread (detached), with spread =
     /// Σ |A| ⊙ radius or eps·Σ |A| (radius null). A is [B, R, ...]; c and radius are one tensor of A's per-row shape
-    /// (shared by the batch) or [B, ...] / [B, 1, ...]. Null for other shapes.
+    /// (shared by the batch) or [B, ...] / [B, 1, ...]. Null for other shapes. With <paramref name="into"/> (as for
+    /// <see cref="Relax"/>) value and mag are added into those tensors in place, and they are returned.
     /// </summary>
-    public static (Tensor Value, Tensor Mag)? Dot(Tensor a, Tensor c, Tensor? radius, float eps)
+    public static (Tensor Value, Tensor Mag)? Dot(Tensor a, Tensor c, Tensor? radius, float eps, (Tensor Bias, Tensor Mag)? into = null)
     {
         int b = a.Dims[0], r = a.Dims[1];
         if (b * r == 0) return null;
@@ -87,9 +93,11 @@ internal static class FusedBounds
         var a3 = a.Reshape(b, r, n);
         var c3 = c.Reshape(sc == 0 ? 1 : b, 1, n);
         var r3 = radius?.Reshape(sr == 0 ? 1 : b, 1, n);
-        var value = a.NewEmpty([b, r]);
-        var mag = a.NewEmpty([b, r]);
-        a.K.BoundDot(a3.Buf, c3.Buf, sc, r3?.Buf ?? default, sr, eps, value.Buf, mag.Buf, b, r, n);
+        bool accumulate = Accumulates(into, a, b, r, a3, c3, r3);
+        var value = accumulate ? into!.Value.Bias : a.NewEmpty([b, r]);
+        var mag = accumulate ? into!.Value.Mag : a.NewEmpty([b, r]);
+        a.K.BoundDot(a3.Buf, c3.Buf, sc, r3?.Buf ?? default, sr, eps, value.Buf, mag.Buf, b, r, n, accumulate);
+        if (accumulate) return (value, mag);
         Tensor[] ins = r3 == null ? [a3, c3] : [a3, c3, r3];
         value = GradRecorder.Record(value, ins, (g, xs) =>
         {
@@ -120,6 +128,17 @@ internal static class FusedBounds
         var aL = l.NewEmpty(l.Dims); var aU = l.NewEmpty(l.Dims); var bU = l.NewEmpty(l.Dims);
         l.K.ReluRelaxation(l.Buf, u.Buf, aL.Buf, aU.Buf, bU.Buf, l.Numel);
         return (aL, aU, bU);
+    }
+
+    /// <summary>
+    /// Whether results may be added in place into <paramref name="into"/>: given, [b, r] on a's device, and no gradient
+    /// to record (an in-place add would hide the operands from autograd).
+    /// </summary>
+    private static bool Accumulates((Tensor Bias, Tensor Mag)? into, Tensor a, int b, int r, params Tensor?[] operands)
+    {
+        if (into is not { } t || GradMode.IsEnabled && (t.Bias.RequiresGrad || operands.Any(o => o is { RequiresGrad: true }))) return false;
+        int[] want = [b, r];
+        return t.Bias.Device == a.Device && t.Mag.Device == a.Device && ShapeUtil.SameShape(t.Bias.Dims, want) && ShapeUtil.SameShape(t.Mag.Dims, want);
     }
 
     private static bool SameDevice(Tensor a, params Tensor?[] others)

@@ -88,16 +88,17 @@ public sealed class Perturbation
     /// <summary>
     /// min over the set of a·x' for every row: <paramref name="a"/> is [B, R, n], <paramref name="box"/> the
     /// input interval flattened to [B, n]. Returns the value [B, R] and a magnitude [B, R] (Σ|terms|, detached)
-    /// that the rounding margin scales.
+    /// that the rounding margin scales. With <paramref name="into"/> (see <see cref="FusedBounds.Dot"/>) they may be
+    /// added into those tensors in place, which are then returned.
     /// </summary>
-    internal (Tensor Value, Tensor Magnitude) Concretize(Tensor a, Interval box)
+    internal (Tensor Value, Tensor Magnitude) Concretize(Tensor a, Interval box, (Tensor Bias, Tensor Mag)? into = null)
     {
         var center = Norm == PerturbationNorm.L2 || (ClipLow == null && ClipHigh == null) ? box.BallCenter! : box.Center;
         if (Norm == PerturbationNorm.LInf)
         {
             // One pass over a: a·c, |a|·|c| and the spread together.
             var radius = ClipLow == null && ClipHigh == null ? null : box.Radius;
-            if (FusedBounds.Dot(a, center, radius, Eps) is { } dot) return (dot.Value, dot.Mag);
+            if (FusedBounds.Dot(a, center, radius, Eps, into) is { } dot) return (dot.Value, dot.Mag);
         }
         var c = center.Reshape(center.Size(0), center.Numel / Math.Max(1, center.Size(0)), 1);
         var ac = Tensor.Matmul(a, c).Squeeze(-1);

@@ -88,9 +88,9 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(dx.Storage);
     }
 
-    public void BoundDot(Engine.Tensors.Buf a, Engine.Tensors.Buf c, int cBatchStride, Engine.Tensors.Buf radius, int radiusBatchStride, float eps, Engine.Tensors.Buf value, Engine.Tensors.Buf mag, int batch, int rows, int n)
+    public void BoundDot(Engine.Tensors.Buf a, Engine.Tensors.Buf c, int cBatchStride, Engine.Tensors.Buf radius, int radiusBatchStride, float eps, Engine.Tensors.Buf value, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
-        Inner.BoundDot(a, c, cBatchStride, radius, radiusBatchStride, eps, value, mag, batch, rows, n);
+        Inner.BoundDot(a, c, cBatchStride, radius, radiusBatchStride, eps, value, mag, batch, rows, n, accumulate);
         GC.KeepAlive(a.Storage);
         GC.KeepAlive(c.Storage);
         GC.KeepAlive(radius.Storage);
@@ -98,9 +98,9 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(mag.Storage);
     }
 
-    public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n)
+    public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
-        Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n);
+        Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);
         GC.KeepAlive(a.Storage);
         GC.KeepAlive(lowSlope.Storage);
         GC.KeepAlive(lowBias.Storage);

@@ -104,7 +104,7 @@ public sealed unsafe partial class CpuKernels
 
     /// <inheritdoc/>
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
-                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
+                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         float* pa = P(a), pls = P(lowSlope), pus = P(upSlope), py = P(y);
         float* plb = lowBias.Storage == null ? null : P(lowBias), pub = upBias.Storage == null ? null : P(upBias);
@@ -121,7 +121,7 @@ public sealed unsafe partial class CpuKernels
                 float* lb = plb == null ? null : plb + RowOffset(b, r, lowBiasRows, n);
                 float* ub = pub == null ? null : pub + RowOffset(b, r, upBiasRows, n);
                 var (bs, bm) = RelaxRow(ar, ls, us, lb, ub, yr, n);
-                if (withBias) { pbias[row] = bs; pmag[row] = bm; }
+                if (withBias) { pbias[row] = accumulate ? pbias[row] + bs : bs; pmag[row] = accumulate ? pmag[row] + bm : bm; }
             }
         });
     }
@@ -168,7 +168,7 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <inheritdoc/>
-    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
+    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         float* pa = P(a), pc = P(c), pv = P(value), pm = P(mag);
         float* pr = radius.Storage == null ? null : P(radius);
@@ -179,7 +179,8 @@ public sealed unsafe partial class CpuKernels
                 int b = row / rows;
                 var (d, m, sp) = DotRow(pa + (long)row * n, pc + (long)b * cBatchStride, pr == null ? null : pr + (long)b * radiusBatchStride, n);
                 if (pr == null) sp *= eps;
-                pv[row] = (float)(d - sp); pm[row] = (float)(m + sp);
+                float v = (float)(d - sp), mg = (float)(m + sp);
+                pv[row] = accumulate ? pv[row] + v : v; pm[row] = accumulate ? pm[row] + mg : mg;
             }
         });
     }

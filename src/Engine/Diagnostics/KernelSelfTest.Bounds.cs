@@ -63,19 +63,22 @@ public sealed partial class KernelSelfTest
                 (2, 3, 17, 1, 1, 3, 3), (1, 5, 1000, 5, 5, 1, 1), (3, 4, 33, 4, 0, 4, 4), (2, 3, 9, 1, 0, 1, 0),
                 (1, 2, 40000, 1, 1, 2, 2), (1, 1, 1, 1, 1, 1, 1), (4, 2, 7, 2, 2, 1, 0),
             ];
+            int ci = 0;
             foreach (var (batch, rows, n, lsr, lbr, usr, ubr) in cases)
             {
-                c.Case($"batch={batch} rows={rows} n={n} slope rows {lsr}/{usr} bias rows {lbr}/{ubr} (0 = none)");
+                bool acc = ci++ % 2 == 1;   // every other case adds into held values
+                c.Case($"batch={batch} rows={rows} n={n} slope rows {lsr}/{usr} bias rows {lbr}/{ubr} (0 = none){(acc ? " accumulate" : "")}");
                 int total = batch * rows * n;
                 var a = c.In(c.Sprinkle(c.U(total), 0f, -0f, 0f));
                 var ls = c.In(c.U(batch * lsr * n, 0f, 1f)); var us = c.In(c.U(batch * usr * n, 0f, 1f));
                 var lb = lbr == 0 ? null : c.In(c.U(batch * lbr * n)); var ub = ubr == 0 ? null : c.In(c.U(batch * ubr * n));
                 bool withBias = lb != null || ub != null;
                 var y = c.Out(total);
-                var bias = withBias ? c.Out(batch * rows) : null; var mag = withBias ? c.Out(batch * rows) : null;
+                var bias = !withBias ? null : acc ? c.In(c.U(batch * rows, -3f, 3f)) : c.Out(batch * rows);
+                var mag = !withBias ? null : acc ? c.In(c.U(batch * rows, 0f, 3f)) : c.Out(batch * rows);
                 Buf B(Pair? p, Side s) => p == null ? default : p[s];
                 c.Run((k, s) => k.BoundRelax(a[s], ls[s], lsr, B(lb, s), Math.Max(1, lbr), us[s], usr, B(ub, s), Math.Max(1, ubr),
-                                             y[s], B(bias, s), B(mag, s), batch, rows, n));
+                                             y[s], B(bias, s), B(mag, s), batch, rows, n, acc));
                 c.Compare("y", y, Tol.Exact);
                 if (bias == null) continue;
                 var m = c.Payload(mag!, Side.Reference);
@@ -91,15 +94,18 @@ public sealed partial class KernelSelfTest
                 (2, 3, 17, false, 0, 0.1f), (1, 5, 1000, true, 1, 0f), (3, 4, 33, false, 2, 0.25f), (1, 2, 40000, false, 1, 0f),
                 (1, 1, 1, true, 0, 0.5f), (4, 9, 5, true, 2, 0f),
             ];
+            int ci = 0;
             foreach (var (batch, rows, n, shared, rad, eps) in cases)
             {
-                c.Case($"batch={batch} rows={rows} n={n} c {(shared ? "shared" : "per example")} radius {(rad == 0 ? "none" : rad == 1 ? "per example" : "shared")} eps={eps}");
+                bool acc = ci++ % 2 == 1;   // every other case adds into held values
+                c.Case($"batch={batch} rows={rows} n={n} c {(shared ? "shared" : "per example")} radius {(rad == 0 ? "none" : rad == 1 ? "per example" : "shared")} eps={eps}{(acc ? " accumulate" : "")}");
                 int cStride = shared ? 0 : n, rStride = rad == 2 ? 0 : n;
                 var a = c.In(c.U(batch * rows * n));
                 var cv = c.In(c.U(shared ? n : batch * n, -2f, 2f));
                 var radius = rad == 0 ? null : c.In(c.U(rad == 2 ? n : batch * n, 0f, 0.3f));
-                var value = c.Out(batch * rows); var mag = c.Out(batch * rows);
-                c.Run((k, s) => k.BoundDot(a[s], cv[s], cStride, radius == null ? default : radius[s], rStride, eps, value[s], mag[s], batch, rows, n));
+                var value = acc ? c.In(c.U(batch * rows, -3f, 3f)) : c.Out(batch * rows);
+                var mag = acc ? c.In(c.U(batch * rows, 0f, 3f)) : c.Out(batch * rows);
+                c.Run((k, s) => k.BoundDot(a[s], cv[s], cStride, radius == null ? default : radius[s], rStride, eps, value[s], mag[s], batch, rows, n, acc));
                 var m = c.Payload(mag, Side.Reference);
                 c.Compare("value", value, Tol.Sum, m);
                 c.Compare("mag", mag, Tol.Sum, m);

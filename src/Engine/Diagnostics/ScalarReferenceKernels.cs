@@ -289,13 +289,13 @@ internal sealed class ScalarReferenceKernels : IKernels
     }
 
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
-                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n)
+                           Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         var (ys, bs, ms) = BoundsReference.Relax(R(a, batch * rows * n), R(lowSlope, batch * lowSlopeRows * n), lowSlopeRows,
             ROpt(lowBias, batch * lowBiasRows * n), lowBiasRows, R(upSlope, batch * upSlopeRows * n), upSlopeRows,
             ROpt(upBias, batch * upBiasRows * n), upBiasRows, batch, rows, n);
         W(y, ys);
-        if (lowBias.Storage != null || upBias.Storage != null) { W(bias, bs); W(mag, ms); }
+        if (lowBias.Storage != null || upBias.Storage != null) { W(bias, Accumulated(bias, bs, accumulate)); W(mag, Accumulated(mag, ms, accumulate)); }
     }
 
     public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
@@ -316,11 +316,20 @@ internal sealed class ScalarReferenceKernels : IKernels
         W(lowSlope, aL); W(upSlope, aU); W(upBias, bU);
     }
 
-    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n)
+    public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         int cLen = (batch - 1) * cBatchStride + n, rLen = (batch - 1) * radiusBatchStride + n;
         var (v, m) = BoundsReference.Dot(R(a, batch * rows * n), R(c, cLen), cBatchStride, ROpt(radius, rLen), radiusBatchStride, eps, batch, rows, n);
-        W(value, v); W(mag, m);
+        W(value, Accumulated(value, v, accumulate)); W(mag, Accumulated(mag, m, accumulate));
+    }
+
+    /// <summary>The results, or (accumulate) what the buffer holds plus them, one float add each.</summary>
+    private static float[] Accumulated(Buf into, float[] results, bool accumulate)
+    {
+        if (!accumulate) return results;
+        var held = R(into, results.Length);
+        for (int i = 0; i < results.Length; i++) held[i] += results[i];
+        return held;
     }
 
     public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g)

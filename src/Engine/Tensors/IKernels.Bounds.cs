@@ -9,9 +9,11 @@ public partial interface IKernels
     /// Element-wise linear relaxation pushed through coefficients a: y = a·(a ≥ 0 ? lowSlope : upSlope) and
     /// bias[b, r] = Σₙ a·(a ≥ 0 ? lowBias : upBias), mag[b, r] = Σₙ |a·(a ≥ 0 ? lowBias : upBias)|. Slopes and biases
     /// have lowSlopeRows (etc.) rows, 1 or rows; an empty bias buffer means zero and then bias and mag may be empty too.
+    /// With <paramref name="accumulate"/> each row's bias and mag are added to what bias and mag hold (one float add,
+    /// as a tensor add of the results would round) instead of overwriting it.
     /// </summary>
     void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
-                    Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n);
+                    Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate);
 
     /// <summary>
     /// CROWN's ReLU relaxation from pre-activation bounds, element-wise over n: for an unstable neuron (l &lt; 0 &lt; u)
@@ -38,9 +40,10 @@ public partial interface IKernels
     /// <summary>
     /// Row dot products with a dual-norm term: value[b, r] = Σₙ a·c − spread and mag[b, r] = Σₙ |a|·|c| + spread, where
     /// spread = Σₙ |a|·radius (radius non-empty) or eps·Σₙ |a|. c and radius are [batch, n] when their batch stride is
-    /// n, or one [n] vector shared by the batch when it is 0.
+    /// n, or one [n] vector shared by the batch when it is 0. With <paramref name="accumulate"/> each row's value and mag
+    /// are added to what value and mag hold (one float add each) instead of overwriting it.
     /// </summary>
-    void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n);
+    void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate);
 
     /// <summary>
     /// Rows of the transposed convolution applied to signed one-hot coefficients (CROWN's start on selected neurons of

@@ -71,6 +71,36 @@ public class BoundKernelTests
         using (new NoGrad()) Assert.That(FusedBounds.ReluRelaxation(l, u), Is.Not.Null);
     }
 
+    /// <summary>
+    /// With accumulate, both row kernels add their results into what the outputs hold: exactly the float sum of the
+    /// held values and the results of a plain (overwriting) call, as the tensor add they replace would round.
+    /// </summary>
+    [Test]
+    public void RowKernelsAccumulateAsOneFloatAdd()
+    {
+        var g = new Generator(21);
+        foreach (var (b, r, n) in new[] { (1, 1, 1), (2, 3, 17), (3, 5, 300) })
+        {
+            var a = Tensor.Uniform([b, r, n], -1, 1, g);
+            var ls = Tensor.Uniform([b, 1, n], 0, 1, g); var us = Tensor.Uniform([b, 1, n], 0, 1, g);
+            var ub = Tensor.Uniform([b, 1, n], -1, 1, g);
+            var c = Tensor.Uniform([b, n], -1, 1, g); var rad = Tensor.Uniform([b, n], 0, 0.2f, g);
+            var held1 = Tensor.Uniform([b, r], -5, 5, g); var held2 = Tensor.Uniform([b, r], 0, 5, g);
+            // Plain calls give the results alone.
+            var y = Tensor.Empty([b, r, n]); var bias = Tensor.Empty([b, r]); var mag = Tensor.Empty([b, r]);
+            a.K.BoundRelax(a.Buf, ls.Buf, 1, default, 1, us.Buf, 1, ub.Buf, 1, y.Buf, bias.Buf, mag.Buf, b, r, n, false);
+            var value = Tensor.Empty([b, r]); var dmag = Tensor.Empty([b, r]);
+            a.K.BoundDot(a.Buf, c.Buf, n, rad.Buf, n, 0f, value.Buf, dmag.Buf, b, r, n, false);
+            // Accumulating calls into copies of the held values.
+            var accB = held1.Clone(); var accM = held2.Clone();
+            a.K.BoundRelax(a.Buf, ls.Buf, 1, default, 1, us.Buf, 1, ub.Buf, 1, y.Buf, accB.Buf, accM.Buf, b, r, n, true);
+            var accV = held1.Clone(); var accDm = held2.Clone();
+            a.K.BoundDot(a.Buf, c.Buf, n, rad.Buf, n, 0f, accV.Buf, accDm.Buf, b, r, n, true);
+            foreach (var (got, want, what) in new[] { (accB, held1 + bias, "relax bias"), (accM, held2 + mag, "relax mag"), (accV, held1 + value, "dot value"), (accDm, held2 + dmag, "dot mag") })
+                Assert.That(got.ToArray(), Is.EqualTo(want.ToArray()), $"{what} ({b}, {r}, {n})");
+        }
+    }
+
     [Test]
     public void RelaxMatchesReference()
     {
@@ -86,7 +116,7 @@ public class BoundKernelTests
                     var ub = withBias ? Tensor.Uniform([b, sr, n], -1, 1, g) : null;
                     var y = Tensor.Empty([b, r, n]); var bias = Tensor.Empty([b, r]); var mag = Tensor.Empty([b, r]);
                     a.K.BoundRelax(a.Buf, ls.Buf, sr, lb?.Buf ?? default, 1, us.Buf, 1, ub?.Buf ?? default, sr, y.Buf,
-                                   withBias ? bias.Buf : default, withBias ? mag.Buf : default, b, r, n);
+                                   withBias ? bias.Buf : default, withBias ? mag.Buf : default, b, r, n, false);
                     var want = BoundsReference.Relax(a.ToArray(), ls.ToArray(), sr, lb?.ToArray(), 1, us.ToArray(), 1, ub?.ToArray(), sr, b, r, n);
                     string what = $"relax b={b} r={r} n={n} perRow={perRow} bias={withBias}";
                     Close(y.ToArray(), want.Y, want.Y, 1e-6, what + " y");
@@ -108,7 +138,7 @@ public class BoundKernelTests
                     var c = Tensor.Uniform([sharedC ? 1 : b, n], -2, 2, g);
                     var rad = withRadius ? Tensor.Uniform([b, n], 0, 0.1f, g) : null;
                     var value = Tensor.Empty([b, r]); var mag = Tensor.Empty([b, r]);
-                    a.K.BoundDot(a.Buf, c.Buf, sharedC ? 0 : n, rad?.Buf ?? default, n, 0.03f, value.Buf, mag.Buf, b, r, n);
+                    a.K.BoundDot(a.Buf, c.Buf, sharedC ? 0 : n, rad?.Buf ?? default, n, 0.03f, value.Buf, mag.Buf, b, r, n, false);
                     var want = BoundsReference.Dot(a.ToArray(), c.ToArray(), sharedC ? 0 : n, rad?.ToArray(), n, 0.03f, b, r, n);
                     string what = $"dot b={b} r={r} n={n} shared={sharedC} radius={withRadius}";
                     Close(value.ToArray(), want.Value, want.Mag, 1e-6, what + " value");

@@ -162,9 +162,9 @@ internal class EmulatedKernels : IKernels
 
     public virtual void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g) => Inner.BoundConvTranspose(M(a), M(w), M(dx), in g);
 
-    public virtual void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n) => Inner.BoundDot(M(a), M(c), cBatchStride, M(radius), radiusBatchStride, eps, M(value), M(mag), batch, rows, n);
+    public virtual void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate) => Inner.BoundDot(M(a), M(c), cBatchStride, M(radius), radiusBatchStride, eps, M(value), M(mag), batch, rows, n, accumulate);
 
-    public virtual void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n) => Inner.BoundRelax(M(a), M(lowSlope), lowSlopeRows, M(lowBias), lowBiasRows, M(upSlope), upSlopeRows, M(upBias), upBiasRows, M(y), M(bias), M(mag), batch, rows, n);
+    public virtual void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate) => Inner.BoundRelax(M(a), M(lowSlope), lowSlopeRows, M(lowBias), lowBiasRows, M(upSlope), upSlopeRows, M(upBias), upBiasRows, M(y), M(bias), M(mag), batch, rows, n, accumulate);
 
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
