@@ -68,13 +68,16 @@ extern "C" __global__ void ibp_center_margin(const float* __restrict__ lower, co
     }
 }
 
-// IBP's interval from an affine layer's products: r = rad + extra[i % period]; lower = center - r, upper = center + r.
-extern "C" __global__ void ibp_combine(const float* __restrict__ center, const float* __restrict__ rad, const float* __restrict__ extra,
-                                       int period, float* __restrict__ lower, float* __restrict__ upper, int n)
+// IBP's interval from an affine layer's products: the margin e = |bias[(i / inner) % channels]|·rho + abs (abs without
+// a bias), r = rad + e; lower = center - r, upper = center + r; each operation rounded on its own.
+extern "C" __global__ void ibp_combine(const float* __restrict__ center, const float* __restrict__ rad, const float* __restrict__ bias,
+                                       int hasBias, int channels, int inner, float rho, float abs, float* __restrict__ lower,
+                                       float* __restrict__ upper, int n)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
     {
-        float r = __fadd_rn(rad[i], extra[i % period]);
+        float e = hasBias ? __fadd_rn(__fmul_rn(fabsf(bias[(i / inner) % channels]), rho), abs) : abs;
+        float r = __fadd_rn(rad[i], e);
         float c = center[i];
         lower[i] = __fsub_rn(c, r);
         upper[i] = __fadd_rn(c, r);

@@ -56,16 +56,19 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
-    public void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n)
+    public void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n)
     {
         const string K = nameof(IbpCombine);
-        if (n < 0 || period < 1 || n % period != 0) throw new ArgumentException($"{K}: {n} elements are not a whole number of periods of {period}.");
+        if (n < 0 || channels < 1 || inner < 1) throw new ArgumentException($"{K}: bad sizes (n {n}, channels {channels}, inner {inner}).");
         if (n == 0) return;
         Items(n, K);
-        NeedElements(center, n, K, "center"); NeedElements(rad, n, K, "rad"); NeedElements(extra, period, K, "extra");
+        NeedElements(center, n, K, "center"); NeedElements(rad, n, K, "rad");
         NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        bool hasBias = bias.Storage is not null;
+        if (hasBias) NeedElements(bias, channels, K, "bias");
         var p = new KernelParams();
-        p.Pointer(Ptr(center)); p.Pointer(Ptr(rad)); p.Pointer(Ptr(extra)); p.Int(period); p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Int(n);
+        p.Pointer(Ptr(center)); p.Pointer(Ptr(rad)); p.Pointer(hasBias ? Ptr(bias) : 0UL); p.Int(hasBias ? 1 : 0); p.Int(channels); p.Int(inner);
+        p.Float(rho); p.Float(abs); p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Int(n);
         Launch1D("bounds", "ibp_combine", n, ref p);
     }
 

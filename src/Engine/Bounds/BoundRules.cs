@@ -71,7 +71,7 @@ internal static class BoundRules
                 center = apply(c);
                 radius = applyAbs(r * (1 + rho) + c.Detach().Abs() * rho);
             }
-            if (!GradRecorder.ShouldRecord(center, radius) && IbpFused.CombineNoGrad(center, radius, Margin(biasAbs, center, o)) is { } combined) return combined;
+            if (IbpFused.CombineNoGrad(center, radius, biasAbs?.Detach(), rho, o.RoundingAbsolute) is { } combined) return combined;
             radius = biasAbs != null ? radius + (biasAbs.Detach() * rho + o.RoundingAbsolute) : radius + o.RoundingAbsolute;
         }
         return new Interval(center - radius, center + radius);

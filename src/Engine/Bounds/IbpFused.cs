@@ -32,17 +32,43 @@ internal static unsafe class IbpFused
     }
 
     /// <summary>
-    /// <see cref="Combine"/> through the kernel interface (<see cref="IKernels.IbpCombine"/>) when no gradient flows
-    /// into center or rad; null otherwise. Bit-identical to the composition.
+    /// <see cref="Combine"/> with the bias's rounding margin, through the kernel interface
+    /// (<see cref="IKernels.IbpCombine"/>: |b|·ρ + abs per element, then center ∓ (rad + margin)) when no gradient flows
+    /// into center or rad; null otherwise, or when |b| does not broadcast over the output as one run of channels.
+    /// Bit-identical to the composition.
     /// </summary>
-    public static Interval? CombineNoGrad(Tensor center, Tensor rad, Tensor extra)
+    public static Interval? CombineNoGrad(Tensor center, Tensor rad, Tensor? biasAbs, float rho, float abs)
     {
-        if (GradRecorder.ShouldRecord(center, rad) || !ShapeUtil.SameShape(center.Dims, rad.Dims) || extra.Numel == 0
-            || center.Numel % extra.Numel != 0 || center.Device != rad.Device || extra.Device != center.Device) return null;
+        if (GradRecorder.ShouldRecord(center, rad) || !ShapeUtil.SameShape(center.Dims, rad.Dims) || center.Device != rad.Device
+            || center.Rank < 1 || biasAbs != null && biasAbs.Device != center.Device) return null;
+        int channels = 1, inner = 1;
+        if (biasAbs != null && !ChannelRun(biasAbs.Dims, center.Dims[1..], out channels, out inner)) return null;
         var lo = center.NewEmpty(center.Dims);
         var hi = center.NewEmpty(center.Dims);
-        center.K.IbpCombine(center.Buf, rad.Buf, extra.Buf, extra.Numel, lo.Buf, hi.Buf, center.Numel);
+        center.K.IbpCombine(center.Buf, rad.Buf, biasAbs?.Buf ?? default, channels, inner, rho, abs, lo.Buf, hi.Buf, center.Numel);
         return new Interval(lo, hi);
+    }
+
+    /// <summary>
+    /// Whether a tensor of shape <paramref name="bias"/> broadcasts over <paramref name="perExample"/> (right-aligned)
+    /// as one run of dimensions: its entry for an element is then (flat index / inner) mod channels.
+    /// </summary>
+    internal static bool ChannelRun(int[] bias, int[] perExample, out int channels, out int inner)
+    {
+        channels = 1; inner = 1;
+        if (bias.Length > perExample.Length) return false;
+        int shift = perExample.Length - bias.Length, first = -1, last = -1;
+        for (int d = 0; d < bias.Length; d++)
+        {
+            if (bias[d] == 1) continue;
+            if (bias[d] != perExample[d + shift] || first >= 0 && last != d + shift - 1) return false;
+            if (first < 0) first = d + shift;
+            last = d + shift;
+        }
+        if (first < 0) return true;
+        for (int d = first; d <= last; d++) channels *= perExample[d];
+        for (int d = last + 1; d < perExample.Length; d++) inner *= perExample[d];
+        return true;
     }
 
     /// <summary>

@@ -72,8 +72,9 @@ public sealed class Perturbation
             Check(x.Min().Item(), x.Max().Item(), x);
         }
         var xd = x.Detach();
-        var lower = (xd - Eps).Clamp(ClipLow, null);
-        var upper = (xd + Eps).Clamp(null, ClipHigh);
+        // A clamp to an open end would be a copy (on a GPU, a launch).
+        var lower = ClipLow is float low ? (xd - Eps).Clamp(low, null) : xd - Eps;
+        var upper = ClipHigh is float high ? (xd + Eps).Clamp(null, high) : xd + Eps;
         return new Interval(lower, upper) { Ball = this, BallCenter = xd };
     }
 

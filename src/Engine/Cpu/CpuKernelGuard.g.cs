@@ -180,12 +180,12 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(margin.Storage);
     }
 
-    public void IbpCombine(Engine.Tensors.Buf center, Engine.Tensors.Buf rad, Engine.Tensors.Buf extra, int period, Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, int n)
+    public void IbpCombine(Engine.Tensors.Buf center, Engine.Tensors.Buf rad, Engine.Tensors.Buf bias, int channels, int inner, float rho, float abs, Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, int n)
     {
-        Inner.IbpCombine(center, rad, extra, period, lower, upper, n);
+        Inner.IbpCombine(center, rad, bias, channels, inner, rho, abs, lower, upper, n);
         GC.KeepAlive(center.Storage);
         GC.KeepAlive(rad.Storage);
-        GC.KeepAlive(extra.Storage);
+        GC.KeepAlive(bias.Storage);
         GC.KeepAlive(lower.Storage);
         GC.KeepAlive(upper.Storage);
     }

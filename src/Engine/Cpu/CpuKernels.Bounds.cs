@@ -64,27 +64,34 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <inheritdoc/>
-    public void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n)
+    public void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n)
     {
-        if (period < 1 || n % period != 0) throw new ArgumentException($"IbpCombine: {n} elements are not a whole number of periods of {period}.");
-        float* pc = P(center), pr = P(rad), pe = P(extra), pl = P(lower), ph = P(upper);
-        CpuThreads.For(n / period, Math.Max(1, Simd.MinChunk / period), (s, e) =>
+        if (channels < 1 || inner < 1) throw new ArgumentException($"IbpCombine: channels {channels} and inner {inner} must be at least 1.");
+        float* pc = P(center), pr = P(rad), pl = P(lower), ph = P(upper);
+        float* pb = bias.Storage == null ? null : P(bias);
+        // Rows of `inner` elements share one bias entry (one margin).
+        CpuThreads.For((n + inner - 1) / inner, Math.Max(1, Simd.MinChunk / inner), (s, e) =>
         {
             for (int row = s; row < e; row++)
             {
-                long o = (long)row * period;
+                long o = (long)row * inner;
+                int len = (int)Math.Min(inner, n - o);
+                float m = pb == null ? abs : MathF.Abs(pb[row % channels]) * rho + abs;
                 int j = 0;
                 if (Vector512.IsHardwareAccelerated)
-                    for (; j <= period - 16; j += 16)
+                {
+                    var vm = Vector512.Create(m);
+                    for (; j <= len - 16; j += 16)
                     {
                         var cc = Vector512.Load(pc + o + j);
-                        var rr = Vector512.Load(pr + o + j) + Vector512.Load(pe + j);
+                        var rr = Vector512.Load(pr + o + j) + vm;
                         (cc - rr).Store(pl + o + j);
                         (cc + rr).Store(ph + o + j);
                     }
-                for (; j < period; j++)
+                }
+                for (; j < len; j++)
                 {
-                    float rr = pr[o + j] + pe[j];
+                    float rr = pr[o + j] + m;
                     pl[o + j] = pc[o + j] - rr;
                     ph[o + j] = pc[o + j] + rr;
                 }

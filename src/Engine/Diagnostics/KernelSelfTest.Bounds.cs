@@ -25,13 +25,15 @@ public sealed partial class KernelSelfTest
         });
         Add("IbpCombine", c =>
         {
-            foreach (var (rows, period) in new[] { (1, 1), (3, 17), (128, 256), (5, 1000), (2, 40001) })
+            // (elements, channels, inner, with a bias): a Linear layer's [B, out], a convolution's [B, C, H, W], no bias.
+            foreach (var (n, channels, inner, withBias) in new[] { (1, 1, 1, true), (3 * 17, 17, 1, true), (128 * 256, 256, 1, true),
+                                                                  (2 * 8 * 49, 8, 49, true), (5 * 1000, 1000, 1, false), (2 * 3 * 40001, 3, 40001, true) })
             {
-                c.Case($"rows={rows} period={period}");
-                int n = rows * period;
-                var center = c.In(c.U(n, -3f, 3f)); var rad = c.In(c.U(n, 0f, 1f)); var extra = c.In(c.U(period, 0f, 1e-3f));
+                c.Case($"n={n} channels={channels} inner={inner} {(withBias ? "bias" : "no bias")}");
+                var center = c.In(c.U(n, -3f, 3f)); var rad = c.In(c.U(n, 0f, 1f));
+                var bias = withBias ? c.In(c.Sprinkle(c.U(channels, -2f, 2f), -0f, 0f)) : null;
                 var lower = c.Out(n); var upper = c.Out(n);
-                c.Run((k, s) => k.IbpCombine(center[s], rad[s], extra[s], period, lower[s], upper[s], n));
+                c.Run((k, s) => k.IbpCombine(center[s], rad[s], bias == null ? default : bias[s], channels, inner, 1e-5f, 1e-7f, lower[s], upper[s], n));
                 c.Compare("lower", lower, Tol.Exact);
                 c.Compare("upper", upper, Tol.Exact);
             }

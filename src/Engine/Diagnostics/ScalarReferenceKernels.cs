@@ -304,9 +304,9 @@ internal sealed class ScalarReferenceKernels : IKernels
         W(center, c); W(margin, m);
     }
 
-    public void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n)
+    public void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n)
     {
-        var (lo, hi) = BoundsReference.IbpCombine(R(center, n), R(rad, n), R(extra, period));
+        var (lo, hi) = BoundsReference.IbpCombine(R(center, n), R(rad, n), ROpt(bias, channels), channels, inner, rho, abs);
         W(lower, lo); W(upper, hi);
     }
 

@@ -31,11 +31,12 @@ public partial interface IKernels
     void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho);
 
     /// <summary>
-    /// IBP's step back from an affine layer's two products to an interval, element-wise over n: with
-    /// r = rad[i] + extra[i mod period], lower = center[i] − r and upper = center[i] + r (extra: the bias's rounding
-    /// margin, one period of the output's flat layout; n a multiple of period). Bit-identical to the composition.
+    /// IBP's step back from an affine layer's two products to an interval, element-wise over n: with the rounding
+    /// margin e = |bias[(i / inner) mod channels]|·rho + abs (e = abs when bias is empty) and r = rad[i] + e,
+    /// lower = center[i] − r and upper = center[i] + r. Each operation rounded on its own, as in the composition, so
+    /// bit-identical to it.
     /// </summary>
-    void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n);
+    void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n);
 
     /// <summary>
     /// Row dot products with a dual-norm term: value[b, r] = Σₙ a·c − spread and mag[b, r] = Σₙ |a|·|c| + spread, where

@@ -109,17 +109,17 @@ public sealed partial class Tensor
     public static Tensor Ne(Tensor a, Tensor b) => BinaryCore(BinaryOp.Ne, a, b, "Ne");
 
     /// <summary>1 where a &gt; b, else 0.</summary>
-    public static Tensor Gt(Tensor a, float b) => Gt(a, Scalar(b, a.Device));
+    public static Tensor Gt(Tensor a, float b) => Gt(a, ScalarOperand(b, a.Device));
     /// <summary>1 where a ≥ b, else 0.</summary>
-    public static Tensor Ge(Tensor a, float b) => Ge(a, Scalar(b, a.Device));
+    public static Tensor Ge(Tensor a, float b) => Ge(a, ScalarOperand(b, a.Device));
     /// <summary>1 where a &lt; b, else 0.</summary>
-    public static Tensor Lt(Tensor a, float b) => Lt(a, Scalar(b, a.Device));
+    public static Tensor Lt(Tensor a, float b) => Lt(a, ScalarOperand(b, a.Device));
     /// <summary>1 where a ≤ b, else 0.</summary>
-    public static Tensor Le(Tensor a, float b) => Le(a, Scalar(b, a.Device));
+    public static Tensor Le(Tensor a, float b) => Le(a, ScalarOperand(b, a.Device));
     /// <summary>1 where a == b, else 0.</summary>
-    public static Tensor Eq(Tensor a, float b) => Eq(a, Scalar(b, a.Device));
+    public static Tensor Eq(Tensor a, float b) => Eq(a, ScalarOperand(b, a.Device));
     /// <summary>1 where a != b, else 0.</summary>
-    public static Tensor Ne(Tensor a, float b) => Ne(a, Scalar(b, a.Device));
+    public static Tensor Ne(Tensor a, float b) => Ne(a, ScalarOperand(b, a.Device));
 
     /// <summary>Broadcast shape of two operands; the message names the op and both shapes when they are incompatible.</summary>
     internal static int[] BroadcastShapes(Tensor a, Tensor b, string op)
@@ -184,16 +184,16 @@ public sealed partial class Tensor
         var c = cond.Detach();
         return GradRecorder.Record(r, [a, b], (g, ins) =>
         {
-            var zero = Scalar(0f, g.Device);
+            var zero = ScalarOperand(0f, g.Device);
             return [ins[0].RequiresGrad ? Where(c, g, zero).SumToShape(ins[0].Dims) : null,
                     ins[1].RequiresGrad ? Where(c, zero, g).SumToShape(ins[1].Dims) : null];
         }, "Where");
     }
 
     /// <summary>cond ? a : b with a scalar b.</summary>
-    public static Tensor Where(Tensor cond, Tensor a, float b) => Where(cond, a, Scalar(b, a.Device));
+    public static Tensor Where(Tensor cond, Tensor a, float b) => Where(cond, a, ScalarOperand(b, a.Device));
     /// <summary>cond ? a : b with a scalar a.</summary>
-    public static Tensor Where(Tensor cond, float a, Tensor b) => Where(cond, Scalar(a, b.Device), b);
+    public static Tensor Where(Tensor cond, float a, Tensor b) => Where(cond, ScalarOperand(a, b.Device), b);
 
     // ---------------------------------------------------------------- operators
 

@@ -124,6 +124,23 @@ public sealed partial class Tensor
     /// <summary>A rank-0 tensor.</summary>
     public static Tensor Scalar(float value, Device? device = null) => Full([], value, device);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Device Device, int Bits), Tensor> s_operands = new();
+
+    /// <summary>
+    /// A rank-0 operand for an element-wise op with a number (Lt(x, 0f), Where(c, x, 1f)): for the common values (+0,
+    /// ±1, ±∞) one shared read-only tensor per device, made outside any scope, so the op costs no allocation and, on a
+    /// GPU, no fill launch; other values get a fresh <see cref="Scalar"/>. Never returned to callers: only ops that read
+    /// their operands and make new outputs may take it.
+    /// </summary>
+    internal static Tensor ScalarOperand(float value, Device device)
+    {
+        if (!(value == 1f || value == -1f || float.IsInfinity(value) || BitConverter.SingleToInt32Bits(value) == 0)) return Scalar(value, device);
+        var key = (device, BitConverter.SingleToInt32Bits(value));
+        if (s_operands.TryGetValue(key, out var t)) return t;
+        using (TensorScope.Suspend()) t = Scalar(value, device);
+        return s_operands.GetOrAdd(key, t);
+    }
+
     /// <summary>Copies host data into a new tensor of the given shape (element count must match).</summary>
     public static Tensor FromArray(float[] data, params int[] shape)
         => FromSpan(data, shape.Length == 0 && data.Length != 1 ? [data.Length] : shape, null);

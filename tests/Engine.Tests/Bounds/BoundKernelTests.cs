@@ -61,6 +61,21 @@ public class BoundKernelTests
         }
     }
 
+    /// <summary>How a bias broadcasts over an output, for IbpCombine: one run of dimensions or the composition.</summary>
+    [TestCase(new[] { 256 }, new[] { 256 }, true, 256, 1)]
+    [TestCase(new[] { 8, 1, 1 }, new[] { 8, 7, 7 }, true, 8, 49)]
+    [TestCase(new[] { 1, 8, 1, 1 }, new[] { 8, 7, 7 }, false, 0, 0)]
+    [TestCase(new[] { 8, 7, 7 }, new[] { 8, 7, 7 }, true, 392, 1)]
+    [TestCase(new[] { 7, 1 }, new[] { 8, 7, 7 }, true, 7, 7)]
+    [TestCase(new[] { 8, 1, 7 }, new[] { 8, 7, 7 }, false, 0, 0)]
+    [TestCase(new[] { 1 }, new[] { 10 }, true, 1, 1)]
+    [TestCase(new[] { 5 }, new[] { 10 }, false, 0, 0)]
+    public void ChannelRunOfABias(int[] bias, int[] perExample, bool ok, int channels, int inner)
+    {
+        Assert.That(IbpFused.ChannelRun(bias, perExample, out int c, out int i), Is.EqualTo(ok));
+        if (ok) Assert.That((c, i), Is.EqualTo((channels, inner)));
+    }
+
     /// <summary>When a gradient must reach the bounds, the fused relaxation steps aside (the composition records it).</summary>
     [Test]
     public void ReluRelaxationDeclinesWhenBoundsNeedGradients()

@@ -168,7 +168,7 @@ internal class EmulatedKernels : IKernels
 
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
-    public virtual void IbpCombine(Buf center, Buf rad, Buf extra, int period, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(extra), period, M(lower), M(upper), n);
+    public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);
 
     public virtual void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n) => Inner.ReluRelaxation(M(lower), M(upper), M(lowSlope), M(upSlope), M(upBias), n);
 

@@ -38,14 +38,15 @@ public static class BoundsReference
         return (c, m);
     }
 
-    /// <summary>See <see cref="Tensors.IKernels.IbpCombine"/>: center ∓ (rad + extra), extra repeating with its own length.</summary>
-    public static (float[] Lower, float[] Upper) IbpCombine(float[] center, float[] rad, float[] extra)
+    /// <summary>See <see cref="Tensors.IKernels.IbpCombine"/>: center ∓ (rad + (|bias|·ρ + abs)), the bias entry of element i at (i / inner) mod channels.</summary>
+    public static (float[] Lower, float[] Upper) IbpCombine(float[] center, float[] rad, float[]? bias, int channels, int inner, float rho, float abs)
     {
         int n = center.Length;
         var lo = new float[n]; var hi = new float[n];
         for (int i = 0; i < n; i++)
         {
-            float r = rad[i] + extra[i % extra.Length];
+            float margin = bias == null ? abs : MathF.Abs(bias[i / inner % channels]) * rho + abs;
+            float r = rad[i] + margin;
             lo[i] = center[i] - r;
             hi[i] = center[i] + r;
         }
