@@ -84,6 +84,35 @@ extern "C" __global__ void ibp_combine(const float* __restrict__ center, const f
     }
 }
 
+// IEEE 754-2019 maximum / minimum, as elementwise.cu's ew_max / ew_min (Binary's Maximum / Minimum).
+__device__ __forceinline__ float bounds_max(float a, float b)
+{
+    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
+    if (a == b) return __int_as_float(__float_as_int(a) & __float_as_int(b));
+    return a > b ? a : b;
+}
+
+__device__ __forceinline__ float bounds_min(float a, float b)
+{
+    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
+    if (a == b) return __int_as_float(__float_as_int(a) | __float_as_int(b));
+    return a < b ? a : b;
+}
+
+// CROWN's refined rows merged into IBP's bounds: index[i] (lower) and index[n + i] (upper) are -1 (keep IBP) or a
+// row of `rows`, whose value (negated for an upper bound) is intersected with IBP's.
+extern "C" __global__ void bound_merge(const float* __restrict__ ibpLower, const float* __restrict__ ibpUpper, const float* __restrict__ rows,
+                                       const int* __restrict__ index, float* __restrict__ lower, float* __restrict__ upper, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        int kl = index[i], ku = index[n + i];
+        float l = ibpLower[i], u = ibpUpper[i];
+        lower[i] = kl < 0 ? l : bounds_max(rows[kl], l);
+        upper[i] = ku < 0 ? u : bounds_min(-rows[ku], u);
+    }
+}
+
 // A row's two results, written or (accumulate) added to what is there: the float sum the host's tensor add would make.
 __device__ __forceinline__ void bounds_store2(float* __restrict__ x, float* __restrict__ y, long long row, float vx, float vy, int accumulate)
 {

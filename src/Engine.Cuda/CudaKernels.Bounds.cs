@@ -73,6 +73,26 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n)
+    {
+        const string K = nameof(BoundMerge);
+        ArgumentNullException.ThrowIfNull(index);
+        if (n < 0 || rowCount < 0 || index.Length != 2 * (long)n) throw new ArgumentException($"{K}: {index.Length} indices for {n} elements (2n wanted), {rowCount} rows.");
+        foreach (int k in index)
+            if (k < -1 || k >= rowCount) throw new ArgumentOutOfRangeException(nameof(index), $"{K}: index {k} is outside [-1, {rowCount}).");
+        if (n == 0) return;
+        Items(n, K);
+        NeedElements(ibpLower, n, K, "ibpLower"); NeedElements(ibpUpper, n, K, "ibpUpper");
+        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        if (rowCount > 0) NeedElements(rows, rowCount, K, "rows");
+        using var idx = Upload<int>(index);
+        var p = new KernelParams();
+        p.Pointer(Ptr(ibpLower)); p.Pointer(Ptr(ibpUpper)); p.Pointer(rowCount > 0 ? Ptr(rows) : 0UL); p.Pointer(idx.Address);
+        p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Int(n);
+        Launch1D("bounds", "bound_merge", n, ref p);
+    }
+
+    /// <inheritdoc/>
     public void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
                            Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate)
     {

@@ -141,12 +141,12 @@ internal sealed class BoundPropagator
 
         // Examples have different numbers of rows; a [B, R] pass pads every example to the largest count. So the
         // examples run in chunks of similar counts (sorted), which also bounds the size of the coefficient tensors.
-        var lowerIdx = HostScratch.Ints(b * n);
-        var upperIdx = HostScratch.Ints(b * n);
-        for (int q = 0; q < b * n; q++) lowerIdx[q] = upperIdx[q] = q;
-        var parts = new List<Tensor> { ibp.Lower.Reshape(b * n) };
-        var negParts = new List<Tensor> { ibp.Upper.Reshape(b * n) };
-        int offset = b * n;
+        // index[q] / index[b·n + q]: the row of the chunks' results that bounds flat element q from below / above
+        // (-1: IBP's bound stays).
+        var index = HostScratch.Ints(2 * b * n);
+        Array.Fill(index, -1);
+        var parts = new List<Tensor>();
+        int offset = 0;
         var order = Enumerable.Range(0, b).Where(i => rows[i].Length > 0).OrderByDescending(i => rows[i].Length).ToArray();
         bool cpu = ibp.Lower.Device == Device.Cpu;
         int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : AcceleratorChunkRows(v, b));
@@ -169,18 +169,35 @@ internal sealed class BoundPropagator
                 int i = ex[j];
                 for (int k = 0; k < rows[i].Length; k++)
                 {
-                    lowerIdx[i * n + rows[i][k]] = offset + j * 2 * r + k;
-                    upperIdx[i * n + rows[i][k]] = offset + j * 2 * r + r + k;
+                    index[i * n + rows[i][k]] = offset + j * 2 * r + k;
+                    index[b * n + i * n + rows[i][k]] = offset + j * 2 * r + r + k;
                 }
             }
-            var flat = lb.Reshape(c * 2 * r);
-            parts.Add(flat); negParts.Add(-flat);
+            parts.Add(lb.Reshape(c * 2 * r));
             offset += c * 2 * r;
             p0 = p1;
         }
-        // Back to [B, n] with one gather: selected positions take the CROWN bound (tightened by IBP), others keep IBP.
-        var lowerFull = Tensor.Concat([.. parts], 0).IndexSelect(0, lowerIdx).Reshape(ibp.Shape);
-        var upperFull = Tensor.Concat([.. negParts], 0).IndexSelect(0, upperIdx).Reshape(ibp.Shape);
+        var refined = parts.Count == 1 ? parts[0] : Tensor.Concat([.. parts], 0);
+        var merged = FusedBounds.Merge(ibp.Lower, ibp.Upper, refined, index) ?? MergeRecorded(ibp, refined, index, b * n);
+        HostScratch.Return(index);
+        return merged;
+    }
+
+    /// <summary>
+    /// <see cref="FusedBounds.Merge"/> as differentiable tensor ops (where a gradient is recorded): gathers from
+    /// [IBP's bounds; the rows], then the intersection with IBP.
+    /// </summary>
+    private static Interval MergeRecorded(Interval ibp, Tensor all, int[] index, int count)
+    {
+        var lowerIdx = HostScratch.Ints(count);
+        var upperIdx = HostScratch.Ints(count);
+        for (int q = 0; q < count; q++)
+        {
+            lowerIdx[q] = index[q] < 0 ? q : count + index[q];
+            upperIdx[q] = index[count + q] < 0 ? q : count + index[count + q];
+        }
+        var lowerFull = Tensor.Concat([ibp.Lower.Reshape(count), all], 0).IndexSelect(0, lowerIdx).Reshape(ibp.Shape);
+        var upperFull = Tensor.Concat([ibp.Upper.Reshape(count), -all], 0).IndexSelect(0, upperIdx).Reshape(ibp.Shape);
         HostScratch.Return(lowerIdx);
         HostScratch.Return(upperIdx);
         return new Interval(Tensor.Maximum(lowerFull, ibp.Lower), Tensor.Minimum(upperFull, ibp.Upper));
@@ -242,7 +259,7 @@ internal sealed class BoundPropagator
         // SelectBackward has read the codes and kept none of them (its contract), so the array can be reused.
         HostScratch.Return(code);
         return start is { } s
-            ? Backward(prod.Inputs[0], s.A, null, s.Bias, s.Mag, examples)
+            ? Backward(prod.Inputs[0], s.A, null, s.Bias, s.Mag, examples, ownStart: true)
             : Backward(v, a!, null, null, null, examples);
     }
 
@@ -274,9 +291,11 @@ internal sealed class BoundPropagator
     /// ([B, R, ...shape of v]), widened by the rounding margin; [B, R]. <paramref name="alphaFor"/> supplies the
     /// slope parameters of optimisable nodes (alpha-CROWN). <paramref name="bias0"/> and <paramref name="mag0"/> ([B, R])
     /// are a constant term already collected on the way to <paramref name="start"/> and its magnitude; with
-    /// <paramref name="examples"/>, a's batch holds those examples only.
+    /// <paramref name="examples"/>, a's batch holds those examples only. <paramref name="ownStart"/>: bias0 and mag0 are
+    /// new tensors nobody else holds, which the pass may add into in place.
     /// </summary>
-    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor, Tensor? bias0 = null, Tensor? mag0 = null, int[]? examples = null)
+    public Tensor Backward(Value start, Tensor a, Func<Node, Interval, int, Tensor?>? alphaFor, Tensor? bias0 = null, Tensor? mag0 = null, int[]? examples = null,
+                           bool ownStart = false)
     {
         int b = a.Dims[0], rows = a.Dims[1];
         var acc = new Tensor?[_graph.Values.Count];
@@ -285,7 +304,7 @@ internal sealed class BoundPropagator
         // Once they are tensors this pass made (owned) and no gradient is recorded, the fused kernels add into them in
         // place (two launches fewer a step on a GPU; the same float adds).
         Tensor? bias = bias0, mag = mag0;
-        bool owned = false, inPlace = !GradMode.IsEnabled;
+        bool owned = ownStart && bias0 != null && mag0 != null, inPlace = !GradMode.IsEnabled;
         int from = start.Producer?.Index ?? -1;
         for (int i = from; i >= 0; i--)
         {

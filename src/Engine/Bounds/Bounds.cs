@@ -230,7 +230,7 @@ public static class Bounds
 
     private static BoundResult Split(Tensor lb, int s, bool upper)
     {
-        var lower = lb.Narrow(1, 0, s);
+        var lower = upper ? lb.Narrow(1, 0, s) : lb;   // without upper rows lb is the lower bounds already
         var up = upper ? -lb.Narrow(1, s, s) : Tensor.Full(lower.Shape, float.PositiveInfinity, lower.Device);
         return new BoundResult(lower, up);
     }

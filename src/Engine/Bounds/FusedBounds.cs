@@ -141,6 +141,20 @@ internal static class FusedBounds
         return t.Bias.Device == a.Device && t.Mag.Device == a.Device && ShapeUtil.SameShape(t.Bias.Dims, want) && ShapeUtil.SameShape(t.Mag.Dims, want);
     }
 
+    /// <summary>
+    /// CROWN's refined rows merged into IBP's bounds in one kernel (<see cref="IKernels.BoundMerge"/>; index: 2·numel
+    /// entries, see there), where no gradient is recorded; null otherwise (the caller composes).
+    /// </summary>
+    public static Interval? Merge(Tensor ibpLower, Tensor ibpUpper, Tensor rows, int[] index)
+    {
+        if (GradRecorder.ShouldRecord(ibpLower, ibpUpper) || GradRecorder.ShouldRecord(rows) || !SameDevice(ibpLower, ibpUpper, rows)
+            || !ShapeUtil.SameShape(ibpLower.Dims, ibpUpper.Dims)) return null;
+        var lower = ibpLower.NewEmpty(ibpLower.Dims);
+        var upper = ibpLower.NewEmpty(ibpLower.Dims);
+        ibpLower.K.BoundMerge(ibpLower.Buf, ibpUpper.Buf, rows.Buf, rows.Numel, index, lower.Buf, upper.Buf, ibpLower.Numel);
+        return new Interval(lower, upper);
+    }
+
     private static bool SameDevice(Tensor a, params Tensor?[] others)
     {
         foreach (var t in others)

@@ -98,6 +98,16 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(mag.Storage);
     }
 
+    public void BoundMerge(Engine.Tensors.Buf ibpLower, Engine.Tensors.Buf ibpUpper, Engine.Tensors.Buf rows, int rowCount, int[] index, Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, int n)
+    {
+        Inner.BoundMerge(ibpLower, ibpUpper, rows, rowCount, index, lower, upper, n);
+        GC.KeepAlive(ibpLower.Storage);
+        GC.KeepAlive(ibpUpper.Storage);
+        GC.KeepAlive(rows.Storage);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+    }
+
     public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
         Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);

@@ -99,6 +99,25 @@ public sealed unsafe partial class CpuKernels
         });
     }
 
+    /// <inheritdoc/>
+    public void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        if (n < 0 || index.Length != 2 * (long)n) throw new ArgumentException($"BoundMerge: {index.Length} indices for {n} elements (2n wanted).");
+        foreach (int k in index)
+            if (k < -1 || k >= rowCount) throw new ArgumentOutOfRangeException(nameof(index), $"BoundMerge: index {k} is outside [-1, {rowCount}).");
+        float* pl = P(ibpLower), pu = P(ibpUpper), pr = rowCount == 0 ? null : P(rows), ol = P(lower), ou = P(upper);
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                int kl = index[i], ku = index[n + i];
+                ol[i] = kl < 0 ? pl[i] : MathF.Max(pr[kl], pl[i]);
+                ou[i] = ku < 0 ? pu[i] : MathF.Min(-pr[ku], pu[i]);
+            }
+        });
+    }
+
     /// <summary>One element of <see cref="ReluRelaxation"/> (also its scalar reference).</summary>
     internal static void ReluRelaxationAt(float l, float u, out float lowSlope, out float upSlope, out float upBias)
     {

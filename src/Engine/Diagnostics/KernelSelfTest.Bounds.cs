@@ -38,6 +38,27 @@ public sealed partial class KernelSelfTest
                 c.Compare("upper", upper, Tol.Exact);
             }
         });
+        Add("BoundMerge", c =>
+        {
+            foreach (var (n, rowCount) in new[] { (1, 1), (17, 5), (1000, 700), (40001, 20000), (9, 0) })
+            {
+                c.Case($"n={n} rows={rowCount}");
+                var lo = c.Sprinkle(c.U(n, -2f, 0.5f), float.NaN, -0f, 0f);
+                var hi = new float[n];
+                var width = c.U(n, 0f, 2f);
+                for (int i = 0; i < n; i++) hi[i] = lo[i] + width[i];
+                var rv = c.Sprinkle(c.U(rowCount, -3f, 3f), float.NaN, 0f, -0f);
+                // About half of the elements take a row (ties with IBP included), the others keep IBP.
+                var index = new int[2 * n];
+                for (int i = 0; i < 2 * n; i++) index[i] = rowCount == 0 || i % 3 == 1 ? -1 : (i * 7919) % rowCount;
+                if (rowCount > 0 && n > 3) { rv[index[0]] = lo[0]; }
+                var l = c.In(lo); var u = c.In(hi); var rows = c.In(rv);
+                var lower = c.Out(n); var upper = c.Out(n);
+                c.Run((k, s) => k.BoundMerge(l[s], u[s], rows[s], rowCount, index, lower[s], upper[s], n));
+                c.Compare("lower", lower, Tol.Exact);
+                c.Compare("upper", upper, Tol.Exact);
+            }
+        });
         Add("ReluRelaxation", c =>
         {
             foreach (int n in new[] { 1, 17, 1000, 40001 })

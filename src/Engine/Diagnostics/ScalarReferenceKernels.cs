@@ -310,6 +310,12 @@ internal sealed class ScalarReferenceKernels : IKernels
         W(lower, lo); W(upper, hi);
     }
 
+    public void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n)
+    {
+        var (lo, hi) = BoundsReference.BoundMerge(R(ibpLower, n), R(ibpUpper, n), rowCount == 0 ? [] : R(rows, rowCount), index);
+        W(lower, lo); W(upper, hi);
+    }
+
     public void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n)
     {
         var (aL, aU, bU) = BoundsReference.ReluRelaxation(R(lower, n), R(upper, n));

@@ -54,6 +54,7 @@ public abstract partial class Op
     /// code[b·rows + k] = ±(p + 1) asks for row k of example b to be ± output element p (flat per example), 0 for a
     /// zero row. Returns the coefficients on the perturbed input 0 ([B, rows, ...input shape]) and the constant term
     /// [B, rows] with its magnitude, or null when the op has no such shortcut (the caller then pushes one-hot rows).
+    /// The constant term and magnitude must be new tensors that nothing else holds: the pass adds into them in place.
     /// <paramref name="code"/> is the caller's scratch array: read it before returning, never keep it.
     /// </summary>
     internal virtual (Tensor A, Tensor Bias, Tensor Mag)? SelectBackward(Interval[] inputs, int[] code, int batch, int rows) => null;

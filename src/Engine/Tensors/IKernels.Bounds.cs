@@ -24,6 +24,15 @@ public partial interface IKernels
     void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n);
 
     /// <summary>
+    /// CROWN's refined intermediate bounds merged into IBP's, element-wise over n: lower[i] = max(rows[index[i]],
+    /// ibpLower[i]) where index[i] ≥ 0, else ibpLower[i]; upper[i] = min(−rows[index[n + i]], ibpUpper[i]) where
+    /// index[n + i] ≥ 0, else ibpUpper[i] (rows hold lower bounds; an upper bound is the negated lower bound of −v).
+    /// max and min are IEEE 754-2019 maximum and minimum, as <see cref="BinaryOp.Maximum"/>'s. index has 2n entries,
+    /// each −1 or in [0, rowCount).
+    /// </summary>
+    void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n);
+
+    /// <summary>
     /// IBP's step from an interval to an affine layer's operands, element-wise over n: center = (l + u)·0.5 and
     /// margin = ((u − l)·0.5)·(1 + rho) + |center|·rho (the radius widened by the rounding margin), the float operations
     /// of the composition in BoundRules.Affine in the same order, so bit-identical to it.

@@ -170,6 +170,8 @@ internal class EmulatedKernels : IKernels
 
     public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);
 
+    public virtual void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n) => Inner.BoundMerge(M(ibpLower), M(ibpUpper), M(rows), rowCount, index, M(lower), M(upper), n);
+
     public virtual void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n) => Inner.ReluRelaxation(M(lower), M(upper), M(lowSlope), M(upSlope), M(upBias), n);
 
     public virtual void Col2Im(Buf col, Buf image, in Conv2dGeometry g) => Inner.Col2Im(M(col), M(image), in g);

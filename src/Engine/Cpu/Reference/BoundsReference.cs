@@ -53,6 +53,19 @@ public static class BoundsReference
         return (lo, hi);
     }
 
+    /// <summary>See <see cref="Tensors.IKernels.BoundMerge"/>: the gathers and the maximum / minimum of the composition it replaces.</summary>
+    public static (float[] Lower, float[] Upper) BoundMerge(float[] ibpLower, float[] ibpUpper, float[] rows, int[] index)
+    {
+        int n = ibpLower.Length;
+        var lo = new float[n]; var hi = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            lo[i] = MathF.Max(index[i] < 0 ? ibpLower[i] : rows[index[i]], ibpLower[i]);
+            hi[i] = MathF.Min(index[n + i] < 0 ? ibpUpper[i] : -rows[index[n + i]], ibpUpper[i]);
+        }
+        return (lo, hi);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.BoundRelax"/>; null biases are zero. Returns (y, bias, mag).</summary>
     public static (float[] Y, float[] Bias, float[] Mag) Relax(float[] a, float[] lowSlope, int lowSlopeRows, float[]? lowBias, int lowBiasRows,
         float[] upSlope, int upSlopeRows, float[]? upBias, int upBiasRows, int batch, int rows, int n)
