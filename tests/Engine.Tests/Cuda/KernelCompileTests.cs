@@ -51,6 +51,67 @@ public class KernelCompileTests
         Assert.That(checkedCount, Is.GreaterThan(20), "the pattern should find the backend's literal launches");
     }
 
+    /// <summary>
+    /// The parameters the backend packs for each literal launch (the KernelParams calls between <c>new KernelParams()</c>
+    /// and the launch, in order) match the kernel's PTX parameter list in number and type: a pointer is a 64-bit
+    /// parameter, an int or float a 32-bit one of that kind, an int array (a geometry struct) a byte array. A swapped, missing or extra
+    /// argument fails here, in CI, instead of corrupting memory on a GPU.
+    /// </summary>
+    [Test]
+    public void EveryLiteralLaunchPacksItsKernelsParameters()
+    {
+        CudaTestEnv.RequireNvrtc();
+        var launch = new System.Text.RegularExpressions.Regex(@"Launch(?:1D)?\(\s*(EwModule|""(\w+)"")\s*,\s*""(\w+)""");
+        var made = new System.Text.RegularExpressions.Regex(@"var (\w+) = new KernelParams\(\);");
+        var ptx = new Dictionary<string, string>();
+        int checkedCount = 0;
+        foreach (var file in Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "src", "Engine.Cuda"), "*.cs"))
+        {
+            string text = File.ReadAllText(file);
+            foreach (System.Text.RegularExpressions.Match m in launch.Matches(text))
+            {
+                string module = m.Groups[1].Value == "EwModule" ? "elementwise" : m.Groups[2].Value, kernel = m.Groups[3].Value;
+                var decl = made.Matches(text[..m.Index]).LastOrDefault();
+                Assert.That(decl, Is.Not.Null, $"{kernel}: no KernelParams before its launch");
+                // ConvArgs / PoolArgs pack the geometry as one by-value int struct.
+                string v = decl!.Groups[1].Value;
+                var put = new System.Text.RegularExpressions.Regex($@"\b{v}\.(Pointer|Int|UInt|Long|ULong|Float|Double|Ints)\(|\b(?:ConvArgs|PoolArgs)\(ref {v}\b");
+                // A block that ends in another launch and a return (a branch for another kernel) packs for that one only.
+                string segment = System.Text.RegularExpressions.Regex.Replace(text[decl.Index..m.Index], @"\{[^{}]*Launch(?:1D)?\([^{}]*return;\s*\}", "");
+                var packed = put.Matches(segment).Select(x => x.Groups[1].Success ? x.Groups[1].Value : "Ints").ToList();
+                if (!ptx.TryGetValue(module, out var code)) ptx[module] = code = KernelCompiler.Compile(module, "compute_80", useCache: false).Ptx;
+                var declared = EntryParameters(code, kernel);
+                string where = $"{Path.GetFileName(file)}: {module}.{kernel} packs ({string.Join(", ", packed)}), its PTX declares ({string.Join(", ", declared)})";
+                Assert.That(packed, Has.Count.EqualTo(declared.Count), where);
+                for (int i = 0; i < packed.Count; i++)
+                {
+                    bool ok = packed[i] switch
+                    {
+                        "Pointer" or "Long" or "ULong" => declared[i] is "u64" or "s64" or "b64",
+                        "Int" or "UInt" => declared[i] is "u32" or "s32" or "b32",
+                        "Float" => declared[i] == "f32",
+                        "Double" => declared[i] == "f64",
+                        "Ints" => declared[i] == "b8[]",
+                        _ => false,
+                    };
+                    Assert.That(ok, Is.True, $"parameter {i}: {where}");
+                }
+                checkedCount++;
+            }
+        }
+        Assert.That(checkedCount, Is.GreaterThan(20), "the pattern should find the backend's literal launches");
+    }
+
+    /// <summary>The types of a PTX entry's parameters, in order ("u64", "f32", ... ; "b8[]" for a byte array).</summary>
+    private static List<string> EntryParameters(string ptx, string kernel)
+    {
+        int at = ptx.IndexOf($".entry {kernel}(", StringComparison.Ordinal);
+        Assert.That(at, Is.GreaterThanOrEqualTo(0), $"no entry {kernel}");
+        int end = ptx.IndexOf(')', at);
+        var p = new System.Text.RegularExpressions.Regex(@"\.param\s+(?:\.align\s+\d+\s+)?\.(\w+)\s+\w+(\[\d+\])?");
+        return p.Matches(ptx[at..end]).Select(x => x.Groups[1].Value + (x.Groups[2].Success ? "[]" : "")).ToList();
+    }
+
     [Test]
     public void EveryKernelFileIsEmbedded()
     {
