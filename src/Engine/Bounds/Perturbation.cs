@@ -90,15 +90,18 @@ public sealed class Perturbation
     /// min over the set of a·x' for every row: <paramref name="a"/> is [B, R, n], <paramref name="box"/> the
     /// input interval flattened to [B, n]. Returns the value [B, R] and a magnitude [B, R] (Σ|terms|, detached)
     /// that the rounding margin scales. With <paramref name="into"/> (see <see cref="FusedBounds.Dot"/>) they may be
-    /// added into those tensors in place, which are then returned.
+    /// added into those tensors in place, which are then returned. <paramref name="boxCenterRadius"/>: the box's
+    /// <see cref="Interval.Center"/> and <see cref="Interval.Radius"/>, when the caller keeps them.
     /// </summary>
-    internal (Tensor Value, Tensor Magnitude) Concretize(Tensor a, Interval box, (Tensor Bias, Tensor Mag)? into = null)
+    internal (Tensor Value, Tensor Magnitude) Concretize(Tensor a, Interval box, (Tensor Bias, Tensor Mag)? into = null,
+                                                         (Tensor Center, Tensor Radius)? boxCenterRadius = null)
     {
-        var center = Norm == PerturbationNorm.L2 || (ClipLow == null && ClipHigh == null) ? box.BallCenter! : box.Center;
+        bool clipped = ClipLow != null || ClipHigh != null;
+        var center = Norm == PerturbationNorm.L2 || !clipped ? box.BallCenter! : boxCenterRadius?.Center ?? box.Center;
         if (Norm == PerturbationNorm.LInf)
         {
             // One pass over a: a·c, |a|·|c| and the spread together.
-            var radius = ClipLow == null && ClipHigh == null ? null : box.Radius;
+            var radius = !clipped ? null : boxCenterRadius?.Radius ?? box.Radius;
             if (FusedBounds.Dot(a, center, radius, Eps, into) is { } dot) return (dot.Value, dot.Mag);
         }
         var c = center.Reshape(center.Size(0), center.Numel / Math.Max(1, center.Size(0)), 1);
