@@ -122,12 +122,12 @@ internal static class FusedBounds
     /// (<see cref="IKernels.ReluRelaxation"/>), bit-identical to ReluOp's element-wise composition. Null when a
     /// gradient must flow into l or u (certified training), where the composition records it.
     /// </summary>
-    public static (Tensor LowSlope, Tensor UpSlope, Tensor UpBias)? ReluRelaxation(Tensor l, Tensor u)
+    public static ReluRelaxationParts? ReluRelaxation(Tensor l, Tensor u)
     {
         if (GradRecorder.ShouldRecord(l, u) || l.Device != u.Device || !ShapeUtil.SameShape(l.Dims, u.Dims)) return null;
         var aL = l.NewEmpty(l.Dims); var aU = l.NewEmpty(l.Dims); var bU = l.NewEmpty(l.Dims);
         l.K.ReluRelaxation(l.Buf, u.Buf, aL.Buf, aU.Buf, bU.Buf, l.Numel);
-        return (aL, aU, bU);
+        return new ReluRelaxationParts(aL, aU, bU);
     }
 
     /// <summary>
@@ -161,4 +161,17 @@ internal static class FusedBounds
             if (t != null && t.Device != a.Device) return false;
         return true;
     }
+}
+
+/// <summary>
+/// ReLU's relaxation of one pre-activation interval (<see cref="FusedBounds.ReluRelaxation"/>), kept on the interval
+/// (<see cref="Interval.ReluRelaxation"/>) for later backward passes over it; <see cref="Unstable"/> (l &lt; 0 &lt; u, as
+/// 1 / 0) is made when alpha-CROWN first needs it.
+/// </summary>
+internal sealed class ReluRelaxationParts(Tensor lowSlope, Tensor upSlope, Tensor upBias)
+{
+    public Tensor LowSlope { get; } = lowSlope;
+    public Tensor UpSlope { get; } = upSlope;
+    public Tensor UpBias { get; } = upBias;
+    public Tensor? Unstable { get; set; }
 }

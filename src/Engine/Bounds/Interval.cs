@@ -84,6 +84,12 @@ public sealed class Interval
     /// </summary>
     internal CombineSource? CombinedFrom { get; init; }
 
+    /// <summary>
+    /// ReLU's relaxation of these bounds, made by the first backward pass that needed it without recording a gradient
+    /// (bounds never change, so later passes reuse it).
+    /// </summary>
+    internal ReluRelaxationParts? ReluRelaxation { get; set; }
+
     /// <summary>The shape of the value (batch included for perturbed values).</summary>
     public int[] Shape => (int[])_dims.Clone();
 

@@ -47,7 +47,7 @@ public class BoundKernelTests
             var aU = Tensor.Where(unstable, u / Tensor.Where(unstable, u - l, 1f), active);
             var bU = Tensor.Where(unstable, -aU * l, 0f);
             var aL = Tensor.Where(unstable, Tensor.Ge(u, -l), active);
-            var fused = FusedBounds.ReluRelaxation(l, u)!.Value;
+            var fused = FusedBounds.ReluRelaxation(l, u)!;
             var (rL, rU, rB) = BoundsReference.ReluRelaxation(lo, hi);
             foreach (var (got, want, refr, what) in new[] { (fused.LowSlope, aL, rL, "lowSlope"), (fused.UpSlope, aU, rU, "upSlope"), (fused.UpBias, bU, rB, "upBias") })
             {

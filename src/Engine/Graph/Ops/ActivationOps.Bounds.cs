@@ -1,3 +1,4 @@
+using Engine.Autograd;
 using Engine.Bounds;
 using Engine.Tensors;
 
@@ -30,11 +31,21 @@ public sealed partial class ReluOp
     /// <summary>Upper line: the chord u/(u−l)·(x − l); lower line: slope alpha (default adaptive 0/1) through 0.</summary>
     public override void BoundBackward(BackwardStep step)
     {
-        var (l, u) = (step.Inputs[0].Lower, step.Inputs[0].Upper);
-        // One kernel for the three tensors below when no gradient flows into the bounds (same numbers).
-        if (step.Alpha == null && FusedBounds.ReluRelaxation(l, u) is { } fused)
+        var input = step.Inputs[0];
+        var (l, u) = (input.Lower, input.Upper);
+        // When no gradient flows into the bounds: the three tensors below from one kernel (same numbers), kept on the
+        // interval for the next pass over it (alpha-CROWN's 21 passes; CROWN's refinements and final pass).
+        if (!GradRecorder.ShouldRecord(l, u) && (input.ReluRelaxation ?? FusedBounds.ReluRelaxation(l, u)) is { } fused)
         {
-            step.Relax(fused.LowSlope, null, fused.UpSlope, fused.UpBias);
+            input.ReluRelaxation = fused;
+            if (step.Alpha is not { } a)
+            {
+                step.Relax(fused.LowSlope, null, fused.UpSlope, fused.UpBias);
+                return;
+            }
+            // alpha-CROWN: the optimised slope where the neuron is unstable, the exact one (the upper slope) elsewhere.
+            fused.Unstable ??= Tensor.Lt(l, 0f) * Tensor.Gt(u, 0f);
+            step.Relax(Tensor.Where(BackwardStep.PerRow(fused.Unstable), a, BackwardStep.PerRow(fused.UpSlope)), null, fused.UpSlope, fused.UpBias);
             return;
         }
         var unstable = Tensor.Lt(l, 0f) * Tensor.Gt(u, 0f);
