@@ -7,6 +7,8 @@
 // 256-thread block, for short rows) or by a whole 256-thread block (warpPerRow = 0, long rows). Blocks walk the rows
 // grid-stride; the loop condition is uniform within a block, so the __syncthreads inside are safe.
 
+#include "ieee.cuh"
+
 #define FULL_MASK 0xffffffffu
 
 __device__ __forceinline__ double bounds_warp_sum(double v)
@@ -84,21 +86,6 @@ extern "C" __global__ void ibp_combine(const float* __restrict__ center, const f
     }
 }
 
-// IEEE 754-2019 maximum / minimum, as elementwise.cu's ew_max / ew_min (Binary's Maximum / Minimum).
-__device__ __forceinline__ float bounds_max(float a, float b)
-{
-    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
-    if (a == b) return __int_as_float(__float_as_int(a) & __float_as_int(b));
-    return a > b ? a : b;
-}
-
-__device__ __forceinline__ float bounds_min(float a, float b)
-{
-    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
-    if (a == b) return __int_as_float(__float_as_int(a) | __float_as_int(b));
-    return a < b ? a : b;
-}
-
 // CROWN's refined rows merged into IBP's bounds: index[i] (lower) and index[n + i] (upper) are -1 (keep IBP) or a
 // row of `rows`, whose value (negated for an upper bound) is intersected with IBP's.
 extern "C" __global__ void bound_merge(const float* __restrict__ ibpLower, const float* __restrict__ ibpUpper, const float* __restrict__ rows,
@@ -108,8 +95,8 @@ extern "C" __global__ void bound_merge(const float* __restrict__ ibpLower, const
     {
         int kl = index[i], ku = index[n + i];
         float l = ibpLower[i], u = ibpUpper[i];
-        lower[i] = kl < 0 ? l : bounds_max(rows[kl], l);
-        upper[i] = ku < 0 ? u : bounds_min(-rows[ku], u);
+        lower[i] = kl < 0 ? l : engine_max(rows[kl], l);
+        upper[i] = ku < 0 ? u : engine_min(-rows[ku], u);
     }
 }
 

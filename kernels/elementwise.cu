@@ -6,26 +6,13 @@
 // Launch: every kernel is a 1-D grid-stride loop (any grid works). Contiguous kernels move float4 when all their
 // pointers are 16-byte aligned (checked at run time, so any Buf offset is fine) and fall back to floats otherwise.
 
+#include "ieee.cuh"
+
 struct Ints8 { int v[8]; };
 
 #define EW_MAXDIM 8
 
 // ---------------------------------------------------------------- helpers
-
-// IEEE 754-2019 maximum / minimum like MathF.Max / Min: NaN if either is NaN, +0 above -0.
-__device__ __forceinline__ float ew_max(float a, float b)
-{
-    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
-    if (a == b) return __int_as_float(__float_as_int(a) & __float_as_int(b));
-    return a > b ? a : b;
-}
-
-__device__ __forceinline__ float ew_min(float a, float b)
-{
-    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
-    if (a == b) return __int_as_float(__float_as_int(a) | __float_as_int(b));
-    return a < b ? a : b;
-}
 
 // x^p as the CPU's vector path (VMath.Pow): exp(p * log|x|) in double, rounded once to float, with IEEE pow's
 // sign rules for negative x (odd integer p keeps the sign bit, even integer p drops it, non-integer p gives NaN for
@@ -49,7 +36,7 @@ __device__ __forceinline__ float ew_log1p(float e)
 // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as VMath.Softplus.
 __device__ __forceinline__ float ew_softplus(float x)
 {
-    return __fadd_rn(ew_max(x, 0.f), ew_log1p(expf(-fabsf(x))));
+    return __fadd_rn(engine_max(x, 0.f), ew_log1p(expf(-fabsf(x))));
 }
 
 __device__ __forceinline__ float ew_sigmoid(float x)
@@ -89,8 +76,8 @@ __device__ __forceinline__ float unary_f(float x, float alpha, float beta)
     case OP_SQRT: return __fsqrt_rn(x);
     case OP_SQUARE: return __fmul_rn(x, x);
     case OP_POW: return ew_pow(x, alpha);
-    case OP_CLAMP: return ew_min(ew_max(x, alpha), beta);
-    case OP_RELU: return ew_max(x, 0.f);
+    case OP_CLAMP: return engine_min(engine_max(x, alpha), beta);
+    case OP_RELU: return engine_max(x, 0.f);
     case OP_LEAKYRELU: return x > 0.f ? x : __fmul_rn(alpha, x);
     case OP_SIGMOID: return ew_sigmoid(x);
     case OP_TANH: return tanhf(x);
@@ -251,8 +238,8 @@ __device__ __forceinline__ float binary_f(float a, float b)
     case BOP_SUB: return __fsub_rn(a, b);
     case BOP_MUL: return __fmul_rn(a, b);
     case BOP_DIV: return __fdiv_rn(a, b);
-    case BOP_MAX: return ew_max(a, b);
-    case BOP_MIN: return ew_min(a, b);
+    case BOP_MAX: return engine_max(a, b);
+    case BOP_MIN: return engine_min(a, b);
     case BOP_GT: return a > b ? 1.f : 0.f;
     case BOP_GE: return a >= b ? 1.f : 0.f;
     case BOP_LT: return a < b ? 1.f : 0.f;

@@ -12,6 +12,8 @@
 // Combining orders differ from the CPU's, so sums agree to rounding; max / min / arg max / arg min agree exactly.
 // Every reduction tree is fixed by the launch shape alone, so results are deterministic run to run.
 
+#include "ieee.cuh"
+
 #define R_SUM 0
 #define R_MEAN 1
 #define R_MAX 2
@@ -22,25 +24,10 @@
 #define COLS_X 32
 #define COLS_Y 8
 
-// IEEE 754-2019 maximum / minimum (MathF.Max / Min, TensorPrimitives.Max / Min): NaN wins, +0 above -0.
-__device__ __forceinline__ float rd_max(float a, float b)
-{
-    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
-    if (a == b) return __int_as_float(__float_as_int(a) & __float_as_int(b));
-    return a > b ? a : b;
-}
-
-__device__ __forceinline__ float rd_min(float a, float b)
-{
-    if (isnan(a) || isnan(b)) return __fadd_rn(a, b);
-    if (a == b) return __int_as_float(__float_as_int(a) | __float_as_int(b));
-    return a < b ? a : b;
-}
-
 // C: R_SUM, R_MAX or R_MIN (the combining step of each reduction).
 template <int C> __device__ __forceinline__ float rd_combine(float a, float b)
 {
-    return C == R_MAX ? rd_max(a, b) : C == R_MIN ? rd_min(a, b) : __fadd_rn(a, b);
+    return C == R_MAX ? engine_max(a, b) : C == R_MIN ? engine_min(a, b) : __fadd_rn(a, b);
 }
 
 template <int C> __device__ __forceinline__ float rd_identity()
@@ -117,7 +104,7 @@ __device__ __forceinline__ void reduce_rows_body(const float* x, float* y, int o
         if (OP == R_LSE)
         {
             float m = rd_identity<R_MAX>();
-            for (int j = G::lane(); j < size; j += G::size()) m = rd_max(m, xr[j]);
+            for (int j = G::lane(); j < size; j += G::size()) m = engine_max(m, xr[j]);
             m = G::template allreduce<R_MAX>(m, sh);
             if (isfinite(m))
             {
@@ -153,7 +140,7 @@ __device__ __forceinline__ void reduce_cols_body(const float* x, float* y, int o
         if (OP == R_LSE)
         {
             float m = rd_identity<R_MAX>();
-            if (active) for (int s = threadIdx.y; s < size; s += COLS_Y) m = rd_max(m, xo[(long long)s * inner]);
+            if (active) for (int s = threadIdx.y; s < size; s += COLS_Y) m = engine_max(m, xo[(long long)s * inner]);
             m = cols_allreduce<R_MAX>(m, sh);
             float e = 0.f;
             if (active && isfinite(m))
@@ -188,7 +175,7 @@ __device__ __forceinline__ void reduce_rows_part_body(const float* x, float* pm,
         if (OP == R_LSE)
         {
             float m = rd_identity<R_MAX>();
-            for (int j = s0 + threadIdx.x; j < s1; j += blockDim.x) m = rd_max(m, xr[j]);
+            for (int j = s0 + threadIdx.x; j < s1; j += blockDim.x) m = engine_max(m, xr[j]);
             m = block_allreduce<R_MAX>(m, sh);
             float e = 0.f;
             if (isfinite(m)) for (int j = s0 + threadIdx.x; j < s1; j += blockDim.x) e = __fadd_rn(e, expf(__fsub_rn(xr[j], m)));
@@ -221,7 +208,7 @@ __device__ __forceinline__ void reduce_cols_part_body(const float* x, float* pm,
         if (OP == R_LSE)
         {
             float m = rd_identity<R_MAX>();
-            if (active) for (int s = s0 + threadIdx.y; s < s1; s += COLS_Y) m = rd_max(m, xo[(long long)s * inner]);
+            if (active) for (int s = s0 + threadIdx.y; s < s1; s += COLS_Y) m = engine_max(m, xo[(long long)s * inner]);
             m = cols_allreduce<R_MAX>(m, sh);
             float e = 0.f;
             if (active && isfinite(m))
@@ -254,7 +241,7 @@ __device__ __forceinline__ void reduce_combine_body(const float* pm, const float
         if (OP == R_LSE)
         {
             float m = rd_identity<R_MAX>();
-            for (int g = lane; g < segs; g += 32) m = rd_max(m, pm[base + (long long)g * inner]);
+            for (int g = lane; g < segs; g += 32) m = engine_max(m, pm[base + (long long)g * inner]);
             m = warp_allreduce<R_MAX>(m);
             float e = 0.f;
             if (isfinite(m))
@@ -399,7 +386,7 @@ __device__ __forceinline__ void softmax_rows_body(const float* x, float* y, int 
         const float* xr = x + (long long)row * size;
         float* yr = y + (long long)row * size;
         float m = rd_identity<R_MAX>();
-        for (int j = G::lane(); j < size; j += G::size()) m = rd_max(m, xr[j]);
+        for (int j = G::lane(); j < size; j += G::size()) m = engine_max(m, xr[j]);
         m = G::template allreduce<R_MAX>(m, sh);
         float s = 0.f;
         for (int j = G::lane(); j < size; j += G::size()) s = __fadd_rn(s, expf(__fsub_rn(xr[j], m)));
@@ -429,7 +416,7 @@ __device__ __forceinline__ void softmax_cols_body(const float* x, float* y, int 
         const float* xo = x + off;
         float* yo = y + off;
         float m = rd_identity<R_MAX>();
-        if (active) for (int s = threadIdx.y; s < size; s += COLS_Y) m = rd_max(m, xo[(long long)s * inner]);
+        if (active) for (int s = threadIdx.y; s < size; s += COLS_Y) m = engine_max(m, xo[(long long)s * inner]);
         m = cols_allreduce<R_MAX>(m, sh);
         float e = 0.f;
         if (active) for (int s = threadIdx.y; s < size; s += COLS_Y) e = __fadd_rn(e, expf(__fsub_rn(xo[(long long)s * inner], m)));

@@ -80,31 +80,8 @@ internal static unsafe class IbpFused
         var c = l.NewEmpty(l.Dims);
         var m = l.NewEmpty(l.Dims);
         int n = l.Numel;
-        float* pl = Ptr(l), pu = Ptr(u), pc = Ptr(c), pm = Ptr(m);
         float k = 1 + rho;
-        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
-        {
-            int i = s;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var half = Vector512.Create(0.5f); var vk = Vector512.Create(k); var vr = Vector512.Create(rho);
-                for (; i <= e - 16; i += 16)
-                {
-                    var lo = Vector512.Load(pl + i); var up = Vector512.Load(pu + i);
-                    var cc = (lo + up) * half;
-                    var rr = (up - lo) * half;
-                    cc.Store(pc + i);
-                    (rr * vk + Vector512.Abs(cc) * vr).Store(pm + i);
-                }
-            }
-            for (; i < e; i++)
-            {
-                float cc = (pl[i] + pu[i]) * 0.5f, rr = (pu[i] - pl[i]) * 0.5f;
-                pc[i] = cc;
-                pm[i] = rr * k + MathF.Abs(cc) * rho;
-            }
-        });
-        GC.KeepAlive(l); GC.KeepAlive(u);
+        l.K.IbpCenterMargin(l.Buf, u.Buf, c.Buf, m.Buf, n, rho);
         GradRecorder.RecordMulti([c, m], [l, u], (g, ins) =>
         {
             // dc/dl = dc/du = 0.5; dm/du = −dm/dl = 0.5·(1 + ρ).
