@@ -12,6 +12,14 @@ namespace Engine.Cli;
 /// </summary>
 internal static class BenchCuda
 {
+    /// <summary>Clears the ENGINE_CUDA_PROFILE table (after a benchmark's untimed first call); nothing without CUDA.</summary>
+    public static void ResetProfile()
+    {
+#if ENGINE_CUDA
+        CudaProfiler.Reset();
+#endif
+    }
+
     /// <summary>
     /// cuBLAS SGEMM called directly on the raw device addresses of row-major A [m, k], B [k, n] (or [n, k] when
     /// <paramref name="transB"/>) and C [m, n], as the engine's Gemm computes C = A·op(B); null when

@@ -84,6 +84,21 @@ internal static class CudaProfiler
         if (Enabled) Interlocked.Increment(ref s_hostSyncs);
     }
 
+    /// <summary>
+    /// Forgets everything recorded so far: a benchmark calls it after its untimed first call, whose one-time work (module
+    /// loads, cuBLAS initialisation, first allocations) would otherwise dominate the means of the few operations it
+    /// precedes (the "host us before" column above all).
+    /// </summary>
+    public static void Reset()
+    {
+        lock (s_gate)
+        {
+            s_ops.Clear();
+            s_first = s_last = 0;
+            Interlocked.Exchange(ref s_hostSyncs, 0);
+        }
+    }
+
     /// <summary>The table: operations by total time, then the wall-clock span and the host synchronisations.</summary>
     public static string Report()
     {
