@@ -25,31 +25,30 @@ internal sealed class CountingDevice : EmulatedDevice
     /// <summary>Kernel-interface calls by member (Unary / Binary by op too) since the last <see cref="Reset"/>.</summary>
     public IReadOnlyDictionary<string, int> Calls => _calls;
 
-    /// <summary>Kernel-interface calls plus zero-filled allocations (and the copies to the host, counted as "ToHost").</summary>
+    /// <summary>Kernel-interface calls plus zero-filled allocations: what a CUDA device would launch.</summary>
     public int Launches => _calls.Values.Sum() + ZeroAllocations;
 
     public int ZeroAllocations { get; private set; }
-
-    /// <summary>Stopwatch ticks spent inside the kernels and copies (the rest of a call's time is host work).</summary>
-    public long KernelTicks;
     public int CopiesToHost { get; private set; }
     public int CopiesFromHost { get; private set; }
 
-    public void Reset() { _calls.Clear(); ZeroAllocations = CopiesToHost = CopiesFromHost = 0; KernelTicks = 0; }
-
-    internal void Count(string what)
-    {
-        _calls[what] = _calls.GetValueOrDefault(what) + 1;
-        if (Trace != null)
-        {
-            var frames = new System.Diagnostics.StackTrace().GetFrames().Select(f => f.GetMethod()).Where(mm => mm?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Engine.") && !ns.StartsWith("Engine.Tests") && !ns.StartsWith("Engine.Tensors") && !ns.StartsWith("Engine.Autograd")).Take(3).Select(mm => mm!.DeclaringType!.Name + "." + mm.Name);
-            string key = what + " <- " + string.Join(" <- ", frames);
-            Trace[key] = Trace.GetValueOrDefault(key) + 1;
-        }
-    }
-
-    /// <summary>When set, also counts each call by its kernel and the three innermost Engine frames that made it.</summary>
+    /// <summary>When set, also counts each launch and copy to the host by the three innermost Engine frames that made it.</summary>
     public Dictionary<string, int>? Trace;
+
+    public void Reset() { _calls.Clear(); Trace?.Clear(); ZeroAllocations = CopiesToHost = CopiesFromHost = 0; }
+
+    internal void Count(string what, bool launch = true)
+    {
+        if (launch) _calls[what] = _calls.GetValueOrDefault(what) + 1;
+        if (Trace == null) return;
+        var frames = new System.Diagnostics.StackTrace().GetFrames().Select(f => f.GetMethod())
+            .Where(m => m?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Engine.", StringComparison.Ordinal)
+                        && !ns.StartsWith("Engine.Tests", StringComparison.Ordinal) && !ns.StartsWith("Engine.Tensors", StringComparison.Ordinal)
+                        && !ns.StartsWith("Engine.Autograd", StringComparison.Ordinal))
+            .Take(3).Select(m => m!.DeclaringType!.Name + "." + m.Name);
+        string key = what + " <- " + string.Join(" <- ", frames);
+        Trace[key] = Trace.GetValueOrDefault(key) + 1;
+    }
 
     public override Storage Allocate(int length, bool zero = false)
     {
@@ -60,18 +59,14 @@ internal sealed class CountingDevice : EmulatedDevice
     public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
     {
         CopiesFromHost++;
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         base.CopyFromHost(source, destination, destinationOffset);
-        KernelTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
     }
 
     public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
     {
         CopiesToHost++;
-        Count("ToHost");
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        Count("ToHost", launch: false);
         base.CopyToHost(source, sourceOffset, destination);
-        KernelTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
     }
 
     public override string ToString() => Name;
@@ -89,10 +84,8 @@ internal sealed class CountingDevice : EmulatedDevice
             var m = method!;
             string what = args is { Length: > 0 } && args[0] is Enum op ? $"{m.Name}.{op}" : m.Name;
             _owner.Count(what);
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             try { return m.Invoke(_inner, args); }
             catch (TargetInvocationException e) when (e.InnerException != null) { throw e.InnerException; }
-            finally { _owner.KernelTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
         }
     }
 }
