@@ -27,15 +27,23 @@ internal sealed partial class CudaKernels
         NeedElements(t, (long)batch * tRows * n, kernel, name);
     }
 
+    /// <summary>
+    /// The checks of an element-wise bound kernel over n elements: n is not negative and each buffer holds n elements
+    /// from its offset. False when n is 0 (nothing to launch).
+    /// </summary>
+    private static bool ElementwiseBuffers(string kernel, int n, params ReadOnlySpan<(Buf Buffer, string Name)> buffers)
+    {
+        if (n < 0) throw new ArgumentException($"{kernel}: negative size {n}.");
+        if (n == 0) return false;
+        foreach (var (b, name) in buffers) NeedElements(b, n, kernel, name);
+        return true;
+    }
+
     /// <inheritdoc/>
     public void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n)
     {
-        const string K = nameof(ReluRelaxation);
-        if (n < 0) throw new ArgumentException($"{K}: negative size {n}.");
-        if (n == 0) return;
-        Items(n, K);
-        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
-        NeedElements(lowSlope, n, K, "lowSlope"); NeedElements(upSlope, n, K, "upSlope"); NeedElements(upBias, n, K, "upBias");
+        if (!ElementwiseBuffers(nameof(ReluRelaxation), n, (lower, "lower"), (upper, "upper"), (lowSlope, "lowSlope"), (upSlope, "upSlope"), (upBias, "upBias")))
+            return;
         var p = new KernelParams();
         p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(Ptr(lowSlope)); p.Pointer(Ptr(upSlope)); p.Pointer(Ptr(upBias)); p.Int(n);
         Launch1D("bounds", "relu_relaxation", n, ref p);
@@ -44,12 +52,7 @@ internal sealed partial class CudaKernels
     /// <inheritdoc/>
     public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
     {
-        const string K = nameof(IbpCenterMargin);
-        if (n < 0) throw new ArgumentException($"{K}: negative size {n}.");
-        if (n == 0) return;
-        Items(n, K);
-        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
-        NeedElements(center, n, K, "center"); NeedElements(margin, n, K, "margin");
+        if (!ElementwiseBuffers(nameof(IbpCenterMargin), n, (lower, "lower"), (upper, "upper"), (center, "center"), (margin, "margin"))) return;
         var p = new KernelParams();
         p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(Ptr(center)); p.Pointer(Ptr(margin)); p.Int(n); p.Float(rho);
         Launch1D("bounds", "ibp_center_margin", n, ref p);
@@ -59,11 +62,8 @@ internal sealed partial class CudaKernels
     public void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n)
     {
         const string K = nameof(IbpCombine);
-        if (n < 0 || channels < 1 || inner < 1) throw new ArgumentException($"{K}: bad sizes (n {n}, channels {channels}, inner {inner}).");
-        if (n == 0) return;
-        Items(n, K);
-        NeedElements(center, n, K, "center"); NeedElements(rad, n, K, "rad");
-        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        if (channels < 1 || inner < 1) throw new ArgumentException($"{K}: bad sizes (n {n}, channels {channels}, inner {inner}).");
+        if (!ElementwiseBuffers(K, n, (center, "center"), (rad, "rad"), (lower, "lower"), (upper, "upper"))) return;
         bool hasBias = bias.Storage is not null;
         if (hasBias) NeedElements(bias, channels, K, "bias");
         var p = new KernelParams();
@@ -80,10 +80,7 @@ internal sealed partial class CudaKernels
         if (n < 0 || rowCount < 0 || index.Length != 2 * (long)n) throw new ArgumentException($"{K}: {index.Length} indices for {n} elements (2n wanted), {rowCount} rows.");
         foreach (int k in index)
             if (k < -1 || k >= rowCount) throw new ArgumentOutOfRangeException(nameof(index), $"{K}: index {k} is outside [-1, {rowCount}).");
-        if (n == 0) return;
-        Items(n, K);
-        NeedElements(ibpLower, n, K, "ibpLower"); NeedElements(ibpUpper, n, K, "ibpUpper");
-        NeedElements(lower, n, K, "lower"); NeedElements(upper, n, K, "upper");
+        if (!ElementwiseBuffers(K, n, (ibpLower, "ibpLower"), (ibpUpper, "ibpUpper"), (lower, "lower"), (upper, "upper"))) return;
         if (rowCount > 0) NeedElements(rows, rowCount, K, "rows");
         using var idx = Upload<int>(index);
         var p = new KernelParams();
