@@ -224,6 +224,26 @@ struct ConvGeo
 // y[i] ([C, H, W]) = sign·(output channel co's kernel laid over output pixel (oh, ow)'s window) for code[i] = ±(p + 1),
 // p = (co*OH + oh)*OW + ow; zero elsewhere and for code 0 (or a code past the output, which the host cannot check).
 // One thread per element of y; each element is under at most one tap of the window. total = count*C*H*W.
+// Signed rows: y[i, j] = x[(|code[i]| - 1) / divisor, j]·(±1) (the sign of code[i]; code 0: +0), abs (when not null)
+// = |y|. The host checked every code against x's rows.
+extern "C" __global__ void bound_select_rows(const float* __restrict__ x, int cols, const int* __restrict__ code, int divisor,
+                                             float* __restrict__ y, float* __restrict__ abs, int total)
+{
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x)
+    {
+        int i = t / cols, j = t - i * cols;
+        int c = code[i];
+        float v = 0.f;
+        if (c != 0)
+        {
+            int row = ((c < 0 ? -c : c) - 1) / divisor;
+            v = __fmul_rn(x[(long long)row * cols + j], c > 0 ? 1.f : -1.f);
+        }
+        y[t] = v;
+        if (abs) abs[t] = fabsf(v);
+    }
+}
+
 extern "C" __global__ void bound_conv_select(const float* __restrict__ w, const float* __restrict__ code, float* __restrict__ y, ConvGeo g, int total)
 {
     const int inImage = g.C * g.H * g.W, outPix = g.OH * g.OW;

@@ -160,6 +160,24 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void BoundSelectRows(Buf x, int xRows, int cols, int[] code, int divisor, Buf y, Buf abs)
+    {
+        const string K = nameof(BoundSelectRows);
+        Engine.Cpu.CpuKernels.CheckSelectRows(xRows, cols, code, divisor, K);
+        long total = (long)code.Length * cols;
+        if (total == 0) return;
+        NeedElements(x, (long)xRows * cols, K, "x");
+        NeedElements(y, total, K, "y");
+        bool withAbs = abs.Storage is not null;
+        if (withAbs) NeedElements(abs, total, K, "abs");
+        using var dev = Upload<int>(code);
+        var p = new KernelParams();
+        p.Pointer(Ptr(x)); p.Int(cols); p.Pointer(dev.Address); p.Int(divisor); p.Pointer(Ptr(y)); p.Pointer(withAbs ? Ptr(abs) : 0UL);
+        p.Int(Items(total, K));
+        Launch1D("bounds", "bound_select_rows", total, ref p);
+    }
+
+    /// <inheritdoc/>
     public void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g)
     {
         const string K = nameof(BoundConvTranspose);

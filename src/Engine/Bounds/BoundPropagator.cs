@@ -1,3 +1,4 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Engine.Autograd;
 using Engine.Graph;
 using Engine.Tensors;
@@ -118,26 +119,25 @@ internal sealed class BoundPropagator
         }
         all:
         int b = ibp.Shape[0], n = ibp.Lower.Numel / Math.Max(1, b);
-        int[][] rows = new int[b][];
+        // The selected elements: example i's are pos[i·n ..][.. count[i]], ascending. This host work runs while a GPU
+        // waits (the mask was just read), so it is a few flat passes over scratch arrays.
+        var pos = HostScratch.Ints(b * n);
+        var count = new int[b];
         if (mask != null)
         {
             var mv = HostScratch.Floats(b * n);
             mask.CopyTo(mv);
-            for (int i = 0; i < b; i++)
-            {
-                var m = mv.AsSpan(i * n, n);
-                int count = n - m.Count(0f);
-                var list = rows[i] = new int[count];
-                for (int j = 0, k = 0; k < count; j++) if (m[j] != 0) list[k++] = j;
-            }
+            for (int i = 0; i < b; i++) count[i] = Compact(mv.AsSpan(i * n, n), pos.AsSpan(i * n, n));
             HostScratch.Return(mv);
         }
         else
         {
-            var all = Enumerable.Range(0, n).ToArray();
-            for (int i = 0; i < b; i++) rows[i] = all;
+            for (int j = 0; j < n; j++) pos[j] = j;
+            for (int i = 1; i < b; i++) pos.AsSpan(0, n).CopyTo(pos.AsSpan(i * n, n));
+            Array.Fill(count, n);
         }
-        if (rows.All(x => x.Length == 0)) return ibp;
+        var sel = new SelectedRows(pos, count, n);
+        if (count.All(x => x == 0)) { HostScratch.Return(pos); return ibp; }
 
         // Examples have different numbers of rows; a [B, R] pass pads every example to the largest count. So the
         // examples run in chunks of similar counts (sorted), which also bounds the size of the coefficient tensors.
@@ -147,36 +147,40 @@ internal sealed class BoundPropagator
         Array.Fill(index, -1);
         var parts = new List<Tensor>();
         int offset = 0;
-        var order = Enumerable.Range(0, b).Where(i => rows[i].Length > 0).OrderByDescending(i => rows[i].Length).ToArray();
+        var order = ByCountDescending(count);
         bool cpu = ibp.Lower.Device == Device.Cpu;
         int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : AcceleratorChunkRows(v, b));
         bool large = maxChunkRows > MaxChunkRows;
         if (maxChunkRows < 1) throw new ArgumentOutOfRangeException(nameof(BoundOptions.IntermediateChunkRows), $"IntermediateChunkRows must be at least 1, got {maxChunkRows}.");
         for (int p0 = 0; p0 < order.Length;)
         {
-            int r = rows[order[p0]].Length, p1 = p0 + 1;
+            int r = count[order[p0]], p1 = p0 + 1;
             // Large chunks (accelerators: a launch costs more than padding rows) also mix more different row counts.
-            while (p1 < order.Length && (p1 - p0 + 1) * 2 * r <= maxChunkRows && rows[order[p1]].Length * (large ? 2 : 4) >= r * (large ? 1 : 3)) p1++;
+            while (p1 < order.Length && (p1 - p0 + 1) * 2 * r <= maxChunkRows && count[order[p1]] * (large ? 2 : 4) >= r * (large ? 1 : 3)) p1++;
             // In batch order: a chunk's rows are padded to its largest count r anyway, and a chunk of every example
             // then needs no gathers of the bounds it reads (examples = null), which on a GPU saves an index upload
             // and a launch per interval read.
             int[] ex = order[p0..p1];
             Array.Sort(ex);
             int c = ex.Length;
-            var lb = RefineChunk(v, ibp, rows, ex, r, n, c == b ? null : ex);
+            var lb = RefineChunk(v, ibp, sel, ex, r, n, c == b ? null : ex);
             for (int j = 0; j < c; j++)
             {
-                int i = ex[j];
-                for (int k = 0; k < rows[i].Length; k++)
+                int i = ex[j], low = offset + j * 2 * r;
+                var lowIdx = index.AsSpan(i * n, n);
+                var upIdx = index.AsSpan(b * n + i * n, n);
+                var list = sel.Of(i);
+                for (int k = 0; k < list.Length; k++)
                 {
-                    index[i * n + rows[i][k]] = offset + j * 2 * r + k;
-                    index[b * n + i * n + rows[i][k]] = offset + j * 2 * r + r + k;
+                    lowIdx[list[k]] = low + k;
+                    upIdx[list[k]] = low + r + k;
                 }
             }
             parts.Add(lb.Reshape(c * 2 * r));
             offset += c * 2 * r;
             p0 = p1;
         }
+        HostScratch.Return(pos);
         var refined = parts.Count == 1 ? parts[0] : Tensor.Concat([.. parts], 0);
         var merged = FusedBounds.Merge(ibp.Lower, ibp.Upper, refined, index) ?? MergeRecorded(ibp, refined, index, b * n);
         HostScratch.Return(index);
@@ -230,21 +234,22 @@ internal sealed class BoundPropagator
 
     /// <summary>
     /// CROWN lower bounds [c, 2r] for the examples <paramref name="ex"/> (null: all, in order): rows k &lt; r bound
-    /// example ex[j]'s selected element rows[ex[j]][k] from below, rows r + k from above (as the lower bound of its
-    /// negation); rows past an example's count are zero.
+    /// example ex[j]'s k-th selected element from below, rows r + k from above (as the lower bound of its negation);
+    /// rows past an example's count are zero.
     /// </summary>
-    private Tensor RefineChunk(Value v, Interval ibp, int[][] rows, int[] ex, int r, int n, int[]? examples)
+    private Tensor RefineChunk(Value v, Interval ibp, SelectedRows selected, int[] ex, int r, int n, int[]? examples)
     {
         int c = ex.Length;
         // code = ±(position + 1), 0 for a zero row.
         var code = HostScratch.Ints(c * 2 * r);
-        Array.Clear(code);
         for (int j = 0; j < c; j++)
-            for (int k = 0; k < rows[ex[j]].Length; k++)
-            {
-                code[j * 2 * r + k] = rows[ex[j]][k] + 1;
-                code[j * 2 * r + r + k] = -(rows[ex[j]][k] + 1);
-            }
+        {
+            var list = selected.Of(ex[j]);
+            var low = code.AsSpan(j * 2 * r, r);
+            TensorPrimitives.Add(list, 1, low);
+            low[list.Length..].Clear();
+            TensorPrimitives.Negate(low, code.AsSpan(j * 2 * r + r, r));
+        }
         var prod = v.Producer!;
         var prodIns = prod.Inputs.Select(w => Slice(_bounds[w.Id]!, examples)).ToArray();
         var start = prod.Op.SelectBackward(prodIns, code, c, 2 * r);
@@ -261,6 +266,39 @@ internal sealed class BoundPropagator
         return start is { } s
             ? Backward(prod.Inputs[0], s.A, null, s.Bias, s.Mag, examples, ownStart: true)
             : Backward(v, a!, null, null, null, examples);
+    }
+
+    /// <summary>
+    /// Writes the positions of m's nonzero (or NaN) entries to pos, ascending, and returns how many there are: one
+    /// branch-free pass (the mask's zeros and ones do not alternate predictably).
+    /// </summary>
+    private static int Compact(ReadOnlySpan<float> m, Span<int> pos)
+    {
+        int k = 0;
+        for (int j = 0; j < m.Length; j++)
+        {
+            pos[k] = j;
+            k += m[j] != 0f ? 1 : 0;
+        }
+        return k;
+    }
+
+    /// <summary>The examples with a nonzero count, by count descending and then by index (a stable sort, without LINQ's allocations).</summary>
+    private static int[] ByCountDescending(int[] count)
+    {
+        var keys = new long[count.Count(x => x > 0)];
+        for (int i = 0, k = 0; i < count.Length; i++)
+            if (count[i] > 0) keys[k++] = ((long)(int.MaxValue - count[i]) << 32) | (uint)i;
+        Array.Sort(keys);
+        var order = new int[keys.Length];
+        for (int k = 0; k < keys.Length; k++) order[k] = (int)(keys[k] & 0xFFFFFFFF);
+        return order;
+    }
+
+    /// <summary>Per example i, the selected element positions pos[i·n ..][.. count[i]] (see <see cref="Refine"/>).</summary>
+    private readonly record struct SelectedRows(int[] Pos, int[] Count, int N)
+    {
+        public ReadOnlySpan<int> Of(int i) => Pos.AsSpan(i * N, Count[i]);
     }
 
     /// <summary>The bounds of the examples <paramref name="examples"/> only (null: all).</summary>

@@ -155,6 +155,22 @@ internal static class FusedBounds
         return new Interval(lower, upper);
     }
 
+    /// <summary>
+    /// Signed rows of x [xRows, cols] for codes ±(p + 1) (row p / <paramref name="divisor"/>, negated for a negative
+    /// code; 0: a zero row) in one kernel (<see cref="IKernels.BoundSelectRows"/>): [code.Length, cols], and their
+    /// absolute values when <paramref name="withAbs"/>. Null where a gradient must flow into x (the caller then
+    /// composes, see <see cref="BoundRules.SignedGather"/>).
+    /// </summary>
+    public static (Tensor Rows, Tensor? Abs)? SelectRows(Tensor x, int[] code, int divisor, bool withAbs)
+    {
+        if (GradRecorder.ShouldRecord(x) || x.Rank != 2) return null;
+        int cols = x.Dims[1];
+        var y = x.NewEmpty([code.Length, cols]);
+        var abs = withAbs ? x.NewEmpty([code.Length, cols]) : null;
+        x.K.BoundSelectRows(x.Buf, x.Dims[0], cols, code, divisor, y.Buf, abs?.Buf ?? default);
+        return (y, abs);
+    }
+
     private static bool SameDevice(Tensor a, params Tensor?[] others)
     {
         foreach (var t in others)

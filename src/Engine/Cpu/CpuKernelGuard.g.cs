@@ -108,6 +108,14 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(upper.Storage);
     }
 
+    public void BoundSelectRows(Engine.Tensors.Buf x, int xRows, int cols, int[] code, int divisor, Engine.Tensors.Buf y, Engine.Tensors.Buf abs)
+    {
+        Inner.BoundSelectRows(x, xRows, cols, code, divisor, y, abs);
+        GC.KeepAlive(x.Storage);
+        GC.KeepAlive(y.Storage);
+        GC.KeepAlive(abs.Storage);
+    }
+
     public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
         Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Numerics.Tensors;
 using Engine.Tensors;
 
 namespace Engine.Cpu;
@@ -278,6 +279,34 @@ public sealed unsafe partial class CpuKernels
                     }
             }
         });
+    }
+
+    /// <inheritdoc/>
+    public void BoundSelectRows(Buf x, int xRows, int cols, int[] code, int divisor, Buf y, Buf abs)
+    {
+        CheckSelectRows(xRows, cols, code, divisor, nameof(BoundSelectRows));
+        float* px = P(x), py = P(y), pa = abs.Storage == null ? null : P(abs);
+        CpuThreads.For(code.Length, Math.Max(1, Simd.MinChunk / Math.Max(1, cols)), (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                var yr = new Span<float>(py + (long)i * cols, cols);
+                int c = code[i];
+                if (c == 0) yr.Clear();
+                else TensorPrimitives.Multiply(new ReadOnlySpan<float>(px + (long)((Math.Abs(c) - 1) / divisor) * cols, cols), c > 0 ? 1f : -1f, yr);
+                if (pa != null) TensorPrimitives.Abs(yr, new Span<float>(pa + (long)i * cols, cols));
+            }
+        });
+    }
+
+    /// <summary>The argument check of <see cref="BoundSelectRows"/> (shared with the other devices' versions).</summary>
+    internal static void CheckSelectRows(int xRows, int cols, int[] code, int divisor, string kernel)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        if (xRows < 0 || cols < 0 || divisor < 1) throw new ArgumentException($"{kernel}: bad sizes (xRows {xRows}, cols {cols}, divisor {divisor}).");
+        foreach (int c in code)
+            if (c == int.MinValue || c != 0 && (Math.Abs(c) - 1) / divisor >= xRows)
+                throw new ArgumentOutOfRangeException(nameof(code), $"{kernel}: code {c} selects a row outside [0, {xRows}) (divisor {divisor}).");
     }
 
     /// <inheritdoc/>

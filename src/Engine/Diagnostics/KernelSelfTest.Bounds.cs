@@ -2,7 +2,8 @@ using Engine.Tensors;
 
 namespace Engine.Diagnostics;
 
-// The fused bound kernels: IbpCenterMargin, IbpCombine, ReluRelaxation, BoundRelax, BoundDot, BoundConvSelect, BoundConvTranspose.
+// The fused bound kernels: IbpCenterMargin, IbpCombine, BoundMerge, ReluRelaxation, BoundRelax, BoundDot, BoundSelectRows,
+// BoundConvSelect, BoundConvTranspose.
 public sealed partial class KernelSelfTest
 {
     private void RegisterBounds()
@@ -57,6 +58,28 @@ public sealed partial class KernelSelfTest
                 c.Run((k, s) => k.BoundMerge(l[s], u[s], rows[s], rowCount, index, lower[s], upper[s], n));
                 c.Compare("lower", lower, Tol.Exact);
                 c.Compare("upper", upper, Tol.Exact);
+            }
+        });
+        Add("BoundSelectRows", c =>
+        {
+            // (rows of x, cols, codes, divisor, with |y|): a Linear layer's weight and bias rows, a convolution's bias by
+            // output position (divisor = its output pixels), codes past 65,536.
+            foreach (var (xRows, cols, count, divisor, withAbs) in new[] { (1, 1, 1, 1, true), (7, 17, 23, 1, false), (256, 784, 300, 1, false),
+                                                                         (256, 1, 70000, 1, true), (8, 1, 5000, 196, true), (3, 40001, 4, 1, true) })
+            {
+                c.Case($"x {xRows}x{cols}, {count} codes, divisor {divisor}{(withAbs ? ", abs" : "")}");
+                var x = c.In(c.Sprinkle(c.U(xRows * cols, -2f, 2f), float.NaN, -0f, 0f, float.PositiveInfinity));
+                var code = new int[count];
+                for (int i = 0; i < count; i++)
+                {
+                    int p = (int)((i * 7919L) % (xRows * divisor));
+                    code[i] = i % 5 == 4 ? 0 : i % 2 == 0 ? p + 1 : -(p + 1);
+                }
+                var y = c.Out(count * cols);
+                var abs = withAbs ? c.Out(count * cols) : null;
+                c.Run((k, s) => k.BoundSelectRows(x[s], xRows, cols, code, divisor, y[s], abs == null ? default : abs[s]));
+                c.Compare("y", y, Tol.Exact);
+                if (abs != null) c.Compare("abs", abs, Tol.Exact);
             }
         });
         Add("ReluRelaxation", c =>

@@ -341,6 +341,13 @@ internal sealed class ScalarReferenceKernels : IKernels
     public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g)
         => W(y, BoundsReference.ConvSelect(R(w, WLen(g)), R(code, count), count, g));
 
+    public void BoundSelectRows(Buf x, int xRows, int cols, int[] code, int divisor, Buf y, Buf abs)
+    {
+        var (rows, absRows) = BoundsReference.SelectRows(R(x, xRows * cols), cols, code, divisor);
+        W(y, rows);
+        if (abs.Storage != null) W(abs, absRows);
+    }
+
     public void BoundConvTranspose(Buf a, Buf w, Buf dx, in Conv2dGeometry g)
         => W(dx, ConvReference.Conv2dBackwardInput(R(a, YLen(g)), R(w, WLen(g)), g));
 }

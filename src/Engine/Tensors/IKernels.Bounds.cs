@@ -64,6 +64,14 @@ public partial interface IKernels
     void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g);
 
     /// <summary>
+    /// Signed rows of x [xRows, cols] (CROWN's start on selected neurons of an affine layer: rows of its weight or
+    /// bias), one per code: code[i] = ±(p + 1) gives y[i, :] = x[p / divisor, :]·(±1) (a multiplication by ±1, so
+    /// exact), code 0 a row of +0. When abs is non-empty, abs[i, :] = |y[i, :]| too. y (and abs) hold
+    /// code.Length·cols floats; every nonzero code must select a row below xRows.
+    /// </summary>
+    void BoundSelectRows(Buf x, int xRows, int cols, int[] code, int divisor, Buf y, Buf abs);
+
+    /// <summary>
     /// The same map as <see cref="Conv2dBackwardInput"/> (dx = convolutionᵀ of a, g.Batch images), for the many small
     /// images of CROWN's coefficient rows: the images run 16 at a time as the lanes of one vector, so every kernel tap
     /// is one vector FMA whatever the channel counts, and all-zero coefficient vectors are skipped.

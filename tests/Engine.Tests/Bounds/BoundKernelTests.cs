@@ -87,6 +87,48 @@ public class BoundKernelTests
     }
 
     /// <summary>
+    /// The fused signed row selection (CROWN's start on an affine layer's selected neurons) against the gather-and-sign
+    /// composition it replaces and the scalar reference, bit for bit: both signs, zero codes, a channel divisor (a
+    /// convolution's bias by output position), rows of one and of many columns; and it steps aside where the weights
+    /// need a gradient.
+    /// </summary>
+    [Test]
+    public void SelectRowsIsTheSignedGatherBitForBit()
+    {
+        var g = new Generator(22);
+        foreach (var (xRows, cols, count, divisor) in new[] { (1, 1, 3, 1), (10, 37, 41, 1), (256, 1, 600, 1), (8, 1, 300, 49) })
+        {
+            var x = Tensor.Uniform([xRows, cols], -2f, 2f, g);
+            var code = new int[count];
+            for (int i = 0; i < count; i++)
+            {
+                int p = (i * 31 + 7) % (xRows * divisor);
+                code[i] = i % 7 == 3 ? 0 : i % 2 == 0 ? p + 1 : -(p + 1);
+            }
+            (Tensor Rows, Tensor? Abs) fused;
+            using (new NoGrad()) fused = FusedBounds.SelectRows(x, code, divisor, withAbs: true)!.Value;
+            var channel = code.Select(c => c == 0 ? 0 : Math.Sign(c) * ((Math.Abs(c) - 1) / divisor + 1)).ToArray();
+            var composed = BoundRules.SignedGather(x, channel).ToArray();
+            var got = fused.Rows.ToArray();
+            var (refRows, refAbs) = BoundsReference.SelectRows(x.ToArray(), cols, code, divisor);
+            Assert.That(fused.Rows.Shape, Is.EqualTo(new[] { count, cols }));
+            for (int i = 0; i < got.Length; i++)
+            {
+                string at = $"x {xRows}x{cols} divisor {divisor}, element {i} (code {code[i / cols]})";
+                Assert.That(BitConverter.SingleToInt32Bits(got[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(refRows[i])), at + " against the reference");
+                // A zero code gives +0; the composition's 0·x is a zero of x's sign.
+                if (code[i / cols] == 0) Assert.That(got[i], Is.EqualTo(0f), at);
+                else Assert.That(BitConverter.SingleToInt32Bits(got[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(composed[i])), at + " against the composition");
+            }
+            Assert.That(fused.Abs!.ToArray(), Is.EqualTo(refAbs), "abs");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => { using (new NoGrad()) FusedBounds.SelectRows(Tensor.Zeros([3, 2]), [4], 1, false); },
+            "a code past the rows");
+        var w = Tensor.Zeros([3, 2]).RequiresGrad_();
+        Assert.That(FusedBounds.SelectRows(w, [1, -2], 1, false), Is.Null, "weights that need a gradient take the composition");
+    }
+
+    /// <summary>
     /// With accumulate, both row kernels add their results into what the outputs hold: exactly the float sum of the
     /// held values and the results of a plain (overwriting) call, as the tensor add they replace would round.
     /// </summary>

@@ -166,6 +166,8 @@ internal class EmulatedKernels : IKernels
 
     public virtual void BoundRelax(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate) => Inner.BoundRelax(M(a), M(lowSlope), lowSlopeRows, M(lowBias), lowBiasRows, M(upSlope), upSlopeRows, M(upBias), upBiasRows, M(y), M(bias), M(mag), batch, rows, n, accumulate);
 
+    public virtual void BoundSelectRows(Buf x, int xRows, int cols, int[] code, int divisor, Buf y, Buf abs) => Inner.BoundSelectRows(M(x), xRows, cols, code, divisor, M(y), M(abs));
+
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
     public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);

@@ -53,6 +53,22 @@ public static class BoundsReference
         return (lo, hi);
     }
 
+    /// <summary>See <see cref="Tensors.IKernels.BoundSelectRows"/>: returns (y, |y|).</summary>
+    public static (float[] Rows, float[] Abs) SelectRows(float[] x, int cols, int[] code, int divisor)
+    {
+        var y = new float[code.Length * cols];
+        var abs = new float[y.Length];
+        for (int i = 0; i < code.Length; i++)
+            for (int j = 0; j < cols; j++)
+            {
+                int c = code[i];
+                float v = c == 0 ? 0f : x[(Math.Abs(c) - 1) / divisor * cols + j] * (c > 0 ? 1f : -1f);
+                y[i * cols + j] = v;
+                abs[i * cols + j] = MathF.Abs(v);
+            }
+        return (y, abs);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.BoundMerge"/>: the gathers and the maximum / minimum of the composition it replaces.</summary>
     public static (float[] Lower, float[] Upper) BoundMerge(float[] ibpLower, float[] ibpUpper, float[] rows, int[] index)
     {

@@ -39,6 +39,14 @@ public sealed partial class LinearOp
         if (inputs[0].IsConstant || inputs[0].Shape.Length != 2 || inputs.Skip(1).Any(i => !i.IsConstant)) return null;
         var w = inputs[1].Lower;
         int outF = w.Dims[0], inF = w.Dims[1];
+        // Where no gradient flows into the weights: the rows, the bias and its magnitude in two launches (five before).
+        if (FusedBounds.SelectRows(w.Reshape(outF, inF), code, 1, withAbs: false) is { } rowsOfW)
+        {
+            var wa = rowsOfW.Rows.Reshape(batch, rows, inF);
+            if (inputs.Length < 3) return (wa, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
+            if (FusedBounds.SelectRows(inputs[2].Lower.Reshape(outF, 1), code, 1, withAbs: true) is { } rowsOfB)
+                return (wa, rowsOfB.Rows.Reshape(batch, rows), rowsOfB.Abs!.Reshape(batch, rows));
+        }
         var a = BoundRules.SignedGather(w.Reshape(outF, inF), code).Reshape(batch, rows, inF);
         var bias = inputs.Length < 3 ? null : BoundRules.SignedGather(inputs[2].Lower.Reshape(outF, 1), code).Reshape(batch, rows);
         if (bias == null) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
