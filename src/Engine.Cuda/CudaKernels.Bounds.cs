@@ -78,8 +78,7 @@ internal sealed partial class CudaKernels
         const string K = nameof(BoundMerge);
         ArgumentNullException.ThrowIfNull(index);
         if (n < 0 || rowCount < 0 || index.Length != 2 * (long)n) throw new ArgumentException($"{K}: {index.Length} indices for {n} elements (2n wanted), {rowCount} rows.");
-        foreach (int k in index)
-            if (k < -1 || k >= rowCount) throw new ArgumentOutOfRangeException(nameof(index), $"{K}: index {k} is outside [-1, {rowCount}).");
+        IndexChecks.InRange(index, -1, rowCount - 1L, K, "index");
         if (!ElementwiseBuffers(K, n, (ibpLower, "ibpLower"), (ibpUpper, "ibpUpper"), (lower, "lower"), (upper, "upper"))) return;
         if (rowCount > 0) NeedElements(rows, rowCount, K, "rows");
         using var idx = Upload<int>(index);

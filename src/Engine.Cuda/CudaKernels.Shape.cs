@@ -113,8 +113,7 @@ internal sealed partial class CudaKernels
     {
         ArgumentNullException.ThrowIfNull(indices);
         if (outer < 0 || dim < 0 || inner < 0) throw new ArgumentException($"{kernel}: negative size (outer {outer}, dim {dim}, inner {inner}).");
-        foreach (int i in indices)
-            if ((uint)i >= (uint)dim) throw new ArgumentOutOfRangeException(nameof(indices), $"{kernel}: index {i} is out of range for a dimension of {dim}.");
+        IndexChecks.InRange(indices, 0, dim - 1L, kernel, $"index (dimension of {dim})");
         return (long)outer * indices.Length * inner;
     }
 

@@ -105,8 +105,7 @@ public sealed unsafe partial class CpuKernels
     {
         ArgumentNullException.ThrowIfNull(index);
         if (n < 0 || index.Length != 2 * (long)n) throw new ArgumentException($"BoundMerge: {index.Length} indices for {n} elements (2n wanted).");
-        foreach (int k in index)
-            if (k < -1 || k >= rowCount) throw new ArgumentOutOfRangeException(nameof(index), $"BoundMerge: index {k} is outside [-1, {rowCount}).");
+        IndexChecks.InRange(index, -1, rowCount - 1L, nameof(BoundMerge), "index");
         float* pl = P(ibpLower), pu = P(ibpUpper), pr = rowCount == 0 ? null : P(rows), ol = P(lower), ou = P(upper);
         CpuThreads.For(n, Simd.MinChunk, (s, e) =>
         {
@@ -304,9 +303,9 @@ public sealed unsafe partial class CpuKernels
     {
         ArgumentNullException.ThrowIfNull(code);
         if (xRows < 0 || cols < 0 || divisor < 1) throw new ArgumentException($"{kernel}: bad sizes (xRows {xRows}, cols {cols}, divisor {divisor}).");
-        foreach (int c in code)
-            if (c == int.MinValue || c != 0 && (Math.Abs(c) - 1) / divisor >= xRows)
-                throw new ArgumentOutOfRangeException(nameof(code), $"{kernel}: code {c} selects a row outside [0, {xRows}) (divisor {divisor}).");
+        // (|c| − 1) / divisor < xRows exactly when |c| ≤ xRows·divisor.
+        long limit = (long)xRows * divisor;
+        IndexChecks.InRange(code, -limit, limit, kernel, $"code (rows {xRows}, divisor {divisor})");
     }
 
     /// <inheritdoc/>

@@ -129,6 +129,29 @@ public class BoundKernelTests
     }
 
     /// <summary>
+    /// The host-side range checks of the row codes and merge indices (vectorised minimum / maximum) accept exactly the
+    /// valid range, ends included, and name the offending entry.
+    /// </summary>
+    [Test]
+    public void RowCodesAndMergeIndicesAreRangeChecked()
+    {
+        using var noGrad = new NoGrad();
+        var x = Tensor.Uniform([3, 2], -1f, 1f, new Generator(23));
+        Assert.That(FusedBounds.SelectRows(x, [3, -3, 0, 1, -1], 1, false), Is.Not.Null);
+        Assert.That(FusedBounds.SelectRows(x, [6, -6, 5], 2, false), Is.Not.Null, "divisor 2: codes up to ±6 select rows 0..2");
+        foreach (var (code, divisor) in new[] { (4, 1), (-4, 1), (int.MinValue, 1), (7, 2), (-7, 2) })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => FusedBounds.SelectRows(x, [1, code, 2], divisor, false), $"code {code}, divisor {divisor}");
+            Assert.That(e!.Message, Does.Contain(code.ToString()), "the message names the code");
+        }
+        var ibp = Tensor.Zeros([4]);
+        var rows = Tensor.Uniform([3], -1f, 1f, new Generator(24));
+        Assert.That(FusedBounds.Merge(ibp, ibp + 1f, rows, [-1, 0, 2, 1, 2, -1, 0, 1]), Is.Not.Null);
+        Assert.Throws<ArgumentOutOfRangeException>(() => FusedBounds.Merge(ibp, ibp + 1f, rows, [-1, 0, 3, 1, 2, -1, 0, 1]), "index = row count");
+        Assert.Throws<ArgumentOutOfRangeException>(() => FusedBounds.Merge(ibp, ibp + 1f, rows, [-1, 0, 2, 1, 2, -2, 0, 1]), "index -2");
+    }
+
+    /// <summary>
     /// With accumulate, both row kernels add their results into what the outputs hold: exactly the float sum of the
     /// held values and the results of a plain (overwriting) call, as the tensor add they replace would round.
     /// </summary>
