@@ -86,6 +86,31 @@ extern "C" __global__ void ibp_combine(const float* __restrict__ center, const f
     }
 }
 
+// Backward of ibp_center_margin (|center|·rho detached): a = gc·0.5, b = gm·hk (hk = 0.5·(1 + rho), rounded by the
+// host as the CPU rounds it), gl = a - b, gu = a + b; an absent gradient reads as 0, an absent output is not written.
+extern "C" __global__ void ibp_center_margin_backward(const float* __restrict__ gc, const float* __restrict__ gm, float* __restrict__ gl,
+                                                      float* __restrict__ gu, int hasC, int hasM, int hasL, int hasU, int n, float hk)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float a = hasC ? __fmul_rn(gc[i], 0.5f) : 0.f, b = hasM ? __fmul_rn(gm[i], hk) : 0.f;
+        if (hasL) gl[i] = __fsub_rn(a, b);
+        if (hasU) gu[i] = __fadd_rn(a, b);
+    }
+}
+
+// Backward of ibp_combine (the bias's margin detached): gCenter = gl + gu, gRad = gu - gl.
+extern "C" __global__ void ibp_combine_backward(const float* __restrict__ gl, const float* __restrict__ gu, float* __restrict__ gc,
+                                                float* __restrict__ gr, int hasC, int hasR, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float a = gl[i], b = gu[i];
+        if (hasC) gc[i] = __fadd_rn(a, b);
+        if (hasR) gr[i] = __fsub_rn(b, a);
+    }
+}
+
 // CROWN's refined rows merged into IBP's bounds: index[i] (lower) and index[n + i] (upper) are -1 (keep IBP) or a
 // row of `rows`, whose value (negated for an upper bound) is intersected with IBP's.
 extern "C" __global__ void bound_merge(const float* __restrict__ ibpLower, const float* __restrict__ ibpUpper, const float* __restrict__ rows,

@@ -73,6 +73,43 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
+    {
+        const string K = nameof(IbpCenterMarginBackward);
+        if (n < 0) throw new ArgumentException($"{K}: negative size {n}.");
+        if (n == 0) return;
+        bool hasC = Optional(gCenter, n, K, "gCenter"), hasM = Optional(gMargin, n, K, "gMargin");
+        bool hasL = Optional(gLower, n, K, "gLower"), hasU = Optional(gUpper, n, K, "gUpper");
+        if (!hasL && !hasU) return;
+        var p = new KernelParams();
+        p.Pointer(hasC ? Ptr(gCenter) : 0UL); p.Pointer(hasM ? Ptr(gMargin) : 0UL); p.Pointer(hasL ? Ptr(gLower) : 0UL); p.Pointer(hasU ? Ptr(gUpper) : 0UL);
+        p.Int(hasC ? 1 : 0); p.Int(hasM ? 1 : 0); p.Int(hasL ? 1 : 0); p.Int(hasU ? 1 : 0);
+        p.Int(n); p.Float(0.5f * (1 + rho));   // the CPU's hk, rounded on the host as there
+        Launch1D("bounds", "ibp_center_margin_backward", n, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void IbpCombineBackward(Buf gLower, Buf gUpper, Buf gCenter, Buf gRad, int n)
+    {
+        const string K = nameof(IbpCombineBackward);
+        if (!ElementwiseBuffers(K, n, (gLower, "gLower"), (gUpper, "gUpper"))) return;
+        bool hasC = Optional(gCenter, n, K, "gCenter"), hasR = Optional(gRad, n, K, "gRad");
+        if (!hasC && !hasR) return;
+        var p = new KernelParams();
+        p.Pointer(Ptr(gLower)); p.Pointer(Ptr(gUpper)); p.Pointer(hasC ? Ptr(gCenter) : 0UL); p.Pointer(hasR ? Ptr(gRad) : 0UL);
+        p.Int(hasC ? 1 : 0); p.Int(hasR ? 1 : 0); p.Int(n);
+        Launch1D("bounds", "ibp_combine_backward", n, ref p);
+    }
+
+    /// <summary>Whether an optional buffer is given (then it must hold n elements).</summary>
+    private static bool Optional(Buf b, int n, string kernel, string name)
+    {
+        if (b.Storage is null) return false;
+        NeedElements(b, n, kernel, name);
+        return true;
+    }
+
+    /// <inheritdoc/>
     public void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n)
     {
         const string K = nameof(BoundMerge);

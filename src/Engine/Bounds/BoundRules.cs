@@ -31,10 +31,11 @@ internal static class BoundRules
     /// <param name="x">The input interval.</param>
     /// <param name="apply">x ↦ f(x) (with the bias).</param>
     /// <param name="applyAbs">r ↦ |M| r (no bias).</param>
-    /// <param name="biasAbs">|b|, broadcastable to the output; null when there is none.</param>
+    /// <param name="bias">b (only |b| is read: the margin's; a tensor of magnitudes will do), broadcastable to the output;
+    /// null when there is none. Signed is cheaper on a GPU, where the combine kernel takes |b| itself.</param>
     /// <param name="l2RowNorm">Makes ‖row of M‖₂, broadcastable to the output; null to use the box rule for L2 balls too.</param>
     /// <param name="o">Options (rounding margin).</param>
-    public static Interval Affine(Interval x, Func<Tensor, Tensor> apply, Func<Tensor, Tensor> applyAbs, Tensor? biasAbs, Func<Tensor>? l2RowNorm, BoundOptions o)
+    public static Interval Affine(Interval x, Func<Tensor, Tensor> apply, Func<Tensor, Tensor> applyAbs, Tensor? bias, Func<Tensor>? l2RowNorm, BoundOptions o)
     {
         if (x.IsConstant) return Interval.Constant(apply(x.Lower));
         float rho = o.RoundingRelative;
@@ -43,7 +44,7 @@ internal static class BoundRules
         {
             center = apply(x0);
             var mag = applyAbs(x0.Detach().Abs());
-            if (biasAbs != null) mag = mag + biasAbs.Detach();
+            if (bias != null) mag = mag + bias.Detach().Abs();
             radius = l2RowNorm() * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
         }
         else if (IbpFused.Applies(x.Probe))
@@ -51,18 +52,19 @@ internal static class BoundRules
             var (c, m) = x.Prepared is { } p && p.Rho == rho ? (p.C, p.M) : IbpFused.CenterMargin(x.Lower, x.Upper, rho);
             center = apply(c);
             var rad = applyAbs(m);
-            var extra = Margin(biasAbs, center, o);
+            var extra = Margin(bias?.Detach().Abs(), center, o);
             // IBP alone: the bounds are made only if something reads them (a following ReLU reads center and rad).
             return o.IbpOnly ? IbpFused.CombineLazy(center, rad, extra) : IbpFused.Combine(center, rad, extra);
         }
         else
         {
-            // Other devices: the element-wise steps in one kernel each when no gradient flows through them (the same
-            // float operations as the composition below, which training records).
-            if (IbpFused.CenterMarginNoGrad(x.Lower, x.Upper, rho) is { } cm)
+            // Other devices: the element-wise steps in one kernel each, forward and backward (the same float operations
+            // as the composition below, which remains for operands the kernels do not take).
+            if (x.Lower.Device == x.Upper.Device && ShapeUtil.SameShape(x.Lower.Dims, x.Upper.Dims))
             {
-                center = apply(cm.C);
-                radius = applyAbs(cm.M);
+                var (c, m) = IbpFused.CenterMargin(x.Lower, x.Upper, rho);
+                center = apply(c);
+                radius = applyAbs(m);
             }
             else
             {
@@ -71,8 +73,8 @@ internal static class BoundRules
                 center = apply(c);
                 radius = applyAbs(r * (1 + rho) + c.Detach().Abs() * rho);
             }
-            if (IbpFused.CombineNoGrad(center, radius, biasAbs?.Detach(), rho, o.RoundingAbsolute) is { } combined) return combined;
-            radius = biasAbs != null ? radius + (biasAbs.Detach() * rho + o.RoundingAbsolute) : radius + o.RoundingAbsolute;
+            if (IbpFused.CombineWithBias(center, radius, bias?.Detach(), rho, o.RoundingAbsolute) is { } combined) return combined;
+            radius = bias != null ? radius + (bias.Detach().Abs() * rho + o.RoundingAbsolute) : radius + o.RoundingAbsolute;
         }
         return new Interval(center - radius, center + radius);
     }

@@ -6,11 +6,13 @@ using Engine.Tensors;
 namespace Engine.Bounds;
 
 /// <summary>
-/// CPU fusions of the element-wise parts of the IBP affine rule (<see cref="BoundRules.Affine"/>): the step from an
+/// Fusions of the element-wise parts of the IBP affine rule (<see cref="BoundRules.Affine"/>): the step from an
 /// interval to the centre and the rounding-widened radius, and the step from the two products back to an interval.
 /// Each is one pass (and one pass backward) instead of the eight and four tensor ops they replace, and each computes
-/// the same float32 operations in the same order, so the bounds are bit-identical to the composition. Other devices
-/// use the composition.
+/// the same float32 operations in the same order, so the bounds are bit-identical to the composition. The centre /
+/// margin step and the bias-form combine run on every device through the kernel interface (forward and backward,
+/// <see cref="IKernels.IbpCenterMargin"/>, <see cref="IKernels.IbpCombine"/> and their backward members); the ReLU
+/// fusions and the lazy combine are the CPU's.
 /// </summary>
 internal static unsafe class IbpFused
 {
@@ -18,35 +20,35 @@ internal static unsafe class IbpFused
     public static bool Applies(Tensor t) => t.Device == Device.Cpu;
 
     /// <summary>
-    /// <see cref="CenterMargin"/> through the kernel interface (<see cref="IKernels.IbpCenterMargin"/>), for devices
-    /// other than the CPU when no gradient flows into l or u (bound computation, not training); null otherwise, and the
-    /// caller composes. Bit-identical to the composition. On a GPU it is one launch instead of six.
-    /// </summary>
-    public static (Tensor C, Tensor M)? CenterMarginNoGrad(Tensor l, Tensor u, float rho)
-    {
-        if (GradRecorder.ShouldRecord(l, u) || l.Device != u.Device || !ShapeUtil.SameShape(l.Dims, u.Dims)) return null;
-        var c = l.NewEmpty(l.Dims);
-        var m = l.NewEmpty(l.Dims);
-        l.K.IbpCenterMargin(l.Buf, u.Buf, c.Buf, m.Buf, l.Numel, rho);
-        return (c, m);
-    }
-
-    /// <summary>
-    /// <see cref="Combine"/> with the bias's rounding margin, through the kernel interface
-    /// (<see cref="IKernels.IbpCombine"/>: |b|·ρ + abs per element, then center ∓ (rad + margin)) when no gradient flows
-    /// into center or rad; null otherwise, or when |b| does not broadcast over the output as one run of channels.
+    /// <see cref="Combine"/> with the bias's rounding margin, through the kernel interface on any device
+    /// (<see cref="IKernels.IbpCombine"/>: |b|·ρ + abs per element, b signed or not, then center ∓ (rad + margin); backward
+    /// <see cref="IKernels.IbpCombineBackward"/>): differentiable in center and rad (the margin is detached). Null when
+    /// |b| does not broadcast over the output as one run of channels, or the operands do not fit (the caller composes).
     /// Bit-identical to the composition.
     /// </summary>
-    public static Interval? CombineNoGrad(Tensor center, Tensor rad, Tensor? biasAbs, float rho, float abs)
+    public static Interval? CombineWithBias(Tensor center, Tensor rad, Tensor? bias, float rho, float abs)
     {
-        if (GradRecorder.ShouldRecord(center, rad) || !ShapeUtil.SameShape(center.Dims, rad.Dims) || center.Device != rad.Device
-            || center.Rank < 1 || biasAbs != null && biasAbs.Device != center.Device) return null;
+        if (!ShapeUtil.SameShape(center.Dims, rad.Dims) || center.Device != rad.Device
+            || center.Rank < 1 || bias != null && bias.Device != center.Device) return null;
         int channels = 1, inner = 1;
-        if (biasAbs != null && !ChannelRun(biasAbs.Dims, center.Dims[1..], out channels, out inner)) return null;
+        if (bias != null && !ChannelRun(bias.Dims, center.Dims[1..], out channels, out inner)) return null;
         var lo = center.NewEmpty(center.Dims);
         var hi = center.NewEmpty(center.Dims);
-        center.K.IbpCombine(center.Buf, rad.Buf, biasAbs?.Buf ?? default, channels, inner, rho, abs, lo.Buf, hi.Buf, center.Numel);
+        int n = center.Numel;
+        center.K.IbpCombine(center.Buf, rad.Buf, bias?.Buf ?? default, channels, inner, rho, abs, lo.Buf, hi.Buf, n);
+        GradRecorder.RecordMulti([lo, hi], [center, rad], (g, ins) => CombineBackward(g[0], g[1], ins, n), "IbpCombine");
         return new Interval(lo, hi);
+    }
+
+    /// <summary>The gradients of center and rad from those of lower and upper (d/dcenter = gl + gh, d/drad = gh − gl).</summary>
+    private static Tensor?[] CombineBackward(Tensor? gl, Tensor? gh, Tensor[] ins, int n)
+    {
+        if (gl == null) return [gh, gh];
+        if (gh == null) return [gl, -gl];
+        var gc = ins[0].RequiresGrad ? gl.NewEmpty(gl.Dims) : null;
+        var gr = ins[1].RequiresGrad ? gl.NewEmpty(gl.Dims) : null;
+        if (gc != null || gr != null) gl.K.IbpCombineBackward(gl.Buf, gh.Buf, gc?.Buf ?? default, gr?.Buf ?? default, n);
+        return [gc, gr];
     }
 
     /// <summary>
@@ -80,38 +82,15 @@ internal static unsafe class IbpFused
         var c = l.NewEmpty(l.Dims);
         var m = l.NewEmpty(l.Dims);
         int n = l.Numel;
-        float k = 1 + rho;
         l.K.IbpCenterMargin(l.Buf, u.Buf, c.Buf, m.Buf, n, rho);
         GradRecorder.RecordMulti([c, m], [l, u], (g, ins) =>
         {
             // dc/dl = dc/du = 0.5; dm/du = −dm/dl = 0.5·(1 + ρ).
-            var (gc, gm) = (g[0], g[1]);
+            if ((g[0] ?? g[1]) is not { } any) return [null, null];
             var gl = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
             var gu = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
-            float* a = gc == null ? null : Ptr(gc), b = gm == null ? null : Ptr(gm);
-            float* ol = gl == null ? null : Ptr(gl), ou = gu == null ? null : Ptr(gu);
-            float hk = 0.5f * k;
-            CpuThreads.For(n, Simd.MinChunk, (s, e) =>
-            {
-                int i = s;
-                if (Vector512.IsHardwareAccelerated && a != null && b != null && ol != null && ou != null)
-                {
-                    var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk);
-                    for (; i <= e - 16; i += 16)
-                    {
-                        var x = Vector512.Load(a + i) * vh; var y = Vector512.Load(b + i) * vk;
-                        (x - y).Store(ol + i);
-                        (x + y).Store(ou + i);
-                    }
-                }
-                for (; i < e; i++)
-                {
-                    float x = a == null ? 0f : a[i] * 0.5f, y = b == null ? 0f : b[i] * hk;
-                    if (ol != null) ol[i] = x - y;
-                    if (ou != null) ou[i] = x + y;
-                }
-            });
-            GC.KeepAlive(gc); GC.KeepAlive(gm);
+            if (gl != null || gu != null)
+                any.K.IbpCenterMarginBackward(g[0]?.Buf ?? default, g[1]?.Buf ?? default, gl?.Buf ?? default, gu?.Buf ?? default, n, rho);
             return [gl, gu];
         }, "IbpCenterMargin");
         return (c, m);
@@ -241,35 +220,7 @@ internal static unsafe class IbpFused
             }
         });
         GC.KeepAlive(center); GC.KeepAlive(rad); GC.KeepAlive(extra);
-        GradRecorder.RecordMulti([lo, hi], [center, rad], (g, ins) =>
-        {
-            var (gl, gh) = (g[0], g[1]);
-            // d/dcenter = gl + gh; d/drad = gh − gl.
-            if (gl == null) return [gh, gh];
-            if (gh == null) return [gl, -gl];
-            var gc = ins[0].RequiresGrad ? gl.NewEmpty(gl.Dims) : null;
-            var gr = ins[1].RequiresGrad ? gl.NewEmpty(gl.Dims) : null;
-            float* a = Ptr(gl), b = Ptr(gh);
-            float* oc = gc == null ? null : Ptr(gc), or = gr == null ? null : Ptr(gr);
-            CpuThreads.For(n, Simd.MinChunk, (s, e) =>
-            {
-                int i = s;
-                if (Vector512.IsHardwareAccelerated && oc != null && or != null)
-                    for (; i <= e - 16; i += 16)
-                    {
-                        var x = Vector512.Load(a + i); var y = Vector512.Load(b + i);
-                        (x + y).Store(oc + i);
-                        (y - x).Store(or + i);
-                    }
-                for (; i < e; i++)
-                {
-                    if (oc != null) oc[i] = a[i] + b[i];
-                    if (or != null) or[i] = b[i] - a[i];
-                }
-            });
-            GC.KeepAlive(gl); GC.KeepAlive(gh);
-            return [gc, gr];
-        }, "IbpCombine");
+        GradRecorder.RecordMulti([lo, hi], [center, rad], (g, ins) => CombineBackward(g[0], g[1], ins, n), "IbpCombine");
         return new Interval(lo, hi) { CombinedFrom = new CombineSource(center, rad, extra) };
     }
 

@@ -116,6 +116,24 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(abs.Storage);
     }
 
+    public void IbpCenterMarginBackward(Engine.Tensors.Buf gCenter, Engine.Tensors.Buf gMargin, Engine.Tensors.Buf gLower, Engine.Tensors.Buf gUpper, int n, float rho)
+    {
+        Inner.IbpCenterMarginBackward(gCenter, gMargin, gLower, gUpper, n, rho);
+        GC.KeepAlive(gCenter.Storage);
+        GC.KeepAlive(gMargin.Storage);
+        GC.KeepAlive(gLower.Storage);
+        GC.KeepAlive(gUpper.Storage);
+    }
+
+    public void IbpCombineBackward(Engine.Tensors.Buf gLower, Engine.Tensors.Buf gUpper, Engine.Tensors.Buf gCenter, Engine.Tensors.Buf gRad, int n)
+    {
+        Inner.IbpCombineBackward(gLower, gUpper, gCenter, gRad, n);
+        GC.KeepAlive(gLower.Storage);
+        GC.KeepAlive(gUpper.Storage);
+        GC.KeepAlive(gCenter.Storage);
+        GC.KeepAlive(gRad.Storage);
+    }
+
     public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
         Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);

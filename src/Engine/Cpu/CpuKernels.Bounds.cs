@@ -101,6 +101,57 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <inheritdoc/>
+    public void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
+    {
+        float* a = gCenter.Storage == null ? null : P(gCenter), b = gMargin.Storage == null ? null : P(gMargin);
+        float* ol = gLower.Storage == null ? null : P(gLower), ou = gUpper.Storage == null ? null : P(gUpper);
+        float hk = 0.5f * (1 + rho);
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated && a != null && b != null && ol != null && ou != null)
+            {
+                var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk);
+                for (; i <= e - 16; i += 16)
+                {
+                    var x = Vector512.Load(a + i) * vh; var y = Vector512.Load(b + i) * vk;
+                    (x - y).Store(ol + i);
+                    (x + y).Store(ou + i);
+                }
+            }
+            for (; i < e; i++)
+            {
+                float x = a == null ? 0f : a[i] * 0.5f, y = b == null ? 0f : b[i] * hk;
+                if (ol != null) ol[i] = x - y;
+                if (ou != null) ou[i] = x + y;
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public void IbpCombineBackward(Buf gLower, Buf gUpper, Buf gCenter, Buf gRad, int n)
+    {
+        float* a = P(gLower), b = P(gUpper);
+        float* oc = gCenter.Storage == null ? null : P(gCenter), or = gRad.Storage == null ? null : P(gRad);
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated && oc != null && or != null)
+                for (; i <= e - 16; i += 16)
+                {
+                    var x = Vector512.Load(a + i); var y = Vector512.Load(b + i);
+                    (x + y).Store(oc + i);
+                    (y - x).Store(or + i);
+                }
+            for (; i < e; i++)
+            {
+                if (oc != null) oc[i] = a[i] + b[i];
+                if (or != null) or[i] = b[i] - a[i];
+            }
+        });
+    }
+
+    /// <inheritdoc/>
     public void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n)
     {
         ArgumentNullException.ThrowIfNull(index);

@@ -39,6 +39,36 @@ public sealed partial class KernelSelfTest
                 c.Compare("upper", upper, Tol.Exact);
             }
         });
+        Add("IbpCenterMarginBackward", c =>
+        {
+            // (n, rho, which gradients come in: 3 both, 1 centre only, 2 margin only; which go out: 3 both, 1 lower, 2 upper)
+            foreach (var (n, rho, gin, gout) in new[] { (1, 1e-5f, 3, 3), (17, 1e-5f, 1, 3), (1000, 0f, 2, 3), (40001, 3e-4f, 3, 1), (33, 1e-5f, 3, 2) })
+            {
+                c.Case($"n={n} rho={rho} in {gin} out {gout}");
+                var gc = (gin & 1) != 0 ? c.In(c.Sprinkle(c.U(n, -2f, 2f), 0f, -0f)) : null;
+                var gm = (gin & 2) != 0 ? c.In(c.U(n, -2f, 2f)) : null;
+                var gl = (gout & 1) != 0 ? c.Out(n) : null;
+                var gu = (gout & 2) != 0 ? c.Out(n) : null;
+                Buf B(Pair? p, Side s) => p == null ? default : p[s];
+                c.Run((k, s) => k.IbpCenterMarginBackward(B(gc, s), B(gm, s), B(gl, s), B(gu, s), n, rho));
+                if (gl != null) c.Compare("gLower", gl, Tol.Exact);
+                if (gu != null) c.Compare("gUpper", gu, Tol.Exact);
+            }
+        });
+        Add("IbpCombineBackward", c =>
+        {
+            foreach (var (n, gout) in new[] { (1, 3), (17, 3), (1000, 1), (40001, 3), (33, 2) })
+            {
+                c.Case($"n={n} out {gout}");
+                var gl = c.In(c.Sprinkle(c.U(n, -2f, 2f), 0f, -0f, float.NaN)); var gu = c.In(c.U(n, -2f, 2f));
+                var gc = (gout & 1) != 0 ? c.Out(n) : null;
+                var gr = (gout & 2) != 0 ? c.Out(n) : null;
+                Buf B(Pair? p, Side s) => p == null ? default : p[s];
+                c.Run((k, s) => k.IbpCombineBackward(gl[s], gu[s], B(gc, s), B(gr, s), n));
+                if (gc != null) c.Compare("gCenter", gc, Tol.Exact);
+                if (gr != null) c.Compare("gRad", gr, Tol.Exact);
+            }
+        });
         Add("BoundMerge", c =>
         {
             foreach (var (n, rowCount) in new[] { (1, 1), (17, 5), (1000, 700), (40001, 20000), (9, 0) })

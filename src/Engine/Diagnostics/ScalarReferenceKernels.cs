@@ -310,6 +310,20 @@ internal sealed class ScalarReferenceKernels : IKernels
         W(lower, lo); W(upper, hi);
     }
 
+    public void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
+    {
+        var (gl, gu) = BoundsReference.IbpCenterMarginBackward(ROpt(gCenter, n), ROpt(gMargin, n), n, rho);
+        if (gLower.Storage != null) W(gLower, gl);
+        if (gUpper.Storage != null) W(gUpper, gu);
+    }
+
+    public void IbpCombineBackward(Buf gLower, Buf gUpper, Buf gCenter, Buf gRad, int n)
+    {
+        var (gc, gr) = BoundsReference.IbpCombineBackward(R(gLower, n), R(gUpper, n));
+        if (gCenter.Storage != null) W(gCenter, gc);
+        if (gRad.Storage != null) W(gRad, gr);
+    }
+
     public void BoundMerge(Buf ibpLower, Buf ibpUpper, Buf rows, int rowCount, int[] index, Buf lower, Buf upper, int n)
     {
         var (lo, hi) = BoundsReference.BoundMerge(R(ibpLower, n), R(ibpUpper, n), rowCount == 0 ? [] : R(rows, rowCount), index);

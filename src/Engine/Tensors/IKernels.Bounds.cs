@@ -40,12 +40,25 @@ public partial interface IKernels
     void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho);
 
     /// <summary>
+    /// The backward pass of <see cref="IbpCenterMargin"/> (certified training; the |center|·rho term is detached, as in
+    /// the composition): with a = gCenter·0.5 and b = gMargin·(0.5·(1 + rho)), gLower = a − b and gUpper = a + b. An
+    /// empty gCenter or gMargin reads as zeros; an empty gLower or gUpper is not written.
+    /// </summary>
+    void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho);
+
+    /// <summary>
     /// IBP's step back from an affine layer's two products to an interval, element-wise over n: with the rounding
     /// margin e = |bias[(i / inner) mod channels]|·rho + abs (e = abs when bias is empty) and r = rad[i] + e,
     /// lower = center[i] − r and upper = center[i] + r. Each operation rounded on its own, as in the composition, so
     /// bit-identical to it.
     /// </summary>
     void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n);
+
+    /// <summary>
+    /// The backward pass of <see cref="IbpCombine"/> (the bias's margin is detached): gCenter = gLower + gUpper and
+    /// gRad = gUpper − gLower. Both gradients must be given; an empty gCenter or gRad is not written.
+    /// </summary>
+    void IbpCombineBackward(Buf gLower, Buf gUpper, Buf gCenter, Buf gRad, int n);
 
     /// <summary>
     /// Row dot products with a dual-norm term: value[b, r] = Σₙ a·c − spread and mag[b, r] = Σₙ |a|·|c| + spread, where

@@ -168,6 +168,10 @@ internal class EmulatedKernels : IKernels
 
     public virtual void BoundSelectRows(Buf x, int xRows, int cols, int[] code, int divisor, Buf y, Buf abs) => Inner.BoundSelectRows(M(x), xRows, cols, code, divisor, M(y), M(abs));
 
+    public virtual void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho) => Inner.IbpCenterMarginBackward(M(gCenter), M(gMargin), M(gLower), M(gUpper), n, rho);
+
+    public virtual void IbpCombineBackward(Buf gLower, Buf gUpper, Buf gCenter, Buf gRad, int n) => Inner.IbpCombineBackward(M(gLower), M(gUpper), M(gCenter), M(gRad), n);
+
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
     public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);

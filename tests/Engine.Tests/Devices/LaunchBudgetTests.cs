@@ -167,4 +167,37 @@ public class LaunchBudgetTests
         foreach (var kv in gaps.Where(k => k.Value.Count == calls).OrderByDescending(k => Median(k.Value)).Take(25))
             TestContext.Out.WriteLine($"  {Median(kv.Value),8:F1} us before {kv.Key}");
     }
+
+    /// <summary>
+    /// A diagnostic, run by hand: launches of one certified-training step (the loss, its backward pass and an Adam
+    /// step) of the CNN (cnn-small's shape) at batch 64, by kernel and by calling rule.
+    /// </summary>
+    [Explicit, TestCase(Engine.Certify.TrainMethod.Ibp), TestCase(Engine.Certify.TrainMethod.CrownIbp)]
+    public void PrintTrainingStepLaunches(Engine.Certify.TrainMethod method)
+    {
+        var dev = Counting();
+        var model = Net("cnn");
+        model.Train();
+        model.To(dev);
+        var opt = new Engine.Nn.Adam(model.Parameters(), 1e-3f);
+        var x = Tensor.Uniform([64, 1, 28, 28], 0f, 1f, new Generator(2)).To(dev);
+        var y = Tensor.FromSpan(Enumerable.Range(0, 64).Select(i => (float)(i % 10)).ToArray(), [64], null).To(dev);
+        var options = new Engine.Certify.CertifiedTrainingOptions { Method = method, Eps = 0.05f };
+        var at = new Engine.Certify.ScheduleValues { Eps = 0.05f, Kappa = 0.5f, Beta = 0.5f, LearningRate = 1e-3f };
+        void Step()
+        {
+            opt.ZeroGrad();
+            var r = Engine.Certify.CertifiedLosses.Compute(model, x, y, options, at);
+            r.Loss.Backward();
+            opt.Step();
+        }
+        Step();
+        dev.Reset();
+        dev.Trace = [];
+        Step();
+        foreach (var kv in dev.Trace.OrderByDescending(k => k.Value).Take(60)) TestContext.Out.WriteLine($"  {kv.Value,4} {kv.Key}");
+        dev.Trace = null;
+        TestContext.Out.WriteLine($"{method}: {dev.Launches} launches ({dev.ZeroAllocations} zero-filled allocations), {dev.CopiesToHost} copies to the host, {dev.CopiesFromHost} from the host");
+        TestContext.Out.WriteLine(string.Join(", ", dev.Calls.OrderByDescending(k => k.Value).Select(k => $"{k.Key} {k.Value}")));
+    }
 }

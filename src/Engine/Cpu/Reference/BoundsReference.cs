@@ -38,6 +38,33 @@ public static class BoundsReference
         return (c, m);
     }
 
+    /// <summary>See <see cref="Tensors.IKernels.IbpCenterMarginBackward"/>; a null gradient reads as zeros. Returns (gLower, gUpper).</summary>
+    public static (float[] GLower, float[] GUpper) IbpCenterMarginBackward(float[]? gCenter, float[]? gMargin, int n, float rho)
+    {
+        var gl = new float[n]; var gu = new float[n];
+        float hk = 0.5f * (1 + rho);
+        for (int i = 0; i < n; i++)
+        {
+            float a = gCenter == null ? 0f : gCenter[i] * 0.5f, b = gMargin == null ? 0f : gMargin[i] * hk;
+            gl[i] = a - b;
+            gu[i] = a + b;
+        }
+        return (gl, gu);
+    }
+
+    /// <summary>See <see cref="Tensors.IKernels.IbpCombineBackward"/>. Returns (gCenter, gRad).</summary>
+    public static (float[] GCenter, float[] GRad) IbpCombineBackward(float[] gLower, float[] gUpper)
+    {
+        int n = gLower.Length;
+        var gc = new float[n]; var gr = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            gc[i] = gLower[i] + gUpper[i];
+            gr[i] = gUpper[i] - gLower[i];
+        }
+        return (gc, gr);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.IbpCombine"/>: center ∓ (rad + (|bias|·ρ + abs)), the bias entry of element i at (i / inner) mod channels.</summary>
     public static (float[] Lower, float[] Upper) IbpCombine(float[] center, float[] rad, float[]? bias, int channels, int inner, float rho, float abs)
     {

@@ -27,7 +27,7 @@ public sealed partial class BatchNormOp
     {
         var (scale, shift) = EvalAffine(inputs, inputs[0].Shape.Length);
         var sAbs = scale.Abs();
-        return BoundRules.Affine(inputs[0], x => x * scale + shift, r => r * sAbs, shift.Abs(), () => sAbs, options);
+        return BoundRules.Affine(inputs[0], x => x * scale + shift, r => r * sAbs, shift, () => sAbs, options);
     }
 
     /// <inheritdoc/>

@@ -71,7 +71,7 @@ internal static class BinaryBounds
         if (b.IsConstant)
         {
             var k = b.Lower;
-            return BoundRules.Affine(a, v => sign > 0 ? v + k : v - k, r => r, k.Abs(), null, o);
+            return BoundRules.Affine(a, v => sign > 0 ? v + k : v - k, r => r, k, null, o);
         }
         if (a.IsConstant)
         {

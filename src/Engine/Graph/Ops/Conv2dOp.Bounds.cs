@@ -22,7 +22,7 @@ public sealed partial class Conv2dOp
         return BoundRules.Affine(inputs[0],
             x => Tensor.Conv2d(x, w, b, Stride, Padding, Dilation, Groups),
             r => Tensor.Conv2d(r, wAbs, null, Stride, Padding, Dilation, Groups),
-            b?.Abs().Reshape(cout, 1, 1), RowNorm, options);
+            b?.Reshape(cout, 1, 1), RowNorm, options);
     }
 
     /// <inheritdoc/>

@@ -14,7 +14,7 @@ public sealed partial class LinearOp
         var w = BoundRules.Constant(inputs, 1, Type, "weight");
         var b = inputs.Length > 2 ? BoundRules.Constant(inputs, 2, Type, "bias") : null;
         var wAbs = AbsWeightCache.Abs(w);
-        return BoundRules.Affine(inputs[0], x => Tensor.Linear(x, w, b), r => Tensor.Linear(r, wAbs), b?.Abs(),
+        return BoundRules.Affine(inputs[0], x => Tensor.Linear(x, w, b), r => Tensor.Linear(r, wAbs), b,
                                  () => (w * w).Sum(1).Sqrt(), options);
     }
 
