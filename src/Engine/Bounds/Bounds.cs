@@ -237,10 +237,24 @@ public static class Bounds
 
     private static void CheckFinite(BoundResult r, bool checkUpper = true)
     {
-        foreach (var v in r.Lower.ToArray())
-            if (float.IsNaN(v)) throw new InvalidOperationException("Bounds: a lower bound is NaN; the network's weights or the input contain NaN or infinity.");
-        if (!checkUpper) return;
-        foreach (var v in r.Upper.ToArray())
-            if (float.IsNaN(v)) throw new InvalidOperationException("Bounds: an upper bound is NaN; the network's weights or the input contain NaN or infinity.");
+        // Off the CPU by a reduction each (NaN propagates through min) and one copy of both: one GPU synchronisation.
+        bool lowerNaN, upperNaN = false;
+        if (r.Lower.Device == Device.Cpu || r.Lower.Numel == 0)
+        {
+            lowerNaN = r.Lower.ToArray().Any(float.IsNaN);
+            if (checkUpper) upperNaN = r.Upper.ToArray().Any(float.IsNaN);
+        }
+        else
+        {
+            var t = r.Lower.NewEmpty([2]);
+            r.Lower.K.Reduce(ReduceOp.Min, r.Lower.Buf, t.Buf, 1, r.Lower.Numel, 1);
+            if (checkUpper) r.Lower.K.Reduce(ReduceOp.Min, r.Upper.Buf, t.Buf.At(1), 1, r.Upper.Numel, 1);
+            Span<float> h = stackalloc float[2];
+            t.CopyTo(h);
+            lowerNaN = float.IsNaN(h[0]);
+            upperNaN = checkUpper && float.IsNaN(h[1]);
+        }
+        if (lowerNaN) throw new InvalidOperationException("Bounds: a lower bound is NaN; the network's weights or the input contain NaN or infinity.");
+        if (upperNaN) throw new InvalidOperationException("Bounds: an upper bound is NaN; the network's weights or the input contain NaN or infinity.");
     }
 }

@@ -56,6 +56,21 @@ public sealed partial class Tensor
 
     // ---------------------------------------------------------------- the reduction driver
 
+    /// <summary>
+    /// The smallest and the largest element (NaN when any element is NaN), read in one copy to the host: on a GPU one
+    /// synchronisation instead of the two of Min().Item() and Max().Item(). Not recorded; the tensor must not be empty.
+    /// </summary>
+    internal (float Min, float Max) MinMaxItems()
+    {
+        if (Numel == 0) throw new ArgumentException($"MinMax: the tensor {ShapeUtil.Format(Dims)} is empty.");
+        var r = NewEmpty([2]);
+        K.Reduce(ReduceOp.Min, Buf, r.Buf, 1, Numel, 1);
+        K.Reduce(ReduceOp.Max, Buf, r.Buf.At(1), 1, Numel, 1);
+        Span<float> h = stackalloc float[2];
+        r.CopyTo(h);
+        return (h[0], h[1]);
+    }
+
     private Tensor ReduceAxes(ReduceOp op, int[]? axes, bool keepDim, string name)
     {
         var reduced = new bool[Rank];

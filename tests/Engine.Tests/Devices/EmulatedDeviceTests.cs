@@ -277,6 +277,35 @@ public class EmulatedDeviceTests
         Assert.DoesNotThrow(() => BoundsApi.Compute(model, Tensor.FromSpan(edge, [2, 1, 8, 8], Emu), Perturbation.LInf(0.03f, 0f, 1f), BoundMethod.Crown));
     }
 
+    /// <summary>
+    /// A NaN bound is refused on the device as on the CPU (there by one reduction of the lower and the upper bounds and
+    /// one copy), naming which bound; +infinity upper bounds (none asked for) pass.
+    /// </summary>
+    [Test]
+    public void NaNBoundsAreRefusedAsOnTheCpu([Values(BoundMethod.Ibp, BoundMethod.Crown)] BoundMethod method)
+    {
+        var x = Data(2 * 64, 5, 0f, 1f);
+        var net = BoundNet(3);
+        // A NaN in one output's bias: that output's bounds are NaN (lower and upper); with the spec's rows reading it
+        // the margins' bounds are NaN.
+        var last = net.Graph.Initializers.Last().Data!;
+        var values = last.ToArray();
+        values[2] = float.NaN;
+        using (new NoGrad()) last.CopyFrom(Tensor.FromSpan(values, last.Shape, null));
+        foreach (var dev in new[] { Device.Cpu, Emu })
+        {
+            var graph = On(dev, net);
+            var xt = Tensor.FromSpan(x, [2, 1, 8, 8], dev);
+            var ex = Assert.Throws<InvalidOperationException>(() => BoundsApi.Compute(graph, xt, Perturbation.LInf(0.03f, 0f, 1f), method,
+                null, new BoundOptions { FastPath = false }))!;
+            Assert.That(ex.Message, Does.Contain("lower bound is NaN"), dev.Name);
+        }
+        var clean = On(Emu, BoundNet(3));
+        var r = BoundsApi.Compute(clean, Tensor.FromSpan(x, [2, 1, 8, 8], Emu), Perturbation.LInf(0.03f, 0f, 1f), BoundMethod.Crown, null,
+                                  new BoundOptions { FastPath = false, ComputeUpper = false });
+        Assert.That(r.Upper.ToArray(), Is.All.EqualTo(float.PositiveInfinity), "no upper bounds asked for: +infinity, not an error");
+    }
+
     [Test]
     public void BoundsThroughOtherOpRulesMatchTheCpu([Values(BoundMethod.Ibp, BoundMethod.Crown, BoundMethod.AlphaCrown)] BoundMethod method)
     {
