@@ -55,6 +55,28 @@ extern "C" __global__ void relu_relaxation(const float* __restrict__ lower, cons
     }
 }
 
+// Backward of relu_relaxation (lowSlope has no gradient): for an unstable neuron, d = u - l, s = u / d,
+// g = gS + gB·(-l), gl = g·(s / d) - gB·s, gu = g·((1 - s) / d); 0 elsewhere. Each operation rounded on its own, as the CPU.
+extern "C" __global__ void relu_relaxation_backward(const float* __restrict__ lower, const float* __restrict__ upper, const float* __restrict__ gS,
+                                                    const float* __restrict__ gB, float* __restrict__ gl, float* __restrict__ gu,
+                                                    int hasS, int hasB, int hasL, int hasU, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float l = lower[i], u = upper[i], dl = 0.f, du = 0.f;
+        if (l < 0.f && u > 0.f)
+        {
+            float s0 = hasS ? gS[i] : 0.f, b0 = hasB ? gB[i] : 0.f;
+            float d = __fsub_rn(u, l), s = __fdiv_rn(u, d);
+            float g = __fadd_rn(s0, __fmul_rn(b0, -l));
+            dl = __fsub_rn(__fmul_rn(g, __fdiv_rn(s, d)), __fmul_rn(b0, s));
+            du = __fmul_rn(g, __fdiv_rn(__fsub_rn(1.f, s), d));
+        }
+        if (hasL) gl[i] = dl;
+        if (hasU) gu[i] = du;
+    }
+}
+
 // IBP's affine-layer operands from an interval: center = (l + u)·0.5, margin = ((u - l)·0.5)·(1 + rho) + |center|·rho,
 // each operation rounded on its own (no FMA contraction), as the CPU and BoundRules.Affine's composition compute them.
 extern "C" __global__ void ibp_center_margin(const float* __restrict__ lower, const float* __restrict__ upper, float* __restrict__ center,

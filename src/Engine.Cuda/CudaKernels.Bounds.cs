@@ -50,6 +50,21 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void ReluRelaxationBackward(Buf lower, Buf upper, Buf gUpSlope, Buf gUpBias, Buf gLower, Buf gUpper, int n)
+    {
+        const string K = nameof(ReluRelaxationBackward);
+        if (!ElementwiseBuffers(K, n, (lower, "lower"), (upper, "upper"))) return;
+        bool hasS = Optional(gUpSlope, n, K, "gUpSlope"), hasB = Optional(gUpBias, n, K, "gUpBias");
+        bool hasL = Optional(gLower, n, K, "gLower"), hasU = Optional(gUpper, n, K, "gUpper");
+        if (!hasL && !hasU) return;
+        var p = new KernelParams();
+        p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(hasS ? Ptr(gUpSlope) : 0UL); p.Pointer(hasB ? Ptr(gUpBias) : 0UL);
+        p.Pointer(hasL ? Ptr(gLower) : 0UL); p.Pointer(hasU ? Ptr(gUpper) : 0UL);
+        p.Int(hasS ? 1 : 0); p.Int(hasB ? 1 : 0); p.Int(hasL ? 1 : 0); p.Int(hasU ? 1 : 0); p.Int(n);
+        Launch1D("bounds", "relu_relaxation_backward", n, ref p);
+    }
+
+    /// <inheritdoc/>
     public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
     {
         if (!ElementwiseBuffers(nameof(IbpCenterMargin), n, (lower, "lower"), (upper, "upper"), (center, "center"), (margin, "margin"))) return;

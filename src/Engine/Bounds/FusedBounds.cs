@@ -119,14 +119,27 @@ internal static class FusedBounds
 
     /// <summary>
     /// ReLU's CROWN relaxation (lower slope, upper slope, upper intercept; each shaped like l) in one kernel
-    /// (<see cref="IKernels.ReluRelaxation"/>), bit-identical to ReluOp's element-wise composition. Null when a
-    /// gradient must flow into l or u (certified training), where the composition records it.
+    /// (<see cref="IKernels.ReluRelaxation"/>), bit-identical to ReluOp's element-wise composition. Where a gradient
+    /// flows into l or u (certified training) the upper slope and intercept record one backward kernel
+    /// (<see cref="IKernels.ReluRelaxationBackward"/>; the lower slope is piecewise constant). Null when l and u do not
+    /// fit (the caller composes).
     /// </summary>
     public static ReluRelaxationParts? ReluRelaxation(Tensor l, Tensor u)
     {
-        if (GradRecorder.ShouldRecord(l, u) || l.Device != u.Device || !ShapeUtil.SameShape(l.Dims, u.Dims)) return null;
+        if (l.Device != u.Device || !ShapeUtil.SameShape(l.Dims, u.Dims)) return null;
         var aL = l.NewEmpty(l.Dims); var aU = l.NewEmpty(l.Dims); var bU = l.NewEmpty(l.Dims);
-        l.K.ReluRelaxation(l.Buf, u.Buf, aL.Buf, aU.Buf, bU.Buf, l.Numel);
+        int n = l.Numel;
+        l.K.ReluRelaxation(l.Buf, u.Buf, aL.Buf, aU.Buf, bU.Buf, n);
+        GradRecorder.RecordMulti([aU, bU], [l, u], (g, ins) =>
+        {
+            if (g[0] == null && g[1] == null) return [null, null];
+            var gl = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
+            var gu = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
+            var (lv, uv) = (ins[0].Detach(), ins[1].Detach());
+            if (gl != null || gu != null)
+                lv.K.ReluRelaxationBackward(lv.Buf, uv.Buf, g[0]?.Buf ?? default, g[1]?.Buf ?? default, gl?.Buf ?? default, gu?.Buf ?? default, n);
+            return [gl, gu];
+        }, "ReluRelaxation");
         return new ReluRelaxationParts(aL, aU, bU);
     }
 

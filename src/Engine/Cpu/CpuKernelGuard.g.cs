@@ -134,6 +134,17 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(gRad.Storage);
     }
 
+    public void ReluRelaxationBackward(Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, Engine.Tensors.Buf gUpSlope, Engine.Tensors.Buf gUpBias, Engine.Tensors.Buf gLower, Engine.Tensors.Buf gUpper, int n)
+    {
+        Inner.ReluRelaxationBackward(lower, upper, gUpSlope, gUpBias, gLower, gUpper, n);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+        GC.KeepAlive(gUpSlope.Storage);
+        GC.KeepAlive(gUpBias.Storage);
+        GC.KeepAlive(gLower.Storage);
+        GC.KeepAlive(gUpper.Storage);
+    }
+
     public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
         Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);

@@ -37,6 +37,33 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <inheritdoc/>
+    public void ReluRelaxationBackward(Buf lower, Buf upper, Buf gUpSlope, Buf gUpBias, Buf gLower, Buf gUpper, int n)
+    {
+        float* pl = P(lower), pu = P(upper);
+        float* gs = gUpSlope.Storage == null ? null : P(gUpSlope), gb = gUpBias.Storage == null ? null : P(gUpBias);
+        float* ol = gLower.Storage == null ? null : P(gLower), ou = gUpper.Storage == null ? null : P(gUpper);
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                ReluRelaxationBackwardAt(pl[i], pu[i], gs == null ? 0f : gs[i], gb == null ? 0f : gb[i], out float dl, out float du);
+                if (ol != null) ol[i] = dl;
+                if (ou != null) ou[i] = du;
+            }
+        });
+    }
+
+    /// <summary>One element of <see cref="ReluRelaxationBackward"/>.</summary>
+    internal static void ReluRelaxationBackwardAt(float l, float u, float gUpSlope, float gUpBias, out float gLower, out float gUpper)
+    {
+        if (!(l < 0f && u > 0f)) { gLower = 0f; gUpper = 0f; return; }
+        float d = u - l, s = u / d;
+        float g = gUpSlope + gUpBias * -l;
+        gLower = g * (s / d) - gUpBias * s;
+        gUpper = g * ((1f - s) / d);
+    }
+
+    /// <inheritdoc/>
     public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
     {
         float* pl = P(lower), pu = P(upper), pc = P(center), pm = P(margin);

@@ -131,6 +131,29 @@ public sealed partial class KernelSelfTest
                 c.Compare("upBias", bU, Tol.Exact);
             }
         });
+        Add("ReluRelaxationBackward", c =>
+        {
+            // (n, which gradients come in: 3 both, 1 slope only, 2 intercept only; which go out: 3 both, 1 lower, 2 upper)
+            foreach (var (n, gin, gout) in new[] { (1, 3, 3), (17, 1, 3), (1000, 2, 3), (40001, 3, 1), (33, 3, 2) })
+            {
+                c.Case($"n={n} in {gin} out {gout}");
+                // Bounds of every kind (as ReluRelaxation's check): unstable, active, dead, zero at either end, u = -l.
+                var lo = c.U(n, -1f, 1f); var width = c.U(n, 0f, 1.5f);
+                var hi = new float[n];
+                for (int i = 0; i < n; i++) hi[i] = i % 7 == 3 ? -lo[i] : i % 11 == 5 ? 0f : lo[i] + width[i];
+                for (int i = 0; i < n; i++) if (i % 13 == 6) lo[i] = i % 2 == 0 ? 0f : -0f;
+                for (int i = 0; i < n; i++) if (hi[i] < lo[i]) hi[i] = lo[i];
+                var l = c.In(lo); var u = c.In(hi);
+                var gs = (gin & 1) != 0 ? c.In(c.U(n, -2f, 2f)) : null;
+                var gb = (gin & 2) != 0 ? c.In(c.U(n, -2f, 2f)) : null;
+                var gl = (gout & 1) != 0 ? c.Out(n) : null;
+                var gu = (gout & 2) != 0 ? c.Out(n) : null;
+                Buf B(Pair? p, Side s) => p == null ? default : p[s];
+                c.Run((k, s) => k.ReluRelaxationBackward(l[s], u[s], B(gs, s), B(gb, s), B(gl, s), B(gu, s), n));
+                if (gl != null) c.Compare("gLower", gl, Tol.Exact);
+                if (gu != null) c.Compare("gUpper", gu, Tol.Exact);
+            }
+        });
         Add("BoundRelax", c =>
         {
             // (batch, rows, n, lowSlopeRows, lowBiasRows (0: empty), upSlopeRows, upBiasRows (0: empty))

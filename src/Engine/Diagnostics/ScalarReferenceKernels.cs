@@ -336,6 +336,13 @@ internal sealed class ScalarReferenceKernels : IKernels
         W(lowSlope, aL); W(upSlope, aU); W(upBias, bU);
     }
 
+    public void ReluRelaxationBackward(Buf lower, Buf upper, Buf gUpSlope, Buf gUpBias, Buf gLower, Buf gUpper, int n)
+    {
+        var (gl, gu) = BoundsReference.ReluRelaxationBackward(R(lower, n), R(upper, n), ROpt(gUpSlope, n), ROpt(gUpBias, n));
+        if (gLower.Storage != null) W(gLower, gl);
+        if (gUpper.Storage != null) W(gUpper, gu);
+    }
+
     public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         int cLen = (batch - 1) * cBatchStride + n, rLen = (batch - 1) * radiusBatchStride + n;

@@ -24,6 +24,14 @@ public partial interface IKernels
     void ReluRelaxation(Buf lower, Buf upper, Buf lowSlope, Buf upSlope, Buf upBias, int n);
 
     /// <summary>
+    /// The backward pass of <see cref="ReluRelaxation"/> (certified training; lowSlope is piecewise constant and has no
+    /// gradient): for an unstable neuron, with d = u − l, s = u / d and g = gUpSlope + gUpBias·(−l),
+    /// gLower = g·(s / d) − gUpBias·s and gUpper = g·((1 − s) / d); 0 for every other neuron. An empty gUpSlope or
+    /// gUpBias reads as zeros; an empty gLower or gUpper is not written.
+    /// </summary>
+    void ReluRelaxationBackward(Buf lower, Buf upper, Buf gUpSlope, Buf gUpBias, Buf gLower, Buf gUpper, int n);
+
+    /// <summary>
     /// CROWN's refined intermediate bounds merged into IBP's, element-wise over n: lower[i] = max(rows[index[i]],
     /// ibpLower[i]) where index[i] ≥ 0, else ibpLower[i]; upper[i] = min(−rows[index[n + i]], ibpUpper[i]) where
     /// index[n + i] ≥ 0, else ibpUpper[i] (rows hold lower bounds; an upper bound is the negated lower bound of −v).

@@ -76,14 +76,49 @@ public class BoundKernelTests
         if (ok) Assert.That((c, i), Is.EqualTo((channels, inner)));
     }
 
-    /// <summary>When a gradient must reach the bounds, the fused relaxation steps aside (the composition records it).</summary>
+    /// <summary>
+    /// Where a gradient must reach the bounds (certified training), the fused relaxation records one backward kernel:
+    /// the gradients of l and u through the upper slope and intercept equal those of ReluOp's element-wise composition
+    /// (up to the order of a few float operations), and are zero for stable neurons.
+    /// </summary>
     [Test]
-    public void ReluRelaxationDeclinesWhenBoundsNeedGradients()
+    public void ReluRelaxationGradientsMatchTheComposition()
     {
-        var l = Tensor.FromSpan(new[] { -1f, 0.5f }, [2], null).RequiresGrad_();
-        var u = Tensor.FromSpan(new[] { 2f, 1f }, [2], null);
-        Assert.That(FusedBounds.ReluRelaxation(l, u), Is.Null);
-        using (new NoGrad()) Assert.That(FusedBounds.ReluRelaxation(l, u), Is.Not.Null);
+        var g = new Generator(25);
+        foreach (int n in new[] { 1, 17, 300 })
+        {
+            var lo = Tensor.Uniform([n], -1f, 1f, g).ToArray();
+            var width = Tensor.Uniform([n], 0f, 1.5f, g).ToArray();
+            var hi = lo.Select((v, i) => i % 5 == 2 ? -v : v + width[i]).Select((v, i) => Math.Max(v, lo[i])).ToArray();
+            var wS = Tensor.Uniform([n], -2f, 2f, g); var wB = Tensor.Uniform([n], -2f, 2f, g);
+            (float[] Gl, float[] Gu) Grads(bool fused)
+            {
+                var l = Tensor.FromSpan(lo, [n], null).RequiresGrad_();
+                var u = Tensor.FromSpan(hi, [n], null).RequiresGrad_();
+                Tensor aU, bU;
+                if (fused)
+                {
+                    var parts = FusedBounds.ReluRelaxation(l, u)!;
+                    (aU, bU) = (parts.UpSlope, parts.UpBias);
+                }
+                else
+                {
+                    var unstable = Tensor.Lt(l, 0f) * Tensor.Gt(u, 0f);
+                    aU = Tensor.Where(unstable, u / Tensor.Where(unstable, u - l, 1f), Tensor.Ge(l, 0f));
+                    bU = Tensor.Where(unstable, -aU * l, 0f);
+                }
+                ((aU * wS).Sum() + (bU * wB).Sum()).Backward();
+                return (l.Grad!.ToArray(), u.Grad!.ToArray());
+            }
+            var (fl, fu) = Grads(true);
+            var (cl, cu) = Grads(false);
+            for (int i = 0; i < n; i++)
+            {
+                Assert.That(fl[i], Is.EqualTo(cl[i]).Within(1e-5f * (Math.Abs(cl[i]) + 1f)), $"n {n}: d/dl [{i}] (l {lo[i]}, u {hi[i]})");
+                Assert.That(fu[i], Is.EqualTo(cu[i]).Within(1e-5f * (Math.Abs(cu[i]) + 1f)), $"n {n}: d/du [{i}] (l {lo[i]}, u {hi[i]})");
+                if (!(lo[i] < 0 && hi[i] > 0)) Assert.That((fl[i], fu[i]), Is.EqualTo((0f, 0f)), "a stable neuron's relaxation is constant");
+            }
+        }
     }
 
     /// <summary>

@@ -172,6 +172,8 @@ internal class EmulatedKernels : IKernels
 
     public virtual void IbpCombineBackward(Buf gLower, Buf gUpper, Buf gCenter, Buf gRad, int n) => Inner.IbpCombineBackward(M(gLower), M(gUpper), M(gCenter), M(gRad), n);
 
+    public virtual void ReluRelaxationBackward(Buf lower, Buf upper, Buf gUpSlope, Buf gUpBias, Buf gLower, Buf gUpper, int n) => Inner.ReluRelaxationBackward(M(lower), M(upper), M(gUpSlope), M(gUpBias), M(gLower), M(gUpper), n);
+
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
     public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);

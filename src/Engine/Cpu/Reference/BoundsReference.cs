@@ -24,6 +24,29 @@ public static class BoundsReference
         return (aL, aU, bU);
     }
 
+    /// <summary>
+    /// See <see cref="Tensors.IKernels.ReluRelaxationBackward"/>: the chain rule through the composition's unstable
+    /// branch (upSlope = u / (u − l), upBias = −upSlope·l); null gradients are zeros. Returns (gLower, gUpper).
+    /// </summary>
+    public static (float[] GLower, float[] GUpper) ReluRelaxationBackward(float[] lower, float[] upper, float[]? gUpSlope, float[]? gUpBias)
+    {
+        int n = lower.Length;
+        var gl = new float[n]; var gu = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            float l = lower[i], u = upper[i];
+            if (!(l < 0f) || !(u > 0f)) continue;
+            float gs = gUpSlope == null ? 0f : gUpSlope[i], gb = gUpBias == null ? 0f : gUpBias[i];
+            float d = u - l;
+            float s = u / d;
+            // d upBias / d upSlope = −l; d upSlope / d l = u / d² = s / d; d upSlope / d u = −l / d² = (1 − s) / d.
+            float g = gs + gb * -l;
+            gl[i] = g * (s / d) - gb * s;
+            gu[i] = g * ((1f - s) / d);
+        }
+        return (gl, gu);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.IbpCenterMargin"/>: BoundRules.Affine's Center, Radius and r·(1 + ρ) + |c|·ρ per element.</summary>
     public static (float[] Center, float[] Margin) IbpCenterMargin(float[] lower, float[] upper, float rho)
     {

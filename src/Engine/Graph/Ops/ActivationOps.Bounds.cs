@@ -33,9 +33,10 @@ public sealed partial class ReluOp
     {
         var input = step.Inputs[0];
         var (l, u) = (input.Lower, input.Upper);
-        // When no gradient flows into the bounds: the three tensors below from one kernel (same numbers), kept on the
-        // interval for the next pass over it (alpha-CROWN's 21 passes; CROWN's refinements and final pass).
-        if (!GradRecorder.ShouldRecord(l, u) && (input.ReluRelaxation ?? FusedBounds.ReluRelaxation(l, u)) is { } fused)
+        // The three tensors below from one kernel (same numbers; with one backward kernel where a gradient flows into
+        // the bounds), kept on the interval for the next pass over it (alpha-CROWN's 21 passes; CROWN's refinements
+        // and final pass).
+        if ((input.ReluRelaxation ?? FusedBounds.ReluRelaxation(l, u)) is { } fused)
         {
             input.ReluRelaxation = fused;
             if (step.Alpha is not { } a)
