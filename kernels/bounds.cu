@@ -291,6 +291,66 @@ extern "C" __global__ void bound_select_rows(const float* __restrict__ x, int co
     }
 }
 
+// Backward of bound_relax: one thread per (example b, element i) walks the rows in order, writing gA per element and
+// summing the gradients of operands shared by the rows (one row per example) in registers, in the CPU's order.
+extern "C" __global__ void bound_relax_backward(const float* __restrict__ a, const float* __restrict__ ls, int lsRows,
+                                                const float* __restrict__ lb, int lbRows, const float* __restrict__ us, int usRows,
+                                                const float* __restrict__ ub, int ubRows, const float* __restrict__ gy,
+                                                const float* __restrict__ gb, float* __restrict__ ga, float* __restrict__ gls,
+                                                float* __restrict__ gus, float* __restrict__ glb, float* __restrict__ gub,
+                                                int withBias, int hasGy, int hasGb, int hasGa, int hasGls, int hasGus, int hasGlb,
+                                                int hasGub, int batch, int rows, int n)
+{
+    const long long columns = (long long)batch * n;
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < columns; t += (long long)gridDim.x * blockDim.x)
+    {
+        const int b = (int)(t / n), i = (int)(t % n);
+        float sls = 0.f, sus = 0.f, slb = 0.f, sub = 0.f;
+        for (int r = 0; r < rows; r++)
+        {
+            const long long row = (long long)b * rows + r, at = row * n + i;
+            const long long ols = ((long long)b * lsRows + (lsRows == 1 ? 0 : r)) * n + i;
+            const long long ous = ((long long)b * usRows + (usRows == 1 ? 0 : r)) * n + i;
+            const long long olb = ((long long)b * lbRows + (lbRows == 1 ? 0 : r)) * n + i;
+            const long long oub = ((long long)b * ubRows + (ubRows == 1 ? 0 : r)) * n + i;
+            const float v = a[at];
+            const bool pos = v >= 0.f;
+            const float g = hasGy ? gy[at] : 0.f, gbv = hasGb ? gb[row] : 0.f;
+            if (hasGa)
+            {
+                float s = __fmul_rn(g, pos ? ls[ols] : us[ous]);
+                if (withBias) s = __fadd_rn(s, __fmul_rn(gbv, pos ? (lb ? lb[olb] : 0.f) : (ub ? ub[oub] : 0.f)));
+                ga[at] = s;
+            }
+            const float gv = __fmul_rn(g, v), bv = __fmul_rn(gbv, v);
+            const float pgv = pos ? gv : 0.f, ngv = pos ? 0.f : gv, pbv = pos ? bv : 0.f, nbv = pos ? 0.f : bv;
+            if (hasGls) { if (lsRows == 1) sls = __fadd_rn(sls, pgv); else gls[ols] = __fadd_rn(0.f, pgv); }
+            if (hasGus) { if (usRows == 1) sus = __fadd_rn(sus, ngv); else gus[ous] = __fadd_rn(0.f, ngv); }
+            if (hasGlb) { if (lbRows == 1) slb = __fadd_rn(slb, pbv); else glb[olb] = __fadd_rn(0.f, pbv); }
+            if (hasGub) { if (ubRows == 1) sub = __fadd_rn(sub, nbv); else gub[oub] = __fadd_rn(0.f, nbv); }
+        }
+        if (hasGls && lsRows == 1) gls[(long long)b * n + i] = sls;
+        if (hasGus && usRows == 1) gus[(long long)b * n + i] = sus;
+        if (hasGlb && lbRows == 1) glb[(long long)b * n + i] = slb;
+        if (hasGub && ubRows == 1) gub[(long long)b * n + i] = sub;
+    }
+}
+
+// Backward of bound_dot's value with respect to a: ga = g[row]·(c - sign(a)·(radius or eps)), sign(0) = sign(NaN) = 0.
+extern "C" __global__ void bound_dot_backward(const float* __restrict__ a, const float* __restrict__ c, int cStride, const float* __restrict__ radius,
+                                              int hasRadius, int rStride, float eps, const float* __restrict__ g, float* __restrict__ ga,
+                                              int rows, int n, int total)
+{
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x)
+    {
+        const int row = t / n, i = t - row * n, b = row / rows;
+        const float v = a[t];
+        const float sign = v > 0.f ? 1.f : v < 0.f ? -1.f : 0.f;
+        const float spread = __fmul_rn(sign, hasRadius ? radius[(long long)b * rStride + i] : eps);
+        ga[t] = __fmul_rn(g[row], __fsub_rn(c[(long long)b * cStride + i], spread));
+    }
+}
+
 extern "C" __global__ void bound_conv_select(const float* __restrict__ w, const float* __restrict__ code, float* __restrict__ y, ConvGeo g, int total)
 {
     const int inImage = g.C * g.H * g.W, outPix = g.OH * g.OW;

@@ -195,6 +195,61 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void BoundRelaxBackward(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                                   Buf upBias, int upBiasRows, Buf gy, Buf gBias, Buf gA, Buf gLowSlope, Buf gUpSlope, Buf gLowBias,
+                                   Buf gUpBias, int batch, int rows, int n)
+    {
+        const string K = nameof(BoundRelaxBackward);
+        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
+        long len = (long)batch * rows * n;
+        Items(len, K);
+        NeedElements(a, len, K, "a");
+        CheckRowOperand(lowSlope, lowSlopeRows, batch, rows, n, K, "lowSlope");
+        CheckRowOperand(upSlope, upSlopeRows, batch, rows, n, K, "upSlope");
+        bool hasLow = lowBias.Storage is not null, hasUp = upBias.Storage is not null;
+        if (hasLow) CheckRowOperand(lowBias, lowBiasRows, batch, rows, n, K, "lowBias");
+        if (hasUp) CheckRowOperand(upBias, upBiasRows, batch, rows, n, K, "upBias");
+        bool hasGy = Optional(gy, (int)len, K, "gy"), hasGb = Optional(gBias, batch * rows, K, "gBias");
+        bool hasGa = Optional(gA, (int)len, K, "gA");
+        bool Out(Buf b, int tRows, string name) { if (b.Storage is null) return false; CheckRowOperand(b, tRows, batch, rows, n, K, name); return true; }
+        bool hasGls = Out(gLowSlope, lowSlopeRows, "gLowSlope"), hasGus = Out(gUpSlope, upSlopeRows, "gUpSlope");
+        bool hasGlb = Out(gLowBias, lowBiasRows, "gLowBias"), hasGub = Out(gUpBias, upBiasRows, "gUpBias");
+        if ((long)batch * n == 0 || rows == 0 && !(hasGls || hasGus || hasGlb || hasGub)) return;
+        var p = new KernelParams();
+        p.Pointer(Ptr(a)); p.Pointer(Ptr(lowSlope)); p.Int(lowSlopeRows); p.Pointer(hasLow ? Ptr(lowBias) : 0UL); p.Int(lowBiasRows);
+        p.Pointer(Ptr(upSlope)); p.Int(upSlopeRows); p.Pointer(hasUp ? Ptr(upBias) : 0UL); p.Int(upBiasRows);
+        p.Pointer(hasGy ? Ptr(gy) : 0UL); p.Pointer(hasGb ? Ptr(gBias) : 0UL); p.Pointer(hasGa ? Ptr(gA) : 0UL);
+        p.Pointer(hasGls ? Ptr(gLowSlope) : 0UL); p.Pointer(hasGus ? Ptr(gUpSlope) : 0UL); p.Pointer(hasGlb ? Ptr(gLowBias) : 0UL); p.Pointer(hasGub ? Ptr(gUpBias) : 0UL);
+        p.Int(hasLow || hasUp ? 1 : 0); p.Int(hasGy ? 1 : 0); p.Int(hasGb ? 1 : 0); p.Int(hasGa ? 1 : 0);
+        p.Int(hasGls ? 1 : 0); p.Int(hasGus ? 1 : 0); p.Int(hasGlb ? 1 : 0); p.Int(hasGub ? 1 : 0);
+        p.Int(batch); p.Int(rows); p.Int(n);
+        // One thread per (example, element): it walks the rows in order, so sums over rows need no atomics and add in
+        // the CPU's order.
+        Launch1D("bounds", "bound_relax_backward", (long)batch * n, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void BoundDotBackward(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf g, Buf gA, int batch, int rows, int n)
+    {
+        const string K = nameof(BoundDotBackward);
+        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
+        if (cBatchStride < 0 || radiusBatchStride < 0) throw new ArgumentException($"{K}: negative batch stride (c {cBatchStride}, radius {radiusBatchStride}).");
+        long len = (long)batch * rows * n;
+        Items(len, K);
+        if (len == 0) return;
+        NeedElements(a, len, K, "a");
+        NeedElements(gA, len, K, "gA");
+        NeedElements(g, (long)batch * rows, K, "g");
+        NeedElements(c, (long)(batch - 1) * cBatchStride + n, K, "c");
+        bool hasRadius = radius.Storage is not null;
+        if (hasRadius) NeedElements(radius, (long)(batch - 1) * radiusBatchStride + n, K, "radius");
+        var p = new KernelParams();
+        p.Pointer(Ptr(a)); p.Pointer(Ptr(c)); p.Int(cBatchStride); p.Pointer(hasRadius ? Ptr(radius) : 0UL); p.Int(hasRadius ? 1 : 0); p.Int(radiusBatchStride);
+        p.Float(eps); p.Pointer(Ptr(g)); p.Pointer(Ptr(gA)); p.Int(rows); p.Int(n); p.Int((int)len);
+        Launch1D("bounds", "bound_dot_backward", len, ref p);
+    }
+
+    /// <inheritdoc/>
     public void BoundConvSelect(Buf w, Buf code, Buf y, int count, in Conv2dGeometry g)
     {
         const string K = nameof(BoundConvSelect);

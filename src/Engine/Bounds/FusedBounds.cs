@@ -5,8 +5,9 @@ namespace Engine.Bounds;
 
 /// <summary>
 /// Differentiable tensor-level wrappers of the fused CROWN kernels (<see cref="IKernels.BoundRelax"/>,
-/// <see cref="IKernels.BoundDot"/>): each reads the coefficient tensor once instead of once per element-wise op.
-/// The gradient rules are written with tensor ops (they run only for alpha-CROWN and certified training).
+/// <see cref="IKernels.BoundDot"/>): each reads the coefficient tensor once instead of once per element-wise op, and so
+/// do their gradient rules (<see cref="IKernels.BoundRelaxBackward"/>, <see cref="IKernels.BoundDotBackward"/>; they
+/// run only for alpha-CROWN and certified training), on every device.
 /// </summary>
 internal static class FusedBounds
 {
@@ -36,44 +37,36 @@ internal static class FusedBounds
         a.K.BoundRelax(a3.Buf, aL3.Buf, rl, bL3?.Buf ?? default, rbl, aU3.Buf, ru, bU3?.Buf ?? default, rbu, y.Buf,
                        bias?.Buf ?? default, mag?.Buf ?? default, b, r, n, accumulate);
         if (accumulate) return (y.Reshape(a.Dims), bias, mag);
-        if (a.Device == Device.Cpu && bias != null)
-        {
-            // One node for both outputs: its backward reads a once for the gradients of y and of the bias.
-            var zero0 = Tensor.Zeros([1, 1, 1], a.Device);
-            GradRecorder.RecordMulti([y, bias], [a3, aL3, aU3, bL3 ?? zero0, bU3 ?? zero0],
-                (g, ins) => FusedBoundsCpu.RelaxBackward(g[0], g[1], ins, bL3 != null, bU3 != null, b, r, n), "BoundRelax");
-            return (y.Reshape(a.Dims), bias, mag);
-        }
-        if (a.Device == Device.Cpu)
-        {
-            GradRecorder.RecordMulti([y], [a3, aL3, aU3, Tensor.Zeros([1, 1, 1], a.Device), Tensor.Zeros([1, 1, 1], a.Device)],
-                (g, ins) => FusedBoundsCpu.RelaxBackward(g[0], null, ins, false, false, b, r, n), "BoundRelax");
-            return (y.Reshape(a.Dims), bias, mag);
-        }
-        y = GradRecorder.Record(y, [a3, aL3, aU3], (g, ins) =>
-        {
-            var (av, lo, up) = (ins[0].Detach(), ins[1].Detach(), ins[2].Detach());
-            var pos = Tensor.Ge(av, 0f);
-            return [ins[0].RequiresGrad ? g * Tensor.Where(pos, lo, up) : null,
-                    ins[1].RequiresGrad ? (g * av * pos).SumToShape(lo.Dims) : null,
-                    ins[2].RequiresGrad ? (g * av * (1f - pos)).SumToShape(up.Dims) : null];
-        }, "BoundRelax");
-        // The zero stand-in for a missing bias is made only when a gradient is recorded (on a GPU it is a launch).
-        if (bias != null && GradMode.IsEnabled && (a3.RequiresGrad || bL3 is { RequiresGrad: true } || bU3 is { RequiresGrad: true }))
-        {
-            var zero = Tensor.Zeros([1, 1, 1], a.Device);
-            Tensor[] ins = [a3, bL3 ?? zero, bU3 ?? zero];
-            bias = GradRecorder.Record(bias, ins, (g, xs) =>
-            {
-                var av = xs[0].Detach();
-                var pos = Tensor.Ge(av, 0f);
-                var g3 = g.Reshape(b, r, 1);
-                return [xs[0].RequiresGrad ? g3 * Tensor.Where(pos, xs[1].Detach(), xs[2].Detach()) : null,
-                        xs[1].RequiresGrad ? (g3 * av * pos).SumToShape(xs[1].Dims) : null,
-                        xs[2].RequiresGrad ? (g3 * av * (1f - pos)).SumToShape(xs[2].Dims) : null];
-            }, "BoundRelaxBias");
-        }
+        // One node for both outputs: its backward kernel reads a once for the gradients of y and of the bias. An absent
+        // bias's stand-in (a shared scalar: no launch) is never read.
+        var zero = Tensor.ScalarOperand(0f, a.Device);
+        Tensor[] ins = [a3, aL3, aU3, bL3 ?? zero, bU3 ?? zero];
+        bool hasLow = bL3 != null, hasUp = bU3 != null;
+        if (bias != null)
+            GradRecorder.RecordMulti([y, bias], ins, (g, xs) => RelaxBackward(g[0], g[1], xs, hasLow, hasUp, b, r, n), "BoundRelax");
+        else
+            GradRecorder.RecordMulti([y], ins, (g, xs) => RelaxBackward(g[0], null, xs, false, false, b, r, n), "BoundRelax");
         return (y.Reshape(a.Dims), bias, mag);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Relax"/> (<see cref="IKernels.BoundRelaxBackward"/>) with gy [B, R, n] (gradient of y,
+    /// or null) and gb [B, R] (of the bias, or null); ins = [a, lowSlope, upSlope, lowBias, upBias] ([B, 1 or R, n]; a
+    /// bias absent when its flag is false). Returns gradients for the inputs that require them.
+    /// </summary>
+    private static Tensor?[] RelaxBackward(Tensor? gy, Tensor? gb, Tensor[] ins, bool hasLowBias, bool hasUpBias, int batch, int rows, int n)
+    {
+        var a = ins[0];
+        var ga = a.RequiresGrad ? a.NewEmpty(a.Dims) : null;
+        Tensor? Grad(int i, bool present, Tensor? from) => present && from != null && ins[i].RequiresGrad ? ins[i].NewEmpty(ins[i].Dims) : null;
+        var gls = Grad(1, true, gy); var gus = Grad(2, true, gy);
+        var glb = Grad(3, hasLowBias, gb); var gub = Grad(4, hasUpBias, gb);
+        if (ga == null && gls == null && gus == null && glb == null && gub == null) return [null, null, null, null, null];
+        a.K.BoundRelaxBackward(a.Buf, ins[1].Buf, ins[1].Dims[1], hasLowBias ? ins[3].Buf : default, hasLowBias ? ins[3].Dims[1] : 1,
+                               ins[2].Buf, ins[2].Dims[1], hasUpBias ? ins[4].Buf : default, hasUpBias ? ins[4].Dims[1] : 1,
+                               gy?.Buf ?? default, gb?.Buf ?? default, ga?.Buf ?? default, gls?.Buf ?? default, gus?.Buf ?? default,
+                               glb?.Buf ?? default, gub?.Buf ?? default, batch, rows, n);
+        return [ga, gls, gus, glb, gub];
     }
 
     /// <summary>
@@ -99,22 +92,32 @@ internal static class FusedBounds
         a.K.BoundDot(a3.Buf, c3.Buf, sc, r3?.Buf ?? default, sr, eps, value.Buf, mag.Buf, b, r, n, accumulate);
         if (accumulate) return (value, mag);
         Tensor[] ins = r3 == null ? [a3, c3] : [a3, c3, r3];
-        value = GradRecorder.Record(value, ins, (g, xs) =>
-        {
-            if (xs[0].Device == Device.Cpu) return FusedBoundsCpu.DotBackward(g, xs, eps, b, r, n);
-            var av = xs[0].Detach();
-            var g3 = g.Reshape(b, r, 1);
-            var grads = new Tensor?[xs.Length];
-            if (xs[0].RequiresGrad)
-            {
-                var spread = xs.Length > 2 ? av.Sign() * xs[2].Detach() : av.Sign() * eps;
-                grads[0] = g3 * (xs[1].Detach() - spread);
-            }
-            if (xs[1].RequiresGrad) grads[1] = (g3 * av).SumToShape(xs[1].Dims);
-            if (xs.Length > 2 && xs[2].RequiresGrad) grads[2] = -(g3 * av.Abs()).SumToShape(xs[2].Dims);
-            return grads;
-        }, "BoundDot");
+        value = GradRecorder.Record(value, ins, (g, xs) => DotBackward(g, xs, eps, b, r, n), "BoundDot");
         return (value, mag);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Dot"/> for g [B, R]: d/da = g·(c − sign(a)·radius) (or sign(a)·eps) in one kernel
+    /// (<see cref="IKernels.BoundDotBackward"/>); the gradients of c and radius (rarely needed: they are usually data)
+    /// use the composition.
+    /// </summary>
+    private static Tensor?[] DotBackward(Tensor g, Tensor[] xs, float eps, int batch, int rows, int n)
+    {
+        var grads = new Tensor?[xs.Length];
+        var av = xs[0].Detach();
+        var g3 = g.Reshape(batch, rows, 1);
+        if (xs[0].RequiresGrad)
+        {
+            var ga = av.NewEmpty(av.Dims);
+            int cStride = xs[1].Dims[0] == 1 && batch > 1 ? 0 : n;
+            bool withRadius = xs.Length > 2;
+            int rStride = withRadius ? (xs[2].Dims[0] == 1 && batch > 1 ? 0 : n) : 0;
+            av.K.BoundDotBackward(av.Buf, xs[1].Buf, cStride, withRadius ? xs[2].Buf : default, rStride, eps, g.Buf, ga.Buf, batch, rows, n);
+            grads[0] = ga;
+        }
+        if (xs[1].RequiresGrad) grads[1] = (g3 * av).SumToShape(xs[1].Dims);
+        if (xs.Length > 2 && xs[2].RequiresGrad) grads[2] = -(g3 * av.Abs()).SumToShape(xs[2].Dims);
+        return grads;
     }
 
     /// <summary>

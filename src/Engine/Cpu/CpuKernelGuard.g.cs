@@ -145,6 +145,33 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(gUpper.Storage);
     }
 
+    public void BoundRelaxBackward(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf gy, Engine.Tensors.Buf gBias, Engine.Tensors.Buf gA, Engine.Tensors.Buf gLowSlope, Engine.Tensors.Buf gUpSlope, Engine.Tensors.Buf gLowBias, Engine.Tensors.Buf gUpBias, int batch, int rows, int n)
+    {
+        Inner.BoundRelaxBackward(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, gy, gBias, gA, gLowSlope, gUpSlope, gLowBias, gUpBias, batch, rows, n);
+        GC.KeepAlive(a.Storage);
+        GC.KeepAlive(lowSlope.Storage);
+        GC.KeepAlive(lowBias.Storage);
+        GC.KeepAlive(upSlope.Storage);
+        GC.KeepAlive(upBias.Storage);
+        GC.KeepAlive(gy.Storage);
+        GC.KeepAlive(gBias.Storage);
+        GC.KeepAlive(gA.Storage);
+        GC.KeepAlive(gLowSlope.Storage);
+        GC.KeepAlive(gUpSlope.Storage);
+        GC.KeepAlive(gLowBias.Storage);
+        GC.KeepAlive(gUpBias.Storage);
+    }
+
+    public void BoundDotBackward(Engine.Tensors.Buf a, Engine.Tensors.Buf c, int cBatchStride, Engine.Tensors.Buf radius, int radiusBatchStride, float eps, Engine.Tensors.Buf g, Engine.Tensors.Buf gA, int batch, int rows, int n)
+    {
+        Inner.BoundDotBackward(a, c, cBatchStride, radius, radiusBatchStride, eps, g, gA, batch, rows, n);
+        GC.KeepAlive(a.Storage);
+        GC.KeepAlive(c.Storage);
+        GC.KeepAlive(radius.Storage);
+        GC.KeepAlive(g.Storage);
+        GC.KeepAlive(gA.Storage);
+    }
+
     public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
         Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);

@@ -272,6 +272,122 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <inheritdoc/>
+    public void BoundRelaxBackward(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                                   Buf upBias, int upBiasRows, Buf gy, Buf gBias, Buf gA, Buf gLowSlope, Buf gUpSlope, Buf gLowBias,
+                                   Buf gUpBias, int batch, int rows, int n)
+    {
+        static float* Opt(Buf b) => b.Storage == null ? null : P(b);
+        float* pa = P(a), pls = P(lowSlope), pus = P(upSlope), plb = Opt(lowBias), pub = Opt(upBias);
+        float* pgy = Opt(gy), pgb = Opt(gBias), pga = Opt(gA);
+        float* pgls = Opt(gLowSlope), pgus = Opt(gUpSlope), pglb = Opt(gLowBias), pgub = Opt(gUpBias);
+        // The operands' gradients are sums over rows: start from zero.
+        if (pgls != null) new Span<float>(pgls, batch * lowSlopeRows * n).Clear();
+        if (pgus != null) new Span<float>(pgus, batch * upSlopeRows * n).Clear();
+        if (pglb != null) new Span<float>(pglb, batch * lowBiasRows * n).Clear();
+        if (pgub != null) new Span<float>(pgub, batch * upBiasRows * n).Clear();
+        // By example: the gradients of per-example operands ([B, 1, n]) are sums over that example's rows only, in order.
+        CpuThreads.For(batch, 1, (s, e) =>
+        {
+            for (int b = s; b < e; b++)
+                for (int r = 0; r < rows; r++)
+                {
+                    long row = (long)b * rows + r;
+                    RelaxBackwardRow(pa + row * n, n,
+                        pgy == null ? null : pgy + row * n, pgb == null ? 0f : pgb[row],
+                        pls + RowOffset(b, r, lowSlopeRows, n), pus + RowOffset(b, r, upSlopeRows, n),
+                        plb == null ? null : plb + RowOffset(b, r, lowBiasRows, n), pub == null ? null : pub + RowOffset(b, r, upBiasRows, n),
+                        pga == null ? null : pga + row * n,
+                        pgls == null ? null : pgls + RowOffset(b, r, lowSlopeRows, n), pgus == null ? null : pgus + RowOffset(b, r, upSlopeRows, n),
+                        pglb == null ? null : pglb + RowOffset(b, r, lowBiasRows, n), pgub == null ? null : pgub + RowOffset(b, r, upBiasRows, n));
+                }
+        });
+    }
+
+    /// <summary>One row of <see cref="BoundRelaxBackward"/>; the operands' gradients are added to (every element, 0 where the other side applies).</summary>
+    private static void RelaxBackwardRow(float* a, int n, float* gy, float gb, float* ls, float* us, float* lb, float* ub,
+                                         float* ga, float* gls, float* gus, float* glb, float* gub)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var zero = Vector512<float>.Zero;
+            var vgb = Vector512.Create(gb);
+            for (; i <= n - 16; i += 16)
+            {
+                var v = Vector512.Load(a + i);
+                var pos = Vector512.GreaterThanOrEqual(v, zero);
+                var g = gy == null ? zero : Vector512.Load(gy + i);
+                if (ga != null)
+                {
+                    var t = g * Vector512.ConditionalSelect(pos, Vector512.Load(ls + i), Vector512.Load(us + i));
+                    if (lb != null || ub != null)
+                        t += vgb * Vector512.ConditionalSelect(pos, lb == null ? zero : Vector512.Load(lb + i), ub == null ? zero : Vector512.Load(ub + i));
+                    t.Store(ga + i);
+                }
+                var gv = g * v;
+                if (gls != null) (Vector512.Load(gls + i) + Vector512.ConditionalSelect(pos, gv, zero)).Store(gls + i);
+                if (gus != null) (Vector512.Load(gus + i) + Vector512.ConditionalSelect(pos, zero, gv)).Store(gus + i);
+                var bv = vgb * v;
+                if (glb != null) (Vector512.Load(glb + i) + Vector512.ConditionalSelect(pos, bv, zero)).Store(glb + i);
+                if (gub != null) (Vector512.Load(gub + i) + Vector512.ConditionalSelect(pos, zero, bv)).Store(gub + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = a[i];
+            bool pos = v >= 0;
+            float g = gy == null ? 0f : gy[i];
+            if (ga != null)
+            {
+                float t = g * (pos ? ls[i] : us[i]);
+                if (lb != null || ub != null) t += gb * (pos ? (lb == null ? 0f : lb[i]) : (ub == null ? 0f : ub[i]));
+                ga[i] = t;
+            }
+            float gv = g * v, bv = gb * v;
+            if (gls != null) gls[i] += pos ? gv : 0f;
+            if (gus != null) gus[i] += pos ? 0f : gv;
+            if (glb != null) glb[i] += pos ? bv : 0f;
+            if (gub != null) gub[i] += pos ? 0f : bv;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void BoundDotBackward(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf g, Buf gA, int batch, int rows, int n)
+    {
+        float* pa = P(a), pc = P(c), pr = radius.Storage == null ? null : P(radius), pg = P(g), pga = P(gA);
+        CpuThreads.For(batch * rows, Math.Max(1, 16384 / Math.Max(1, n)), (s, e) =>
+        {
+            for (int row = s; row < e; row++)
+            {
+                int b = row / rows;
+                float* ar = pa + (long)row * n, gr = pga + (long)row * n, cr = pc + (long)b * cBatchStride;
+                float* rad = pr == null ? null : pr + (long)b * radiusBatchStride;
+                float gv = pg[row];
+                int i = 0;
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    var vg = Vector512.Create(gv); var ve = Vector512.Create(eps);
+                    var one = Vector512.Create(1f); var zero = Vector512<float>.Zero;
+                    for (; i <= n - 16; i += 16)
+                    {
+                        var v = Vector512.Load(ar + i);
+                        var sign = Vector512.ConditionalSelect(Vector512.GreaterThan(v, zero), one, zero)
+                                 - Vector512.ConditionalSelect(Vector512.LessThan(v, zero), one, zero);
+                        var spread = sign * (rad == null ? ve : Vector512.Load(rad + i));
+                        (vg * (Vector512.Load(cr + i) - spread)).Store(gr + i);
+                    }
+                }
+                for (; i < n; i++)
+                {
+                    float v = ar[i];
+                    float sign = v > 0 ? 1f : v < 0 ? -1f : 0f;
+                    gr[i] = gv * (cr[i] - sign * (rad == null ? eps : rad[i]));
+                }
+            }
+        });
+    }
+
+    /// <inheritdoc/>
     public void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         float* pa = P(a), pc = P(c), pv = P(value), pm = P(mag);

@@ -185,6 +185,58 @@ public sealed partial class KernelSelfTest
                 c.Compare("mag", mag!, Tol.Sum, m);
             }
         });
+        Add("BoundRelaxBackward", c =>
+        {
+            // (batch, rows, n, lowSlopeRows, lowBiasRows (0: empty), upSlopeRows, upBiasRows (0: empty), gy given, gBias given)
+            (int, int, int, int, int, int, int, bool, bool)[] cases =
+            [
+                (2, 3, 17, 1, 1, 3, 3, true, true), (1, 5, 1000, 5, 5, 1, 1, true, true), (3, 4, 33, 4, 0, 4, 4, true, false),
+                (2, 3, 9, 1, 0, 1, 0, true, false), (1, 2, 40000, 1, 1, 2, 2, false, true), (1, 1, 1, 1, 1, 1, 1, true, true),
+                (4, 2, 7, 2, 2, 1, 0, true, true),
+            ];
+            foreach (var (batch, rows, n, lsr, lbr, usr, ubr, withGy, withGb) in cases)
+            {
+                c.Case($"batch={batch} rows={rows} n={n} slope rows {lsr}/{usr} bias rows {lbr}/{ubr} (0 = none){(withGy ? " gy" : "")}{(withGb ? " gBias" : "")}");
+                int total = batch * rows * n;
+                var a = c.In(c.Sprinkle(c.U(total), 0f, -0f, 0f));
+                var ls = c.In(c.U(batch * lsr * n, 0f, 1f)); var us = c.In(c.U(batch * usr * n, 0f, 1f));
+                var lb = lbr == 0 ? null : c.In(c.U(batch * lbr * n)); var ub = ubr == 0 ? null : c.In(c.U(batch * ubr * n));
+                var gy = withGy ? c.In(c.U(total)) : null;
+                var gb = withGb ? c.In(c.U(batch * rows)) : null;
+                var ga = c.Out(total);
+                var gls = c.Out(batch * lsr * n); var gus = c.Out(batch * usr * n);
+                var glb = lbr == 0 ? null : c.Out(batch * lbr * n); var gub = ubr == 0 ? null : c.Out(batch * ubr * n);
+                Buf B(Pair? p, Side s) => p == null ? default : p[s];
+                c.Run((k, s) => k.BoundRelaxBackward(a[s], ls[s], lsr, B(lb, s), Math.Max(1, lbr), us[s], usr, B(ub, s), Math.Max(1, ubr),
+                                                     B(gy, s), B(gb, s), ga[s], gls[s], gus[s], B(glb, s), B(gub, s), batch, rows, n));
+                c.Compare("gA", ga, Tol.Exact);
+                c.Compare("gLowSlope", gls, Tol.Sum);
+                c.Compare("gUpSlope", gus, Tol.Sum);
+                if (glb != null) c.Compare("gLowBias", glb, Tol.Sum);
+                if (gub != null) c.Compare("gUpBias", gub, Tol.Sum);
+            }
+        });
+        Add("BoundDotBackward", c =>
+        {
+            // (batch, rows, n, c shared by the batch, radius: 0 none / 1 per example / 2 shared, eps)
+            (int, int, int, bool, int, float)[] cases =
+            [
+                (2, 3, 17, false, 0, 0.1f), (1, 5, 1000, true, 1, 0f), (3, 4, 33, false, 2, 0.25f), (1, 2, 40000, false, 1, 0f),
+                (1, 1, 1, true, 0, 0.5f), (4, 9, 5, true, 2, 0f),
+            ];
+            foreach (var (batch, rows, n, shared, rad, eps) in cases)
+            {
+                c.Case($"batch={batch} rows={rows} n={n} c {(shared ? "shared" : "per example")} radius {(rad == 0 ? "none" : rad == 1 ? "per example" : "shared")} eps={eps}");
+                int cStride = shared ? 0 : n, rStride = rad == 2 ? 0 : n;
+                var a = c.In(c.Sprinkle(c.U(batch * rows * n), 0f, -0f, float.NaN));
+                var cv = c.In(c.U(shared ? n : batch * n, -2f, 2f));
+                var radius = rad == 0 ? null : c.In(c.U(rad == 2 ? n : batch * n, 0f, 0.3f));
+                var g = c.In(c.U(batch * rows, -2f, 2f));
+                var ga = c.Out(batch * rows * n);
+                c.Run((k, s) => k.BoundDotBackward(a[s], cv[s], cStride, radius == null ? default : radius[s], rStride, eps, g[s], ga[s], batch, rows, n));
+                c.Compare("gA", ga, Tol.Exact);
+            }
+        });
         Add("BoundDot", c =>
         {
             // (batch, rows, n, c shared by the batch, radius: 0 none / 1 per example / 2 shared, eps)

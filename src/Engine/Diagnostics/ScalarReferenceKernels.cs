@@ -298,6 +298,27 @@ internal sealed class ScalarReferenceKernels : IKernels
         if (lowBias.Storage != null || upBias.Storage != null) { W(bias, Accumulated(bias, bs, accumulate)); W(mag, Accumulated(mag, ms, accumulate)); }
     }
 
+    public void BoundRelaxBackward(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                                   Buf upBias, int upBiasRows, Buf gy, Buf gBias, Buf gA, Buf gLowSlope, Buf gUpSlope, Buf gLowBias,
+                                   Buf gUpBias, int batch, int rows, int n)
+    {
+        int len = batch * rows * n;
+        var (ga, gls, gus, glb, gub) = BoundsReference.RelaxBackward(R(a, len), R(lowSlope, batch * lowSlopeRows * n), lowSlopeRows,
+            ROpt(lowBias, batch * lowBiasRows * n), lowBiasRows, R(upSlope, batch * upSlopeRows * n), upSlopeRows,
+            ROpt(upBias, batch * upBiasRows * n), upBiasRows, ROpt(gy, len), ROpt(gBias, batch * rows), batch, rows, n);
+        if (gA.Storage != null) W(gA, ga);
+        if (gLowSlope.Storage != null) W(gLowSlope, gls);
+        if (gUpSlope.Storage != null) W(gUpSlope, gus);
+        if (gLowBias.Storage != null) W(gLowBias, glb);
+        if (gUpBias.Storage != null) W(gUpBias, gub);
+    }
+
+    public void BoundDotBackward(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf g, Buf gA, int batch, int rows, int n)
+    {
+        int cLen = (batch - 1) * cBatchStride + n, rLen = (batch - 1) * radiusBatchStride + n;
+        W(gA, BoundsReference.DotBackward(R(a, batch * rows * n), R(c, cLen), cBatchStride, ROpt(radius, rLen), radiusBatchStride, eps, R(g, batch * rows), batch, rows, n));
+    }
+
     public void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho)
     {
         var (c, m) = BoundsReference.IbpCenterMargin(R(lower, n), R(upper, n), rho);

@@ -16,6 +16,18 @@ public partial interface IKernels
                     Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate);
 
     /// <summary>
+    /// The backward pass of <see cref="BoundRelax"/> (certified training) from gy [batch, rows, n] and gBias
+    /// [batch, rows] (either may be empty: zeros): gA = gy·(a ≥ 0 ? lowSlope : upSlope) + gBias·(a ≥ 0 ? lowBias :
+    /// upBias) (the second term only when a bias is given; an absent one reads as 0); gLowSlope = Σ gy·a over a ≥ 0 and
+    /// gUpSlope = Σ gy·a over a &lt; 0, gLowBias and gUpBias likewise with gBias — summed over the rows, in row order,
+    /// where the operand has one row per example. Each output may be empty (not wanted); the operands' gradients are
+    /// written, not added to.
+    /// </summary>
+    void BoundRelaxBackward(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows,
+                            Buf upBias, int upBiasRows, Buf gy, Buf gBias, Buf gA, Buf gLowSlope, Buf gUpSlope, Buf gLowBias,
+                            Buf gUpBias, int batch, int rows, int n);
+
+    /// <summary>
     /// CROWN's ReLU relaxation from pre-activation bounds, element-wise over n: for an unstable neuron (l &lt; 0 &lt; u)
     /// upSlope = u / (u − l), upBias = (−upSlope)·l and lowSlope = (u ≥ −l ? 1 : 0); otherwise upSlope = lowSlope =
     /// (l ≥ 0 ? 1 : 0) and upBias = 0. The same float operations as the element-wise composition in ReluOp, so the
@@ -75,6 +87,12 @@ public partial interface IKernels
     /// are added to what value and mag hold (one float add each) instead of overwriting it.
     /// </summary>
     void BoundDot(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf value, Buf mag, int batch, int rows, int n, bool accumulate);
+
+    /// <summary>
+    /// The backward pass of <see cref="BoundDot"/>'s value with respect to a, for its gradient g [batch, rows]:
+    /// gA = g·(c − sign(a)·radius) (radius non-empty) or g·(c − sign(a)·eps), sign(0) = 0; c and radius as in BoundDot.
+    /// </summary>
+    void BoundDotBackward(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf g, Buf gA, int batch, int rows, int n);
 
     /// <summary>
     /// Rows of the transposed convolution applied to signed one-hot coefficients (CROWN's start on selected neurons of

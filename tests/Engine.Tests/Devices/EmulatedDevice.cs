@@ -174,6 +174,10 @@ internal class EmulatedKernels : IKernels
 
     public virtual void ReluRelaxationBackward(Buf lower, Buf upper, Buf gUpSlope, Buf gUpBias, Buf gLower, Buf gUpper, int n) => Inner.ReluRelaxationBackward(M(lower), M(upper), M(gUpSlope), M(gUpBias), M(gLower), M(gUpper), n);
 
+    public virtual void BoundRelaxBackward(Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows, Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, Buf gy, Buf gBias, Buf gA, Buf gLowSlope, Buf gUpSlope, Buf gLowBias, Buf gUpBias, int batch, int rows, int n) => Inner.BoundRelaxBackward(M(a), M(lowSlope), lowSlopeRows, M(lowBias), lowBiasRows, M(upSlope), upSlopeRows, M(upBias), upBiasRows, M(gy), M(gBias), M(gA), M(gLowSlope), M(gUpSlope), M(gLowBias), M(gUpBias), batch, rows, n);
+
+    public virtual void BoundDotBackward(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf g, Buf gA, int batch, int rows, int n) => Inner.BoundDotBackward(M(a), M(c), cBatchStride, M(radius), radiusBatchStride, eps, M(g), M(gA), batch, rows, n);
+
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
     public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);

@@ -158,6 +158,52 @@ public static class BoundsReference
         return (y, bias, mag);
     }
 
+    /// <summary>
+    /// See <see cref="Tensors.IKernels.BoundRelaxBackward"/>; null gradients and biases are zeros. Returns (gA, gLowSlope,
+    /// gUpSlope, gLowBias, gUpBias), the operands' gradients shaped as the operands (an absent bias: its rows' shape).
+    /// </summary>
+    public static (float[] GA, float[] GLowSlope, float[] GUpSlope, float[] GLowBias, float[] GUpBias) RelaxBackward(
+        float[] a, float[] lowSlope, int lowSlopeRows, float[]? lowBias, int lowBiasRows, float[] upSlope, int upSlopeRows,
+        float[]? upBias, int upBiasRows, float[]? gy, float[]? gBias, int batch, int rows, int n)
+    {
+        var ga = new float[a.Length];
+        var gls = new float[batch * lowSlopeRows * n]; var gus = new float[batch * upSlopeRows * n];
+        var glb = new float[batch * lowBiasRows * n]; var gub = new float[batch * upBiasRows * n];
+        bool withBias = lowBias != null || upBias != null;
+        for (int b = 0; b < batch; b++)
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < n; i++)
+                {
+                    int at = (b * rows + r) * n + i;
+                    int Of(int tRows) => (b * tRows + (tRows == 1 ? 0 : r)) * n + i;
+                    float v = a[at], g = gy == null ? 0f : gy[at], gb = gBias == null ? 0f : gBias[b * rows + r];
+                    bool pos = v >= 0f;
+                    float t = g * (pos ? lowSlope[Of(lowSlopeRows)] : upSlope[Of(upSlopeRows)]);
+                    if (withBias) t += gb * (pos ? (lowBias == null ? 0f : lowBias[Of(lowBiasRows)]) : (upBias == null ? 0f : upBias[Of(upBiasRows)]));
+                    ga[at] = t;
+                    if (pos) { gls[Of(lowSlopeRows)] += g * v; glb[Of(lowBiasRows)] += gb * v; }
+                    else { gus[Of(upSlopeRows)] += g * v; gub[Of(upBiasRows)] += gb * v; }
+                }
+        return (ga, gls, gus, glb, gub);
+    }
+
+    /// <summary>See <see cref="Tensors.IKernels.BoundDotBackward"/>.</summary>
+    public static float[] DotBackward(float[] a, float[] c, int cBatchStride, float[]? radius, int radiusBatchStride, float eps, float[] g, int batch, int rows, int n)
+    {
+        var ga = new float[a.Length];
+        for (int b = 0; b < batch; b++)
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < n; i++)
+                {
+                    int at = (b * rows + r) * n + i;
+                    float v = a[at];
+                    float sign = v > 0f ? 1f : v < 0f ? -1f : 0f;
+                    float spread = sign * (radius == null ? eps : radius[b * radiusBatchStride + i]);
+                    ga[at] = g[b * rows + r] * (c[b * cBatchStride + i] - spread);
+                }
+        return ga;
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.BoundDot"/>; a null radius means eps·Σ|a|. Returns (value, mag).</summary>
     public static (float[] Value, float[] Mag) Dot(float[] a, float[] c, int cBatchStride, float[]? radius, int radiusBatchStride, float eps, int batch, int rows, int n)
     {
