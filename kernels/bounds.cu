@@ -108,6 +108,39 @@ extern "C" __global__ void ibp_combine(const float* __restrict__ center, const f
     }
 }
 
+// IBP's ReLU and the next affine layer's centre / margin in one pass: lo = max(l, 0), hi = max(u, 0) (IEEE maximum),
+// then ibp_center_margin's operations on (lo, hi), each rounded on its own.
+extern "C" __global__ void ibp_relu(const float* __restrict__ lower, const float* __restrict__ upper, float* __restrict__ lo,
+                                    float* __restrict__ hi, float* __restrict__ center, float* __restrict__ margin, int n, float rho)
+{
+    const float k = __fadd_rn(1.f, rho);
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float a = engine_max(lower[i], 0.f), b = engine_max(upper[i], 0.f);
+        lo[i] = a;
+        hi[i] = b;
+        float c = __fmul_rn(__fadd_rn(a, b), 0.5f);
+        center[i] = c;
+        margin[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(b, a), 0.5f), k), __fmul_rn(fabsf(c), rho));
+    }
+}
+
+// Backward of ibp_relu: a = gc·0.5, b = gm·hk (hk = 0.5·(1 + rho), rounded by the host), gl = l > 0 ? gLo + (a - b) : 0,
+// gu = u > 0 ? gHi + (a + b) : 0; absent gradients read as 0.
+extern "C" __global__ void ibp_relu_backward(const float* __restrict__ lower, const float* __restrict__ upper, const float* __restrict__ gLo,
+                                             const float* __restrict__ gHi, const float* __restrict__ gc, const float* __restrict__ gm,
+                                             float* __restrict__ gl, float* __restrict__ gu, int hasLo, int hasHi, int hasC, int hasM,
+                                             int hasL, int hasU, int n, float hk)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    {
+        float a = hasC ? __fmul_rn(gc[i], 0.5f) : 0.f, b = hasM ? __fmul_rn(gm[i], hk) : 0.f;
+        float dlo = __fadd_rn(hasLo ? gLo[i] : 0.f, __fsub_rn(a, b)), dhi = __fadd_rn(hasHi ? gHi[i] : 0.f, __fadd_rn(a, b));
+        if (hasL) gl[i] = lower[i] > 0.f ? dlo : 0.f;
+        if (hasU) gu[i] = upper[i] > 0.f ? dhi : 0.f;
+    }
+}
+
 // Backward of ibp_center_margin (|center|·rho detached): a = gc·0.5, b = gm·hk (hk = 0.5·(1 + rho), rounded by the
 // host as the CPU rounds it), gl = a - b, gu = a + b; an absent gradient reads as 0, an absent output is not written.
 extern "C" __global__ void ibp_center_margin_backward(const float* __restrict__ gc, const float* __restrict__ gm, float* __restrict__ gl,

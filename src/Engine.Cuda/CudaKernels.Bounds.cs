@@ -88,6 +88,33 @@ internal sealed partial class CudaKernels
     }
 
     /// <inheritdoc/>
+    public void IbpRelu(Buf lower, Buf upper, Buf lo, Buf hi, Buf center, Buf margin, int n, float rho)
+    {
+        if (!ElementwiseBuffers(nameof(IbpRelu), n, (lower, "lower"), (upper, "upper"), (lo, "lo"), (hi, "hi"), (center, "center"), (margin, "margin"))) return;
+        var p = new KernelParams();
+        p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(Ptr(lo)); p.Pointer(Ptr(hi)); p.Pointer(Ptr(center)); p.Pointer(Ptr(margin));
+        p.Int(n); p.Float(rho);
+        Launch1D("bounds", "ibp_relu", n, ref p);
+    }
+
+    /// <inheritdoc/>
+    public void IbpReluBackward(Buf lower, Buf upper, Buf gLo, Buf gHi, Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
+    {
+        const string K = nameof(IbpReluBackward);
+        if (!ElementwiseBuffers(K, n, (lower, "lower"), (upper, "upper"))) return;
+        bool hasLo = Optional(gLo, n, K, "gLo"), hasHi = Optional(gHi, n, K, "gHi");
+        bool hasC = Optional(gCenter, n, K, "gCenter"), hasM = Optional(gMargin, n, K, "gMargin");
+        bool hasL = Optional(gLower, n, K, "gLower"), hasU = Optional(gUpper, n, K, "gUpper");
+        if (!hasL && !hasU) return;
+        var p = new KernelParams();
+        p.Pointer(Ptr(lower)); p.Pointer(Ptr(upper)); p.Pointer(hasLo ? Ptr(gLo) : 0UL); p.Pointer(hasHi ? Ptr(gHi) : 0UL);
+        p.Pointer(hasC ? Ptr(gCenter) : 0UL); p.Pointer(hasM ? Ptr(gMargin) : 0UL); p.Pointer(hasL ? Ptr(gLower) : 0UL); p.Pointer(hasU ? Ptr(gUpper) : 0UL);
+        p.Int(hasLo ? 1 : 0); p.Int(hasHi ? 1 : 0); p.Int(hasC ? 1 : 0); p.Int(hasM ? 1 : 0); p.Int(hasL ? 1 : 0); p.Int(hasU ? 1 : 0);
+        p.Int(n); p.Float(0.5f * (1 + rho));   // the CPU's hk, rounded on the host as there
+        Launch1D("bounds", "ibp_relu_backward", n, ref p);
+    }
+
+    /// <inheritdoc/>
     public void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
     {
         const string K = nameof(IbpCenterMarginBackward);

@@ -47,31 +47,19 @@ internal static class BoundRules
             if (bias != null) mag = mag + bias.Detach().Abs();
             radius = l2RowNorm() * (ball.Eps * (1 + rho)) + mag * rho + o.RoundingAbsolute;
         }
-        else if (IbpFused.Applies(x.Probe))
-        {
-            var (c, m) = x.Prepared is { } p && p.Rho == rho ? (p.C, p.M) : IbpFused.CenterMargin(x.Lower, x.Upper, rho);
-            center = apply(c);
-            var rad = applyAbs(m);
-            var extra = Margin(bias?.Detach().Abs(), center, o);
-            // IBP alone: the bounds are made only if something reads them (a following ReLU reads center and rad).
-            return o.IbpOnly ? IbpFused.CombineLazy(center, rad, extra) : IbpFused.Combine(center, rad, extra);
-        }
         else
         {
-            // Other devices: the element-wise steps in one kernel each, forward and backward (the same float operations
-            // as the composition below, which remains for operands the kernels do not take).
-            if (x.Lower.Device == x.Upper.Device && ShapeUtil.SameShape(x.Lower.Dims, x.Upper.Dims))
+            // The centre / margin step (or the preceding fused ReLU's) and the combine in one kernel each, forward and
+            // backward, on every device: the same float operations as the composition they replace.
+            var (c, m) = x.Prepared is { } p && p.Rho == rho ? (p.C, p.M) : IbpFused.CenterMargin(x.Lower, x.Upper, rho);
+            center = apply(c);
+            radius = applyAbs(m);
+            if (IbpFused.Applies(x.Probe))
             {
-                var (c, m) = IbpFused.CenterMargin(x.Lower, x.Upper, rho);
-                center = apply(c);
-                radius = applyAbs(m);
-            }
-            else
-            {
-                var c = x.Center;
-                var r = x.Radius;
-                center = apply(c);
-                radius = applyAbs(r * (1 + rho) + c.Detach().Abs() * rho);
+                // The CPU's combine: with IBP alone the bounds are made only if something reads them (a following ReLU
+                // reads center and rad).
+                var extra = Margin(bias?.Detach().Abs(), center, o);
+                return o.IbpOnly ? IbpFused.CombineLazy(center, radius, extra) : IbpFused.Combine(center, radius, extra);
             }
             if (IbpFused.CombineWithBias(center, radius, bias?.Detach(), rho, o.RoundingAbsolute) is { } combined) return combined;
             radius = bias != null ? radius + (bias.Detach().Abs() * rho + o.RoundingAbsolute) : radius + o.RoundingAbsolute;

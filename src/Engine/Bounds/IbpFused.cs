@@ -7,12 +7,12 @@ namespace Engine.Bounds;
 
 /// <summary>
 /// Fusions of the element-wise parts of the IBP affine rule (<see cref="BoundRules.Affine"/>): the step from an
-/// interval to the centre and the rounding-widened radius, and the step from the two products back to an interval.
-/// Each is one pass (and one pass backward) instead of the eight and four tensor ops they replace, and each computes
-/// the same float32 operations in the same order, so the bounds are bit-identical to the composition. The centre /
-/// margin step and the bias-form combine run on every device through the kernel interface (forward and backward,
-/// <see cref="IKernels.IbpCenterMargin"/>, <see cref="IKernels.IbpCombine"/> and their backward members); the ReLU
-/// fusions and the lazy combine are the CPU's.
+/// interval to the centre and the rounding-widened radius (alone, or fused with the ReLU before it), and the step from
+/// the two products back to an interval. Each is one pass (and one pass backward) instead of the eight and four tensor
+/// ops they replace, and each computes the same float32 operations in the same order, so the bounds are bit-identical
+/// to the composition. They run on every device through the kernel interface (<see cref="IKernels.IbpCenterMargin"/>,
+/// <see cref="IKernels.IbpRelu"/>, <see cref="IKernels.IbpCombine"/> and their backward members); the lazy combine and
+/// the ReLU of a combine (IBP-only computations) are the CPU's.
 /// </summary>
 internal static unsafe class IbpFused
 {
@@ -115,69 +115,15 @@ internal static unsafe class IbpFused
         var c = l.NewEmpty(l.Dims);
         var m = l.NewEmpty(l.Dims);
         int n = l.Numel;
-        float* pl = Ptr(l), pu = Ptr(u), plo = Ptr(lo), phi = Ptr(hi), pc = Ptr(c), pm = Ptr(m);
-        float k = 1 + rho;
-        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        l.K.IbpRelu(l.Buf, u.Buf, lo.Buf, hi.Buf, c.Buf, m.Buf, n, rho);
+        GradRecorder.RecordMulti([lo, hi, c, m], [l, u], (g, ins) =>
         {
-            int i = s;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var zero = Vector512<float>.Zero; var half = Vector512.Create(0.5f); var vk = Vector512.Create(k); var vr = Vector512.Create(rho);
-                for (; i <= e - 16; i += 16)
-                {
-                    var a = Vector512.Max(Vector512.Load(pl + i), zero);
-                    var b = Vector512.Max(Vector512.Load(pu + i), zero);
-                    a.Store(plo + i);
-                    b.Store(phi + i);
-                    var cc = (a + b) * half;
-                    cc.Store(pc + i);
-                    ((b - a) * half * vk + Vector512.Abs(cc) * vr).Store(pm + i);
-                }
-            }
-            for (; i < e; i++)
-            {
-                float a = MathF.Max(pl[i], 0f), b = MathF.Max(pu[i], 0f);
-                plo[i] = a;
-                phi[i] = b;
-                float cc = (a + b) * 0.5f, rr = (b - a) * 0.5f;
-                pc[i] = cc;
-                pm[i] = rr * k + MathF.Abs(cc) * rho;
-            }
-        });
-        GC.KeepAlive(l); GC.KeepAlive(u);
-        Tensor[] inputs = [l, u];
-        GradRecorder.RecordMulti([lo, hi, c, m], inputs, (g, ins) =>
-        {
-            // Through (c, m): d/dlo = 0.5·gc − 0.5·(1 + ρ)·gm, d/dhi = 0.5·gc + 0.5·(1 + ρ)·gm; through relu: where the input > 0.
+            if (g[0] == null && g[1] == null && g[2] == null && g[3] == null) return [null, null];
             var o0 = ins[0].RequiresGrad ? ins[0].NewEmpty(ins[0].Dims) : null;
             var o1 = ins[1].RequiresGrad ? ins[1].NewEmpty(ins[1].Dims) : null;
-            float* g0 = g[0] == null ? null : Ptr(g[0]!), g1 = g[1] == null ? null : Ptr(g[1]!);
-            float* gc = g[2] == null ? null : Ptr(g[2]!), gm = g[3] == null ? null : Ptr(g[3]!);
-            float* xl = Ptr(ins[0]), xu = Ptr(ins[1]);
-            float* p0 = o0 == null ? null : Ptr(o0), p1 = o1 == null ? null : Ptr(o1);
-            float hk = 0.5f * k;
-            CpuThreads.For(n, Simd.MinChunk, (s, e) =>
-            {
-                int i = s;
-                if (Vector512.IsHardwareAccelerated && g0 == null && g1 == null && gc != null && gm != null && p0 != null && p1 != null)
-                {
-                    var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk); var zero = Vector512<float>.Zero;
-                    for (; i <= e - 16; i += 16)
-                    {
-                        var a = Vector512.Load(gc + i) * vh; var b = Vector512.Load(gm + i) * vk;
-                        ((a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero)).Store(p0 + i);
-                        ((a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero)).Store(p1 + i);
-                    }
-                }
-                for (; i < e; i++)
-                {
-                    float a = gc == null ? 0f : gc[i] * 0.5f, b = gm == null ? 0f : gm[i] * hk;
-                    float dlo = (g0 == null ? 0f : g0[i]) + (a - b), dhi = (g1 == null ? 0f : g1[i]) + (a + b);
-                    if (p0 != null) p0[i] = xl[i] > 0 ? dlo : 0f;
-                    if (p1 != null) p1[i] = xu[i] > 0 ? dhi : 0f;
-                }
-            });
-            GC.KeepAlive(g); GC.KeepAlive(ins);
+            if (o0 != null || o1 != null)
+                ins[0].K.IbpReluBackward(ins[0].Detach().Buf, ins[1].Detach().Buf, g[0]?.Buf ?? default, g[1]?.Buf ?? default, g[2]?.Buf ?? default,
+                                         g[3]?.Buf ?? default, o0?.Buf ?? default, o1?.Buf ?? default, n, rho);
             return [o0, o1];
         }, "IbpRelu");
         return new Interval(lo, hi) { Prepared = new PreparedCenter(c, m, rho) };

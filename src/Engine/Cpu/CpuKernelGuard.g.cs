@@ -172,6 +172,30 @@ internal sealed partial class CpuKernelGuard
         GC.KeepAlive(gA.Storage);
     }
 
+    public void IbpRelu(Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, Engine.Tensors.Buf lo, Engine.Tensors.Buf hi, Engine.Tensors.Buf center, Engine.Tensors.Buf margin, int n, float rho)
+    {
+        Inner.IbpRelu(lower, upper, lo, hi, center, margin, n, rho);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+        GC.KeepAlive(lo.Storage);
+        GC.KeepAlive(hi.Storage);
+        GC.KeepAlive(center.Storage);
+        GC.KeepAlive(margin.Storage);
+    }
+
+    public void IbpReluBackward(Engine.Tensors.Buf lower, Engine.Tensors.Buf upper, Engine.Tensors.Buf gLo, Engine.Tensors.Buf gHi, Engine.Tensors.Buf gCenter, Engine.Tensors.Buf gMargin, Engine.Tensors.Buf gLower, Engine.Tensors.Buf gUpper, int n, float rho)
+    {
+        Inner.IbpReluBackward(lower, upper, gLo, gHi, gCenter, gMargin, gLower, gUpper, n, rho);
+        GC.KeepAlive(lower.Storage);
+        GC.KeepAlive(upper.Storage);
+        GC.KeepAlive(gLo.Storage);
+        GC.KeepAlive(gHi.Storage);
+        GC.KeepAlive(gCenter.Storage);
+        GC.KeepAlive(gMargin.Storage);
+        GC.KeepAlive(gLower.Storage);
+        GC.KeepAlive(gUpper.Storage);
+    }
+
     public void BoundRelax(Engine.Tensors.Buf a, Engine.Tensors.Buf lowSlope, int lowSlopeRows, Engine.Tensors.Buf lowBias, int lowBiasRows, Engine.Tensors.Buf upSlope, int upSlopeRows, Engine.Tensors.Buf upBias, int upBiasRows, Engine.Tensors.Buf y, Engine.Tensors.Buf bias, Engine.Tensors.Buf mag, int batch, int rows, int n, bool accumulate)
     {
         Inner.BoundRelax(a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, y, bias, mag, batch, rows, n, accumulate);

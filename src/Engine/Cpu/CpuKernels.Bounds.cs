@@ -128,6 +128,70 @@ public sealed unsafe partial class CpuKernels
     }
 
     /// <inheritdoc/>
+    public void IbpRelu(Buf lower, Buf upper, Buf lo, Buf hi, Buf center, Buf margin, int n, float rho)
+    {
+        float* pl = P(lower), pu = P(upper), plo = P(lo), phi = P(hi), pc = P(center), pm = P(margin);
+        float k = 1 + rho;
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var zero = Vector512<float>.Zero; var half = Vector512.Create(0.5f); var vk = Vector512.Create(k); var vr = Vector512.Create(rho);
+                for (; i <= e - 16; i += 16)
+                {
+                    var a = Vector512.Max(Vector512.Load(pl + i), zero);
+                    var b = Vector512.Max(Vector512.Load(pu + i), zero);
+                    a.Store(plo + i);
+                    b.Store(phi + i);
+                    var cc = (a + b) * half;
+                    cc.Store(pc + i);
+                    ((b - a) * half * vk + Vector512.Abs(cc) * vr).Store(pm + i);
+                }
+            }
+            for (; i < e; i++)
+            {
+                float a = MathF.Max(pl[i], 0f), b = MathF.Max(pu[i], 0f);
+                plo[i] = a;
+                phi[i] = b;
+                float cc = (a + b) * 0.5f, rr = (b - a) * 0.5f;
+                pc[i] = cc;
+                pm[i] = rr * k + MathF.Abs(cc) * rho;
+            }
+        });
+    }
+
+    /// <inheritdoc/>
+    public void IbpReluBackward(Buf lower, Buf upper, Buf gLo, Buf gHi, Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
+    {
+        static float* Opt(Buf b) => b.Storage == null ? null : P(b);
+        float* xl = P(lower), xu = P(upper), g0 = Opt(gLo), g1 = Opt(gHi), gc = Opt(gCenter), gm = Opt(gMargin);
+        float* p0 = Opt(gLower), p1 = Opt(gUpper);
+        float hk = 0.5f * (1 + rho);
+        CpuThreads.For(n, Simd.MinChunk, (s, e) =>
+        {
+            int i = s;
+            if (Vector512.IsHardwareAccelerated && g0 == null && g1 == null && gc != null && gm != null && p0 != null && p1 != null)
+            {
+                var vh = Vector512.Create(0.5f); var vk = Vector512.Create(hk); var zero = Vector512<float>.Zero;
+                for (; i <= e - 16; i += 16)
+                {
+                    var a = Vector512.Load(gc + i) * vh; var b = Vector512.Load(gm + i) * vk;
+                    ((a - b) & Vector512.GreaterThan(Vector512.Load(xl + i), zero)).Store(p0 + i);
+                    ((a + b) & Vector512.GreaterThan(Vector512.Load(xu + i), zero)).Store(p1 + i);
+                }
+            }
+            for (; i < e; i++)
+            {
+                float a = gc == null ? 0f : gc[i] * 0.5f, b = gm == null ? 0f : gm[i] * hk;
+                float dlo = (g0 == null ? 0f : g0[i]) + (a - b), dhi = (g1 == null ? 0f : g1[i]) + (a + b);
+                if (p0 != null) p0[i] = xl[i] > 0 ? dlo : 0f;
+                if (p1 != null) p1[i] = xu[i] > 0 ? dhi : 0f;
+            }
+        });
+    }
+
+    /// <inheritdoc/>
     public void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
     {
         float* a = gCenter.Storage == null ? null : P(gCenter), b = gMargin.Storage == null ? null : P(gMargin);

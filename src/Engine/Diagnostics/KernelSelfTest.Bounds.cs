@@ -39,6 +39,41 @@ public sealed partial class KernelSelfTest
                 c.Compare("upper", upper, Tol.Exact);
             }
         });
+        Add("IbpRelu", c =>
+        {
+            foreach (var (n, rho) in new[] { (1, 1e-5f), (17, 1e-5f), (1000, 0f), (40001, 3e-4f) })
+            {
+                c.Case($"n={n} rho={rho}");
+                var lo = c.Sprinkle(c.U(n, -2f, 1f), 0f, -0f, float.NaN);
+                var width = c.U(n, 0f, 2f);
+                var hi = new float[n];
+                for (int i = 0; i < n; i++) hi[i] = i % 9 == 4 ? lo[i] : lo[i] + width[i];
+                var l = c.In(lo); var u = c.In(hi);
+                var rl = c.Out(n); var rh = c.Out(n); var center = c.Out(n); var margin = c.Out(n);
+                c.Run((k, s) => k.IbpRelu(l[s], u[s], rl[s], rh[s], center[s], margin[s], n, rho));
+                c.Compare("lo", rl, Tol.Exact);
+                c.Compare("hi", rh, Tol.Exact);
+                c.Compare("center", center, Tol.Exact);
+                c.Compare("margin", margin, Tol.Exact);
+            }
+        });
+        Add("IbpReluBackward", c =>
+        {
+            // (n, which gradients come in: bit 1 lo, 2 hi, 4 centre, 8 margin; which go out: 3 both, 1 lower, 2 upper)
+            foreach (var (n, gin, gout) in new[] { (1, 15, 3), (17, 12, 3), (1000, 3, 3), (40001, 15, 1), (33, 5, 2), (100, 12, 3) })
+            {
+                c.Case($"n={n} in {gin} out {gout}");
+                var l = c.In(c.Sprinkle(c.U(n, -1f, 1f), 0f, -0f)); var u = c.In(c.Sprinkle(c.U(n, -0.5f, 1.5f), 0f));
+                Pair? G(int bit) => (gin & bit) != 0 ? c.In(c.U(n, -2f, 2f)) : null;
+                var glo = G(1); var ghi = G(2); var gc = G(4); var gm = G(8);
+                var gl = (gout & 1) != 0 ? c.Out(n) : null;
+                var gu = (gout & 2) != 0 ? c.Out(n) : null;
+                Buf B(Pair? p, Side s) => p == null ? default : p[s];
+                c.Run((k, s) => k.IbpReluBackward(l[s], u[s], B(glo, s), B(ghi, s), B(gc, s), B(gm, s), B(gl, s), B(gu, s), n, 1e-5f));
+                if (gl != null) c.Compare("gLower", gl, Tol.Exact);
+                if (gu != null) c.Compare("gUpper", gu, Tol.Exact);
+            }
+        });
         Add("IbpCenterMarginBackward", c =>
         {
             // (n, rho, which gradients come in: 3 both, 1 centre only, 2 margin only; which go out: 3 both, 1 lower, 2 upper)

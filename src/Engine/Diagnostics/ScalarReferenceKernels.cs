@@ -331,6 +331,19 @@ internal sealed class ScalarReferenceKernels : IKernels
         W(lower, lo); W(upper, hi);
     }
 
+    public void IbpRelu(Buf lower, Buf upper, Buf lo, Buf hi, Buf center, Buf margin, int n, float rho)
+    {
+        var (l, h, c, m) = BoundsReference.IbpRelu(R(lower, n), R(upper, n), rho);
+        W(lo, l); W(hi, h); W(center, c); W(margin, m);
+    }
+
+    public void IbpReluBackward(Buf lower, Buf upper, Buf gLo, Buf gHi, Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
+    {
+        var (gl, gu) = BoundsReference.IbpReluBackward(R(lower, n), R(upper, n), ROpt(gLo, n), ROpt(gHi, n), ROpt(gCenter, n), ROpt(gMargin, n), rho);
+        if (gLower.Storage != null) W(gLower, gl);
+        if (gUpper.Storage != null) W(gUpper, gu);
+    }
+
     public void IbpCenterMarginBackward(Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho)
     {
         var (gl, gu) = BoundsReference.IbpCenterMarginBackward(ROpt(gCenter, n), ROpt(gMargin, n), n, rho);

@@ -60,6 +60,20 @@ public partial interface IKernels
     void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho);
 
     /// <summary>
+    /// IBP's ReLU fused with the step the next affine layer starts with, element-wise over n: lo = max(l, 0),
+    /// hi = max(u, 0) (IEEE maximum: NaN propagates), center = (lo + hi)·0.5 and margin = ((hi − lo)·0.5)·(1 + rho) +
+    /// |center|·rho — the operations of ReLU followed by <see cref="IbpCenterMargin"/>, so bit-identical to them.
+    /// </summary>
+    void IbpRelu(Buf lower, Buf upper, Buf lo, Buf hi, Buf center, Buf margin, int n, float rho);
+
+    /// <summary>
+    /// The backward pass of <see cref="IbpRelu"/>: with a = gCenter·0.5 and b = gMargin·(0.5·(1 + rho)),
+    /// gLower = (l &gt; 0 ? gLo + (a − b) : 0) and gUpper = (u &gt; 0 ? gHi + (a + b) : 0). Empty gradients read as
+    /// zeros; an empty gLower or gUpper is not written.
+    /// </summary>
+    void IbpReluBackward(Buf lower, Buf upper, Buf gLo, Buf gHi, Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho);
+
+    /// <summary>
     /// The backward pass of <see cref="IbpCenterMargin"/> (certified training; the |center|·rho term is detached, as in
     /// the composition): with a = gCenter·0.5 and b = gMargin·(0.5·(1 + rho)), gLower = a − b and gUpper = a + b. An
     /// empty gCenter or gMargin reads as zeros; an empty gLower or gUpper is not written.

@@ -178,6 +178,10 @@ internal class EmulatedKernels : IKernels
 
     public virtual void BoundDotBackward(Buf a, Buf c, int cBatchStride, Buf radius, int radiusBatchStride, float eps, Buf g, Buf gA, int batch, int rows, int n) => Inner.BoundDotBackward(M(a), M(c), cBatchStride, M(radius), radiusBatchStride, eps, M(g), M(gA), batch, rows, n);
 
+    public virtual void IbpRelu(Buf lower, Buf upper, Buf lo, Buf hi, Buf center, Buf margin, int n, float rho) => Inner.IbpRelu(M(lower), M(upper), M(lo), M(hi), M(center), M(margin), n, rho);
+
+    public virtual void IbpReluBackward(Buf lower, Buf upper, Buf gLo, Buf gHi, Buf gCenter, Buf gMargin, Buf gLower, Buf gUpper, int n, float rho) => Inner.IbpReluBackward(M(lower), M(upper), M(gLo), M(gHi), M(gCenter), M(gMargin), M(gLower), M(gUpper), n, rho);
+
     public virtual void IbpCenterMargin(Buf lower, Buf upper, Buf center, Buf margin, int n, float rho) => Inner.IbpCenterMargin(M(lower), M(upper), M(center), M(margin), n, rho);
 
     public virtual void IbpCombine(Buf center, Buf rad, Buf bias, int channels, int inner, float rho, float abs, Buf lower, Buf upper, int n) => Inner.IbpCombine(M(center), M(rad), M(bias), channels, inner, rho, abs, M(lower), M(upper), n);

@@ -61,6 +61,29 @@ public static class BoundsReference
         return (c, m);
     }
 
+    /// <summary>See <see cref="Tensors.IKernels.IbpRelu"/>: ReLU, then <see cref="IbpCenterMargin"/>. Returns (lo, hi, center, margin).</summary>
+    public static (float[] Lo, float[] Hi, float[] Center, float[] Margin) IbpRelu(float[] lower, float[] upper, float rho)
+    {
+        var lo = lower.Select(v => MathF.Max(v, 0f)).ToArray();
+        var hi = upper.Select(v => MathF.Max(v, 0f)).ToArray();
+        var (c, m) = IbpCenterMargin(lo, hi, rho);
+        return (lo, hi, c, m);
+    }
+
+    /// <summary>See <see cref="Tensors.IKernels.IbpReluBackward"/>; null gradients are zeros. Returns (gLower, gUpper).</summary>
+    public static (float[] GLower, float[] GUpper) IbpReluBackward(float[] lower, float[] upper, float[]? gLo, float[]? gHi, float[]? gCenter, float[]? gMargin, float rho)
+    {
+        int n = lower.Length;
+        var (a, b) = IbpCenterMarginBackward(gCenter, gMargin, n, rho);   // a = gc/2 − hk·gm (for lo), b = gc/2 + hk·gm (for hi)
+        var gl = new float[n]; var gu = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            gl[i] = lower[i] > 0f ? (gLo == null ? 0f : gLo[i]) + a[i] : 0f;
+            gu[i] = upper[i] > 0f ? (gHi == null ? 0f : gHi[i]) + b[i] : 0f;
+        }
+        return (gl, gu);
+    }
+
     /// <summary>See <see cref="Tensors.IKernels.IbpCenterMarginBackward"/>; a null gradient reads as zeros. Returns (gLower, gUpper).</summary>
     public static (float[] GLower, float[] GUpper) IbpCenterMarginBackward(float[]? gCenter, float[]? gMargin, int n, float rho)
     {

@@ -11,9 +11,7 @@ public sealed partial class ReluOp
 
     /// <inheritdoc/>
     public override Interval IntervalForward(Interval[] inputs, BoundOptions options) =>
-        !inputs[0].IsConstant && IbpFused.Applies(inputs[0].Probe)
-            ? IbpFused.Relu(inputs[0], options.RoundingRelative, throughCombine: options.IbpOnly)
-            : inputs[0].MapMonotone(t => t.Relu());
+        inputs[0].IsConstant ? inputs[0].MapMonotone(t => t.Relu()) : IbpFused.Relu(inputs[0], options.RoundingRelative, throughCombine: options.IbpOnly);
 
     /// <inheritdoc/>
     public override Tensor? BoundSensitiveMask(Interval input) => Tensor.Lt(input.Lower, 0f) * Tensor.Gt(input.Upper, 0f);
