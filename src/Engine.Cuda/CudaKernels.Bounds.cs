@@ -28,6 +28,25 @@ internal sealed partial class CudaKernels
     }
 
     /// <summary>
+    /// The checks of BoundRelax's and its backward's shared operands: sizes, a [batch, rows, n] and the slopes and biases
+    /// of 1 or rows rows each. Returns a's length and which biases are given.
+    /// </summary>
+    private static (long Len, bool HasLow, bool HasUp) CheckRelaxOperands(string kernel, Buf a, Buf lowSlope, int lowSlopeRows, Buf lowBias, int lowBiasRows,
+                                                                          Buf upSlope, int upSlopeRows, Buf upBias, int upBiasRows, int batch, int rows, int n)
+    {
+        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{kernel}: negative size (batch {batch}, rows {rows}, n {n}).");
+        long len = (long)batch * rows * n;
+        Items(len, kernel);
+        NeedElements(a, len, kernel, "a");
+        CheckRowOperand(lowSlope, lowSlopeRows, batch, rows, n, kernel, "lowSlope");
+        CheckRowOperand(upSlope, upSlopeRows, batch, rows, n, kernel, "upSlope");
+        bool hasLow = lowBias.Storage is not null, hasUp = upBias.Storage is not null;
+        if (hasLow) CheckRowOperand(lowBias, lowBiasRows, batch, rows, n, kernel, "lowBias");
+        if (hasUp) CheckRowOperand(upBias, upBiasRows, batch, rows, n, kernel, "upBias");
+        return (len, hasLow, hasUp);
+    }
+
+    /// <summary>
     /// The checks of an element-wise bound kernel over n elements: n is not negative and each buffer holds n elements
     /// from its offset. False when n is 0 (nothing to launch).
     /// </summary>
@@ -172,16 +191,9 @@ internal sealed partial class CudaKernels
                            Buf upBias, int upBiasRows, Buf y, Buf bias, Buf mag, int batch, int rows, int n, bool accumulate)
     {
         const string K = nameof(BoundRelax);
-        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
-        long len = (long)batch * rows * n, totalRows = (long)batch * rows;
-        Items(len, K);
-        NeedElements(a, len, K, "a");
+        var (len, hasLow, hasUp) = CheckRelaxOperands(K, a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, batch, rows, n);
+        long totalRows = (long)batch * rows;
         NeedElements(y, len, K, "y");
-        CheckRowOperand(lowSlope, lowSlopeRows, batch, rows, n, K, "lowSlope");
-        CheckRowOperand(upSlope, upSlopeRows, batch, rows, n, K, "upSlope");
-        bool hasLow = lowBias.Storage is not null, hasUp = upBias.Storage is not null;
-        if (hasLow) CheckRowOperand(lowBias, lowBiasRows, batch, rows, n, K, "lowBias");
-        if (hasUp) CheckRowOperand(upBias, upBiasRows, batch, rows, n, K, "upBias");
         bool withBias = hasLow || hasUp;
         if (withBias)
         {
@@ -227,15 +239,7 @@ internal sealed partial class CudaKernels
                                    Buf gUpBias, int batch, int rows, int n)
     {
         const string K = nameof(BoundRelaxBackward);
-        if (batch < 0 || rows < 0 || n < 0) throw new ArgumentException($"{K}: negative size (batch {batch}, rows {rows}, n {n}).");
-        long len = (long)batch * rows * n;
-        Items(len, K);
-        NeedElements(a, len, K, "a");
-        CheckRowOperand(lowSlope, lowSlopeRows, batch, rows, n, K, "lowSlope");
-        CheckRowOperand(upSlope, upSlopeRows, batch, rows, n, K, "upSlope");
-        bool hasLow = lowBias.Storage is not null, hasUp = upBias.Storage is not null;
-        if (hasLow) CheckRowOperand(lowBias, lowBiasRows, batch, rows, n, K, "lowBias");
-        if (hasUp) CheckRowOperand(upBias, upBiasRows, batch, rows, n, K, "upBias");
+        var (len, hasLow, hasUp) = CheckRelaxOperands(K, a, lowSlope, lowSlopeRows, lowBias, lowBiasRows, upSlope, upSlopeRows, upBias, upBiasRows, batch, rows, n);
         bool hasGy = Optional(gy, (int)len, K, "gy"), hasGb = Optional(gBias, batch * rows, K, "gBias");
         bool hasGa = Optional(gA, (int)len, K, "gA");
         bool Out(Buf b, int tRows, string name) { if (b.Storage is null) return false; CheckRowOperand(b, tRows, batch, rows, n, K, name); return true; }

@@ -152,13 +152,7 @@ public sealed partial class KernelSelfTest
             foreach (int n in new[] { 1, 17, 1000, 40001 })
             {
                 c.Case($"n={n}");
-                // Bounds l <= u of every kind: unstable, active, dead, zero at either end, and u = -l exactly (the tie).
-                var lo = c.U(n, -1f, 1f); var width = c.U(n, 0f, 1.5f);
-                var hi = new float[n];
-                for (int i = 0; i < n; i++) hi[i] = i % 7 == 3 ? -lo[i] : i % 11 == 5 ? 0f : lo[i] + width[i];
-                for (int i = 0; i < n; i++) if (i % 13 == 6) lo[i] = i % 2 == 0 ? 0f : -0f;
-                for (int i = 0; i < n; i++) if (hi[i] < lo[i]) hi[i] = lo[i];
-                var l = c.In(lo); var u = c.In(hi);
+                var (l, u) = ReluBounds(c, n);
                 var aL = c.Out(n); var aU = c.Out(n); var bU = c.Out(n);
                 c.Run((k, s) => k.ReluRelaxation(l[s], u[s], aL[s], aU[s], bU[s], n));
                 c.Compare("lowSlope", aL, Tol.Exact);
@@ -172,13 +166,7 @@ public sealed partial class KernelSelfTest
             foreach (var (n, gin, gout) in new[] { (1, 3, 3), (17, 1, 3), (1000, 2, 3), (40001, 3, 1), (33, 3, 2) })
             {
                 c.Case($"n={n} in {gin} out {gout}");
-                // Bounds of every kind (as ReluRelaxation's check): unstable, active, dead, zero at either end, u = -l.
-                var lo = c.U(n, -1f, 1f); var width = c.U(n, 0f, 1.5f);
-                var hi = new float[n];
-                for (int i = 0; i < n; i++) hi[i] = i % 7 == 3 ? -lo[i] : i % 11 == 5 ? 0f : lo[i] + width[i];
-                for (int i = 0; i < n; i++) if (i % 13 == 6) lo[i] = i % 2 == 0 ? 0f : -0f;
-                for (int i = 0; i < n; i++) if (hi[i] < lo[i]) hi[i] = lo[i];
-                var l = c.In(lo); var u = c.In(hi);
+                var (l, u) = ReluBounds(c, n);
                 var gs = (gin & 1) != 0 ? c.In(c.U(n, -2f, 2f)) : null;
                 var gb = (gin & 2) != 0 ? c.In(c.U(n, -2f, 2f)) : null;
                 var gl = (gout & 1) != 0 ? c.Out(n) : null;
@@ -337,5 +325,16 @@ public sealed partial class KernelSelfTest
                 c.Compare("dx", dx, Tol.Sum, c.Payload(m, Side.Reference));
             }
         });
+    }
+
+    /// <summary>Pre-activation bounds l ≤ u of every kind for the ReLU checks: unstable, active, dead, zero at either end, and u = −l exactly (the tie).</summary>
+    private static (Pair L, Pair U) ReluBounds(Check c, int n)
+    {
+        var lo = c.U(n, -1f, 1f); var width = c.U(n, 0f, 1.5f);
+        var hi = new float[n];
+        for (int i = 0; i < n; i++) hi[i] = i % 7 == 3 ? -lo[i] : i % 11 == 5 ? 0f : lo[i] + width[i];
+        for (int i = 0; i < n; i++) if (i % 13 == 6) lo[i] = i % 2 == 0 ? 0f : -0f;
+        for (int i = 0; i < n; i++) if (hi[i] < lo[i]) hi[i] = lo[i];
+        return (c.In(lo), c.In(hi));
     }
 }
