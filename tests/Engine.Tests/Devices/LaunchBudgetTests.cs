@@ -177,7 +177,7 @@ public class LaunchBudgetTests
         var opt = new Engine.Nn.Adam(model.Parameters(), 1e-3f);
         var x = Tensor.Uniform([64, 1, 28, 28], 0f, 1f, new Generator(2)).To(dev);
         var y = Tensor.FromSpan(Enumerable.Range(0, 64).Select(i => (float)(i % 10)).ToArray(), [64], null).To(dev);
-        var options = new Engine.Certify.CertifiedTrainingOptions { Method = method, Eps = 0.05f };
+        var options = new Engine.Certify.CertifiedTrainingOptions { Method = method, Eps = method == Engine.Certify.TrainMethod.Standard ? 0f : 0.05f };
         var at = new Engine.Certify.ScheduleValues { Eps = 0.05f, Kappa = 0.5f, Beta = 0.5f, LearningRate = 1e-3f };
         void Step()
         {
@@ -207,7 +207,7 @@ public class LaunchBudgetTests
     }
 
     /// <summary>A diagnostic, run by hand: launches of one certified-training step by kernel and by calling rule.</summary>
-    [Explicit, TestCase(Engine.Certify.TrainMethod.Ibp), TestCase(Engine.Certify.TrainMethod.CrownIbp)]
+    [Explicit, TestCase(Engine.Certify.TrainMethod.Ibp), TestCase(Engine.Certify.TrainMethod.CrownIbp), TestCase(Engine.Certify.TrainMethod.Standard)]
     public void PrintTrainingStepLaunches(Engine.Certify.TrainMethod method)
     {
         var dev = Counting();
