@@ -44,8 +44,11 @@ public sealed partial class LinearOp
         {
             var wa = rowsOfW.Rows.Reshape(batch, rows, inF);
             if (inputs.Length < 3) return (wa, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
-            if (FusedBounds.SelectRows(inputs[2].Lower.Reshape(outF, 1), code, 1, withAbs: true) is { } rowsOfB)
+            var b = inputs[2].Lower.Reshape(outF, 1);
+            if (FusedBounds.SelectRows(b, code, 1, withAbs: true) is { } rowsOfB)
                 return (wa, rowsOfB.Rows.Reshape(batch, rows), rowsOfB.Abs!.Reshape(batch, rows));
+            var biasRows = BoundRules.SignedGather(b, code).Reshape(batch, rows);   // a bias being trained
+            return (wa, biasRows, biasRows.Detach().Abs());
         }
         var a = BoundRules.SignedGather(w.Reshape(outF, inF), code).Reshape(batch, rows, inF);
         var bias = inputs.Length < 3 ? null : BoundRules.SignedGather(inputs[2].Lower.Reshape(outF, 1), code).Reshape(batch, rows);
