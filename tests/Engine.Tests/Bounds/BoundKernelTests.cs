@@ -187,6 +187,26 @@ public class BoundKernelTests
     }
 
     /// <summary>
+    /// The refinement's mask compaction (a vector compare per eight entries, then one step per selected entry) lists
+    /// exactly the nonzero and NaN entries in order, for lengths with and without a tail and masks dense and sparse.
+    /// </summary>
+    [Test]
+    public void MaskCompactionListsTheNonzeroEntriesInOrder()
+    {
+        var rng = new Random(26);
+        foreach (int n in new[] { 0, 1, 7, 8, 9, 64, 100, 1571 })
+            foreach (double density in new[] { 0.0, 0.03, 0.5, 1.0 })
+            {
+                var m = new float[n];
+                for (int j = 0; j < n; j++) m[j] = rng.NextDouble() < density ? (j % 17 == 3 ? float.NaN : 1f) : (j % 5 == 1 ? -0f : 0f);
+                var want = Enumerable.Range(0, n).Where(j => m[j] != 0f || float.IsNaN(m[j])).ToArray();
+                var pos = new int[n];
+                int k = BoundPropagator.Compact(m, pos);
+                Assert.That(pos[..k], Is.EqualTo(want), $"n {n}, density {density}");
+            }
+    }
+
+    /// <summary>
     /// With accumulate, both row kernels add their results into what the outputs hold: exactly the float sum of the
     /// held values and the results of a plain (overwriting) call, as the tensor add they replace would round.
     /// </summary>

@@ -35,78 +35,38 @@ internal sealed class CountingDevice : EmulatedDevice
     /// <summary>When set, also counts each launch and copy to the host by the three innermost Engine frames that made it.</summary>
     public Dictionary<string, int>? Trace;
 
-    /// <summary>
-    /// When set, the host's own time between device events (kernel calls, allocations, copies) is summed by the event
-    /// that ended each gap, keyed like <see cref="Trace"/>: what a GPU's host spends outside its launches and
-    /// allocator, since the emulated events' own (CPU-kernel) time is left out. Times in stopwatch ticks.
-    /// </summary>
-    public Dictionary<string, long>? HostGaps;
-
-    /// <summary>Stopwatch ticks inside device events (kernels, allocations, copies) since the last <see cref="Reset"/>.</summary>
-    public long EventTicks { get; private set; }
-
-    private long _lastEnd;
-
-    public void Reset()
-    {
-        _calls.Clear(); Trace?.Clear(); HostGaps?.Clear();
-        ZeroAllocations = CopiesToHost = CopiesFromHost = 0;
-        EventTicks = 0;
-        _lastEnd = System.Diagnostics.Stopwatch.GetTimestamp();
-    }
+    public void Reset() { _calls.Clear(); Trace?.Clear(); ZeroAllocations = CopiesToHost = CopiesFromHost = 0; }
 
     internal void Count(string what, bool launch = true)
     {
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         if (launch) _calls[what] = _calls.GetValueOrDefault(what) + 1;
-        if (Trace == null && HostGaps == null) return;
-        string key = what + " <- " + string.Join(" <- ", Frames());
-        if (Trace != null) Trace[key] = Trace.GetValueOrDefault(key) + 1;
-        if (HostGaps != null) HostGaps[key] = HostGaps.GetValueOrDefault(key) + (start - _lastEnd);
-    }
-
-    private static IEnumerable<string> Frames() => new System.Diagnostics.StackTrace().GetFrames().Select(f => f.GetMethod())
-        .Where(m => m?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Engine.", StringComparison.Ordinal)
-                    && !ns.StartsWith("Engine.Tests", StringComparison.Ordinal) && !ns.StartsWith("Engine.Tensors", StringComparison.Ordinal)
-                    && !ns.StartsWith("Engine.Autograd", StringComparison.Ordinal))
-        .Take(3).Select(m => m!.DeclaringType!.Name + "." + m.Name);
-
-    /// <summary>Marks the start of a device event: the stack walk of <see cref="Count"/> is host-side bookkeeping of the test, not of the engine.</summary>
-    internal long EventStart() => System.Diagnostics.Stopwatch.GetTimestamp();
-
-    /// <summary>Ends a device event begun at <paramref name="start"/> (by the clock read before its counting).</summary>
-    internal void EventEnd(long start)
-    {
-        long now = System.Diagnostics.Stopwatch.GetTimestamp();
-        EventTicks += now - start;
-        _lastEnd = now;
+        if (Trace == null) return;
+        var frames = new System.Diagnostics.StackTrace().GetFrames().Select(f => f.GetMethod())
+            .Where(m => m?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Engine.", StringComparison.Ordinal)
+                        && !ns.StartsWith("Engine.Tests", StringComparison.Ordinal) && !ns.StartsWith("Engine.Tensors", StringComparison.Ordinal)
+                        && !ns.StartsWith("Engine.Autograd", StringComparison.Ordinal))
+            .Take(3).Select(m => m!.DeclaringType!.Name + "." + m.Name);
+        string key = what + " <- " + string.Join(" <- ", frames);
+        Trace[key] = Trace.GetValueOrDefault(key) + 1;
     }
 
     public override Storage Allocate(int length, bool zero = false)
     {
-        long t = EventStart();
         if (zero) ZeroAllocations++;
-        if (HostGaps != null) Count(zero ? "AllocateZeroed" : "Allocate", launch: false);
-        try { return base.Allocate(length, zero); }
-        finally { EventEnd(t); }
+        return base.Allocate(length, zero);
     }
 
     public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
     {
-        long t = EventStart();
         CopiesFromHost++;
-        if (HostGaps != null) Count("FromHost", launch: false);
-        try { base.CopyFromHost(source, destination, destinationOffset); }
-        finally { EventEnd(t); }
+        base.CopyFromHost(source, destination, destinationOffset);
     }
 
     public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
     {
-        long t = EventStart();
         CopiesToHost++;
         Count("ToHost", launch: false);
-        try { base.CopyToHost(source, sourceOffset, destination); }
-        finally { EventEnd(t); }
+        base.CopyToHost(source, sourceOffset, destination);
     }
 
     public override string ToString() => Name;
@@ -122,12 +82,10 @@ internal sealed class CountingDevice : EmulatedDevice
         protected override object? Invoke(MethodInfo? method, object?[]? args)
         {
             var m = method!;
-            long t = _owner.EventStart();
             string what = args is { Length: > 0 } && args[0] is Enum op ? $"{m.Name}.{op}" : m.Name;
             _owner.Count(what);
             try { return m.Invoke(_inner, args); }
             catch (TargetInvocationException e) when (e.InnerException != null) { throw e.InnerException; }
-            finally { _owner.EventEnd(t); }
         }
     }
 }

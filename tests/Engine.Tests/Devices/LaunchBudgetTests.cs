@@ -137,37 +137,6 @@ public class LaunchBudgetTests
         TestContext.Out.WriteLine($"{net}: {dev.Launches} calls, {dev.CopiesToHost} copies to the host, {dev.CopiesFromHost} from the host");
     }
 
-    /// <summary>
-    /// A diagnostic, run by hand: the host's own time in one CROWN call at the bench's batch (128), outside kernels,
-    /// allocations and copies (what a GPU's host adds to its launches), by the event that ended each gap: the median
-    /// over nine calls of each gap and of the total. Run it with DOTNET_TieredCompilation=0: the GPU runs a NativeAOT
-    /// binary (optimised code throughout), while tiered JIT leaves code run a few times per call unoptimised here
-    /// (it doubled the host time measured).
-    /// </summary>
-    [Explicit, TestCase("mlp"), TestCase("cnn")]
-    public void PrintHostTime(string net)
-    {
-        var dev = Counting();
-        static double Us(long ticks) => ticks * 1e6 / System.Diagnostics.Stopwatch.Frequency;
-        var gaps = new Dictionary<string, List<double>>();
-        var totals = new List<double>();
-        const int calls = 9;
-        for (int rep = 0; rep < calls; rep++)
-        {
-            dev.HostGaps = [];
-            CountedCrown(dev, net, 128);
-            totals.Add(Us(dev.HostGaps.Values.Sum()));
-
-
-            foreach (var kv in dev.HostGaps) (gaps.TryGetValue(kv.Key, out var l) ? l : gaps[kv.Key] = []).Add(Us(kv.Value));
-        }
-        dev.HostGaps = null;
-        static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
-        TestContext.Out.WriteLine($"{net}: host {Median(totals):F0} us a call between {dev.Launches} launches (median of {calls}; min {totals.Min():F0}, max {totals.Max():F0})");
-        foreach (var kv in gaps.Where(k => k.Value.Count == calls).OrderByDescending(k => Median(k.Value)).Take(25))
-            TestContext.Out.WriteLine($"  {Median(kv.Value),8:F1} us before {kv.Key}");
-    }
-
     /// <summary>One counted certified-training step (the loss, its backward pass and an Adam step; after an uncounted one) of the CNN (cnn-small's shape) at batch 64.</summary>
     private static void CountedTrainingStep(CountingDevice dev, Engine.Certify.TrainMethod method)
     {

@@ -60,7 +60,12 @@ public sealed partial class Conv2dOp
         int count = batch * rows, cout = w.Dims[0];
         var geo = new Conv2dGeometry(count, inShape[1], inShape[2], inShape[3], cout, w.Dims[2], w.Dims[3], Stride.H, Stride.W,
                                      Padding.H, Padding.W, Dilation.H, Dilation.W, Groups);
-        var codes = Tensor.FromSpan(code.Select(c => (float)c).ToArray(), [count], w.Device);
+        // The codes as floats (exact below 2^24) in one vectorised pass over a scratch array (on a GPU this host work
+        // runs while the device waits).
+        var asFloat = HostScratch.Floats(count);
+        System.Numerics.Tensors.TensorPrimitives.ConvertTruncating<int, float>(code, asFloat);
+        var codes = Tensor.FromSpan(asFloat, [count], w.Device);
+        HostScratch.Return(asFloat);
         var a = w.NewEmpty([batch, rows, inShape[1], inShape[2], inShape[3]]);
         if (count > 0) w.K.BoundConvSelect(w.Buf, codes.Buf, a.Buf, count, geo);
         if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));

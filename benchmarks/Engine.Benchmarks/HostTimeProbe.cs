@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Reflection;
+using Engine.Autograd;
+using Engine.Bounds;
+using Engine.Cli;
+using Engine.Tensors;
+using Engine.Tests.Devices;
+
+namespace Engine.Benchmarks;
+
+/// <summary>
+/// `Engine.Benchmarks --host-time [mlp|cnn] [--calls N]`: what a GPU's host spends on one CROWN call of
+/// `engine bench crown` (batch 128, margin spec, eps 0.01, lower bounds) outside its launches, measured without a GPU:
+/// the call runs on the emulated device of the tests (CPU kernels behind a storage of its own), and the host's own time
+/// between device events (kernel calls, allocations, copies; the events' own time is left out) is summed by the event
+/// that ended each gap, with the three innermost Engine frames that made it. Prints the median over the calls of the
+/// total and of each gap. This project runs without tiered compilation, as the NativeAOT binary on a GPU machine does.
+/// </summary>
+internal static class HostTimeProbe
+{
+    public static int Run(string[] args)
+    {
+        string net = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "mlp";
+        int calls = args.Length > 1 && args[^2] == "--calls" ? int.Parse(args[^1]) : 9;
+        var dev = new TimingDevice("host-time");
+        Device.Register("host-time", _ => dev);
+        var x = BenchNets.Input(128).To(dev);
+        var graph = BenchNets.Make(net).To(dev).Graph;
+        var spec = new Spec(Spec.Margins(Enumerable.Range(0, 128).Select(i => i % 10).ToArray(), 10).C.To(dev));
+        var opts = new BoundOptions { ComputeUpper = false };
+        using var noGrad = new NoGrad();
+        Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+        var gaps = new Dictionary<string, List<double>>();
+        var totals = new List<double>();
+        int events = 0;
+        for (int call = 0; call < calls; call++)
+        {
+            dev.Reset();
+            Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+            totals.Add(Us(dev.Gaps.Values.Sum()));
+            events = dev.Events;
+            foreach (var kv in dev.Gaps) (gaps.TryGetValue(kv.Key, out var l) ? l : gaps[kv.Key] = []).Add(Us(kv.Value));
+        }
+        Console.WriteLine($"{net}: host {Median(totals):F0} us a call between {events} device events (median of {calls}; min {totals.Min():F0}, max {totals.Max():F0})");
+        foreach (var kv in gaps.Where(k => k.Value.Count == calls).OrderByDescending(k => Median(k.Value)).Take(25))
+            Console.WriteLine($"  {Median(kv.Value),8:F1} us before {kv.Key}");
+        return 0;
+    }
+
+    private static double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+
+    private static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
+
+    /// <summary>The emulated device, timing the host's gaps between its events.</summary>
+    private sealed class TimingDevice : EmulatedDevice
+    {
+        private readonly IKernels _timed;
+        private long _lastEnd;
+
+        public TimingDevice(string name) : base(name)
+        {
+            var proxy = DispatchProxy.Create<IKernels, TimingKernels>();
+            ((TimingKernels)(object)proxy).Init(EmuKernels, this);
+            _timed = proxy;
+        }
+
+        public override IKernels Kernels => _timed;
+
+        /// <summary>Stopwatch ticks of host time before each kind of event, by event and calling frames.</summary>
+        public Dictionary<string, long> Gaps { get; } = [];
+
+        /// <summary>Device events since the last <see cref="Reset"/>.</summary>
+        public int Events { get; private set; }
+
+        public void Reset() { Gaps.Clear(); Events = 0; _lastEnd = Stopwatch.GetTimestamp(); }
+
+        /// <summary>Starts a device event: the gap before it is the host's; the event's own time (and this stack walk) is not.</summary>
+        public void Begin(string what)
+        {
+            long start = Stopwatch.GetTimestamp();
+            string key = what + " <- " + string.Join(" <- ", new StackTrace().GetFrames().Select(f => f.GetMethod())
+                .Where(m => m?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Engine.", StringComparison.Ordinal)
+                            && !ns.StartsWith("Engine.Tests", StringComparison.Ordinal) && !ns.StartsWith("Engine.Benchmarks", StringComparison.Ordinal)
+                            && !ns.StartsWith("Engine.Tensors", StringComparison.Ordinal) && !ns.StartsWith("Engine.Autograd", StringComparison.Ordinal))
+                .Take(3).Select(m => m!.DeclaringType!.Name + "." + m.Name));
+            Gaps[key] = Gaps.GetValueOrDefault(key) + (start - _lastEnd);
+            Events++;
+        }
+
+        /// <summary>Ends the current device event.</summary>
+        public void End() => _lastEnd = Stopwatch.GetTimestamp();
+
+        public override Storage Allocate(int length, bool zero = false)
+        {
+            Begin(zero ? "AllocateZeroed" : "Allocate");
+            try { return base.Allocate(length, zero); }
+            finally { End(); }
+        }
+
+        public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
+        {
+            Begin("FromHost");
+            try { base.CopyFromHost(source, destination, destinationOffset); }
+            finally { End(); }
+        }
+
+        public override void CopyToHost(Storage source, int sourceOffset, Span<float> destination)
+        {
+            Begin("ToHost");
+            try { base.CopyToHost(source, sourceOffset, destination); }
+            finally { End(); }
+        }
+
+        /// <summary>The timing forwarder (a DispatchProxy, so it needs no line per IKernels member).</summary>
+        public class TimingKernels : DispatchProxy
+        {
+            private IKernels _inner = null!;
+            private TimingDevice _owner = null!;
+
+            internal void Init(IKernels inner, TimingDevice owner) { _inner = inner; _owner = owner; }
+
+            protected override object? Invoke(MethodInfo? method, object?[]? args)
+            {
+                var m = method!;
+                string what = args is { Length: > 0 } && args[0] is Enum op ? $"{m.Name}.{op}" : m.Name;
+                _owner.Begin(what);
+                try { return m.Invoke(_inner, args); }
+                catch (TargetInvocationException e) when (e.InnerException != null) { throw e.InnerException; }
+                finally { _owner.End(); }
+            }
+        }
+    }
+}
