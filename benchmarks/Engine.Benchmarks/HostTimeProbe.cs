@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using Engine.Autograd;
 using Engine.Bounds;
 using Engine.Cli;
@@ -59,9 +58,7 @@ internal static class HostTimeProbe
 
         public TimingDevice(string name) : base(name)
         {
-            var proxy = DispatchProxy.Create<IKernels, TimingKernels>();
-            ((TimingKernels)(object)proxy).Init(EmuKernels, this);
-            _timed = proxy;
+            _timed = ObservedKernels.Create(EmuKernels, Begin, End);
         }
 
         public override IKernels Kernels => _timed;
@@ -109,25 +106,6 @@ internal static class HostTimeProbe
             Begin("ToHost");
             try { base.CopyToHost(source, sourceOffset, destination); }
             finally { End(); }
-        }
-
-        /// <summary>The timing forwarder (a DispatchProxy, so it needs no line per IKernels member).</summary>
-        public class TimingKernels : DispatchProxy
-        {
-            private IKernels _inner = null!;
-            private TimingDevice _owner = null!;
-
-            internal void Init(IKernels inner, TimingDevice owner) { _inner = inner; _owner = owner; }
-
-            protected override object? Invoke(MethodInfo? method, object?[]? args)
-            {
-                var m = method!;
-                string what = args is { Length: > 0 } && args[0] is Enum op ? $"{m.Name}.{op}" : m.Name;
-                _owner.Begin(what);
-                try { return m.Invoke(_inner, args); }
-                catch (TargetInvocationException e) when (e.InnerException != null) { throw e.InnerException; }
-                finally { _owner.End(); }
-            }
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Engine.Tensors;
 
 namespace Engine.Tests.Devices;
@@ -15,9 +14,7 @@ internal sealed class CountingDevice : EmulatedDevice
 
     public CountingDevice(string name) : base(name)
     {
-        var proxy = DispatchProxy.Create<IKernels, CountingKernels>();
-        ((CountingKernels)(object)proxy).Init(EmuKernels, this);
-        _counted = proxy;
+        _counted = ObservedKernels.Create(EmuKernels, what => Count(what));
     }
 
     public override IKernels Kernels => _counted;
@@ -70,22 +67,4 @@ internal sealed class CountingDevice : EmulatedDevice
     }
 
     public override string ToString() => Name;
-
-    /// <summary>The counting forwarder (a DispatchProxy, so it needs no line per IKernels member).</summary>
-    public class CountingKernels : DispatchProxy
-    {
-        private IKernels _inner = null!;
-        private CountingDevice _owner = null!;
-
-        internal void Init(IKernels inner, CountingDevice owner) { _inner = inner; _owner = owner; }
-
-        protected override object? Invoke(MethodInfo? method, object?[]? args)
-        {
-            var m = method!;
-            string what = args is { Length: > 0 } && args[0] is Enum op ? $"{m.Name}.{op}" : m.Name;
-            _owner.Count(what);
-            try { return m.Invoke(_inner, args); }
-            catch (TargetInvocationException e) when (e.InnerException != null) { throw e.InnerException; }
-        }
-    }
 }
