@@ -80,6 +80,19 @@ internal static class BoundRules
     }
 
     /// <summary>
+    /// Signed rows of m [n, k] for codes ±(p + 1) (row p / <paramref name="divisor"/>, negated for a negative code; 0: a
+    /// zero row) and, with <paramref name="withAbs"/>, their absolute values (detached): one kernel each
+    /// (<see cref="FusedBounds.SelectRows"/>), or, where a gradient must flow into m, <see cref="SignedGather"/>.
+    /// </summary>
+    public static (Tensor Rows, Tensor? Abs) SignedRows(Tensor m, int[] code, int divisor, bool withAbs)
+    {
+        if (FusedBounds.SelectRows(m, code, divisor, withAbs) is { } fused) return fused;
+        var byRow = divisor == 1 ? code : code.Select(c => c == 0 ? 0 : Math.Sign(c) * ((Math.Abs(c) - 1) / divisor + 1)).ToArray();
+        var rows = SignedGather(m, byRow);
+        return (rows, withAbs ? rows.Detach().Abs() : null);
+    }
+
+    /// <summary>
     /// Rows of m [n, k] with signs, for codes ±(p + 1) (row p, negated for a negative code) and 0 (a zero row): one
     /// gather and one multiply by the codes' signs (on a GPU three launches, where stacking [M; −M; 0] took six).
     /// </summary>

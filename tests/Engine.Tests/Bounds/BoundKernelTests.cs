@@ -156,6 +156,12 @@ public class BoundKernelTests
                 else Assert.That(BitConverter.SingleToInt32Bits(got[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(composed[i])), at + " against the composition");
             }
             Assert.That(fused.Abs!.ToArray(), Is.EqualTo(refAbs), "abs");
+            // Where the rows need a gradient, SignedRows composes (the same codes and divisor) and records it.
+            var xg = x.Detach().RequiresGrad_();
+            var (rows, abs) = BoundRules.SignedRows(xg, code, divisor, withAbs: true);
+            Assert.That(rows.RequiresGrad, Is.True, "the composition records the gradient");
+            Assert.That(rows.Detach().ToArray(), Is.EqualTo(got), $"x {xRows}x{cols} divisor {divisor}: composed rows");
+            Assert.That(abs!.ToArray(), Is.EqualTo(refAbs), $"x {xRows}x{cols} divisor {divisor}: composed magnitudes");
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => { using (new NoGrad()) FusedBounds.SelectRows(Tensor.Zeros([3, 2]), [4], 1, false); },
             "a code past the rows");

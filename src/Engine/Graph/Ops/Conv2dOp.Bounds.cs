@@ -70,10 +70,8 @@ public sealed partial class Conv2dOp
         if (count > 0) w.K.BoundConvSelect(w.Buf, codes.Buf, a.Buf, count, geo);
         if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
         int outPix = geo.OutH * geo.OutW;
-        if (FusedBounds.SelectRows(inputs[2].Lower.Reshape(cout, 1), code, outPix, withAbs: true) is { } rowsOfB)
-            return (a, rowsOfB.Rows.Reshape(batch, rows), rowsOfB.Abs!.Reshape(batch, rows));
-        var channel = code.Select(c => c == 0 ? 0 : Math.Sign(c) * ((Math.Abs(c) - 1) / outPix + 1)).ToArray();
-        var bias = BoundRules.SignedGather(inputs[2].Lower.Reshape(cout, 1), channel).Reshape(batch, rows);
-        return (a, bias, bias.Detach().Abs());
+        // The bias by output channel (position / output pixels).
+        var (bias, mag) = BoundRules.SignedRows(inputs[2].Lower.Reshape(cout, 1), code, outPix, withAbs: true);
+        return (a, bias.Reshape(batch, rows), mag!.Reshape(batch, rows));
     }
 }

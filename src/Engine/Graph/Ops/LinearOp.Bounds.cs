@@ -39,21 +39,11 @@ public sealed partial class LinearOp
         if (inputs[0].IsConstant || inputs[0].Shape.Length != 2 || inputs.Skip(1).Any(i => !i.IsConstant)) return null;
         var w = inputs[1].Lower;
         int outF = w.Dims[0], inF = w.Dims[1];
-        // Where no gradient flows into the weights: the rows, the bias and its magnitude in two launches (five before).
-        if (FusedBounds.SelectRows(w.Reshape(outF, inF), code, 1, withAbs: false) is { } rowsOfW)
-        {
-            var wa = rowsOfW.Rows.Reshape(batch, rows, inF);
-            if (inputs.Length < 3) return (wa, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
-            var b = inputs[2].Lower.Reshape(outF, 1);
-            if (FusedBounds.SelectRows(b, code, 1, withAbs: true) is { } rowsOfB)
-                return (wa, rowsOfB.Rows.Reshape(batch, rows), rowsOfB.Abs!.Reshape(batch, rows));
-            var biasRows = BoundRules.SignedGather(b, code).Reshape(batch, rows);   // a bias being trained
-            return (wa, biasRows, biasRows.Detach().Abs());
-        }
-        var a = BoundRules.SignedGather(w.Reshape(outF, inF), code).Reshape(batch, rows, inF);
-        var bias = inputs.Length < 3 ? null : BoundRules.SignedGather(inputs[2].Lower.Reshape(outF, 1), code).Reshape(batch, rows);
-        if (bias == null) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
-        return (a, bias, bias.Detach().Abs());
+        // The weight's rows, the bias's and its magnitude: two launches where no gradient flows into them (five before).
+        var a = BoundRules.SignedRows(w.Reshape(outF, inF), code, 1, withAbs: false).Rows.Reshape(batch, rows, inF);
+        if (inputs.Length < 3) return (a, Tensor.Zeros([batch, rows], w.Device), Tensor.Zeros([batch, rows], w.Device));
+        var (bias, mag) = BoundRules.SignedRows(inputs[2].Lower.Reshape(outF, 1), code, 1, withAbs: true);
+        return (a, bias.Reshape(batch, rows), mag!.Reshape(batch, rows));
     }
 }
 
