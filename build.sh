@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One entry point: ./build.sh build | test | bench [filter...] | run [engine args...] | publish [RID]
+# One entry point: ./build.sh build | test | bench [filter...] | run [engine args...] | publish [RID] | emu
 # `build --cpu-only` / `test --cpu-only` leave the CUDA backend (src/Engine.Cuda) out entirely.
+# `emu` builds the CPU emulation of a CUDA device (native/cuda-emu) into out/cuda-emu; `test` builds it too and runs
+# the CUDA tests a second time on it (ENGINE_CUDA_LIB=out/cuda-emu), so a machine without a GPU runs them all.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -26,25 +28,46 @@ case "$verb" in
     ;;
   test)
     build_all
-    results=$(mktemp -d)
-    set +e
-    dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build --nologo \
-      --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@"
-    rc=$?
-    set -e
-    # The plain summary line CI reads: "N passed, M failed, K skipped", from the TRX counters.
-    trx="$results/results.trx"
-    if [ -f "$trx" ]; then
-      counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
-      get() { echo "$counters" | sed -E "s/.* $1=\"([0-9]+)\".*/\1/"; }
-      total=$(get total); passed=$(get passed); failed=$(get failed)
-      echo "$passed passed, $failed failed, $((total - passed - failed)) skipped"
-    else
-      echo "0 passed, 1 failed"
-      [ "$rc" -eq 0 ] && rc=1
+    emulator=0
+    if [ "$cpu_only" = 0 ]; then
+      if [ "$(uname -sm)" = "Linux x86_64" ] && command -v g++ >/dev/null && native/cuda-emu/build.sh; then emulator=1
+      else echo "note: the CUDA emulator (native/cuda-emu: g++, x86-64 Linux) could not be built; the CUDA tests run once, on this machine's devices"; fi
     fi
-    rm -rf "$results"
+    # Runs the tests (extra arguments: dotnet test's); adds the TRX counters to the totals. rc: the worst exit status.
+    passed_all=0; failed_all=0; skipped_all=0; rc=0
+    run_tests() {
+      local label="$1"; shift
+      local results; results=$(mktemp -d)
+      set +e
+      dotnet test tests/Engine.Tests/Engine.Tests.csproj -c Release --no-build --nologo \
+        --logger "console;verbosity=normal" --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@"
+      local r=$?
+      set -e
+      local trx="$results/results.trx"
+      if [ -f "$trx" ]; then
+        local counters; counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+        get() { echo "$counters" | sed -E "s/.* $1=\"([0-9]+)\".*/\1/"; }
+        local total passed failed; total=$(get total); passed=$(get passed); failed=$(get failed)
+        echo "$label: $passed passed, $failed failed, $((total - passed - failed)) skipped"
+        passed_all=$((passed_all + passed)); failed_all=$((failed_all + failed)); skipped_all=$((skipped_all + total - passed - failed))
+      else
+        echo "$label: no results"; failed_all=$((failed_all + 1)); [ "$r" -eq 0 ] && r=1
+      fi
+      [ "$r" -ne 0 ] && rc=$r
+      rm -rf "$results"
+    }
+    run_tests "this machine" "$@"
+    if [ "$emulator" = 1 ]; then
+      # The in-process CUDA tests again, on the emulated device (which must load: ENGINE_REQUIRE_CUDA=1).
+      ENGINE_CUDA_LIB="$PWD/out/cuda-emu" ENGINE_REQUIRE_CUDA=1 run_tests "emulated GPU (out/cuda-emu)" \
+        --filter "FullyQualifiedName~Engine.Tests.Cuda." "$@"
+    fi
+    # The plain summary line CI reads: "N passed, M failed, K skipped", from the TRX counters of both runs.
+    echo "$passed_all passed, $failed_all failed, $skipped_all skipped"
     exit "$rc"
+    ;;
+  emu)
+    native/cuda-emu/build.sh
     ;;
   bench)
     dotnet run -c Release --project benchmarks/Engine.Benchmarks -- "$@"
@@ -70,6 +93,6 @@ case "$verb" in
     ls -l "$dir"
     ;;
   *)
-    echo "usage: ./build.sh build|test [--cpu-only] [args...] | bench|run [args...] | publish [RID]" >&2; exit 2
+    echo "usage: ./build.sh build|test [--cpu-only] [args...] | bench|run [args...] | publish [RID] | emu" >&2; exit 2
     ;;
 esac

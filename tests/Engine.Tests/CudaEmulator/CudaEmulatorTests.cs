@@ -1,0 +1,166 @@
+#if ENGINE_CUDA
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Engine.Tests.Cli;
+using Engine.Tests.Cuda;
+using NUnit.Framework;
+
+namespace Engine.Tests.CudaEmulator;
+
+/// <summary>
+/// The CUDA backend end to end on the emulated device (native/cuda-emu, built by `./build.sh test` or `./build.sh emu`
+/// into out/cuda-emu): the emulator's own checks, then `engine` commands with ENGINE_CUDA_LIB pointing at it, so the
+/// real backend (NVRTC-compiled modules, launches, parameter blocks, the caching allocator, the pinned upload ring,
+/// cuBLAS calls) runs every kernel of kernels/*.cu, compiled for the CPU, against the CPU path. Without the built
+/// emulator these tests are skipped with the reason (failed under ENGINE_REQUIRE_CUDA_EMULATOR=1, as CI sets).
+/// </summary>
+[TestFixture]
+public class CudaEmulatorTests
+{
+    private string _tmp = null!;
+
+    [OneTimeSetUp]
+    public void Setup()
+    {
+        _tmp = Path.Combine(Path.GetTempPath(), "engine-cuda-emu-tests-" + Environment.ProcessId);
+        Directory.CreateDirectory(_tmp);
+    }
+
+    [OneTimeTearDown]
+    public void TearDown()
+    {
+        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    private static string EmulatorDir
+    {
+        get
+        {
+            string dir = Path.Combine(CudaTestEnv.RepoRoot, "out", "cuda-emu");
+            string lib = Path.Combine(dir, "libengine-cuda-emu.so");
+            string? why = null;
+            if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
+                why = "the CUDA emulator runs on x86-64 Linux only";
+            else if (!File.Exists(lib))
+                why = $"the CUDA emulator is not built ({lib}; ./build.sh emu builds it)";
+            else
+            {
+                var built = File.GetLastWriteTimeUtc(lib);
+                var sources = Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "kernels"))
+                    .Concat(Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "native", "cuda-emu")));
+                if (sources.FirstOrDefault(f => File.GetLastWriteTimeUtc(f) > built) is { } newer)
+                    why = $"the CUDA emulator is older than {Path.GetFileName(newer)} (./build.sh emu rebuilds it)";
+            }
+            if (why == null) return dir;
+            if (Environment.GetEnvironmentVariable("ENGINE_REQUIRE_CUDA_EMULATOR") is "1" or "true")
+                Assert.Fail($"ENGINE_REQUIRE_CUDA_EMULATOR=1 but {why}");
+            Assert.Ignore(why);
+            return null!;
+        }
+    }
+
+    private static CliRunner.Result OnEmulator(params string[] args)
+    {
+        CudaTestEnv.RequireNvrtc();
+        return CudaTestEnv.RunCli(new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir }, args);
+    }
+
+    private static JsonElement Json(CliRunner.Result r)
+    {
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        return JsonDocument.Parse(r.LastLine).RootElement;
+    }
+
+    [Test]
+    public void TheEmulatorsOwnChecksPass()
+    {
+        var psi = new ProcessStartInfo(Path.Combine(EmulatorDir, "emu-test")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.That(p.WaitForExit(TimeSpan.FromMinutes(2)), Is.True, "emu-test did not finish");
+        string all = stdout.Result + "\n" + stderr.Result;
+        var lines = stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(p.ExitCode, Is.EqualTo(0), all);
+        Assert.That(lines[^1], Does.Match(@"^\d+ passed, 0 failed$"), all);
+        int passed = int.Parse(lines[^1].Split(' ')[0], CultureInfo.InvariantCulture);
+        Assert.That(lines.Count(l => l.StartsWith("ok ", StringComparison.Ordinal)), Is.EqualTo(passed), all);
+        // The fault checks ran (each in a child process) and named what a GPU would not.
+        Assert.That(all, Does.Contain("invalid memory access in kernel emu_test_write"));
+        Assert.That(all, Does.Contain("wait at different synchronisations"));
+    }
+
+    [Test]
+    public void InfoShowsTheEmulatedDevice()
+    {
+        var r = OnEmulator("info");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var cuda = r.Lines.Single(l => l.StartsWith("cuda", StringComparison.Ordinal));
+        Assert.That(cuda, Does.Contain("cuda:0 CUDA emulator on the CPU").And.Contain("compute capability 9.0").And.Contain("NVRTC"), r.ToString());
+    }
+
+    [Test]
+    public void SelftestOnTheEmulatedDeviceIsAllGreen()
+    {
+        var r = OnEmulator("selftest", "--device", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var checks = r.Lines.Where(l => l.StartsWith("ok ", StringComparison.Ordinal) || l.StartsWith("FAIL", StringComparison.Ordinal)).ToArray();
+        Assert.That(checks, Has.All.StartWith("ok "), r.ToString());
+        Assert.That(r.LastLine, Is.EqualTo($"{checks.Length} passed, 0 failed"), r.ToString());
+        // Every kernel family, the bound kernels of sessions 14-15 (never run on a GPU yet) and the end-to-end checks.
+        foreach (var name in new[] { "Reduce/Sum", "Conv2dForward", "AdamUpdate", "BoundSelectRows", "BoundRelaxBackward", "BoundDotBackward",
+                     "IbpReluBackward", "ReluRelaxationBackward", "E2E/Bounds/Crown", "E2E/Bounds/AlphaCrown", "E2E/Pgd" })
+            Assert.That(checks, Has.Some.Contains($" {name} "), name);
+        Assert.That(r.Stderr, Does.Not.Contain("cuda-emu:"), "the emulator reported a fault");
+    }
+
+    [Test]
+    public void CertifyOnTheEmulatedDeviceGivesTheCpusReport()
+    {
+        var weights = Path.Combine(_tmp, "mlp.safetensors");
+        var t = CliRunner.Run("train", "--model", "mlp", "--epochs", "1", "--batch", "128", "--out", weights, "--threads", "2");
+        Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
+        foreach (var method in new[] { "crown", "alpha-crown" })
+        {
+            string[] args = ["certify", weights, "--eps", "0.01", "--limit", "40", "--method", method];
+            var cpu = Json(CliRunner.Run([.. args, "--threads", "2"]));
+            var gpu = OnEmulator([.. args, "--device", "cuda"]);
+            var g = Json(gpu);
+            // Float sums differ in order (cuBLAS, reductions), so a bound near zero could flip; on 40 images of this
+            // model none does, and the verdicts are re-checked in float64 on either device.
+            foreach (var key in new[] { "clean", "pgd", "verified" })
+                Assert.That(g.GetProperty(key).GetDouble(), Is.EqualTo(cpu.GetProperty(key).GetDouble()), $"{method} {key}\n{gpu}");
+            Assert.That(g.GetProperty("verified").GetDouble(), Is.GreaterThan(0), "not vacuous");
+            Assert.That(gpu.Stderr, Does.Not.Contain("cuda-emu:"), gpu.ToString());
+        }
+    }
+
+    [Test]
+    public void CertifiedTrainingOnTheEmulatedDeviceFollowsTheCpu()
+    {
+        // Two CROWN-IBP steps (gradients through the fused bound kernels' backward) then IBP: the device's losses
+        // follow the CPU's up to float rounding.
+        foreach (var method in new[] { "crown-ibp", "ibp" })
+        {
+            string[] args = ["train", "--model", "mlp", "--method", method, "--eps", "0.05", "--epochs", "1", "--warmup-epochs", "0",
+                "--limit", "512", "--batch", "256", "--kappa-start", "0"];
+            var cpu = CliRunner.Run([.. args, "--out", Path.Combine(_tmp, $"{method}-cpu.safetensors"), "--threads", "2"]);
+            var gpu = OnEmulator([.. args, "--out", Path.Combine(_tmp, $"{method}-gpu.safetensors"), "--device", "cuda"]);
+            Assert.That(cpu.ExitCode, Is.EqualTo(0), cpu.ToString());
+            Assert.That(gpu.ExitCode, Is.EqualTo(0), gpu.ToString());
+            Assert.That(gpu.Stdout, Does.Contain("on cuda:0"), gpu.ToString());
+            double lc = Loss(cpu), lg = Loss(gpu);
+            Assert.That(lg, Is.EqualTo(lc).Within(1e-3 * Math.Abs(lc) + 1e-4), $"{method}: cpu {cpu}\ngpu {gpu}");
+            Assert.That(double.IsFinite(lg), Is.True);
+        }
+    }
+
+    private static double Loss(CliRunner.Result r)
+    {
+        var line = r.Lines.Single(l => l.StartsWith("epoch", StringComparison.Ordinal));
+        var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return double.Parse(parts[Array.IndexOf(parts, "loss") + 1], CultureInfo.InvariantCulture);
+    }
+}
+#endif
