@@ -277,14 +277,51 @@ void Fail(int code, const std::string& why)
     fprintf(stderr, "cuda-emu: %s\n", why.c_str());
 }
 
+// What a host-time probe reads (cuda_emu_stats): the time spent running queued work, which a GPU would run beside the
+// host, and the counts of what the host asked for.
+struct Stats { uint64_t workNs = 0, launches = 0, blasCalls = 0, copies = 0, waits = 0, apiNs = 0; } Counters;
+
+// Time inside the entry points, less the queued work they ran: the emulator's own per-call cost, which a host-time
+// probe subtracts too (a real driver has its own, of a few microseconds a launch).
+// With ENGINE_CUDA_EMU_PROFILE=1 the host's time between entry points is kept too, by the call (and kernel) that
+// ended each gap, and printed at exit beside the kernels' time.
+bool Profiling();
+std::map<std::string, std::pair<double, long long>>* HostGaps = nullptr;
+std::chrono::steady_clock::time_point LastExit;
+
+struct ApiTimer
+{
+    const char* name;
+    const char* detail = nullptr;
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    uint64_t w0 = Counters.workNs;
+    explicit ApiTimer(const char* n) : name(n) {}
+    ~ApiTimer()
+    {
+        auto t1 = std::chrono::steady_clock::now();
+        Counters.apiNs += (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count() - (Counters.workNs - w0);
+        if (Profiling() && LastExit.time_since_epoch().count() != 0)
+        {
+            auto& g = (*HostGaps)[detail ? std::string(name) + " " + detail : std::string(name)];
+            g.first += std::chrono::duration<double>(t0 - LastExit).count();
+            g.second++;
+        }
+        LastExit = t1;
+    }
+};
+
 void Flush(const Event* until = nullptr)
 {
+    if (Queue.empty() || (until && until->done)) return;
+    Counters.waits++;
+    auto t0 = std::chrono::steady_clock::now();
     while (!Queue.empty() && !(until && until->done))
     {
         auto op = std::move(Queue.front());
         Queue.pop_front();
         op();
     }
+    Counters.workNs += (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void Diagnose(const std::string& what) { fprintf(stderr, "cuda-emu: %s\n", what.c_str()); }
@@ -368,17 +405,31 @@ void PrintProfile()
     fprintf(stderr, "cuda-emu profile: %.3f s of emulated work\n", total);
     for (auto& r : rows)
         fprintf(stderr, "  %10.3f ms %8lld calls  %s\n", r.second.seconds * 1e3, r.second.calls, r.first.c_str());
+    std::vector<std::pair<std::string, std::pair<double, long long>>> gaps(HostGaps->begin(), HostGaps->end());
+    std::sort(gaps.begin(), gaps.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+    double host = 0;
+    for (auto& g : gaps) host += g.second.first;
+    fprintf(stderr, "cuda-emu profile: %.3f s of host time between entry points, by the call that ended it\n", host);
+    for (size_t i = 0; i < gaps.size() && i < 40; i++)
+        fprintf(stderr, "  %10.3f ms %8lld calls  %s\n", gaps[i].second.first * 1e3, gaps[i].second.second, gaps[i].first.c_str());
+}
+
+bool Profiling()
+{
+    static bool enabled = [] {
+        const char* e = getenv("ENGINE_CUDA_EMU_PROFILE");
+        if (!e || strcmp(e, "1") != 0) return false;
+        Profile = new std::map<std::string, ProfileEntry>();
+        HostGaps = new std::map<std::string, std::pair<double, long long>>();
+        atexit(PrintProfile);
+        return true;
+    }();
+    return enabled;
 }
 
 template <class F> void Timed(const std::string& name, F f)
 {
-    if (!Profile)
-    {
-        static bool enabled = getenv("ENGINE_CUDA_EMU_PROFILE") && strcmp(getenv("ENGINE_CUDA_EMU_PROFILE"), "1") == 0;
-        if (!enabled) { f(); return; }
-        Profile = new std::map<std::string, ProfileEntry>();
-        atexit(PrintProfile);
-    }
+    if (!Profiling()) { f(); return; }
     auto t0 = std::chrono::steady_clock::now();
     f();
     auto& e = (*Profile)[name];
@@ -477,12 +528,14 @@ int cuStreamCreate(void** stream, unsigned) { *stream = new int(0); return 0; }
 int cuStreamSynchronize(void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     Flush();
     return StickyError;
 }
 int cuStreamDestroy_v2(void* stream)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     Flush();
     delete (int*)stream;
     return 0;
@@ -492,6 +545,7 @@ int cuEventCreate(void** e, unsigned) { *e = new Event(); return 0; }
 int cuEventRecord(void* e, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     auto* ev = (Event*)e;
     ev->done = false;
     Queue.push_back([ev] { ev->done = true; ev->at = std::chrono::steady_clock::now(); });
@@ -500,12 +554,14 @@ int cuEventRecord(void* e, void*)
 int cuEventSynchronize(void* e)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     Flush((Event*)e);
     return StickyError;
 }
 int cuEventElapsedTime(float* ms, void* a, void* b)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     auto *s = (Event*)a, *e = (Event*)b;
     if (!s->done || !e->done) return 600;
     *ms = std::chrono::duration<float, std::milli>(e->at - s->at).count();
@@ -516,6 +572,7 @@ int cuEventDestroy_v2(void* e) { delete (Event*)e; return 0; }
 int cuMemAlloc_v2(uint64_t* address, size_t bytes)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     if (bytes == 0) return 1;
     if (DeviceUsed + bytes > DeviceTotal()) return 2;
     size_t rounded = (bytes + 255) & ~(size_t)255;   // 256-byte aligned starts, as cuMemAlloc's
@@ -536,6 +593,7 @@ int cuMemAlloc_v2(uint64_t* address, size_t bytes)
 int cuMemFree_v2(uint64_t address)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     Flush();   // cuMemFree waits for the work that may still use the memory
     auto it = Device.find((uintptr_t)address);
     if (it == Device.end()) { Diagnose("cuMemFree of an address that is not an allocation's start"); return 1; }
@@ -548,6 +606,7 @@ int cuMemFree_v2(uint64_t address)
 int cuMemAllocHost_v2(void** p, size_t bytes)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     void* m = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
     if (!m) return 2;
     Pinned[(uintptr_t)m] = bytes;
@@ -558,6 +617,7 @@ int cuMemAllocHost_v2(void** p, size_t bytes)
 int cuMemGetInfo_v2(size_t* free, size_t* total)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     *total = DeviceTotal();
     *free = DeviceTotal() - DeviceUsed;
     return 0;
@@ -576,6 +636,8 @@ static int CheckRange(uint64_t p, size_t bytes, const char* call, const char* op
 int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t bytes, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
+    Counters.copies++;
     if (int r = CheckRange(dst, bytes, "cuMemcpyHtoDAsync", "destination")) return r;
     if (InPinned(src, bytes))
         Queue.push_back([dst, src, bytes] { memcpy((void*)dst, src, bytes); });   // read when the stream gets there
@@ -591,6 +653,8 @@ int cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t bytes, void*)
 int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t bytes, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
+    Counters.copies++;
     if (int r = CheckRange(src, bytes, "cuMemcpyDtoHAsync", "source")) return r;
     if (InPinned(dst, bytes))
     {
@@ -607,6 +671,8 @@ int cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t bytes, void*)
 int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t bytes, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
+    Counters.copies++;
     if (int r = CheckRange(dst, bytes, "cuMemcpyDtoDAsync", "destination")) return r;
     if (int r = CheckRange(src, bytes, "cuMemcpyDtoDAsync", "source")) return r;
     Queue.push_back([dst, src, bytes] { memmove((void*)dst, (const void*)src, bytes); });
@@ -616,6 +682,8 @@ int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t bytes, void*)
 int cuMemsetD32Async(uint64_t dst, unsigned value, size_t count, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
+    Counters.copies++;
     if (dst % 4) { Diagnose("cuMemsetD32Async: destination not 4-byte aligned"); return 1; }
     if (int r = CheckRange(dst, count * 4, "cuMemsetD32Async", "destination")) return r;
     Queue.push_back([dst, value, count] { unsigned* p = (unsigned*)dst; for (size_t i = 0; i < count; i++) p[i] = value; });
@@ -656,6 +724,7 @@ int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsign
     unsigned sharedBytes, void*, void** kernelParams, void** extra)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     auto* k = (const EmuKernel*)function;
     if (!k) return 400;
     std::string name = k->name;
@@ -685,10 +754,32 @@ int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsign
         Diagnose(buf);
         return 1;
     }
+    timer.detail = k->name;
     void* pack = k->unpack(k->fn, params);   // arguments are captured at launch, as the driver does
+    Counters.launches++;
     uint3 grid{gx, gy, gz}, block{bx, by, bz};
     Queue.push_back([k, pack, grid, block, name] { Timed(name, [&] { RunGrid(k, pack, grid, block, name); }); k->release(pack); });
     return 0;
+}
+
+// Not CUDA: the emulator's counters since the process started (nanoseconds running queued work, kernel launches,
+// cuBLAS calls, copies and memsets, host waits that ran work, nanoseconds in the entry points besides that work), for
+// benchmarks that time the host's own share.
+void cuda_emu_stats(uint64_t out[6])
+{
+    std::lock_guard<std::recursive_mutex> lock(Gate);
+    out[0] = Counters.workNs; out[1] = Counters.launches; out[2] = Counters.blasCalls; out[3] = Counters.copies; out[4] = Counters.waits;
+    out[5] = Counters.apiNs;
+}
+
+// Not CUDA: forgets the profile so far (ENGINE_CUDA_EMU_PROFILE=1), so that a benchmark's warm-up is left out.
+void cuda_emu_profile_reset()
+{
+    std::lock_guard<std::recursive_mutex> lock(Gate);
+    if (!Profiling()) return;
+    Profile->clear();
+    HostGaps->clear();
+    LastExit = {};
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -755,8 +846,10 @@ int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alph
     int ldb, const float* beta, float* c, int ldc)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     if (int r = GemmChecks(ta, tb, m, n, k, (uint64_t)a, lda, (uint64_t)b, ldb, (uint64_t)c, ldc, 0, 0, 0, 1, "cublasSgemm")) return r;
     float al = *alpha, be = *beta;
+    Counters.blasCalls++;
     Queue.push_back([=] {
         if (StickyError) return;
         X.active = true; X.what = "cublasSgemm";
@@ -770,8 +863,10 @@ int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const 
     long long sa, const float* b, int ldb, long long sb, const float* beta, float* c, int ldc, long long sc, int batch)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
+    ApiTimer timer(__func__);
     if (int r = GemmChecks(ta, tb, m, n, k, (uint64_t)a, lda, (uint64_t)b, ldb, (uint64_t)c, ldc, sa, sb, sc, batch, "cublasSgemmStridedBatched")) return r;
     float al = *alpha, be = *beta;
+    Counters.blasCalls++;
     Queue.push_back([=] {
         if (StickyError) return;
         X.active = true; X.what = "cublasSgemmStridedBatched";
