@@ -29,7 +29,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-thread_local uint3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+// Plain globals, like the executor: one host thread runs queued work at a time (under the emulator's lock).
+uint3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 
 namespace {
 

@@ -1,6 +1,6 @@
 // The CUDA C++ dialect of kernels/*.cu, as g++ compiles it for the CPU emulator (cuda_emu.cpp). Every kernel runs
 // once per CUDA thread on a fiber of its own, so __syncthreads and warp shuffles block exactly as on a GPU; shared
-// memory is a function-static (blocks run one at a time). Precise intrinsics (__fadd_rn ...) are the plain float
+// memory is a function-static (blocks run one at a time, and one host thread runs queued work at a time). Precise intrinsics (__fadd_rn ...) are the plain float
 // operations; the library is built with -ffp-contract=off so nothing is fused that the kernel does not fuse itself.
 #pragma once
 #include <math.h>
@@ -19,7 +19,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __restrict__ __restrict
-#define __shared__ static thread_local
+#define __shared__ static
 
 struct uint3 { unsigned x, y, z; };
 struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
@@ -29,7 +29,7 @@ static inline float4 make_float4(float x, float y, float z, float w) { return fl
 static inline float2 make_float2(float x, float y) { return float2{x, y}; }
 static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
 
-extern thread_local uint3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+extern uint3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 #define threadIdx emu_threadIdx
 #define blockIdx emu_blockIdx
 #define blockDim emu_blockDim

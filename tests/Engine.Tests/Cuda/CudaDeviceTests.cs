@@ -105,5 +105,17 @@ public class CudaDeviceTests
         end.Record();
         Assert.That(CudaEvent.ElapsedMs(start, end), Is.GreaterThanOrEqualTo(0f));
     }
+
+    [Test]
+    public void ManagedNullReferencesStillThrowWithTheDriverLoaded()
+    {
+        // The CUDA emulator installs a SIGSEGV handler (to name the kernel of an out-of-bounds access); a fault outside
+        // a kernel must reach the runtime's handler, which turns a managed null dereference into an exception.
+        var dev = CudaTestEnv.RequireDevice();
+        var t = Tensor.Zeros([4], dev);
+        int[]? none = Environment.TickCount64 > 0 ? null : [1];
+        Assert.Throws<NullReferenceException>(() => _ = none![0]);
+        Assert.That(t.ToArray(), Is.EqualTo(new float[4]));
+    }
 }
 #endif
