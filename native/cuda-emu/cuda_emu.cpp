@@ -2,7 +2,8 @@
 // running kernels/*.cu compiled by g++ (cuda_emu.h). Built into out/cuda-emu/ as libcuda.so.1 and libcublas.so.13;
 // ENGINE_CUDA_LIB=out/cuda-emu makes the engine's CUDA backend run on it, so CI, which has no GPU, runs
 // `engine selftest --device cuda` and the GPU tests through the real backend code: launches, parameter packing,
-// the caching allocator, the pinned upload ring and the kernels' own logic.
+// the caching allocator, the pinned upload ring and the kernels' own logic. Queued work runs when the host
+// synchronises, on a worker thread while the host waits.
 //
 // What it checks that a GPU would not report, or only as a crash: a parameter block whose size is not the kernel's,
 // grid / block sizes past the device limits, copies and memsets that leave their allocation, cuBLAS operands past
@@ -15,6 +16,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <thread>
+#include <pthread.h>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -311,17 +315,59 @@ struct ApiTimer
     }
 };
 
+// Queued work runs on a worker thread of its own while the host waits, as a GPU runs beside the host: the host's
+// caches (and a host-time probe's figure) are not the emulated kernels'. The worker is started on first use and
+// again in a forked child (fork keeps only the calling thread).
+struct Worker
+{
+    std::mutex m;
+    std::condition_variable cv;
+    std::function<void()> job;
+    bool busy = false, started = false;
+};
+Worker* Runner = new Worker();
+
+void RunOnWorker(std::function<void()> job)
+{
+    Worker& w = *Runner;
+    if (!w.started)
+    {
+        w.started = true;
+        static bool atFork = (pthread_atfork(nullptr, nullptr, [] { Runner = new Worker(); }), true);   // the old one's lock may be held
+        (void)atFork;
+        std::thread([&w] {
+            std::unique_lock<std::mutex> lock(w.m);
+            for (;;)
+            {
+                w.cv.wait(lock, [&w] { return w.busy; });
+                lock.unlock();
+                w.job();
+                lock.lock();
+                w.busy = false;
+                w.cv.notify_all();
+            }
+        }).detach();
+    }
+    std::unique_lock<std::mutex> lock(w.m);
+    w.job = std::move(job);
+    w.busy = true;
+    w.cv.notify_all();
+    w.cv.wait(lock, [&w] { return !w.busy; });
+}
+
 void Flush(const Event* until = nullptr)
 {
     if (Queue.empty() || (until && until->done)) return;
     Counters.waits++;
     auto t0 = std::chrono::steady_clock::now();
-    while (!Queue.empty() && !(until && until->done))
-    {
-        auto op = std::move(Queue.front());
-        Queue.pop_front();
-        op();
-    }
+    RunOnWorker([until] {
+        while (!Queue.empty() && !(until && until->done))
+        {
+            auto op = std::move(Queue.front());
+            Queue.pop_front();
+            op();
+        }
+    });
     Counters.workNs += (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
