@@ -147,7 +147,7 @@ void Yield(FiberState state)
 }
 
 // Runs one block; an empty string, or why it could not finish.
-std::string RunBlock(uint3 block)
+std::string RunBlock(uint3 block, bool reverse)
 {
     unsigned n = block.x * block.y * block.z;
     for (unsigned t = 0; t < n; t++)
@@ -159,9 +159,9 @@ std::string RunBlock(uint3 block)
     unsigned live = n;
     for (;;)
     {
-        for (unsigned t = 0; t < n; t++)
+        for (unsigned i = 0; i < n; i++)
         {
-            Fiber& f = X.fibers[t];
+            Fiber& f = X.fibers[reverse ? n - 1 - i : i];
             if (f.state != Ready) continue;
             X.current = &f;
             emu_threadIdx = f.tid;
@@ -410,7 +410,8 @@ void OnFault(int sig, siginfo_t* info, void* ctx)
     prev.sa_handler(sig);
 }
 
-void RunGrid(const EmuKernel* k, void* pack, uint3 grid, uint3 block, const std::string& name)
+// Runs every block, in order or (a race check's second run) with blocks and threads in reverse order.
+void RunGrid(const EmuKernel* k, void* pack, uint3 grid, uint3 block, const std::string& name, bool reverse = false)
 {
     if (StickyError) return;   // a failed context runs nothing more
     InitStacks();
@@ -419,24 +420,66 @@ void RunGrid(const EmuKernel* k, void* pack, uint3 grid, uint3 block, const std:
     X.active = true;
     emu_gridDim = grid;
     emu_blockDim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++)
-            {
-                emu_blockIdx = uint3{x, y, z};
-                std::string why = RunBlock(block);
-                if (!why.empty())
-                {
-                    char where[96];
-                    snprintf(where, sizeof where, " (block %u,%u,%u)", x, y, z);
-                    Fail(719, "kernel " + name + where + ": " + why);
-                    X.active = false;
-                    X.kernel = nullptr;
-                    return;
-                }
-            }
+    uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
+    for (uint64_t i = 0; i < blocks; i++)
+    {
+        uint64_t b = reverse ? blocks - 1 - i : i;
+        unsigned x = (unsigned)(b % grid.x), y = (unsigned)(b / grid.x % grid.y), z = (unsigned)(b / ((uint64_t)grid.x * grid.y));
+        emu_blockIdx = uint3{x, y, z};
+        std::string why = RunBlock(block, reverse);
+        if (!why.empty())
+        {
+            char where[96];
+            snprintf(where, sizeof where, " (block %u,%u,%u)", x, y, z);
+            Fail(719, "kernel " + name + where + ": " + why);
+            break;
+        }
+    }
     X.active = false;
     X.kernel = nullptr;
+}
+
+bool RaceCheck()
+{
+    const char* e = getenv("ENGINE_CUDA_EMU_RACECHECK");   // read at each launch: a test turns it on in a child process
+    return e && strcmp(e, "1") == 0;
+}
+
+// ENGINE_CUDA_EMU_RACECHECK=1: every launch runs twice from the same memory, the second time with its blocks and the
+// threads of each block in reverse order; a kernel whose result depends on that order (a read of what another thread
+// writes without a barrier between, or of what another block writes) fails with the first differing byte. The
+// memory a kernel can reach is what its pointer arguments point into: the parameter block is scanned for addresses.
+void RunChecked(const EmuKernel* k, void* pack, uint3 grid, uint3 block, const std::string& name, const std::vector<unsigned char>& params)
+{
+    if (!RaceCheck()) { RunGrid(k, pack, grid, block, name); return; }
+    std::vector<const Allocation*> reach;
+    for (size_t at = 0; at + 8 <= params.size(); at += 8)
+    {
+        uint64_t v;
+        memcpy(&v, params.data() + at, 8);
+        const Allocation* a = FindDevice((uintptr_t)v);
+        if (a && std::find(reach.begin(), reach.end(), a) == reach.end()) reach.push_back(a);
+    }
+    std::vector<std::vector<unsigned char>> before, first;
+    for (auto* a : reach) before.emplace_back((unsigned char*)a->start, (unsigned char*)a->start + a->bytes);
+    RunGrid(k, pack, grid, block, name);
+    if (StickyError) return;
+    for (auto* a : reach) first.emplace_back((unsigned char*)a->start, (unsigned char*)a->start + a->bytes);
+    for (size_t i = 0; i < reach.size(); i++) memcpy((void*)reach[i]->start, before[i].data(), before[i].size());
+    RunGrid(k, pack, grid, block, name, true);
+    if (StickyError) return;
+    for (size_t i = 0; i < reach.size(); i++)
+    {
+        const unsigned char* now = (const unsigned char*)reach[i]->start;
+        auto diff = std::mismatch(first[i].begin(), first[i].end(), now);
+        if (diff.first == first[i].end()) continue;
+        char buf[320];
+        snprintf(buf, sizeof buf, ": its result depends on the order its threads run (byte %zu of an allocation of %zu differs when "
+            "blocks and threads run in reverse): a race (a read of what another thread or block writes, without a barrier between)",
+            (size_t)(diff.first - first[i].begin()), reach[i]->bytes);
+        Fail(719, "kernel " + name + buf);
+        return;
+    }
 }
 
 // ENGINE_CUDA_EMU_PROFILE=1: at exit, the emulated work's CPU time by kernel (or cuBLAS call), largest first.
@@ -805,7 +848,9 @@ int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsign
     void* pack = k->unpack(k->fn, params);   // arguments are captured at launch, as the driver does
     Counters.launches++;
     uint3 grid{gx, gy, gz}, block{bx, by, bz};
-    Queue.push_back([k, pack, grid, block, name] { Timed(name, [&] { RunGrid(k, pack, grid, block, name); }); k->release(pack); });
+    std::vector<unsigned char> bytes;
+    if (RaceCheck()) bytes.assign(params, params + size);
+    Queue.push_back([k, pack, grid, block, name, bytes] { Timed(name, [&] { RunChecked(k, pack, grid, block, name, bytes); }); k->release(pack); });
     return 0;
 }
 

@@ -53,6 +53,14 @@ extern "C" __global__ void emu_test_rotate(const float* x, float* y)
     y[blockIdx.x * n + t] = s[(t + 1) % n];   // another thread's write: needs the barrier
 }
 
+extern "C" __global__ void emu_test_racy(const float* x, float* y)
+{
+    __shared__ float s[256];
+    int t = threadIdx.x, n = blockDim.x;
+    s[t] = x[t];
+    y[t] = s[(t + 1) % n];   // no barrier: which value it reads depends on the order the threads run
+}
+
 extern "C" __global__ void emu_test_write(float* y, int n)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = 1.f;
@@ -68,6 +76,7 @@ extern "C" __global__ void emu_test_divergent(float* y)
 
 EMU_REGISTER(emu_test_shuffle)
 EMU_REGISTER(emu_test_rotate)
+EMU_REGISTER(emu_test_racy)
 EMU_REGISTER(emu_test_write)
 EMU_REGISTER(emu_test_divergent)
 
@@ -84,7 +93,7 @@ static void* module()
     if (!m)
     {
         static const char ptx[] = ".version 8.0\n.visible .entry emu_test_shuffle(\n.visible .entry emu_test_rotate(\n"
-                                  ".visible .entry emu_test_write(\n.visible .entry emu_test_divergent(\n";
+                                  ".visible .entry emu_test_write(\n.visible .entry emu_test_divergent(\n.visible .entry emu_test_racy(\n";
         cuModuleLoadData(&m, ptx);
     }
     return m;
@@ -295,6 +304,25 @@ int main()
         });
         check(s.first == 3 && s.second.find("wait at different synchronisations") != std::string::npos,
             ("a barrier and a shuffle in divergent branches fail the launch: " + s.second).c_str());
+    }
+    {   // ENGINE_CUDA_EMU_RACECHECK=1: a kernel whose result depends on its threads' order fails; a correct one does not.
+        auto race = [](const char* kernel) {
+            return inChild([kernel] {
+                setenv("ENGINE_CUDA_EMU_RACECHECK", "1", 1);
+                std::vector<float> x(64);
+                for (int i = 0; i < 64; i++) x[i] = (float)i;
+                uint64_t dx = upload(x), dy = upload(x);
+                Params p;
+                p.add(dx).add(dy);
+                launch(kernel, 1, 1, 64, p);
+                _exit(cuStreamSynchronize(nullptr) == 719 ? 3 : 4);
+            });
+        };
+        auto r = race("emu_test_racy");
+        check(r.first == 3 && r.second.find("depends on the order its threads run") != std::string::npos,
+            ("the race check flags a read of another thread's write without a barrier: " + r.second).c_str());
+        auto ok = race("emu_test_rotate");
+        check(ok.first == 4 && ok.second.empty(), ("... and passes the same exchange with __syncthreads: " + ok.second).c_str());
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

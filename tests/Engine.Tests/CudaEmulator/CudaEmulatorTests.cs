@@ -60,10 +60,18 @@ public class CudaEmulatorTests
         }
     }
 
-    private static CliRunner.Result OnEmulator(params string[] args)
+    private static CliRunner.Result OnEmulator(params string[] args) => OnEmulator(raceCheck: false, args);
+
+    /// <summary>
+    /// `engine args` on the emulated GPU; with <paramref name="raceCheck"/> every launch also runs with its blocks and
+    /// threads in reverse order and must give the same bytes (ENGINE_CUDA_EMU_RACECHECK=1).
+    /// </summary>
+    private static CliRunner.Result OnEmulator(bool raceCheck, params string[] args)
     {
         CudaTestEnv.RequireNvrtc();
-        return CudaTestEnv.RunCli(new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir }, args);
+        var env = new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir };
+        if (raceCheck) env["ENGINE_CUDA_EMU_RACECHECK"] = "1";
+        return CudaTestEnv.RunCli(env, args);
     }
 
     private static JsonElement Json(CliRunner.Result r)
@@ -89,6 +97,7 @@ public class CudaEmulatorTests
         // The fault checks ran (each in a child process) and named what a GPU would not.
         Assert.That(all, Does.Contain("invalid memory access in kernel emu_test_write"));
         Assert.That(all, Does.Contain("wait at different synchronisations"));
+        Assert.That(all, Does.Contain("depends on the order its threads run"));
     }
 
     [Test]
@@ -101,9 +110,9 @@ public class CudaEmulatorTests
     }
 
     [Test]
-    public void SelftestOnTheEmulatedDeviceIsAllGreen()
+    public void SelftestOnTheEmulatedDeviceIsAllGreenAndRaceFree()
     {
-        var r = OnEmulator("selftest", "--device", "cuda");
+        var r = OnEmulator(raceCheck: true, "selftest", "--device", "cuda");
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var checks = r.Lines.Where(l => l.StartsWith("ok ", StringComparison.Ordinal) || l.StartsWith("FAIL", StringComparison.Ordinal)).ToArray();
         Assert.That(checks, Has.All.StartWith("ok "), r.ToString());
