@@ -39,19 +39,16 @@ internal static class HostTimeProbe
 #endif
         var dev = new TimingDevice("host-time");
         Device.Register("host-time", _ => dev);
-        var x = BenchNets.Input(128).To(dev);
-        var graph = BenchNets.Make(net).To(dev).Graph;
-        var spec = new Spec(Spec.Margins(Enumerable.Range(0, 128).Select(i => i % 10).ToArray(), 10).C.To(dev));
-        var opts = new BoundOptions { ComputeUpper = false };
+        var crown = CrownCall(net, dev);
         using var noGrad = new NoGrad();
-        Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+        crown();
         var gaps = new Dictionary<string, List<double>>();
         var totals = new List<double>();
         int events = 0;
         for (int call = 0; call < calls; call++)
         {
             dev.Reset();
-            Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+            crown();
             totals.Add(Us(dev.Gaps.Values.Sum()));
             events = dev.Events;
             foreach (var kv in dev.Gaps) (gaps.TryGetValue(kv.Key, out var l) ? l : gaps[kv.Key] = []).Add(Us(kv.Value));
@@ -81,13 +78,9 @@ internal static class HostTimeProbe
             return 1;
         }
         var stats = (delegate* unmanaged<ulong*, void>)export;
-        var dev = Device.Get("cuda");
-        var x = BenchNets.Input(128).To(dev);
-        var graph = BenchNets.Make(net).To(dev).Graph;
-        var spec = new Spec(Spec.Margins(Enumerable.Range(0, 128).Select(i => i % 10).ToArray(), 10).C.To(dev));
-        var opts = new BoundOptions { ComputeUpper = false };
+        var crown = CrownCall(net, Device.Get("cuda"));
         using var noGrad = new NoGrad();
-        Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+        crown();
         // ENGINE_CUDA_EMU_PROFILE=1 prints the emulator's profile at exit: of the timed calls only.
         if (System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "cuda_emu_profile_reset", out nint reset))
             ((delegate* unmanaged<void>)reset)();
@@ -102,7 +95,7 @@ internal static class HostTimeProbe
             long t0 = Stopwatch.GetTimestamp();
             // As `engine bench crown` times a call: its memory goes back to the allocator's cache when it ends.
             using (TensorScope.Begin())
-                Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+                crown();
             long t1 = Stopwatch.GetTimestamp();
             stats(s1);
             double api = (s1[5] - s0[5]) / 1e3;
@@ -117,6 +110,16 @@ internal static class HostTimeProbe
         return 0;
     }
 #endif
+
+    /// <summary>One `engine bench crown` call on <paramref name="dev"/>: the bench net at batch 128, margin spec, eps 0.01, lower bounds read.</summary>
+    private static Func<float[]> CrownCall(string net, Device dev)
+    {
+        var x = BenchNets.Input(128).To(dev);
+        var graph = BenchNets.Make(net).To(dev).Graph;
+        var spec = new Spec(Spec.Margins(Enumerable.Range(0, 128).Select(i => i % 10).ToArray(), 10).C.To(dev));
+        var opts = new BoundOptions { ComputeUpper = false };
+        return () => Engine.Bounds.Bounds.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();
+    }
 
     private static double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
 
