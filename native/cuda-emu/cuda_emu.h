@@ -1,4 +1,4 @@
-// The CUDA C++ dialect of kernels/*.cu, as g++ compiles it for the CPU emulator (cuda_emu.cpp). Every kernel runs
+// The CUDA C++ dialect of kernels/*.cu, as g++ compiles it for the CPU emulator (native/cuda-emu, README.md). Every kernel runs
 // once per CUDA thread on a fiber of its own, so __syncthreads and warp shuffles block exactly as on a GPU; shared
 // memory is a function-static (blocks run one at a time, and one host thread runs queued work at a time). Precise intrinsics (__fadd_rn ...) are the plain float
 // operations; the library is built with -ffp-contract=off so nothing is fused that the kernel does not fuse itself.
@@ -72,7 +72,7 @@ static inline int max(int a, int b) { return a > b ? a : b; }
 static inline long long min(long long a, long long b) { return a < b ? a : b; }
 static inline long long max(long long a, long long b) { return a > b ? a : b; }
 
-// Kernel registration (cuda_emu.cpp looks kernels up by name): the parameter list is deduced from the function, so
+// Kernel registration (the emulator looks kernels up by name): the parameter list is deduced from the function, so
 // the launch checks the packed parameter block's size and unpacks each argument at its C alignment.
 struct EmuKernel
 {
