@@ -3,6 +3,7 @@
 #include "cuda_emu.h"
 
 #include <chrono>
+#include <pthread.h>
 #include <deque>
 #include <functional>
 #include <map>
@@ -17,8 +18,9 @@ namespace emu {
 std::unordered_map<std::string, EmuKernel>& Registry();
 void RunChecked(const EmuKernel* k, void* pack, uint3 grid, uint3 block, const std::string& name, const std::vector<unsigned char>& params);
 bool RaceCheck();
-// What runs now, for the fault handler: a kernel (at emu_blockIdx / emu_threadIdx) or a library call by name.
-struct Running { bool active; const char* what; const EmuKernel* kernel; };
+// What runs now, for the fault handler: a kernel (at emu_blockIdx / emu_threadIdx) or a library call by name, on
+// the thread that runs queued work (a fault on another thread is not the emulated device's).
+struct Running { bool active; const char* what; const EmuKernel* kernel; pthread_t thread; };
 Running Current();
 void SetLibraryCall(const char* what);   // null: none
 

@@ -75,6 +75,7 @@ struct Executor
     void* pack = nullptr;
     bool active = false;   // a kernel (or cuBLAS call) is running: a fault is the kernel's
     const char* what = "";
+    pthread_t thread{};    // the thread running it
 };
 Executor X;
 
@@ -181,10 +182,11 @@ std::string RunBlock(uint3 block, bool reverse)
 
 } // namespace
 
-Running Current() { return Running{X.active, X.what, X.kernel}; }
+Running Current() { return Running{X.active, X.what, X.kernel, X.thread}; }
 
 void SetLibraryCall(const char* what)
 {
+    X.thread = pthread_self();
     X.active = what != nullptr;
     X.what = what ? what : "";
 }
@@ -196,6 +198,7 @@ static void RunGrid(const EmuKernel* k, void* pack, uint3 grid, uint3 block, con
     InitStacks();
     X.kernel = k;
     X.pack = pack;
+    X.thread = pthread_self();
     X.active = true;
     emu_gridDim = grid;
     emu_blockDim = block;

@@ -20,7 +20,6 @@ struct sigaction PreviousSegv, PreviousBus;
 void OnFault(int sig, siginfo_t* info, void* ctx);
 } // namespace
 
-
 size_t DeviceTotal()
 {
     static size_t total = [] {
@@ -80,7 +79,6 @@ int CheckRange(uint64_t p, size_t bytes, const char* call, const char* operand)
     return 1;
 }
 
-
 void InstallFaultHandler()
 {
     static bool done = false;
@@ -98,7 +96,7 @@ namespace {
 void OnFault(int sig, siginfo_t* info, void* ctx)
 {
     Running now = Current();
-    if (now.active)
+    if (now.active && pthread_equal(now.thread, pthread_self()))
     {
         uintptr_t a = (uintptr_t)info->si_addr;
         if (now.kernel)
