@@ -19,11 +19,11 @@ for f in "$root"/kernels/*.cu; do
   g++ "${flags[@]}" -w -c "$obj/$m.cpp" -o "$obj/$m.o" & pids+=($!)
 done
 for f in "$emu"/*.cpp; do
-  case "$f" in */emu_test.cpp) continue ;; esac
+  case "$f" in */emu_test.cpp) continue ;; esac   # check_kernels.cpp is in: its shared arrays join the section
   g++ -std=c++17 -O3 -fPIC -ffp-contract=off -Wall -c "$f" -o "$obj/emu_$(basename "$f" .cpp).o" & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-g++ -shared -o "$lib.tmp" "$obj"/*.o
+g++ -shared -o "$lib.tmp" "$obj"/*.o -Wl,-T,"$emu/emu_shared.ld"
 mv "$lib.tmp" "$lib"
 g++ "${flags[@]}" -Wall "$emu/emu_test.cpp" -L"$out" -l:libengine-cuda-emu.so -Wl,-rpath,'$ORIGIN' -o "$out/emu-test"
 ln -sf libengine-cuda-emu.so "$out/libcuda.so.1"

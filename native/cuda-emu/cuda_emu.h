@@ -19,7 +19,9 @@
 #define __host__
 #define __forceinline__ inline
 #define __restrict__ __restrict
-#define __shared__ static
+// Shared arrays are statics in one section, which the executor fills with NaN bytes at each launch: a read of shared
+// memory nothing wrote shows (on a GPU it gives whatever was there).
+#define __shared__ static __attribute__((section("emu_shared")))
 
 struct uint3 { unsigned x, y, z; };
 struct __attribute__((aligned(16))) float4 { float x, y, z, w; };

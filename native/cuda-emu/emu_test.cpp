@@ -1,7 +1,7 @@
 // Checks of the CUDA emulator itself (run by tests/Engine.Tests/CudaEmulator): the semantics it must share with a
 // GPU (barriers, warp shuffles, stream order, cuBLAS) and the faults it must report (out-of-bounds accesses,
-// parameter blocks of the wrong size, launch limits, copies past an allocation, divergent synchronisation). Its own
-// kernels are registered beside the engine's. Prints one line per check and "N passed, M failed"; exit 1 on a failure.
+// parameter blocks of the wrong size, launch limits, copies past an allocation, divergent synchronisation, races,
+// uninitialised memory). Its kernels are in the library (check_kernels.cpp). Prints one line per check and "N passed, M failed"; exit 1 on a failure.
 #include "cuda_emu.h"
 
 #include <cmath>
@@ -33,52 +33,6 @@ int cublasSgemmStridedBatched(void*, int, int, int, int, int, const float*, cons
     long long, const float*, float*, int, long long, int);
 }
 
-// Test kernels (not in kernels/: they exist to misbehave or to pin down one semantic).
-extern "C" __global__ void emu_test_shuffle(const float* x, float* down, float* butterfly)
-{
-    int t = threadIdx.x;
-    float v = x[t], w = x[t];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);
-    down[t] = v;
-    butterfly[t] = w;
-}
-
-extern "C" __global__ void emu_test_rotate(const float* x, float* y)
-{
-    __shared__ float s[256];
-    int t = threadIdx.x, n = blockDim.x;
-    s[t] = x[blockIdx.x * n + t];
-    __syncthreads();
-    y[blockIdx.x * n + t] = s[(t + 1) % n];   // another thread's write: needs the barrier
-}
-
-extern "C" __global__ void emu_test_racy(const float* x, float* y)
-{
-    __shared__ float s[256];
-    int t = threadIdx.x, n = blockDim.x;
-    s[t] = x[t];
-    y[t] = s[(t + 1) % n];   // no barrier: which value it reads depends on the order the threads run
-}
-
-extern "C" __global__ void emu_test_write(float* y, int n)
-{
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = 1.f;
-}
-
-extern "C" __global__ void emu_test_divergent(float* y)
-{
-    float v = (float)threadIdx.x;
-    if (threadIdx.x < 16) __syncthreads();
-    else v += __shfl_down_sync(0xffffffffu, v, 1);
-    y[threadIdx.x] = v;
-}
-
-EMU_REGISTER(emu_test_shuffle)
-EMU_REGISTER(emu_test_rotate)
-EMU_REGISTER(emu_test_racy)
-EMU_REGISTER(emu_test_write)
-EMU_REGISTER(emu_test_divergent)
 
 static int passed = 0, failed = 0;
 static void check(bool ok, const char* what)
@@ -93,7 +47,8 @@ static void* module()
     if (!m)
     {
         static const char ptx[] = ".version 8.0\n.visible .entry emu_test_shuffle(\n.visible .entry emu_test_rotate(\n"
-                                  ".visible .entry emu_test_write(\n.visible .entry emu_test_divergent(\n.visible .entry emu_test_racy(\n";
+                                  ".visible .entry emu_test_write(\n.visible .entry emu_test_divergent(\n.visible .entry emu_test_racy(\n"
+                                  ".visible .entry emu_test_uninit_shared(\n";
         cuModuleLoadData(&m, ptx);
     }
     return m;
@@ -196,6 +151,15 @@ int main()
         for (int b = 0; b < 3; b++)
             for (int t = 0; t < 200; t++) ok &= y[b * 200 + t] == x[b * 200 + (t + 1) % 200];
         check(ok, "__syncthreads: every thread reads another thread's shared write");
+    }
+    {   // Shared memory nothing wrote reads as NaN.
+        std::vector<float> z(64, 0.f);
+        uint64_t dy = upload(z);
+        Params p;
+        p.add(dy);
+        launch("emu_test_uninit_shared", 1, 1, 64, p);
+        auto y = download(dy, 64);
+        check(std::isnan(y[0]) && std::isnan(y[63]), "shared memory nothing wrote reads as NaN");
     }
     {   // A fresh allocation reads as NaN; memset and grid-stride loops cover what they should.
         uint64_t d = 0;

@@ -9,6 +9,9 @@
 // Plain globals, like the executor: one host thread runs queued work at a time (under the emulator's lock).
 uint3 emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 
+// The linker's bounds of the section every kernel's __shared__ arrays are in (cuda_emu.h); weak: none may exist.
+extern "C" unsigned char __start_emu_shared[] __attribute__((weak)), __stop_emu_shared[] __attribute__((weak));
+
 namespace emu {
 
 std::unordered_map<std::string, EmuKernel>& Registry()
@@ -191,11 +194,14 @@ void SetLibraryCall(const char* what)
     X.what = what ? what : "";
 }
 
-// Runs every block, in order or (a race check's second run) with blocks and threads in reverse order.
+// Runs every block, in order or (a race check's second run) with blocks and threads in reverse order. Shared memory
+// starts as NaN bytes at each launch (later blocks see what earlier ones left, as they may on a GPU).
 static void RunGrid(const EmuKernel* k, void* pack, uint3 grid, uint3 block, const std::string& name, bool reverse = false)
 {
     if (StickyError) return;   // a failed context runs nothing more
     InitStacks();
+    unsigned char *lo = __start_emu_shared, *hi = __stop_emu_shared;
+    if (lo && hi > lo) memset(lo, 0xFF, (size_t)(hi - lo));
     X.kernel = k;
     X.pack = pack;
     X.thread = pthread_self();
