@@ -59,8 +59,10 @@ case "$verb" in
     run_tests "this machine" "$@"
     if [ "$emulator" = 1 ]; then
       # The in-process CUDA tests again, on the emulated device (which must load: ENGINE_REQUIRE_CUDA=1), each launch
-      # run a second time in reverse thread order to catch races (ENGINE_CUDA_EMU_RACECHECK=1).
-      ENGINE_CUDA_LIB="$PWD/out/cuda-emu" ENGINE_CUDA_EMU_RACECHECK=1 ENGINE_REQUIRE_CUDA=1 run_tests "emulated GPU (out/cuda-emu)" \
+      # run a second time in reverse thread order to catch races (ENGINE_CUDA_EMU_RACECHECK=1), new buffers NaN
+      # (ENGINE_CUDA_POISON=1).
+      ENGINE_CUDA_LIB="$PWD/out/cuda-emu" ENGINE_CUDA_EMU_RACECHECK=1 ENGINE_CUDA_POISON=1 ENGINE_REQUIRE_CUDA=1 \
+        run_tests "emulated GPU (out/cuda-emu)" \
         --filter "FullyQualifiedName~Engine.Tests.Cuda." "$@"
     fi
     # The plain summary line CI reads: "N passed, M failed, K skipped", from the TRX counters of both runs.

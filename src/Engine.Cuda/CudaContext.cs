@@ -169,11 +169,26 @@ internal sealed class CudaContext
         }
     }
 
+    /// <summary>
+    /// ENGINE_CUDA_POISON=1: every new tensor that is not asked for zeros, and every scratch buffer, starts as NaN
+    /// (all bits set) instead of whatever its cached block held, so code that reads device memory it did not write
+    /// shows NaN at once. A debugging aid (one memset a buffer); the emulated test run turns it on.
+    /// </summary>
+    internal static readonly bool Poison = Environment.GetEnvironmentVariable("ENGINE_CUDA_POISON") is "1" or "true";
+
+    /// <summary>Under <see cref="Poison"/>, fills <paramref name="count"/> words at <paramref name="address"/> with NaN bits.</summary>
+    internal void PoisonNew(ulong address, long count)
+    {
+        if (Poison) Memset32(address, 0xFFFFFFFFu, count);
+    }
+
     /// <summary>Temporary device memory, released stream-ordered on Dispose.</summary>
     public DeviceScratch Scratch(long bytes)
     {
         if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), $"Scratch of {bytes} bytes.");
-        return new DeviceScratch(Allocator, Allocator.Allocate(bytes), bytes);
+        var s = new DeviceScratch(Allocator, Allocator.Allocate(bytes), bytes);
+        PoisonNew(s.Address, bytes / 4);
+        return s;
     }
 
     /// <summary>Host values copied into temporary device memory.</summary>

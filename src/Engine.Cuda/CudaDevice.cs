@@ -30,6 +30,7 @@ internal sealed class CudaDevice : Device
     {
         var s = new CudaStorage(this, length);
         if (zero) Context.Memset32(s.Address, 0, length);
+        else Context.PoisonNew(s.Address, length);
         TensorScope.Register(s);
         return s;
     }

@@ -117,5 +117,21 @@ public class CudaDeviceTests
         Assert.Throws<NullReferenceException>(() => _ = none![0]);
         Assert.That(t.ToArray(), Is.EqualTo(new float[4]));
     }
+
+    [Test]
+    public void PoisonFillsNewTensorsWithNaNButNotZeroedOnes()
+    {
+        var dev = CudaTestEnv.RequireDevice();
+        if (!CudaContext.Poison) Assert.Ignore("ENGINE_CUDA_POISON is not set in this process (the emulated test run sets it).");
+        for (int round = 0; round < 2; round++)   // the second round reuses cached blocks
+        {
+            var empty = Tensor.Empty([1000], dev);
+            var zeros = Tensor.Zeros([1000], dev);
+            Assert.That(empty.ToArray(), Has.All.NaN, $"round {round}");
+            Assert.That(zeros.ToArray(), Has.All.EqualTo(0f), $"round {round}");
+            empty.Storage.Dispose();
+            zeros.Storage.Dispose();
+        }
+    }
 }
 #endif

@@ -48,7 +48,8 @@ public class CudaEmulatorTests
             {
                 var built = File.GetLastWriteTimeUtc(lib);
                 var sources = Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "kernels"))
-                    .Concat(Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "native", "cuda-emu")));
+                    .Concat(Directory.GetFiles(Path.Combine(CudaTestEnv.RepoRoot, "native", "cuda-emu")))
+                    .Where(f => Path.GetExtension(f) is ".cu" or ".cuh" or ".h" or ".cpp" or ".ld" or ".sh");
                 if (sources.FirstOrDefault(f => File.GetLastWriteTimeUtc(f) > built) is { } newer)
                     why = $"the CUDA emulator is older than {Path.GetFileName(newer)} (./build.sh emu rebuilds it)";
             }
@@ -69,7 +70,8 @@ public class CudaEmulatorTests
     private static CliRunner.Result OnEmulator(bool raceCheck, params string[] args)
     {
         CudaTestEnv.RequireNvrtc();
-        var env = new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir };
+        // New device buffers start as NaN (ENGINE_CUDA_POISON=1): a read of memory nothing wrote shows.
+        var env = new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_POISON"] = "1" };
         if (raceCheck) env["ENGINE_CUDA_EMU_RACECHECK"] = "1";
         return CudaTestEnv.RunCli(env, args);
     }
