@@ -11,7 +11,9 @@
 #   profile.txt          ENGINE_CUDA_PROFILE tables of the CROWN and training benchmarks
 #   certify.jsonl        engine certify of a GPU-trained net on the GPU and on the CPU, one tagged JSON line each
 # Environment: OUT (default ./gpu-out), ENGINE, PYTHON, BUDGET_S (default 400), ENGINE_CUDA_LIB (extra library dirs);
-# for a dry run on a CPU machine: DEVICE=cpu BATCH=8 ELEMENTWISE_N=1000000 GEMM_SIZES=256.
+# for a dry run on a CPU machine: DEVICE=cpu BATCH=8 ELEMENTWISE_N=1000000 GEMM_SIZES=256, or through the CUDA backend
+# on the emulated GPU (./build.sh emu): ENGINE_CUDA_LIB=out/cuda-emu BATCH=4 ELEMENTWISE_N=100000 GEMM_SIZES=64 (the
+# certified-training and CROWN-certify steps time out there: the emulator is slow; the PyTorch step needs a GPU).
 set -u
 cd "$(dirname "$0")/../.."
 
