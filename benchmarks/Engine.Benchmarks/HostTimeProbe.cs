@@ -77,7 +77,7 @@ internal static class HostTimeProbe
             Console.Error.WriteLine($"error: {dir} does not hold the CUDA emulator (./build.sh emu builds out/cuda-emu)");
             return 1;
         }
-        var stats = (delegate* unmanaged<ulong*, void>)export;
+        var stats = (delegate* unmanaged<ulong*, int, void>)export;
         var crown = CrownCall(net, Device.Get("cuda"));
         using var noGrad = new NoGrad();
         crown();
@@ -91,20 +91,20 @@ internal static class HostTimeProbe
         var counts = new ulong[4];
         for (int call = 0; call < calls; call++)
         {
-            stats(s0);
+            stats(s0, 6);
             long t0 = Stopwatch.GetTimestamp();
             // As `engine bench crown` times a call: its memory goes back to the allocator's cache when it ends.
             using (TensorScope.Begin())
                 crown();
             long t1 = Stopwatch.GetTimestamp();
-            stats(s1);
+            stats(s1, 6);
             double api = (s1[5] - s0[5]) / 1e3;
             host.Add(Us(t1 - t0) - (s1[0] - s0[0]) / 1e3 - api);
             emu.Add(api);
             for (int i = 0; i < 4; i++) counts[i] = s1[i + 1] - s0[i + 1];
         }
         Console.WriteLine($"{net} on the CUDA backend over the emulator: host {Median(host):F0} us a call (median of {calls}; min {host.Min():F0}, max {host.Max():F0}; "
-            + $"the emulator's entry points another {Median(emu):F0} us); {counts[0]} launches, {counts[1]} cuBLAS calls, {counts[2]} copies / memsets, {counts[3]} host waits");
+            + $"the emulator's entry points another {Median(emu):F0} us); {counts[0]} launches, {counts[1]} cuBLAS calls, {counts[2]} copies, {counts[3]} host waits");
         Console.WriteLine($"  garbage collections in the {calls} calls: gen0 {GC.CollectionCount(0) - gc0}, gen1 {GC.CollectionCount(1) - gc1}, gen2 {GC.CollectionCount(2) - gc2}, "
             + $"pauses {(GC.GetTotalPauseDuration() - pause0).TotalMilliseconds:F1} ms in all");
         return 0;

@@ -44,7 +44,7 @@ void Flush(const Event* until = nullptr);
 
 // What a host-time probe reads (cuda_emu_stats): the time spent running queued work, which a GPU would run beside the
 // host, and the counts of what the host asked for.
-struct Stats { uint64_t workNs = 0, launches = 0, blasCalls = 0, copies = 0, waits = 0, apiNs = 0; };
+struct Stats { uint64_t workNs = 0, launches = 0, blasCalls = 0, copies = 0, waits = 0, apiNs = 0, memsets = 0; };
 extern Stats Counters;
 
 // Time inside an entry point, less the queued work it ran: the emulator's own per-call cost, which a host-time probe

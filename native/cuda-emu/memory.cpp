@@ -226,7 +226,7 @@ int cuMemsetD32Async(uint64_t dst, unsigned value, size_t count, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
     ApiTimer timer(__func__);
-    Counters.copies++;
+    Counters.memsets++;
     if (dst % 4) { Diagnose("cuMemsetD32Async: destination not 4-byte aligned"); return 1; }
     if (int r = CheckRange(dst, count * 4, "cuMemsetD32Async", "destination")) return r;
     Queue.push_back([dst, value, count] { unsigned* p = (unsigned*)dst; for (size_t i = 0; i < count; i++) p[i] = value; });
