@@ -1,6 +1,7 @@
 using Engine.Attacks;
 using Engine.Autograd;
 using Engine.Bounds;
+using Engine.Certify;
 using Engine.Graph;
 using Engine.Nn;
 using Engine.Tensors;
@@ -18,6 +19,7 @@ public sealed partial class KernelSelfTest
         AddE2E("E2E/CnnTrainStep", c => TrainStepCheck(c, Cnn(), c.U(6 * 144, 0f, 1f), [6, 1, 12, 12], adam: false));
         foreach (var method in Enum.GetValues<BoundMethod>())
             AddE2E($"E2E/Bounds/{method}", c => BoundsCheck(c, method));
+        AddE2E("E2E/CertifiedTrainStep", CertifiedTrainStepCheck);
         AddE2E("E2E/Pgd", PgdCheck);
     }
 
@@ -146,6 +148,35 @@ public sealed partial class KernelSelfTest
                     c.CompareValues("upper", rd.Upper.ToArray(), rc.Upper.ToArray(), tol);
                 }
         }
+    }
+
+    // The loss of a certified training step (IBP, and CROWN-IBP mixed with IBP at beta 0.5) and every parameter's
+    // gradient through the bounds: the fused bound kernels' backward passes end to end, against the CPU.
+    private void CertifiedTrainStepCheck(Check c)
+    {
+        foreach (var (label, make, shape, eps) in new[] { ("MLP", (Func<Module>)Mlp, new[] { 8, 20 }, 0.05f), ("CNN", (Func<Module>)Cnn, new[] { 4, 1, 12, 12 }, 0.02f) })
+            foreach (var beta in new[] { 0f, 0.5f })
+            {
+                c.Case($"{label} {(beta == 0 ? "IBP" : "CROWN-IBP, beta 0.5")} loss, eps={eps} clipped");
+                var xh = c.U(ShapeUtil.Numel(shape), 0f, 1f);
+                var lh = Labels(c, shape[0]);
+                var sides = new[] { (M: make(), D: Tensors.Device.Cpu), (M: make().To(Device), D: Device) }.Select(s =>
+                {
+                    var loss = CertifiedLosses.CrownIbpLoss(s.M, Tensor.FromSpan(xh, shape, s.D), Tensor.FromSpan(lh, [shape[0]], s.D),
+                                                            Perturbation.LInf(eps, 0f, 1f), beta);
+                    loss.Backward();
+                    return (s.M, Loss: loss);
+                }).ToArray();
+                CheckOnDevice(c, sides[1].Loss, "loss");
+                c.CompareValues("loss", [sides[1].Loss.Item()], [sides[0].Loss.Item()], new Tol(1e-6, 1e-5));
+                var pc = sides[0].M.NamedParameters().ToArray(); var pd = sides[1].M.NamedParameters().ToArray();
+                for (int i = 0; i < pc.Length; i++)
+                {
+                    var g = pd[i].Tensor.Grad ?? throw new InvalidOperationException($"parameter {pd[i].Name} got no gradient on {Device.Name}");
+                    CheckOnDevice(c, g, $"grad {pd[i].Name}");
+                    c.CompareValues($"grad {pd[i].Name}", g.ToArray(), pc[i].Tensor.Grad!.ToArray(), new Tol(1e-6, 1e-4, 1e-4));
+                }
+            }
     }
 
     private void PgdCheck(Check c)

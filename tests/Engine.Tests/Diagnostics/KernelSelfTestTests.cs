@@ -49,6 +49,7 @@ public class KernelSelfTestTests
     [TestCase("E2E/CnnTrainStep")]
     [TestCase("E2E/Bounds/Ibp")]
     [TestCase("E2E/Bounds/CrownIbp")]
+    [TestCase("E2E/CertifiedTrainStep")]
     [TestCase("E2E/Pgd")]
     public void EndToEndCheckPassesOnTheEmulatedDevice(string name)
     {
