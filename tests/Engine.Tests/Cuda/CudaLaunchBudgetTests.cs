@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using Engine.Autograd;
 using Engine.Bounds;
 using Engine.Cuda.Native;
-using Engine.Nn;
+using Engine.Tests.Devices;
 using Engine.Tensors;
 using NUnit.Framework;
 using BoundsApi = Engine.Bounds.Bounds;
@@ -33,17 +33,6 @@ public class CudaLaunchBudgetTests
         return s;
     }
 
-    private static Module Net(string net)
-    {
-        var g = new Generator(1);
-        Module m = net == "mlp"
-            ? new Sequential(new Flatten(), new Linear(784, 256, generator: g), new ReLU(), new Linear(256, 256, generator: g), new ReLU(), new Linear(256, 10, generator: g))
-            : new Sequential(new Conv2d(1, 8, 4, 2, 1, generator: g), new ReLU(), new Conv2d(8, 16, 4, 2, 1, generator: g), new ReLU(),
-                             new Flatten(), new Linear(784, 100, generator: g), new ReLU(), new Linear(100, 10, generator: g));
-        m.Eval();
-        return m;
-    }
-
     // Seen (session 16, batch 16): MLP 37 launches, 8 cuBLAS calls, 7 copies, 1 memset, 3 waits; CNN 73, 8, 11, 1, 4.
     [TestCase("mlp", 40, 8, 8, 2, 3)]
     [TestCase("cnn", 78, 8, 12, 2, 4)]
@@ -56,7 +45,7 @@ public class CudaLaunchBudgetTests
         var specCpu = new Spec(Spec.Margins(Enumerable.Range(0, batch).Select(i => i % 10).ToArray(), 10).C);
         var opts = new BoundOptions { ComputeUpper = false };
         var x = xCpu.To(dev);
-        var graph = Net(net).To(dev).Graph;
+        var graph = LaunchBudgetTests.Net(net).To(dev).Graph;
         var spec = new Spec(specCpu.C.To(dev));
         using var noGrad = new NoGrad();
         BoundsApi.Compute(graph, x, Perturbation.LInf(0.01f), BoundMethod.Crown, spec, opts).Lower.ToArray();   // modules load, caches fill
@@ -74,7 +63,7 @@ public class CudaLaunchBudgetTests
         Assert.That(copies, Is.LessThanOrEqualTo((ulong)maxCopies), seen);
         if (!Engine.Cuda.CudaContext.Poison) Assert.That(memsets, Is.LessThanOrEqualTo((ulong)maxMemsets), seen);
         Assert.That(waits, Is.LessThanOrEqualTo((ulong)maxWaits), seen);
-        var cpu = BoundsApi.Compute(Net(net), xCpu, Perturbation.LInf(0.01f), BoundMethod.Crown, specCpu, new BoundOptions { ComputeUpper = false, FastPath = false }).Lower.ToArray();
+        var cpu = BoundsApi.Compute(LaunchBudgetTests.Net(net), xCpu, Perturbation.LInf(0.01f), BoundMethod.Crown, specCpu, new BoundOptions { ComputeUpper = false, FastPath = false }).Lower.ToArray();
         Assert.That(lower, Is.EqualTo(cpu).Within(1e-4f), "the counted call's bounds against the CPU's");
     }
 }

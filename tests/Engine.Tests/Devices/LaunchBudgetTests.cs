@@ -26,7 +26,8 @@ public class LaunchBudgetTests
         return _device;
     }
 
-    private static Module Net(string net)
+    /// <summary>The bench nets' shapes (`engine bench crown`: the MLP, the CNN) with seeded weights, in eval mode.</summary>
+    internal static Module Net(string net)
     {
         var g = new Generator(1);
         Module m = net == "mlp"
