@@ -1,4 +1,5 @@
 # One entry point: ./build.ps1 build | test | bench [filter...] | run [engine args...] | publish [RID]
+# (The second run of the CUDA tests on the CPU-emulated GPU, native/cuda-emu, is build.sh's: it needs g++ on x86-64 Linux.)
 param([Parameter(Position = 0)][string]$Verb = "build", [Parameter(ValueFromRemainingArguments = $true)][string[]]$Rest = @())
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
