@@ -167,6 +167,21 @@ public class CudaEmulatorTests
         }
     }
 
+    [Test]
+    public void OutOfDeviceMemoryIsOneErrorLine()
+    {
+        // A 64 MiB device cannot hold CROWN's 256 MiB coefficient chunk of the MLP at batch 128: the caching allocator
+        // empties its cache, retries, and the command ends with one line saying what was asked and what was free.
+        CudaTestEnv.RequireNvrtc();
+        var r = CudaTestEnv.RunCli(new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_EMU_MEMORY_MIB"] = "64" },
+            "bench", "crown", "--net", "mlp", "--batch", "128", "--device", "cuda");
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        var err = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(err, Has.Length.EqualTo(1), r.ToString());
+        Assert.That(err[0], Does.StartWith("error:").And.Contain("CUDA_ERROR_OUT_OF_MEMORY").And.Contain("free of 64.0 MiB").And.Contain("TensorScope"), r.ToString());
+        Assert.That(r.Stdout, Does.Not.Contain("{\"op\""), "no result line after the failure");
+    }
+
     private static double Loss(CliRunner.Result r)
     {
         var line = r.Lines.Single(l => l.StartsWith("epoch", StringComparison.Ordinal));
