@@ -59,6 +59,9 @@ internal sealed class CudaDevice : Device
     /// <inheritdoc/>
     public override DeviceMemoryStats? MemoryStats => Context.Allocator.Stats;
 
+    /// <inheritdoc/>
+    public override long? TotalMemory => Context.TotalMemory;
+
     /// <summary>Returns every cached block to the driver (live tensors keep theirs).</summary>
     public void EmptyCache() => Context.Allocator.EmptyCache();
 

@@ -152,7 +152,7 @@ internal sealed class BoundPropagator
         int offset = 0;
         var order = ByCountDescending(count);
         bool cpu = ibp.Lower.Device == Device.Cpu;
-        int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : AcceleratorChunkRows(v, b));
+        int maxChunkRows = _options.IntermediateChunkRows ?? (cpu ? MaxChunkRows : AcceleratorChunkRows(v, b, ibp.Lower.Device));
         bool large = maxChunkRows > MaxChunkRows;
         if (maxChunkRows < 1) throw new ArgumentOutOfRangeException(nameof(BoundOptions.IntermediateChunkRows), $"IntermediateChunkRows must be at least 1, got {maxChunkRows}.");
         for (int p0 = 0; p0 < order.Length;)
@@ -222,14 +222,16 @@ internal sealed class BoundPropagator
     /// MLP at batch 128 took 66 ms with 384-row chunks, one example each, on an H100; 3.0 ms with two chunks of
     /// 32,768 rows on an H200, where one chunk saves another ~24 gathers). The cap is by memory instead: a chunk's
     /// coefficient tensors are rows × (the widest value it passes back through) floats, kept under
-    /// <see cref="AcceleratorChunkBytes"/> each (a few of them live at once), between 2^12 and 2^17 rows.
+    /// <see cref="AcceleratorChunkBytes"/> each (a few of them live at once) and under 1/32 of the device's memory
+    /// (a small GPU gets smaller chunks instead of running out of memory), between 2^12 and 2^17 rows.
     /// </summary>
-    private int AcceleratorChunkRows(Value v, int batch)
+    internal int AcceleratorChunkRows(Value v, int batch, Device device)
     {
         long widest = 1;
         foreach (int id in Ancestors(v))
             if (_bounds[id] is { IsConstant: false } iv) widest = Math.Max(widest, iv.Lower.Numel / Math.Max(1, batch));
-        return (int)Math.Clamp(AcceleratorChunkBytes / (sizeof(float) * widest), 1 << 12, 1 << 17);
+        long cap = device.TotalMemory is long total && total > 0 ? Math.Min(AcceleratorChunkBytes, total / 32) : AcceleratorChunkBytes;
+        return (int)Math.Clamp(cap / (sizeof(float) * widest), 1 << 12, 1 << 17);
     }
 
     /// <summary>Bytes of one coefficient tensor of an accelerator chunk (see <see cref="AcceleratorChunkRows"/>).</summary>
@@ -385,7 +387,11 @@ internal sealed class BoundPropagator
             }
             catch (Exception ex) when (ex is ArgumentException or NotSupportedException or InvalidOperationException && !ex.Message.StartsWith("Node '", StringComparison.Ordinal))
             {
-                throw new NotSupportedException($"Node '{node.Name}' ({node.Op}): {ex.Message}", ex);
+                // Name the node. A rule that cannot bound it says so (NotSupported); a failure of the device (out of
+                // memory, a CUDA error) or of a state keeps its kind, so that it is reported as what it is.
+                string message = $"Node '{node.Name}' ({node.Op}): {ex.Message}";
+                if (ex is InvalidOperationException) throw new InvalidOperationException(message, ex);
+                throw new NotSupportedException(message, ex);
             }
             for (int j = 0; j < ins.Length; j++)
             {

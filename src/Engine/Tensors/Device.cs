@@ -28,6 +28,12 @@ public abstract class Device
     /// <summary>Memory held by live tensors and by the allocator's cache, or null where the device does not track it (CPU).</summary>
     public virtual DeviceMemoryStats? MemoryStats => null;
 
+    /// <summary>
+    /// The device's memory in bytes, or null where work is not sized by it (the CPU). Bound propagation caps the
+    /// chunks of intermediate-bound rows it sends to a device by it.
+    /// </summary>
+    public virtual long? TotalMemory => null;
+
     /// <summary>The CPU device.</summary>
     public static Device Cpu => CpuDevice.Instance;
 
