@@ -36,7 +36,8 @@ public sealed class BoundOptions
     /// <summary>
     /// Most intermediate-bound rows (over the examples of a chunk) back-substituted together; null picks a per-device
     /// default: 384 on the CPU (coefficients stay in cache); on other devices as many as keep each coefficient tensor
-    /// under 256 MiB (2^12 to 2^17 rows; fewer, larger kernel launches and gathers).
+    /// under 256 MiB and under 1/32 of the device's memory (<see cref="Tensors.Device.TotalMemory"/>), 2^12 to 2^17
+    /// rows (fewer, larger kernel launches and gathers).
     /// Chunking changes only the order of work, not the bounds beyond float rounding.
     /// </summary>
     public int? IntermediateChunkRows { get; init; }
