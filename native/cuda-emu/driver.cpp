@@ -2,6 +2,7 @@
 #include "emu.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 using namespace emu;
 
@@ -142,6 +143,15 @@ int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsign
     timer.detail = k->name;
     void* pack = k->unpack(k->fn, params);   // arguments are captured at launch, as the driver does
     Counters.launches++;
+    // ENGINE_CUDA_EMU_FAIL_AT=N: the N-th launch faults when it runs, as a kernel's illegal access would on a GPU (a
+    // sticky error, reported by the next synchronisation), so that how the host reports it can be tested.
+    static const long failAt = [] { const char* e = getenv("ENGINE_CUDA_EMU_FAIL_AT"); return e ? atol(e) : 0L; }();
+    if (failAt > 0 && (long)Counters.launches == failAt)
+    {
+        k->release(pack);
+        Queue.push_back([name] { Fail(719, "kernel " + name + ": a fault planted by ENGINE_CUDA_EMU_FAIL_AT"); });
+        return 0;
+    }
     uint3 grid{gx, gy, gz}, block{bx, by, bz};
     std::vector<unsigned char> bytes;
     if (RaceCheck()) bytes.assign(params, params + size);

@@ -184,6 +184,32 @@ public class CudaEmulatorTests
         Assert.That(r.Stdout, Does.Not.Contain("{\"op\""), "no result line after the failure");
     }
 
+    [TestCase(5, "bench", "crown", "--net", "mlp", "--batch", "4")]
+    [TestCase(40, "train", "--model", "mlp", "--epochs", "1", "--limit", "256")]
+    [TestCase(30, "certify", "-", "--eps", "0.01", "--limit", "16", "--method", "alpha-crown")]
+    public void AKernelFaultIsOneErrorLine(int failAt, params string[] args)
+    {
+        // ENGINE_CUDA_EMU_FAIL_AT=N: the N-th launch faults when it runs, as an illegal access does on a GPU (a
+        // sticky error that the next synchronisation reports): the command stops with one line naming the failure.
+        CudaTestEnv.RequireNvrtc();
+        if (args[0] == "certify")
+        {
+            var weights = Path.Combine(_tmp, "fault-mlp.safetensors");
+            if (!File.Exists(weights))
+                Assert.That(CliRunner.Run("train", "--model", "mlp", "--epochs", "1", "--limit", "512", "--out", weights, "--threads", "2").ExitCode, Is.EqualTo(0));
+            args = [.. args.Select(a => a == "-" ? weights : a)];
+        }
+        string outFile = Path.Combine(_tmp, "fault.safetensors");
+        string[] full = args[0] == "train" ? [.. args, "--device", "cuda", "--out", outFile] : [.. args, "--device", "cuda"];
+        var r = CudaTestEnv.RunCli(new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_EMU_FAIL_AT"] = failAt.ToString(CultureInfo.InvariantCulture) }, full);
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(r.Stderr, Does.Contain("a fault planted by ENGINE_CUDA_EMU_FAIL_AT"), "the fault ran: " + r);
+        var err = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith("cuda-emu:", StringComparison.Ordinal)).ToArray();
+        Assert.That(err, Has.Length.EqualTo(1), r.ToString());
+        Assert.That(err[0], Does.StartWith("error:").And.Contain("CUDA_ERROR_LAUNCH_FAILED"), r.ToString());
+        Assert.That(r.Stdout, Does.Not.Contain("{\""), "no result line after the failure");
+    }
+
     private static double Loss(CliRunner.Result r)
     {
         var line = r.Lines.Single(l => l.StartsWith("epoch", StringComparison.Ordinal));
