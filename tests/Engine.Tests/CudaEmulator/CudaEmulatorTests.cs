@@ -61,18 +61,16 @@ public class CudaEmulatorTests
         }
     }
 
-    private static CliRunner.Result OnEmulator(params string[] args) => OnEmulator(raceCheck: false, args);
+    private static CliRunner.Result OnEmulator(params string[] args) => OnEmulatorWith([], args);
 
     /// <summary>
-    /// `engine args` on the emulated GPU; with <paramref name="raceCheck"/> every launch also runs with its blocks and
-    /// threads in reverse order and must give the same bytes (ENGINE_CUDA_EMU_RACECHECK=1).
+    /// `engine args` on the emulated GPU, new device buffers NaN (ENGINE_CUDA_POISON=1: a read of memory nothing wrote
+    /// shows), with the emulator settings of <paramref name="settings"/> (e.g. ENGINE_CUDA_EMU_RACECHECK=1).
     /// </summary>
-    private static CliRunner.Result OnEmulator(bool raceCheck, params string[] args)
+    private static CliRunner.Result OnEmulatorWith(Dictionary<string, string> settings, params string[] args)
     {
         CudaTestEnv.RequireNvrtc();
-        // New device buffers start as NaN (ENGINE_CUDA_POISON=1): a read of memory nothing wrote shows.
-        var env = new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_POISON"] = "1" };
-        if (raceCheck) env["ENGINE_CUDA_EMU_RACECHECK"] = "1";
+        var env = new Dictionary<string, string>(settings) { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_POISON"] = "1" };
         return CudaTestEnv.RunCli(env, args);
     }
 
@@ -114,7 +112,7 @@ public class CudaEmulatorTests
     [Test]
     public void SelftestOnTheEmulatedDeviceIsAllGreenAndRaceFree()
     {
-        var r = OnEmulator(raceCheck: true, "selftest", "--device", "cuda");
+        var r = OnEmulatorWith(new() { ["ENGINE_CUDA_EMU_RACECHECK"] = "1" }, "selftest", "--device", "cuda");
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var checks = r.Lines.Where(l => l.StartsWith("ok ", StringComparison.Ordinal) || l.StartsWith("FAIL", StringComparison.Ordinal)).ToArray();
         Assert.That(checks, Has.All.StartWith("ok "), r.ToString());
@@ -174,9 +172,7 @@ public class CudaEmulatorTests
         // chunks there, but the bench's TensorScope keeps every chunk's temporaries until the call ends): the caching
         // allocator empties its cache, retries, and the command ends with one line saying what was asked and what was
         // free (a device failure inside a bound rule keeps its kind: it was once re-thrown as "not supported", uncaught).
-        CudaTestEnv.RequireNvrtc();
-        var r = CudaTestEnv.RunCli(new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_EMU_MEMORY_MIB"] = "64" },
-            "bench", "crown", "--net", "mlp", "--batch", "128", "--device", "cuda");
+        var r = OnEmulatorWith(new() { ["ENGINE_CUDA_EMU_MEMORY_MIB"] = "64" }, "bench", "crown", "--net", "mlp", "--batch", "128", "--device", "cuda");
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         var err = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(err, Has.Length.EqualTo(1), r.ToString());
@@ -191,7 +187,6 @@ public class CudaEmulatorTests
     {
         // ENGINE_CUDA_EMU_FAIL_AT=N: the N-th launch faults when it runs, as an illegal access does on a GPU (a
         // sticky error that the next synchronisation reports): the command stops with one line naming the failure.
-        CudaTestEnv.RequireNvrtc();
         if (args[0] == "certify")
         {
             var weights = Path.Combine(_tmp, "fault-mlp.safetensors");
@@ -201,7 +196,7 @@ public class CudaEmulatorTests
         }
         string outFile = Path.Combine(_tmp, "fault.safetensors");
         string[] full = args[0] == "train" ? [.. args, "--device", "cuda", "--out", outFile] : [.. args, "--device", "cuda"];
-        var r = CudaTestEnv.RunCli(new Dictionary<string, string> { ["ENGINE_CUDA_LIB"] = EmulatorDir, ["ENGINE_CUDA_EMU_FAIL_AT"] = failAt.ToString(CultureInfo.InvariantCulture) }, full);
+        var r = OnEmulatorWith(new() { ["ENGINE_CUDA_EMU_FAIL_AT"] = failAt.ToString(CultureInfo.InvariantCulture) }, full);
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         Assert.That(r.Stderr, Does.Contain("a fault planted by ENGINE_CUDA_EMU_FAIL_AT"), "the fault ran: " + r);
         var err = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith("cuda-emu:", StringComparison.Ordinal)).ToArray();
