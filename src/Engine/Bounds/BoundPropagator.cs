@@ -166,7 +166,20 @@ internal sealed class BoundPropagator
             int[] ex = order[p0..p1];
             Array.Sort(ex);
             int c = ex.Length;
-            var lb = RefineChunk(v, ibp, sel, ex, r, n, c == b ? null : ex);
+            Tensor lb;
+            if (cpu || GradMode.IsEnabled) lb = RefineChunk(v, ibp, sel, ex, r, n, c == b ? null : ex);
+            else
+            {
+                // On an accelerator a chunk's temporaries go back to the device's allocator when it is done (an
+                // enclosing TensorScope would hold them until the whole computation ends, so chunks would not bound its
+                // memory). No gradient refers to them; what the chunk made for the whole computation (relaxations and
+                // bounds cached on the intervals, the input box's centre and radius) moves to the enclosing scope.
+                using var scope = TensorScope.Begin();
+                lb = scope.Keep(RefineChunk(v, ibp, sel, ex, r, n, c == b ? null : ex));
+                foreach (var iv in _bounds)
+                    if (iv != null) scope.Keep(iv.HeldTensors());
+                if (_inputCenterRadius is { } cr) { scope.Keep(cr.Center); scope.Keep(cr.Radius); }
+            }
             for (int j = 0; j < c; j++)
             {
                 int i = ex[j], low = offset + j * 2 * r;

@@ -90,6 +90,23 @@ public sealed class Interval
     /// </summary>
     internal ReluRelaxationParts? ReluRelaxation { get; set; }
 
+    /// <summary>
+    /// Every tensor this interval holds: its bounds where made, the centre / margin, combine sources, ball centre and
+    /// ReLU relaxation it caches. A refinement chunk's TensorScope keeps them (they belong to the whole computation).
+    /// </summary>
+    internal IEnumerable<Tensor> HeldTensors()
+    {
+        if (_lower != null) { yield return _lower; yield return _upper!; }
+        if (Prepared is { } p) { yield return p.C; yield return p.M; }
+        if (CombinedFrom is { } f) { yield return f.Center; yield return f.Rad; yield return f.Extra; }
+        if (BallCenter is { } b) yield return b;
+        if (ReluRelaxation is { } r)
+        {
+            yield return r.LowSlope; yield return r.UpSlope; yield return r.UpBias;
+            if (r.Unstable is { } un) yield return un;
+        }
+    }
+
     /// <summary>The shape of the value (batch included for perturbed values).</summary>
     public int[] Shape => (int[])_dims.Clone();
 

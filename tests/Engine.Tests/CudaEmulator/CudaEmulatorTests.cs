@@ -168,15 +168,15 @@ public class CudaEmulatorTests
     [Test]
     public void OutOfDeviceMemoryIsOneErrorLine()
     {
-        // A 64 MiB device cannot hold what CROWN on the MLP at batch 128 needs (its intermediate rows go in 4,096-row
-        // chunks there, but the bench's TensorScope keeps every chunk's temporaries until the call ends): the caching
-        // allocator empties its cache, retries, and the command ends with one line saying what was asked and what was
-        // free (a device failure inside a bound rule keeps its kind: it was once re-thrown as "not supported", uncaught).
-        var r = OnEmulatorWith(new() { ["ENGINE_CUDA_EMU_MEMORY_MIB"] = "64" }, "bench", "crown", "--net", "mlp", "--batch", "128", "--device", "cuda");
+        // A 16 MiB device cannot hold one 4,096-row chunk of CROWN's intermediate rows on the MLP at batch 128 (64 MiB
+        // can, since each chunk's temporaries are freed when it is done): the caching allocator empties its cache,
+        // retries, and the command ends with one line saying what was asked and what was free (a device failure inside
+        // a bound rule keeps its kind: it was once re-thrown as "not supported", which the command line did not catch).
+        var r = OnEmulatorWith(new() { ["ENGINE_CUDA_EMU_MEMORY_MIB"] = "16" }, "bench", "crown", "--net", "mlp", "--batch", "128", "--device", "cuda");
         Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
         var err = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(err, Has.Length.EqualTo(1), r.ToString());
-        Assert.That(err[0], Does.StartWith("error:").And.Contain("CUDA_ERROR_OUT_OF_MEMORY").And.Contain("free of 64.0 MiB").And.Contain("TensorScope"), r.ToString());
+        Assert.That(err[0], Does.StartWith("error:").And.Contain("CUDA_ERROR_OUT_OF_MEMORY").And.Contain("free of 16.0 MiB").And.Contain("TensorScope"), r.ToString());
         Assert.That(r.Stdout, Does.Not.Contain("{\"op\""), "no result line after the failure");
     }
 
