@@ -25,7 +25,7 @@ size_t DeviceTotal()
     static size_t total = [] {
         const char* s = getenv("ENGINE_CUDA_EMU_MEMORY_MIB");
         long mib = s ? atol(s) : 0;
-        return (size_t)(mib > 0 ? mib : 4096) << 20;
+        return (size_t)(mib > 0 ? mib : 8192) << 20;   // 8 GiB: 1/32 of it is the 256 MiB chunk cap of a large GPU
     }();
     return total;
 }
