@@ -15,10 +15,7 @@ namespace Engine.Tests.Devices;
 [TestFixture]
 public class ChunkByDeviceMemoryTests
 {
-    /// <summary>
-    /// The emulated device with a stated memory size, its storages in TensorScopes as CUDA's are, recording its largest
-    /// allocation and its peak of live bytes.
-    /// </summary>
+    /// <summary>The emulated device with a stated memory size, recording its largest allocation and its peak of live bytes.</summary>
     private sealed class SizedDevice(string name, long? total) : EmulatedDevice(name)
     {
         public override long? TotalMemory => total;
@@ -28,8 +25,7 @@ public class ChunkByDeviceMemoryTests
         public override Storage Allocate(int length, bool zero = false)
         {
             Largest = Math.Max(Largest, length);
-            var s = base.Allocate(length, zero);
-            TensorScope.Register(s);
+            var s = base.Allocate(length, zero);   // in TensorScopes, as CUDA's storages
             PeakLive = Math.Max(PeakLive, MemoryStats!.Value.AllocatedBytes);
             return s;
         }

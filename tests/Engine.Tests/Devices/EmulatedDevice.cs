@@ -41,7 +41,9 @@ internal class EmulatedDevice : Device
     public override Storage Allocate(int length, bool zero = false)
     {
         ThrowIfBroken();
-        return new EmulatedStorage(this, length, zero);
+        var s = new EmulatedStorage(this, length, zero);
+        TensorScope.Register(s);   // as CUDA's storages: a scope disposes them, so a use after that throws here too
+        return s;
     }
 
     public override void CopyFromHost(ReadOnlySpan<float> source, Storage destination, int destinationOffset)
