@@ -238,7 +238,7 @@ internal sealed class BoundPropagator
     /// <see cref="AcceleratorChunkBytes"/> each (a few of them live at once) and under 1/32 of the device's memory
     /// (a small GPU gets smaller chunks instead of running out of memory), between 2^12 and 2^17 rows.
     /// </summary>
-    internal int AcceleratorChunkRows(Value v, int batch, Device device)
+    private int AcceleratorChunkRows(Value v, int batch, Device device)
     {
         long widest = 1;
         foreach (int id in Ancestors(v))

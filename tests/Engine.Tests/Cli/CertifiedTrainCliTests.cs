@@ -14,17 +14,10 @@ public class CertifiedTrainCliTests
     private string _tmp = null!;
 
     [OneTimeSetUp]
-    public void Setup()
-    {
-        _tmp = Path.Combine(Path.GetTempPath(), "engine-certtrain-cli-" + Environment.ProcessId);
-        Directory.CreateDirectory(_tmp);
-    }
+    public void Setup() => _tmp = TempDir.Create("engine-certtrain-cli");
 
     [OneTimeTearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void TearDown() => TempDir.Delete(_tmp);
 
     [Test]
     public void SabrRunShowsTheScheduleAndRecordsTheMethod()

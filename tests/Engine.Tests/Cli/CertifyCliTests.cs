@@ -13,18 +13,14 @@ public class CertifyCliTests
     [OneTimeSetUp]
     public void Setup()
     {
-        _tmp = Path.Combine(Path.GetTempPath(), "engine-certify-cli-" + Environment.ProcessId);
-        Directory.CreateDirectory(_tmp);
+        _tmp = TempDir.Create("engine-certify-cli");
         _weights = Path.Combine(_tmp, "mlp.safetensors");
         var t = CliRunner.Run("train", "--model", "mlp", "--epochs", "1", "--batch", "128", "--out", _weights, "--threads", "2");
         Assert.That(t.ExitCode, Is.EqualTo(0), t.ToString());
     }
 
     [OneTimeTearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void TearDown() => TempDir.Delete(_tmp);
 
     private static JsonElement Json(CliRunner.Result r)
     {

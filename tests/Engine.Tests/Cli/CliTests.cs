@@ -21,17 +21,10 @@ public class CliTests
     private string _tmp = null!;
 
     [OneTimeSetUp]
-    public void Setup()
-    {
-        _tmp = Path.Combine(Path.GetTempPath(), "engine-cli-tests-" + Environment.ProcessId);
-        Directory.CreateDirectory(_tmp);
-    }
+    public void Setup() => _tmp = TempDir.Create("engine-cli-tests");
 
     [OneTimeTearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void TearDown() => TempDir.Delete(_tmp);
 
     private static string Acas(string file) => Path.Combine(VnnCompData.RequireRoot(), "acasxu", file);
 

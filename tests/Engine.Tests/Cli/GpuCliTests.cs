@@ -19,17 +19,10 @@ public class GpuCliTests
     private string _tmp = null!;
 
     [OneTimeSetUp]
-    public void Setup()
-    {
-        _tmp = Path.Combine(Path.GetTempPath(), "engine-gpucli-tests-" + Environment.ProcessId);
-        Directory.CreateDirectory(_tmp);
-    }
+    public void Setup() => _tmp = TempDir.Create("engine-gpucli-tests");
 
     [OneTimeTearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void TearDown() => TempDir.Delete(_tmp);
 
     private static bool CudaAvailable()
     {

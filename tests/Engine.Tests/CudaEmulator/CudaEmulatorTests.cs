@@ -21,17 +21,10 @@ public class CudaEmulatorTests
     private string _tmp = null!;
 
     [OneTimeSetUp]
-    public void Setup()
-    {
-        _tmp = Path.Combine(Path.GetTempPath(), "engine-cuda-emu-tests-" + Environment.ProcessId);
-        Directory.CreateDirectory(_tmp);
-    }
+    public void Setup() => _tmp = TempDir.Create("engine-cuda-emu-tests");
 
     [OneTimeTearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_tmp, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void TearDown() => TempDir.Delete(_tmp);
 
     private static string EmulatorDir
     {
