@@ -15,17 +15,7 @@ public class OnnxOpTests
     [Test]
     public void MlpWithGemmVariantsAndActivations()
     {
-        var b = new OnnxTestModel()
-            .Input("x", -1, 6).Output("y")
-            .Rand("w1", 6, 8).Rand("b1", 8)
-            .Rand("w2", 5, 8).Rand("b2", 5)
-            .Rand("w3", 5, 4).Rand("c3", 1, 4)
-            .Rand("w4", 4, 3).Rand("c4", 2, 3)
-            .Node("MatMul", ["x", "w1"], ["m1"]).Node("Add", ["m1", "b1"], ["h1"]).Node("Relu", "h1", "r1")
-            .Node("Gemm", ["r1", "w2", "b2"], ["h2"], ("transB", 1L), ("alpha", 0.5f), ("beta", 2f)).Node("Sigmoid", "h2", "s2")
-            .Node("Gemm", ["s2", "w3", "c3"], ["h3"], ("alpha", 1.5f)).Node("Tanh", "h3", "t3")
-            // A full [M, N] C (batch 2) stays a separate Add.
-            .Node("Gemm", ["t3", "w4", "c4"], ["y"], ("beta", -1f));
+        var b = OnnxOpModels.MlpWithGemmVariants();
         var m = OrtOracle.AssertMatches(b.Bytes(), batch: 2);
         var ops = OpTypes(m);
         Assert.That(ops.Count(t => t == "Linear"), Is.EqualTo(4));
@@ -36,8 +26,7 @@ public class OnnxOpTests
     [Test]
     public void GemmWithTransposedDynamicA()
     {
-        var b = new OnnxTestModel().Input("a", 6, 3).Output("y").Rand("w", 6, 4).Rand("c", 4)
-            .Node("Gemm", ["a", "w", "c"], ["y"], ("transA", 1L), ("alpha", 2f));
+        var b = OnnxOpModels.GemmWithTransposedA();
         var m = OrtOracle.AssertMatches(b.Bytes());
         Assert.That(OpTypes(m), Does.Contain("Transpose").And.Contain("MatMul"));
     }
@@ -45,10 +34,7 @@ public class OnnxOpTests
     [Test]
     public void MatMulOfTwoComputedValuesAndVectorForms()
     {
-        var b = new OnnxTestModel().Input("x", 3, 4).Input("v", 4).Output("y").Output("z").Rand("w", 5, 4)
-            .Node("Transpose", ["x"], ["xt"], ("perm", new long[] { 1, 0 }))
-            .Node("MatMul", ["x", "xt"], ["y"])
-            .Node("MatMul", ["w", "v"], ["z"]);
+        var b = OnnxOpModels.MatMulOfComputedValues();
         var m = OrtOracle.AssertMatches(b.Bytes());
         Assert.That(OpTypes(m), Does.Contain("Linear"));
     }
@@ -56,26 +42,7 @@ public class OnnxOpTests
     [Test]
     public void ConvBatchNormPoolConcatNetwork()
     {
-        var b = new OnnxTestModel()
-            .Input("x", -1, 3, 9, 9).Output("y")
-            .Init("mean", [0.4f, 0.5f, 0.6f], [1, 3, 1, 1]).Init("std", [0.2f, 0.25f, 0.3f], [1, 3, 1, 1])
-            .Rand("cw", 4, 3, 3, 3).Rand("cb", 4)
-            .RandScaled("bn_s", 1f, 4).Rand("bn_b", 4).Rand("bn_m", 4).RandRange("bn_v", 0.5f, 2f, 4)
-            .Rand("gw", 4, 2, 3, 3)
-            .Rand("fw", 10, 8 * 5 * 5 + 4 * 5 * 5).Rand("fb", 10)
-            .Node("Sub", ["x", "mean"], ["xs"]).Node("Div", ["xs", "std"], ["xn"])
-            .Node("Conv", ["xn", "cw", "cb"], ["c1"], ("pads", new long[] { 1, 1, 1, 1 }), ("kernel_shape", new long[] { 3, 3 }))
-            .Node("BatchNormalization", ["c1", "bn_s", "bn_b", "bn_m", "bn_v"], ["n1"], ("epsilon", 1e-3f))
-            .Node("Relu", "n1", "r1")
-            .Node("MaxPool", ["r1"], ["p1"], ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }))
-            // A grouped, dilated convolution branch and an average-pooled branch, joined along channels.
-            .Node("Conv", ["r1", "gw"], ["g1"], ("group", 2L), ("dilations", new long[] { 2, 2 }), ("pads", new long[] { 2, 2, 2, 2 }), ("strides", new long[] { 2, 2 }))
-            .Node("AveragePool", ["r1"], ["a1"], ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }))
-            .Node("Concat", ["p1", "a1"], ["cat"], ("axis", 1L))
-            .Node("Relu", "g1", "rg")
-            .Node("Flatten", ["cat"], ["f1"]).Node("Flatten", ["rg"], ["f2"])
-            .Node("Concat", ["f1", "f2"], ["f"], ("axis", -1L))
-            .Node("Gemm", ["f", "fw", "fb"], ["y"], ("transB", 1L));
+        var b = OnnxOpModels.ConvBatchNormPoolConcat();
         var m = OrtOracle.AssertMatches(b.Bytes(), batch: 2);
         var ops = OpTypes(m);
         Assert.That(ops, Does.Not.Contain("BatchNormalization"), "BatchNorm folds into the convolution");
@@ -84,24 +51,12 @@ public class OnnxOpTests
         Assert.That(ops.Count(t => t == "Conv"), Is.EqualTo(2));
     }
 
-    private static OnnxTestModel BatchNormModel(int seed) => new OnnxTestModel(seed: seed)
-        .Input("x", -1, 4, 5, 5).Output("y")
-        .Rand("cw", 4, 4, 1, 1)
-        .Rand("s", 4).Rand("bb", 4).Rand("mu", 4).RandRange("var", 0.5f, 2f, 4)
-        .Node("BatchNormalization", ["x", "s", "bb", "mu", "var"], ["n0"])
-        .Node("Conv", ["n0", "cw"], ["c"])
-        .Node("BatchNormalization", ["c", "s", "bb", "mu", "var"], ["y"], ("momentum", 0.8f));
-
     [Test]
     public void DivByConstantKeepsFloat32SemanticsAndBounds()
     {
         // x / c with c not a power of two stays Div (x·(1/c) can be an ulp off); x / 0.25 becomes the identical x·4.
-        float[] c = [0.3f, -1.7f, 2.9f, -0.11f, 5.3f, 7f];
-        var b = new OnnxTestModel()
-            .Input("x", -1, 6).Output("y")
-            .Init("c", c, [6]).Init("q", [0.25f], []).Rand("w", 6, 4)
-            .Node("Div", ["x", "c"], ["d1"]).Node("Div", ["d1", "q"], ["d2"]).Node("Relu", "d2", "r")
-            .Node("MatMul", ["r", "w"], ["y"]);
+        float[] c = OnnxOpModels.Divisors;
+        var b = OnnxOpModels.DivByConstant();
         var m = OrtOracle.AssertMatches(b.Bytes(), batch: 3);
         Assert.That(OpTypes(m), Is.EqualTo(new[] { "Div", "Mul", "Relu", "Linear" }));
 
@@ -126,7 +81,7 @@ public class OnnxOpTests
     [Test]
     public void BatchNormFoldedAndUnfolded()
     {
-        var bytes = BatchNormModel(3).Bytes();
+        var bytes = OnnxOpModels.BatchNorm(3).Bytes();
         var folded = OrtOracle.AssertMatches(bytes, batch: 3);
         Assert.That(OpTypes(folded).Count(t => t == "BatchNormalization"), Is.EqualTo(1), "the first BatchNorm has no layer to fold into");
         var kept = OrtOracle.AssertMatches(bytes, batch: 3, options: new OnnxImportOptions { FoldBatchNorm = false });
@@ -163,19 +118,7 @@ public class OnnxOpTests
     {
         // NHWC input transposed to NCHW (a real permutation), Unsqueeze / Squeeze (opset 13: axes as input),
         // Identity and Dropout pass-throughs, Reshape with 0 and -1.
-        var b = new OnnxTestModel()
-            .Input("x", 1, 4, 5, 2).Output("y").Output("z")
-            .Ints("ax0", 0).Ints("ax1", 1).Ints("shape", 0, -1)
-            .Rand("cw", 3, 2, 3, 3)
-            .Node("Transpose", ["x"], ["nchw"], ("perm", new long[] { 0, 3, 1, 2 }))
-            .Node("Conv", ["nchw", "cw"], ["c"], ("auto_pad", "SAME_UPPER"), ("kernel_shape", new long[] { 3, 3 }))
-            .Node("Identity", "c", "ci")
-            .Node("Dropout", "ci", "cd")
-            .Node("Squeeze", ["cd", "ax0"], ["sq"])
-            .Node("Unsqueeze", ["sq", "ax1"], ["us"])
-            .Node("Transpose", ["us"], ["t"], ("perm", new long[] { 1, 0, 2, 3 }))
-            .Node("Reshape", ["t", "shape"], ["y"])
-            .Node("GlobalAveragePool", "nchw", "z");
+        var b = OnnxOpModels.LayoutOps();
         var m = OrtOracle.AssertMatches(b.Bytes());
         Assert.That(OpTypes(m).Count(t => t == "Transpose"), Is.EqualTo(1), "a transpose of a unit dimension is a reshape");
     }
@@ -183,17 +126,7 @@ public class OnnxOpTests
     [Test]
     public void ArithmeticBetweenComputedValues()
     {
-        var b = new OnnxTestModel()
-            .Input("x", 2, 5).Input("u", 1, 5).Output("y").Rand("k", 5).Init("one", [1f], [])
-            .Node("LeakyRelu", ["x"], ["l"], ("alpha", 0.2f))
-            .Node("Neg", "l", "n")
-            .Node("Mul", ["n", "u"], ["p"])
-            .Node("Relu", "x", "r")
-            .Node("Add", ["r", "one"], ["den"])
-            .Node("Div", ["p", "den"], ["q"])
-            .Node("Sub", ["k", "q"], ["s"])
-            .Node("Div", ["one", "den"], ["inv"])
-            .Node("Add", ["s", "inv"], ["y"]);
+        var b = OnnxOpModels.ArithmeticBetweenComputedValues();
         var m = OrtOracle.AssertMatches(b.Bytes());
         Assert.That(OpTypes(m), Does.Contain("Div").And.Contain("LeakyRelu"));
     }
