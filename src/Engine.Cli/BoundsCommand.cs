@@ -22,13 +22,15 @@ internal static class BoundsCommand
         var spec = new Option<string?>("--spec") { Description = "margins:LABEL: bound y_LABEL − y_j for every j ≠ LABEL" };
         var clip = new Option<string?>("--clip") { Description = "LO,HI: intersect the (inf-norm) ball with this input domain" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object {\"lower\":[...],\"upper\":[...]} (the only format)" };
+        var device = DeviceOption.Create();
         norm.AcceptOnlyFromAmong("inf", "2");
         var cmd = new Command("bounds", "Bound a model's outputs over an L-inf or L2 ball (IBP, CROWN, CROWN-IBP, alpha-CROWN)")
         {
-            model, input, eps, norm, method, spec, clip, json,
+            model, input, eps, norm, method, spec, clip, json, device,
         };
         cmd.SetAction(EngineCli.Guard(parse =>
         {
+            var dev = DeviceOption.Resolve(parse.GetValue(device)!);
             var m = Load(parse.GetValue(model)!);
             var shape = Verifier.ExampleShape(m.Inputs[0].Shape);
             float[] x = ReadFlatArray(parse.GetValue(input)!);
@@ -47,9 +49,9 @@ internal static class BoundsCommand
                 p = Perturbation.LInf(e, lo, hi);
             }
             else p = Perturbation.LInf(e);
-            var xt = Tensor.FromArray(x, [1, .. shape]);
-            Spec? s = parse.GetValue(spec) is { } sp ? Margins(sp, m.Outputs[0].Numel) : null;
-            var r = Engine.Bounds.Bounds.Compute(m.Graph, xt, p, ParseMethod(parse.GetValue(method)!), s);
+            var xt = Tensor.FromArray(x, [1, .. shape]).To(dev);
+            Spec? s = parse.GetValue(spec) is { } sp ? Margins(sp, m.Outputs[0].Numel, dev) : null;
+            var r = Engine.Bounds.Bounds.Compute(m.Graph.To(dev), xt, p, ParseMethod(parse.GetValue(method)!), s);
             Console.WriteLine(Json(r.Lower.ToArray(), r.Upper.ToArray()));
             return 0;
         }));
@@ -106,13 +108,13 @@ internal static class BoundsCommand
         catch (JsonException je) { throw new InvalidDataException($"--input: not a flat JSON array of numbers ({je.Message})", je); }
     }
 
-    private static Spec Margins(string text, int outputs)
+    private static Spec Margins(string text, int outputs, Device device)
     {
         const string prefix = "margins:";
         if (!text.StartsWith(prefix, StringComparison.Ordinal) || !int.TryParse(text.AsSpan(prefix.Length), CultureInfo.InvariantCulture, out int label))
             throw new ArgumentException($"--spec must be margins:LABEL, got '{text}'.");
         if (label < 0 || label >= outputs) throw new ArgumentException($"--spec label {label} is not in [0, {outputs}).");
-        return Spec.Margins([label], outputs);
+        return new Spec(Spec.Margins([label], outputs).C.To(device));
     }
 
     private static (float, float) ParseClip(string text)

@@ -95,8 +95,7 @@ internal static class CertifyCommand
         var device = DeviceOption.Resolve(s.Device);
         if (s.Method == "bab" && device != Tensors.Device.Cpu) throw new ArgumentException("--method bab runs branch and bound on the CPU; leave --device out.");
         var loaded = ModelFiles.Load(s.File, s.Model);
-        if (loaded.Module == null && device != Tensors.Device.Cpu) throw new ArgumentException("ONNX models are certified on the CPU; leave --device out.");
-        var graph = loaded.Module is { } module ? module.To(device).Graph : loaded.Graph;
+        var graph = loaded.Module is { } module ? module.To(device).Graph : loaded.Graph.To(device);
         var (split, source) = Training.LoadData(s.Data);
         var test = Prepare(split.Test, loaded.ExampleShape, s.Limit, s.File);
         bool smoothing = s.Method == "smoothing";

@@ -12,12 +12,14 @@ internal static class EvalCommand
         var model = new Option<string?>("--model") { Description = "Architecture (default: the one recorded in the file)" };
         model.AcceptOnlyFromAmong(ModelZoo.Names);
         var data = TrainCommand.DataOption();
-        var cmd = new Command("eval", "Print the test accuracy of saved weights; the last stdout line is JSON") { file, model, data };
+        var device = DeviceOption.Create();
+        var cmd = new Command("eval", "Print the test accuracy of saved weights; the last stdout line is JSON") { file, model, data, device };
         cmd.SetAction(EngineCli.Guard(parse =>
         {
+            var dev = DeviceOption.Resolve(parse.GetValue(device)!);
             var (net, name) = ModelFiles.LoadWeights(parse.GetValue(file)!, parse.GetValue(model));
             var (split, source) = Training.LoadData(parse.GetValue(data));
-            var (correct, total) = Training.Evaluate(net, split.Test);
+            var (correct, total) = Training.Evaluate(net.To(dev), split.Test, device: dev == Tensors.Device.Cpu ? null : dev);
             double acc = (double)correct / total;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name} test accuracy {100 * acc:0.00}% ({correct}/{total}) on {source}"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{{\"model\":\"{name}\",\"test_accuracy\":{acc:0.####},\"samples\":{total}}}"));

@@ -9,7 +9,7 @@ using NUnit.Framework;
 namespace Engine.Tests.Cli;
 
 /// <summary>
-/// The `--device` option of `engine train` and `engine bench` (issue 4) as a user meets it without a GPU: a clean
+/// The `--device` option of `engine train | eval | bounds | certify` and `engine bench` (issue 4) as a user meets it without a GPU: a clean
 /// "error:" line naming why CUDA is unavailable, and the CPU path unchanged; the GPU-run plumbing (`bench elementwise`,
 /// `bench crown --net --export`, whose files the PyTorch peer reads) checked on the CPU; `bounds --input` parsing.
 /// </summary>
@@ -38,6 +38,10 @@ public class GpuCliTests
         ["bench", "crown", "--net", "mlp"],
         ["bench", "elementwise", "--n", "8"],
         ["train", "--epochs", "1"],
+        // The device is resolved before any file is read: the missing files are not what the error names.
+        ["eval", "missing.safetensors"],
+        ["bounds", "missing.onnx", "--input", "missing.json", "--eps", "0.1"],
+        ["certify", "missing.onnx", "--eps", "0.1"],
     ];
 
     [Test]

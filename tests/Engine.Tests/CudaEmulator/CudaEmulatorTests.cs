@@ -139,6 +139,61 @@ public class CudaEmulatorTests
     }
 
     [Test]
+    public void OnnxModelsOnTheEmulatedDeviceFollowTheCpu()
+    {
+        // `engine bounds` of an ACAS Xu network by every method, then `engine certify` of an ONNX convolutional
+        // classifier, with --device cuda: the CPU's bounds up to float rounding, and the CPU's report.
+        string acas = Path.Combine(Onnx.VnnCompData.RequireRoot(), "acasxu", "ACASXU_run2a_1_1_batch_2000.onnx");
+        var input = Path.Combine(_tmp, "acas.json");
+        File.WriteAllText(input, "[0.6, -0.5, 0.0, 0.45, -0.45]");
+        foreach (var method in new[] { "ibp", "crown", "crown-ibp", "alpha-crown" })
+        {
+            string[] args = ["bounds", acas, "--input", input, "--eps", "0.02", "--method", method, "--spec", "margins:0", "--json"];
+            var cpu = Json(CliRunner.Run(args));
+            var gpu = OnEmulator([.. args, "--device", "cuda"]);
+            var g = Json(gpu);
+            foreach (var side in new[] { "lower", "upper" })
+            {
+                var c = cpu.GetProperty(side).EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                var d = g.GetProperty(side).EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                Assert.That(d, Has.Length.EqualTo(4), $"{method} {side}: four margins");
+                for (int i = 0; i < c.Length; i++)
+                    Assert.That(d[i], Is.EqualTo(c[i]).Within(1e-4 * Math.Abs(c[i]) + 1e-5), $"{method} {side}[{i}]\n{gpu}");
+            }
+            Assert.That(gpu.Stderr, Does.Not.Contain("cuda-emu:"), gpu.ToString());
+        }
+
+        var onnx = Path.Combine(_tmp, "conv.onnx");
+        File.WriteAllBytes(onnx, new Onnx.OnnxTestModel(seed: 5).Input("x", -1, 1, 28, 28).Output("y")
+            .RandScaled("cw", 0.4f, 4, 1, 4, 4).RandScaled("cb", 0.1f, 4).RandScaled("fw", 0.05f, 10, 784).RandScaled("fb", 0.1f, 10)
+            .Node("Conv", ["x", "cw", "cb"], ["c"], ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }), ("kernel_shape", new long[] { 4, 4 }))
+            .Node("Relu", "c", "r").Node("Flatten", ["r"], ["f"]).Node("Gemm", ["f", "fw", "fb"], ["y"], ("transB", 1L)).Bytes());
+        foreach (var method in new[] { "ibp", "crown" })
+        {
+            string[] args = ["certify", onnx, "--eps", "0.002", "--limit", "40", "--pgd-steps", "5", "--method", method];
+            var cpu = Json(CliRunner.Run([.. args, "--threads", "2"]));
+            var gpu = OnEmulator([.. args, "--device", "cuda"]);
+            var g = Json(gpu);
+            Assert.That(gpu.Stdout, Does.Contain("on cuda:0"), gpu.ToString());
+            foreach (var key in new[] { "clean", "pgd", "verified" })
+                Assert.That(g.GetProperty(key).GetDouble(), Is.EqualTo(cpu.GetProperty(key).GetDouble()), $"{method} {key}\n{gpu}");
+            Assert.That(g.GetProperty("verified").GetDouble(), Is.GreaterThan(0), "not vacuous");
+        }
+    }
+
+    [Test]
+    public void EvalOnTheEmulatedDeviceGivesTheCpusAccuracy()
+    {
+        var weights = Path.Combine(_tmp, "eval-mlp.safetensors");
+        Assert.That(CliRunner.Run("train", "--model", "mlp", "--epochs", "1", "--limit", "512", "--out", weights, "--threads", "2").ExitCode, Is.EqualTo(0));
+        var cpu = Json(CliRunner.Run("eval", weights));
+        var gpu = Json(OnEmulator("eval", weights, "--device", "cuda"));
+        Assert.That(gpu.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(cpu.GetProperty("test_accuracy").GetDouble()));
+        Assert.That(gpu.GetProperty("samples").GetInt32(), Is.EqualTo(cpu.GetProperty("samples").GetInt32()));
+        Assert.That(cpu.GetProperty("test_accuracy").GetDouble(), Is.GreaterThan(0.3), "trained (chance is 0.1)");
+    }
+
+    [Test]
     public void CertifiedTrainingOnTheEmulatedDeviceFollowsTheCpu()
     {
         // Two CROWN-IBP steps (gradients through the fused bound kernels' backward) then IBP: the device's losses
