@@ -19,6 +19,7 @@ public sealed partial class KernelSelfTest
         AddE2E("E2E/CnnTrainStep", c => TrainStepCheck(c, Cnn(), c.U(6 * 144, 0f, 1f), [6, 1, 12, 12], adam: false));
         foreach (var method in Enum.GetValues<BoundMethod>())
             AddE2E($"E2E/Bounds/{method}", c => BoundsCheck(c, method));
+        AddE2E("E2E/GraphBounds", GraphBoundsCheck);
         AddE2E("E2E/CertifiedTrainStep", CertifiedTrainStepCheck);
         AddE2E("E2E/Pgd", PgdCheck);
     }
@@ -147,6 +148,68 @@ public sealed partial class KernelSelfTest
                     c.CompareValues("lower", rd.Lower.ToArray(), rc.Lower.ToArray(), tol);
                     c.CompareValues("upper", rd.Upper.ToArray(), rc.Upper.ToArray(), tol);
                 }
+        }
+    }
+
+    /// <summary>
+    /// A DAG of the operators imported ONNX models use beyond the sequential nets (input normalisation by Sub and Div,
+    /// BatchNorm in eval mode, a grouped dilated convolution, LeakyReLU, a residual Add, Concat of max- and
+    /// average-pooled branches, Sigmoid and Tanh heads joined by Sub) as `engine bounds | certify --device` run it.
+    /// </summary>
+    private static ComputeGraph Dag(Device device)
+    {
+        var g = new Generator(13);
+        var b = new GraphBuilder();
+        Value P(string name, int[] shape, float scale) => b.Parameter(name, Tensor.Uniform(shape, -scale, scale, g).To(device));
+        Value C(string name, float[] data, int[] shape) => b.Constant(name, Tensor.FromArray(data, shape).To(device));
+        var x = b.Input("x");
+        var xs = b.Apply(new SubOp(), x, C("mean", [0.4f, 0.5f], [1, 2, 1, 1]));
+        var xn = b.Apply(new DivOp(), xs, C("std", [0.3f, 0.7f], [1, 2, 1, 1]));
+        var c1 = b.Apply(new Conv2dOp(padding: 1), xn, P("c1.w", [4, 2, 3, 3], 0.4f), P("c1.b", [4], 0.1f));
+        var bn = b.Apply(new BatchNormOp(1e-3f), c1, P("bn.w", [4], 1f), P("bn.b", [4], 0.2f),
+                         b.Buffer("bn.mean", Tensor.Uniform([4], -0.2f, 0.2f, g).To(device)), b.Buffer("bn.var", Tensor.Uniform([4], 0.5f, 2f, g).To(device)));
+        var r1 = b.Apply(new LeakyReluOp(0.1f), bn);
+        var c2 = b.Apply(new Conv2dOp(stride: 1, padding: 2, dilation: 2, groups: 2), r1, P("c2.w", [4, 2, 3, 3], 0.4f));
+        var res = b.Apply(new AddOp(), b.Apply(new ReluOp(), c2), r1);
+        var mp = b.Apply(new MaxPool2dOp((2, 2)), res);
+        var ap = b.Apply(new AvgPool2dOp((3, 3), (2, 2), (1, 1), countIncludePad: false), res);
+        var cat = b.Apply(new FlattenOp(), b.Apply(new ConcatOp(1), mp, ap));
+        var h = b.Apply(new LinearOp(), cat, P("fc1.w", [12, 8 * 4 * 4], 0.15f), P("fc1.b", [12], 0.1f));
+        var gate = b.Apply(new SigmoidOp(), h);
+        var val = b.Apply(new TanhOp(), b.Apply(new LinearOp(), cat, P("fc2.w", [12, 8 * 4 * 4], 0.15f)));
+        var y = b.Apply(new LinearOp(), b.Apply(new SubOp(), gate, val), P("out.w", [Classes, 12], 0.4f), P("out.b", [Classes], 0.1f));
+        b.Output(y);
+        return b.Build();
+    }
+
+    // The DAG forward and bounded by every method on the graph path, against the CPU.
+    private void GraphBoundsCheck(Check c)
+    {
+        var (gc, gd) = (Dag(Tensors.Device.Cpu), Dag(Device));
+        int[] shape = [3, 2, 8, 8];
+        var xh = c.U(ShapeUtil.Numel(shape), 0f, 1f);
+        c.Case("forward, input " + ShapeUtil.Format(shape));
+        using (new NoGrad())
+        {
+            var yc = Executor.Forward(gc, Tensor.FromSpan(xh, shape, Tensors.Device.Cpu));
+            var yd = Executor.Forward(gd, Tensor.FromSpan(xh, shape, Device));
+            CheckOnDevice(c, yd, "output");
+            c.CompareValues("output", yd.ToArray(), yc.ToArray(), new Tol(1e-5, 1e-4, 1e-4));
+        }
+        var labels = Labels(c, shape[0]).Select(v => (int)v).ToArray();
+        foreach (var method in Enum.GetValues<BoundMethod>())
+        {
+            c.Case($"{method}, margin spec, eps=0.01 clipped");
+            var opts = new BoundOptions { FastPath = false, AlphaIterations = 5 };
+            var tol = method == BoundMethod.AlphaCrown ? new Tol(1e-4, 1e-3, 1e-3) : new Tol(1e-5, 1e-4, 1e-4);
+            var p = Perturbation.LInf(0.01f, 0f, 1f);
+            var spec = Spec.Margins(labels, Classes);
+            var rc = Engine.Bounds.Bounds.Compute(gc, Tensor.FromSpan(xh, shape, Tensors.Device.Cpu), p, method, spec, opts);
+            var rd = Engine.Bounds.Bounds.Compute(gd, Tensor.FromSpan(xh, shape, Device), p, method, new Spec(spec.C.To(Device)), opts);
+            CheckOnDevice(c, rd.Lower, "lower");
+            if (rc.Lower.ToArray().Concat(rc.Upper.ToArray()).Any(v => !float.IsFinite(v))) c.Fail($"{c.CaseLabel}: a CPU bound is not finite");
+            c.CompareValues("lower", rd.Lower.ToArray(), rc.Lower.ToArray(), tol);
+            c.CompareValues("upper", rd.Upper.ToArray(), rc.Upper.ToArray(), tol);
         }
     }
 

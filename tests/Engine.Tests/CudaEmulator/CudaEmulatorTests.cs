@@ -112,7 +112,7 @@ public class CudaEmulatorTests
         Assert.That(r.LastLine, Is.EqualTo($"{checks.Length} passed, 0 failed"), r.ToString());
         // Every kernel family, the bound kernels of sessions 14-15 (never run on a GPU yet) and the end-to-end checks.
         foreach (var name in new[] { "Reduce/Sum", "Conv2dForward", "AdamUpdate", "BoundSelectRows", "BoundRelaxBackward", "BoundDotBackward",
-                     "IbpReluBackward", "ReluRelaxationBackward", "E2E/Bounds/Crown", "E2E/Bounds/AlphaCrown", "E2E/CertifiedTrainStep", "E2E/Pgd" })
+                     "IbpReluBackward", "ReluRelaxationBackward", "E2E/Bounds/Crown", "E2E/Bounds/AlphaCrown", "E2E/GraphBounds", "E2E/CertifiedTrainStep", "E2E/Pgd" })
             Assert.That(checks, Has.Some.Contains($" {name} "), name);
         Assert.That(r.Stderr, Does.Not.Contain("cuda-emu:"), "the emulator reported a fault");
     }
