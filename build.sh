@@ -60,12 +60,13 @@ case "$verb" in
     if [ "$emulator" = 1 ]; then
       # The in-process CUDA tests again, on the emulated device (which must load: ENGINE_REQUIRE_CUDA=1), each launch
       # run a second time in reverse thread order to catch races (ENGINE_CUDA_EMU_RACECHECK=1), new buffers NaN
-      # (ENGINE_CUDA_POISON=1). A --filter of the caller's narrows this run too.
+      # (ENGINE_CUDA_POISON=1), on two emulated GPUs (ENGINE_CUDA_EMU_DEVICES=2: cuda:1 for the multi-GPU tests). A
+      # --filter of the caller's narrows this run too.
       filter="FullyQualifiedName~Engine.Tests.Cuda."; rest=()
       while [ $# -gt 0 ]; do
         if [ "$1" = "--filter" ] && [ $# -gt 1 ]; then filter="$filter&($2)"; shift 2; else rest+=("$1"); shift; fi
       done
-      ENGINE_CUDA_LIB="$PWD/out/cuda-emu" ENGINE_CUDA_EMU_RACECHECK=1 ENGINE_CUDA_POISON=1 ENGINE_REQUIRE_CUDA=1 \
+      ENGINE_CUDA_LIB="$PWD/out/cuda-emu" ENGINE_CUDA_EMU_DEVICES=2 ENGINE_CUDA_EMU_RACECHECK=1 ENGINE_CUDA_POISON=1 ENGINE_REQUIRE_CUDA=1 \
         run_tests "emulated GPU (out/cuda-emu)" --filter "$filter" ${rest[@]+"${rest[@]}"}
     fi
     # The plain summary line CI reads: "N passed, M failed, K skipped", from the TRX counters of both runs.

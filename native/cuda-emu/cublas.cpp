@@ -9,8 +9,26 @@ using namespace emu;
 extern "C" {
 
 
-int cublasCreate_v2(void** handle) { *handle = new int(0); return 0; }
+// A handle belongs to the device whose context was current when it was made (a null handle: the current device).
+int cublasCreate_v2(void** handle) { if (CurrentDevice() < 0) return 1; *handle = new int(CurrentDevice()); return 0; }
 int cublasDestroy_v2(void* handle) { delete (int*)handle; return 0; }
+
+// Operands in another device's memory than the handle's: the GEMM kernel faults with an illegal address when it runs.
+static bool ForeignOperands(void* handle, const void* a, const void* b, const void* c, const char* call)
+{
+    int dev = handle ? *(int*)handle : CurrentDevice();
+    const void* ops[] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+    {
+        const Allocation* m = FindDevice((uintptr_t)ops[i]);
+        if (!m || m->device == dev) continue;
+        std::string what = std::string(call) + " on device " + std::to_string(dev) + ": operand " + "ABC"[i] + " is in device "
+            + std::to_string(m->device) + "'s memory";
+        Queue.push_back([what] { Fail(ErrorIllegalAddress, what); });
+        return true;
+    }
+    return false;
+}
 int cublasSetStream_v2(void*, void*) { return 0; }
 int cublasSetMathMode(void*, int) { return 0; }
 int cublasGetVersion_v2(void*, int* version) { *version = 130000; return 0; }
@@ -65,7 +83,7 @@ static void Gemm(int ta, int tb, int m, int n, int k, float alpha, const float* 
     }
 }
 
-int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, const float* b,
+int cublasSgemm_v2(void* handle, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, const float* b,
     int ldb, const float* beta, float* c, int ldc)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
@@ -73,6 +91,7 @@ int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alph
     if (int r = GemmChecks(ta, tb, m, n, k, (uint64_t)a, lda, (uint64_t)b, ldb, (uint64_t)c, ldc, 0, 0, 0, 1, "cublasSgemm")) return r;
     float al = *alpha, be = *beta;
     Counters.blasCalls++;
+    if (ForeignOperands(handle, a, b, c, "cublasSgemm")) return 0;
     Queue.push_back([=] {
         if (StickyError) return;
         SetLibraryCall("cublasSgemm");
@@ -82,7 +101,7 @@ int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alph
     return 0;
 }
 
-int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda,
+int cublasSgemmStridedBatched(void* handle, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda,
     long long sa, const float* b, int ldb, long long sb, const float* beta, float* c, int ldc, long long sc, int batch)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
@@ -90,6 +109,7 @@ int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const 
     if (int r = GemmChecks(ta, tb, m, n, k, (uint64_t)a, lda, (uint64_t)b, ldb, (uint64_t)c, ldc, sa, sb, sc, batch, "cublasSgemmStridedBatched")) return r;
     float al = *alpha, be = *beta;
     Counters.blasCalls++;
+    if (ForeignOperands(handle, a, b, c, "cublasSgemmStridedBatched")) return 0;
     Queue.push_back([=] {
         if (StickyError) return;
         SetLibraryCall("cublasSgemmStridedBatched");

@@ -24,8 +24,18 @@ struct Running { bool active; const char* what; const EmuKernel* kernel; pthread
 Running Current();
 void SetLibraryCall(const char* what);   // null: none
 
-// memory.cpp: device allocations (each ends at a guard page) and pinned host memory.
-struct Allocation { uintptr_t start; size_t bytes; void* map; size_t mapBytes; };
+// driver.cpp: the devices (ENGINE_CUDA_EMU_DEVICES of them, default 1, at most 8) and each thread's current context,
+// as CUDA binds contexts to threads: an entry point that needs a context fails without one.
+int DeviceCount();
+int CurrentDevice();   // -1: no context is current on the calling thread
+// The first pointer-sized value of bytes[0 .. size) (at 8-byte steps) that is an address inside another device's
+// allocation than `device`, described; empty if none. Without peer access a GPU faults on such an address.
+std::string ForeignAddress(const unsigned char* bytes, size_t size, int device);
+constexpr int ErrorInvalidContext = 201, ErrorIllegalAddress = 700;
+
+// memory.cpp: device allocations (each ends at a guard page, each on the device whose context was current) and
+// pinned host memory.
+struct Allocation { uintptr_t start; size_t bytes; void* map; size_t mapBytes; int device; };
 const Allocation* FindDevice(uintptr_t p);
 std::string Describe(uintptr_t p);
 int CheckRange(uint64_t p, size_t bytes, const char* call, const char* operand);

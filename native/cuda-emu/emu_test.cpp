@@ -8,12 +8,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern "C" {
 int cuInit(unsigned);
+int cuDevicePrimaryCtxRetain(void**, int);
+int cuCtxSetCurrent(void*);
+int cuMemGetInfo_v2(size_t*, size_t*);
+int cublasCreate_v2(void**);
 int cuStreamSynchronize(void*);
 int cuEventCreate(void**, unsigned);
 int cuEventRecord(void*, void*);
@@ -121,9 +126,18 @@ template <class F> static std::pair<int, std::string> inChild(F f)
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), err};
 }
 
+static void* context(int device)
+{
+    void* c = nullptr;
+    cuDevicePrimaryCtxRetain(&c, device);
+    return c;
+}
+
 int main()
 {
+    setenv("ENGINE_CUDA_EMU_DEVICES", "2", 1);   // the multi-device checks below; every other check runs on device 0
     cuInit(0);
+    cuCtxSetCurrent(context(0));
 
     {   // Warp shuffles: down leaves the warp's sum in lane 0 (own value past the warp's end), xor in every lane.
         std::vector<float> x(64);
@@ -287,6 +301,47 @@ int main()
             ("the race check flags a read of another thread's write without a barrier: " + r.second).c_str());
         auto ok = race("emu_test_rotate");
         check(ok.first == 4 && ok.second.empty(), ("... and passes the same exchange with __syncthreads: " + ok.second).c_str());
+    }
+    {   // Two devices: contexts bound to threads, memory and handles per device, no access to the other's memory.
+        uint64_t d = 0;
+        int r = -1;
+        std::thread([&] { r = cuMemAlloc_v2(&d, 64); }).join();
+        check(r == 201, "a thread with no current context gets CUDA_ERROR_INVALID_CONTEXT");
+        size_t free0 = 0, free1 = 0, total = 0;
+        cuMemAlloc_v2(&d, 1 << 20);
+        cuMemGetInfo_v2(&free0, &total);
+        cuCtxSetCurrent(context(1));
+        cuMemGetInfo_v2(&free1, &total);
+        check(free1 == total && free0 + (1 << 20) <= total, "each device has its own memory");
+        Params p;
+        p.add(d).add(16);
+        check(launch("emu_test_write", 1, 1, 32, p) == 400, "a function of device 0's module, launched in device 1's context, is refused");
+        cuCtxSetCurrent(context(0));
+        auto k = inChild([] {
+            cuCtxSetCurrent(context(1));
+            uint64_t other = 0;
+            cuMemAlloc_v2(&other, 4096);
+            cuCtxSetCurrent(context(0));
+            Params q;
+            q.add(other).add(16);
+            launch("emu_test_write", 1, 1, 32, q);
+            _exit(cuStreamSynchronize(nullptr) == 700 ? 3 : 4);
+        });
+        check(k.first == 3 && k.second.find("emu_test_write on device 0") != std::string::npos && k.second.find("device 1's memory") != std::string::npos,
+            ("a kernel given another device's memory fails with CUDA_ERROR_ILLEGAL_ADDRESS: " + k.second).c_str());
+        auto g = inChild([] {
+            std::vector<float> v(4, 1.f);
+            uint64_t a = upload(v), c = upload(v);
+            cuCtxSetCurrent(context(1));
+            void* handle = nullptr;
+            cublasCreate_v2(&handle);
+            uint64_t b = upload(v);
+            float one = 1.f, zero = 0.f;
+            cublasSgemm_v2(handle, 0, 0, 2, 2, 2, &one, (const float*)a, 2, (const float*)b, 2, &zero, (float*)c, 2);
+            _exit(cuStreamSynchronize(nullptr) == 700 ? 3 : 4);
+        });
+        check(g.first == 3 && g.second.find("cublasSgemm on device 1") != std::string::npos && g.second.find("device 0's memory") != std::string::npos,
+            ("cuBLAS operands on another device than the handle's fail the same way: " + g.second).c_str());
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

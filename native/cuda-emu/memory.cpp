@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,7 +16,7 @@ namespace emu {
 namespace {
 std::map<uintptr_t, Allocation> Device;   // by start
 std::map<uintptr_t, size_t> Pinned;       // by start
-size_t DeviceUsed = 0;
+size_t DeviceUsed[8] = {};   // by device
 struct sigaction PreviousSegv, PreviousBus;
 void OnFault(int sig, siginfo_t* info, void* ctx);
 } // namespace
@@ -36,6 +37,22 @@ const Allocation* FindDevice(uintptr_t p)
     if (it == Device.begin()) return nullptr;
     --it;
     return p < it->second.start + it->second.bytes ? &it->second : nullptr;
+}
+
+std::string ForeignAddress(const unsigned char* bytes, size_t size, int device)
+{
+    for (size_t at = 0; at + 8 <= size; at += 8)
+    {
+        uint64_t v;
+        memcpy(&v, bytes + at, 8);
+        const Allocation* a = FindDevice((uintptr_t)v);
+        if (!a || a->device == device) continue;
+        char buf[200];
+        snprintf(buf, sizeof buf, "the value at byte %zu is an address of device %d's memory (%s), not device %d's", at, a->device,
+            Describe((uintptr_t)v).c_str(), device);
+        return buf;
+    }
+    return "";
 }
 
 bool InDevice(uintptr_t p, size_t bytes)
@@ -126,8 +143,10 @@ int cuMemAlloc_v2(uint64_t* address, size_t bytes)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
     ApiTimer timer(__func__);
+    int dev = CurrentDevice();
+    if (dev < 0) return ErrorInvalidContext;
     if (bytes == 0) return 1;
-    if (DeviceUsed + bytes > DeviceTotal()) return 2;
+    if (DeviceUsed[dev] + bytes > DeviceTotal()) return 2;
     size_t rounded = (bytes + 255) & ~(size_t)255;   // 256-byte aligned starts, as cuMemAlloc's
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t mapBytes = (rounded + page - 1) / page * page + page;
@@ -137,8 +156,8 @@ int cuMemAlloc_v2(uint64_t* address, size_t bytes)
     mprotect(guard, page, PROT_NONE);
     uintptr_t start = (uintptr_t)(guard - rounded);
     memset((void*)start, 0xFF, rounded);   // NaN in every float: a read of what nothing wrote shows
-    Device[start] = Allocation{start, bytes, m, mapBytes};
-    DeviceUsed += bytes;
+    Device[start] = Allocation{start, bytes, m, mapBytes, dev};
+    DeviceUsed[dev] += bytes;
     *address = start;
     return 0;
 }
@@ -151,7 +170,7 @@ int cuMemFree_v2(uint64_t address)
     auto it = Device.find((uintptr_t)address);
     if (it == Device.end()) { Diagnose("cuMemFree of an address that is not an allocation's start"); return 1; }
     munmap(it->second.map, it->second.mapBytes);
-    DeviceUsed -= it->second.bytes;
+    DeviceUsed[it->second.device] -= it->second.bytes;
     Device.erase(it);
     return 0;
 }
@@ -160,6 +179,7 @@ int cuMemAllocHost_v2(void** p, size_t bytes)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
     ApiTimer timer(__func__);
+    if (CurrentDevice() < 0) return ErrorInvalidContext;
     void* m = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
     if (!m) return 2;
     Pinned[(uintptr_t)m] = bytes;
@@ -171,8 +191,10 @@ int cuMemGetInfo_v2(size_t* free, size_t* total)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
     ApiTimer timer(__func__);
+    int dev = CurrentDevice();
+    if (dev < 0) return ErrorInvalidContext;
     *total = DeviceTotal();
-    *free = DeviceTotal() - DeviceUsed;
+    *free = DeviceTotal() - DeviceUsed[dev];
     return 0;
 }
 

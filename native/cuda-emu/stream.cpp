@@ -165,7 +165,6 @@ using namespace emu;
 
 extern "C" {
 
-int cuStreamCreate(void** stream, unsigned) { *stream = new int(0); return 0; }
 int cuStreamSynchronize(void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);
@@ -173,16 +172,7 @@ int cuStreamSynchronize(void*)
     Flush();
     return StickyError;
 }
-int cuStreamDestroy_v2(void* stream)
-{
-    std::lock_guard<std::recursive_mutex> lock(Gate);
-    ApiTimer timer(__func__);
-    Flush();
-    delete (int*)stream;
-    return 0;
-}
-
-int cuEventCreate(void** e, unsigned) { *e = new Event(); return 0; }
+int cuEventCreate(void** e, unsigned) { if (CurrentDevice() < 0) return ErrorInvalidContext; *e = new Event(); return 0; }
 int cuEventRecord(void* e, void*)
 {
     std::lock_guard<std::recursive_mutex> lock(Gate);

@@ -91,6 +91,7 @@ public class CudaEmulatorTests
         Assert.That(all, Does.Contain("invalid memory access in kernel emu_test_write"));
         Assert.That(all, Does.Contain("wait at different synchronisations"));
         Assert.That(all, Does.Contain("depends on the order its threads run"));
+        Assert.That(all, Does.Contain("an address of device 1's memory"));
     }
 
     [Test]
@@ -115,6 +116,31 @@ public class CudaEmulatorTests
                      "IbpReluBackward", "ReluRelaxationBackward", "E2E/Bounds/Crown", "E2E/Bounds/AlphaCrown", "E2E/GraphBounds", "E2E/CertifiedTrainStep", "E2E/Pgd" })
             Assert.That(checks, Has.Some.Contains($" {name} "), name);
         Assert.That(r.Stderr, Does.Not.Contain("cuda-emu:"), "the emulator reported a fault");
+    }
+
+    [Test]
+    public void TheSecondOfTwoEmulatedGpusRunsTheCommands()
+    {
+        // Two emulated GPUs, each with its own context, modules, memory and cuBLAS handle, which the emulator keeps
+        // apart as a GPU does (a launch outside the current context, or reaching the other GPU's memory, fails).
+        var two = new Dictionary<string, string> { ["ENGINE_CUDA_EMU_DEVICES"] = "2" };
+        var info = OnEmulatorWith(two, "info");
+        Assert.That(info.ExitCode, Is.EqualTo(0), info.ToString());
+        Assert.That(info.Stdout, Does.Contain("cuda:0 CUDA emulator").And.Contain("cuda:1 CUDA emulator"), info.ToString());
+
+        var self = OnEmulatorWith(new(two) { ["ENGINE_CUDA_EMU_RACECHECK"] = "1" }, "selftest", "--device", "cuda:1");
+        Assert.That(self.ExitCode, Is.EqualTo(0), self.ToString());
+        Assert.That(self.Stdout, Does.Contain("cuda:1 against the CPU kernels"), self.ToString());
+        Assert.That(self.LastLine, Does.Match(@"^\d+ passed, 0 failed$"), self.ToString());
+
+        var bench = OnEmulatorWith(two, "bench", "crown", "--net", "mlp", "--batch", "8", "--device", "cuda:1");
+        Assert.That(Json(bench).GetProperty("device").GetString(), Is.EqualTo("cuda:1"), bench.ToString());
+        var train = OnEmulatorWith(two, "train", "--model", "mlp", "--epochs", "1", "--limit", "256", "--device", "cuda:1",
+            "--out", Path.Combine(_tmp, "cuda1.safetensors"));
+        Assert.That(train.ExitCode, Is.EqualTo(0), train.ToString());
+        Assert.That(train.Stdout, Does.Contain("on cuda:1"), train.ToString());
+        foreach (var r in new[] { self, bench, train })
+            Assert.That(r.Stderr, Does.Not.Contain("cuda-emu:"), r.ToString());
     }
 
     [Test]
