@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -342,6 +343,17 @@ int main()
         });
         check(g.first == 3 && g.second.find("cublasSgemm on device 1") != std::string::npos && g.second.find("device 0's memory") != std::string::npos,
             ("cuBLAS operands on another device than the handle's fail the same way: " + g.second).c_str());
+    }
+    {   // Allocations map two regions each: past a budget under vm.max_map_count cuMemAlloc reports out of memory, and the
+        // process can still map memory (the .NET runtime maps code as it compiles it).
+        auto r = inChild([] {
+            int n = 0, e = 0;
+            for (uint64_t d = 0; n < 100000 && (e = cuMemAlloc_v2(&d, 256)) == 0; n++) {}
+            void* m = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            _exit(e == 2 && n >= 1024 && n < 40000 && m != MAP_FAILED ? 3 : 4);
+        });
+        check(r.first == 3 && r.second.find("vm.max_map_count") != std::string::npos,
+            ("cuMemAlloc reports out of memory before the process runs out of memory mappings: " + r.second).c_str());
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -31,6 +31,21 @@ size_t DeviceTotal()
     return total;
 }
 
+// Each allocation is two memory mappings (its pages and the guard page); the process may hold vm.max_map_count of
+// them (65530 by default), the .NET runtime's own among them. Past this many live allocations cuMemAlloc reports out
+// of memory, as a full GPU would, so the backend's allocator collects garbage and empties its cache and retries
+// rather than the runtime failing to map code.
+static size_t MaxAllocations()
+{
+    static size_t n = [] {
+        long limit = 65530;
+        if (FILE* f = fopen("/proc/sys/vm/max_map_count", "r")) { if (fscanf(f, "%ld", &limit) != 1) limit = 65530; fclose(f); }
+        long n = (limit - 16384) / 2;
+        return (size_t)(n < 1024 ? 1024 : n);
+    }();
+    return n;
+}
+
 const Allocation* FindDevice(uintptr_t p)
 {
     auto it = Device.upper_bound(p);
@@ -147,6 +162,13 @@ int cuMemAlloc_v2(uint64_t* address, size_t bytes)
     if (dev < 0) return ErrorInvalidContext;
     if (bytes == 0) return 1;
     if (DeviceUsed[dev] + bytes > DeviceTotal()) return 2;
+    if (Device.size() >= MaxAllocations())
+    {
+        static bool told = false;
+        if (!told) Diagnose(std::to_string(Device.size()) + " allocations live, each two memory mappings (vm.max_map_count): out of memory");
+        told = true;
+        return 2;
+    }
     size_t rounded = (bytes + 255) & ~(size_t)255;   // 256-byte aligned starts, as cuMemAlloc's
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t mapBytes = (rounded + page - 1) / page * page + page;

@@ -40,6 +40,7 @@ internal sealed class CachingAllocator
     private readonly object _gate = new();
     private readonly Dictionary<long, Stack<ulong>> _free = new();
     private long _allocated, _reserved, _cached;
+    private long _liveBlocks, _reservedBlocks;
     private long _allocs, _hits, _collections;
     // Reserved bytes above which a cache miss first runs the GC (see Allocate). Tensors nobody disposes come back
     // only through finalizers, and the GC cannot see device memory: without this, a training loop that relies on
@@ -47,6 +48,11 @@ internal sealed class CachingAllocator
     // bytes stay flat.
     private long _collectAbove = CollectSlack;
     internal const long CollectSlack = 256L << 20;
+    // The same by count of blocks from the driver: small tensors nobody disposes (alpha-CROWN's per-step scalars and
+    // slopes) never reach the byte slack, yet each is a cuMemAlloc of its own; tens of thousands of them cost the
+    // driver (and exhausted the emulated device's memory mappings) before the GC ran.
+    private long _collectAboveBlocks = BlockSlack;
+    internal const long BlockSlack = 8192;
 
     public CachingAllocator(IRawDeviceMemory raw) { _raw = raw; }
 
@@ -72,11 +78,12 @@ internal sealed class CachingAllocator
                 _hits++;
                 _cached -= size;
                 _allocated += size;
+                _liveBlocks++;
                 return list.Pop();
             }
         }
         bool collect;
-        lock (_gate) collect = _reserved + size > _collectAbove;
+        lock (_gate) collect = OverThresholds(size);
         if (collect && TryCollectGarbage(size, out ulong reused)) return reused;
         // Outside the lock: cuMemAlloc may take milliseconds, and finalizers must not wait for it.
         if (!_raw.TryAlloc(size, out ulong address))
@@ -96,17 +103,22 @@ internal sealed class CachingAllocator
         {
             _allocated += size;
             _reserved += size;
+            _liveBlocks++;
+            _reservedBlocks++;
         }
         return address;
     }
+
+    /// <summary>Whether one more block of <paramref name="size"/> from the driver passes either threshold (under the lock).</summary>
+    private bool OverThresholds(long size) => _reserved + size > _collectAbove || _reservedBlocks + 1 > _collectAboveBlocks;
 
     /// <summary>
     /// Runs the GC and waits for finalizers, so that unreachable tensors hand their blocks back, then takes a cached
     /// block of <paramref name="size"/> if one came back. The threshold moves to the live bytes after the collection
     /// plus a slack (at least <see cref="CollectSlack"/>, or the live bytes again), so a steady loop collects once per
-    /// slack's worth of garbage and a growing working set collects only each time it doubles. When no block of this
-    /// size came back and the cache alone would put the reservation past the threshold, the cache (blocks of other
-    /// sizes) goes back to the driver.
+    /// slack's worth of garbage and a growing working set collects only each time it doubles; likewise by count of
+    /// blocks (<see cref="BlockSlack"/>). When no block of this size came back and the cache alone would put the
+    /// reservation past a threshold, the cache (blocks of other sizes) goes back to the driver.
     /// </summary>
     private bool TryCollectGarbage(long size, out ulong address, bool reuse = true)
     {
@@ -119,20 +131,25 @@ internal sealed class CachingAllocator
         {
             _collections++;
             _collectAbove = _allocated + size + Math.Max(CollectSlack, _allocated);
+            _collectAboveBlocks = _liveBlocks + 1 + Math.Max(BlockSlack, _liveBlocks);
             if (reuse && _free.TryGetValue(size, out var list) && list.Count > 0)
             {
                 _hits++;
                 _cached -= size;
                 _allocated += size;
+                _liveBlocks++;
                 address = list.Pop();
                 return true;
             }
-            release = _reserved + size > _collectAbove;
+            release = OverThresholds(size);
         }
         if (release && reuse) EmptyCache();
         address = 0;
         return false;
     }
+
+    /// <summary>Blocks held from the driver (live and cached).</summary>
+    public long ReservedBlocks { get { lock (_gate) return _reservedBlocks; } }
 
     /// <summary>How many times a cache miss ran the GC to recover blocks of unreachable tensors.</summary>
     public long Collections { get { lock (_gate) return _collections; } }
@@ -147,6 +164,7 @@ internal sealed class CachingAllocator
             list.Push(address);
             _allocated -= size;
             _cached += size;
+            _liveBlocks--;
         }
     }
 
@@ -159,6 +177,7 @@ internal sealed class CachingAllocator
             foreach (var list in _free.Values) { release.AddRange(list); list.Clear(); }
             _reserved -= _cached;
             _cached = 0;
+            _reservedBlocks -= release.Count;
         }
         if (release.Count == 0) return;
         _raw.Synchronize();

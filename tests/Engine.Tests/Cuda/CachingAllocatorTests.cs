@@ -154,6 +154,20 @@ public class CachingAllocatorTests
     }
 
     [Test]
+    public void SmallBlocksReleasedOnlyByFinalizersKeepTheBlockCountBounded()
+    {
+        // 40,000 blocks of 512 B (20 MB in all, far under the byte slack), never disposed: without a collection by
+        // count every one would be a driver allocation of its own.
+        var raw = new FakeMemory(64L << 30);
+        var a = new CachingAllocator(raw);
+        for (int i = 0; i < 40_000; i++) Garbage(a, 512);
+        Assert.That(a.Collections, Is.GreaterThan(0), "cache misses past the block slack run the GC");
+        Assert.That(raw.Allocs, Is.LessThan(4 * CachingAllocator.BlockSlack), $"{raw.Allocs} driver allocations for 40,000 blocks of garbage");
+        Assert.That(a.ReservedBlocks, Is.LessThanOrEqualTo(2 * CachingAllocator.BlockSlack + 1));
+        Assert.That(a.ReservedBlocks, Is.EqualTo(raw.Live.Count), "the count follows the driver's blocks");
+    }
+
+    [Test]
     public void ConcurrentAllocateAndFreeNeverShareABlock()
     {
         var raw = new FakeMemory(1L << 40);
