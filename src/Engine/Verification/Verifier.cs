@@ -96,15 +96,17 @@ public static class Verifier
 
     /// <summary>
     /// The per-example input shape for a model input declared with <paramref name="declared"/> (as in ONNX): a
-    /// leading batch dimension of 1 is dropped ([1, 1, 1, 5] -> [1, 1, 5]); a rank-1 shape is one example ([1] -> [1],
-    /// run as [B, 1]). Dynamic sizes (&lt;= 0) are refused.
+    /// leading batch dimension of 1, or a symbolic one (&lt;= 0, as PyTorch exports with dynamic axes), is dropped
+    /// ([1, 1, 1, 5] -> [1, 1, 5], [N, 1, 28, 28] -> [1, 28, 28]); a rank-1 shape is one example ([1] -> [1], run as
+    /// [B, 1]). Any other dynamic size (&lt;= 0) is refused.
     /// </summary>
     public static int[] ExampleShape(IReadOnlyList<int> declared)
     {
         ArgumentNullException.ThrowIfNull(declared);
-        if (declared.Count == 0 || declared.Any(d => d <= 0))
-            throw new ArgumentException($"Verifier: the model input shape {ShapeUtil.Format(declared.ToArray())} must be static and non-empty.");
-        return declared.Count >= 2 && declared[0] == 1 ? declared.Skip(1).ToArray() : declared.ToArray();
+        var example = declared.Count >= 2 && declared[0] is 1 or <= 0 ? declared.Skip(1).ToArray() : declared.ToArray();
+        if (example.Length == 0 || example.Any(d => d <= 0))
+            throw new ArgumentException($"Verifier: the model input shape {ShapeUtil.Format(declared.ToArray())} must be static (but for a leading batch dimension) and non-empty.");
+        return example;
     }
 
     /// <summary>

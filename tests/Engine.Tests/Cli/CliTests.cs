@@ -137,6 +137,46 @@ public class CliTests
     }
 
     [Test]
+    public void BoundsAndBenchTakeAModelWithASymbolicBatchDimension()
+    {
+        // PyTorch exports with dynamic axes declare the batch as a symbol ([N, 6]): it is the batch, not a size to refuse.
+        var onnx = Path.Combine(_tmp, "symbolic-batch.onnx");
+        File.WriteAllBytes(onnx, Onnx.OnnxOpModels.DivByConstant().Bytes());
+        var m = OnnxModel.Load(onnx);
+        Assert.That(m.Inputs[0].Shape, Is.EqualTo(new[] { -1, 6 }));
+        var centre = new[] { 0.3f, -0.2f, 0.5f, 0.1f, -0.4f, 0.25f };
+        var input = Path.Combine(_tmp, "x-symbolic.json");
+        File.WriteAllText(input, "[" + string.Join(",", centre.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]");
+        var r = CliRunner.Run("bounds", onnx, "--input", input, "--eps", "0.05", "--method", "crown", "--json", "--threads", "1");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var j = JsonDocument.Parse(r.LastLine).RootElement;
+        var lo = j.GetProperty("lower").EnumerateArray().Select(v => (float)v.GetDouble()).ToArray();
+        var hi = j.GetProperty("upper").EnumerateArray().Select(v => (float)v.GetDouble()).ToArray();
+        var expected = Engine.Bounds.Bounds.Compute(m.Graph, Tensor.FromArray(centre, 1, 6), Engine.Bounds.Perturbation.LInf(0.05f), Engine.Bounds.BoundMethod.Crown);
+        Assert.That(lo, Is.EqualTo(expected.Lower.ToArray()));
+        Assert.That(hi, Is.EqualTo(expected.Upper.ToArray()));
+
+        var bench = CliRunner.Run("bench", "crown", "--model", onnx, "--method", "crown", "--batch", "3", "--threads", "1");
+        Assert.That(bench.ExitCode, Is.EqualTo(0), bench.ToString());
+        Assert.That(bench.LastLine, Does.StartWith("{\"op\":\"crown\""), bench.ToString());
+    }
+
+    [TestCase(new[] { -1, 1, 28, 28 }, new[] { 1, 28, 28 })]
+    [TestCase(new[] { 0, 6 }, new[] { 6 })]
+    [TestCase(new[] { 1, 1, 1, 5 }, new[] { 1, 1, 5 })]
+    [TestCase(new[] { 1 }, new[] { 1 })]
+    [TestCase(new[] { 4, 3 }, new[] { 4, 3 })]
+    public void ExampleShapeDropsALeadingBatchDimension(int[] declared, int[] example)
+        => Assert.That(Verifier.ExampleShape(declared), Is.EqualTo(example));
+
+    [TestCase(new[] { -1 })]
+    [TestCase(new[] { 1, -1, 3 })]
+    [TestCase(new[] { -1, 3, -1 })]
+    [TestCase(new int[0])]
+    public void ExampleShapeRefusesOtherDynamicSizes(int[] declared)
+        => Assert.That(() => Verifier.ExampleShape(declared), Throws.ArgumentException.With.Message.Contain("must be static"));
+
+    [Test]
     public void BoundsRejectsAnInputOfTheWrongLength()
     {
         var input = Path.Combine(_tmp, "x-short.json");
