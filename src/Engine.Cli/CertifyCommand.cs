@@ -97,7 +97,7 @@ internal static class CertifyCommand
         var loaded = ModelFiles.Load(s.File, s.Model);
         var graph = loaded.Module is { } module ? module.To(device).Graph : loaded.Graph.To(device);
         var (split, source) = Training.LoadData(s.Data);
-        var test = Prepare(split.Test, loaded.ExampleShape, s.Limit, s.File);
+        var test = ModelFiles.Examples(split.Test, loaded.ExampleShape, s.Limit, s.File);
         bool smoothing = s.Method == "smoothing";
         bool l2 = smoothing || s.Norm == "2";
         bool fancy = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
@@ -233,17 +233,6 @@ internal static class CertifyCommand
             throw new InvalidOperationException(
                 $"--plot: the plotting library (SkiaSharp) could not load its native library; keep libSkiaSharp.so and libHarfBuzzSharp.so beside the engine binary ({first}).", e);
         }
-    }
-
-    private static TensorDataset Prepare(TensorDataset test, int[] exampleShape, int? limit, string file)
-    {
-        int count = Math.Min(limit ?? test.Count, test.Count);
-        var x = test.Inputs.NarrowRows(0, count);
-        var y = test.Targets.NarrowRows(0, count);
-        int per = x.Numel / Math.Max(1, count);
-        if (ShapeUtil.Numel(exampleShape) != per)
-            throw new InvalidDataException($"{file}: the model takes inputs of shape [{string.Join(", ", exampleShape)}], the data has {per} values per image.");
-        return new TensorDataset(x.Reshape([count, .. exampleShape]), y);
     }
 
     private static BoundMethod ParseMethod(string m) => m switch

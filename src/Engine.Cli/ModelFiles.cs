@@ -2,6 +2,8 @@ using Engine.Graph;
 using Engine.Nn;
 using Engine.Onnx;
 using Engine.Serialization;
+using Engine.Data;
+using Engine.Tensors;
 
 namespace Engine.Cli;
 
@@ -47,5 +49,21 @@ internal static class ModelFiles
         int[] example = shape.Length > 1 ? shape[1..] : shape;
         if (example.Any(d => d <= 0)) throw new InvalidDataException($"{path}: the input shape [{string.Join(", ", shape)}] is not fixed.");
         return new Loaded(m.Graph, null, Path.GetFileNameWithoutExtension(path), example);
+    }
+
+    /// <summary>
+    /// The first <paramref name="limit"/> examples of <paramref name="test"/> (all when null), each reshaped to the
+    /// model's per-example input shape (an ONNX classifier may take the images flattened); a size mismatch names
+    /// <paramref name="file"/>.
+    /// </summary>
+    public static TensorDataset Examples(TensorDataset test, int[] exampleShape, int? limit, string file)
+    {
+        int count = Math.Min(limit ?? test.Count, test.Count);
+        var x = test.Inputs.NarrowRows(0, count);
+        var y = test.Targets.NarrowRows(0, count);
+        int per = x.Numel / Math.Max(1, count);
+        if (ShapeUtil.Numel(exampleShape) != per)
+            throw new InvalidDataException($"{file}: the model takes inputs of shape [{string.Join(", ", exampleShape)}], the data has {per} values per image.");
+        return new TensorDataset(x.Reshape([count, .. exampleShape]), y);
     }
 }

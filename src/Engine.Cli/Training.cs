@@ -1,5 +1,6 @@
 using Engine.Autograd;
 using Engine.Data;
+using Engine.Graph;
 using Engine.Nn;
 using Engine.Tensors;
 
@@ -48,6 +49,16 @@ internal static class Training
     {
         bool wasTraining = model.Training;
         model.Eval();
+        try { return Evaluate(model.Forward, data, batch, device); }
+        finally { model.Train(wasTraining); }
+    }
+
+    /// <summary>Accuracy of a graph (an imported ONNX classifier) as <see cref="Evaluate(Module, TensorDataset, int, Device?)"/>.</summary>
+    public static (int Correct, int Total) Evaluate(ComputeGraph graph, TensorDataset data, int batch = 500, Device? device = null)
+        => Evaluate(x => Executor.Forward(graph, x), data, batch, device);
+
+    private static (int Correct, int Total) Evaluate(Func<Tensor, Tensor> forward, TensorDataset data, int batch, Device? device)
+    {
         int correct = 0;
         using (new NoGrad())
             foreach (var (x, y) in new DataLoader(data, batch, shuffle: false))
@@ -55,11 +66,10 @@ internal static class Training
                 // Each batch's activations go back to the pool when it is counted, not to the finalizer queue: left to
                 // the GC, the 10,000 test images' ~400 MB of activations slowed the next epoch's training by up to 20 %.
                 using (TensorScope.Begin(includeCpu: true))
-                    correct += Accuracy.CountCorrect(model.Forward(device is null ? x : x.To(device)), y);
+                    correct += Accuracy.CountCorrect(forward(device is null ? x : x.To(device)), y);
                 x.Storage.Dispose();
                 y.Storage.Dispose();
             }
-        model.Train(wasTraining);
         return (correct, data.Count);
     }
 }

@@ -101,6 +101,25 @@ public class CertifyCliTests
         Assert.That(j.GetProperty("method").GetString(), Is.EqualTo("crown"));
     }
 
+    [Test]
+    public void EvaluatesAnOnnxClassifier()
+    {
+        // `engine eval` takes what `engine certify` takes: the accuracy of an ONNX classifier on flattened images.
+        var bytes = new Onnx.OnnxTestModel(seed: 4).Input("x", -1, 784).Output("y").RandScaled("w", 0.05f, 784, 10).RandScaled("b", 0.1f, 10)
+            .Node("MatMul", ["x", "w"], ["m"]).Node("Add", ["m", "b"], ["y"]).Bytes();
+        var onnx = Path.Combine(_tmp, "eval-linear.onnx");
+        File.WriteAllBytes(onnx, bytes);
+        var r = CliRunner.Run("eval", onnx);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
+        var j = JsonDocument.Parse(r.LastLine).RootElement;
+        var test = Engine.Data.FashionMnist.LoadEmbedded().Test;
+        var logits = Engine.Graph.Executor.Forward(Engine.Onnx.OnnxModel.Load(bytes).Graph, test.Inputs.Reshape(test.Count, 784));
+        int correct = Engine.Nn.Accuracy.CountCorrect(logits, test.Targets);
+        Assert.That(j.GetProperty("samples").GetInt32(), Is.EqualTo(test.Count));
+        Assert.That(j.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(Math.Round((double)correct / test.Count, 4)), r.ToString());
+        Assert.That(j.GetProperty("model").GetString(), Is.EqualTo("eval-linear"));
+    }
+
     [TestCase("missing", "--eps", "0.1")]
     [TestCase("weights", "--eps=-0.1")]
     [TestCase("weights", "--eps", "0.1", "--method", "smoothing", "--sigma", "0")]

@@ -205,6 +205,9 @@ public class CudaEmulatorTests
                 Assert.That(g.GetProperty(key).GetDouble(), Is.EqualTo(cpu.GetProperty(key).GetDouble()), $"{method} {key}\n{gpu}");
             Assert.That(g.GetProperty("verified").GetDouble(), Is.GreaterThan(0), "not vacuous");
         }
+        var evalCpu = Json(CliRunner.Run("eval", onnx));
+        var evalGpu = Json(OnEmulator("eval", onnx, "--device", "cuda"));
+        Assert.That(evalGpu.GetProperty("test_accuracy").GetDouble(), Is.EqualTo(evalCpu.GetProperty("test_accuracy").GetDouble()), "eval of the ONNX model");
     }
 
     [Test]
