@@ -87,14 +87,21 @@ public class CertifyCliTests
         Assert.That(j.GetProperty("pgd").GetDouble(), Is.LessThanOrEqualTo(j.GetProperty("clean").GetDouble()));
     }
 
+    /// <summary>A linear ONNX classifier of flattened images ([N, 784] -> 10), written to NAME.onnx in the test directory.</summary>
+    private (string Path, byte[] Bytes) LinearOnnx(string name, int seed)
+    {
+        var bytes = new Onnx.OnnxTestModel(seed: seed).Input("x", -1, 784).Output("y").RandScaled("w", 0.05f, 784, 10).RandScaled("b", 0.1f, 10)
+            .Node("MatMul", ["x", "w"], ["m"]).Node("Add", ["m", "b"], ["y"]).Bytes();
+        var path = Path.Combine(_tmp, name + ".onnx");
+        File.WriteAllBytes(path, bytes);
+        return (path, bytes);
+    }
+
     [Test]
     public void CertifiesAnOnnxClassifier()
     {
         // A linear classifier on flattened images: the CLI reshapes the test images to the model's [N, 784] input.
-        var bytes = new Onnx.OnnxTestModel(seed: 3).Input("x", -1, 784).Output("y").RandScaled("w", 0.05f, 784, 10).RandScaled("b", 0.1f, 10)
-            .Node("MatMul", ["x", "w"], ["m"]).Node("Add", ["m", "b"], ["y"]).Bytes();
-        var onnx = Path.Combine(_tmp, "linear.onnx");
-        File.WriteAllBytes(onnx, bytes);
+        var (onnx, _) = LinearOnnx("linear", seed: 3);
         var j = Json(CliRunner.Run("certify", onnx, "--eps", "0.001", "--limit", "30", "--pgd-steps", "5", "--threads", "2"));
         Assert.That(j.GetProperty("verified").GetDouble(), Is.LessThanOrEqualTo(j.GetProperty("pgd").GetDouble()));
         Assert.That(j.GetProperty("pgd").GetDouble(), Is.LessThanOrEqualTo(j.GetProperty("clean").GetDouble()));
@@ -105,10 +112,7 @@ public class CertifyCliTests
     public void EvaluatesAnOnnxClassifier()
     {
         // `engine eval` takes what `engine certify` takes: the accuracy of an ONNX classifier on flattened images.
-        var bytes = new Onnx.OnnxTestModel(seed: 4).Input("x", -1, 784).Output("y").RandScaled("w", 0.05f, 784, 10).RandScaled("b", 0.1f, 10)
-            .Node("MatMul", ["x", "w"], ["m"]).Node("Add", ["m", "b"], ["y"]).Bytes();
-        var onnx = Path.Combine(_tmp, "eval-linear.onnx");
-        File.WriteAllBytes(onnx, bytes);
+        var (onnx, bytes) = LinearOnnx("eval-linear", seed: 4);
         var r = CliRunner.Run("eval", onnx);
         Assert.That(r.ExitCode, Is.EqualTo(0), r.ToString());
         var j = JsonDocument.Parse(r.LastLine).RootElement;
